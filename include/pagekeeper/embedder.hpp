@@ -1,0 +1,51 @@
+// pagekeeper/embedder.hpp
+//
+// Embedder: something that turns texts into fixed-dimension float32 vectors. Every backend
+// (the built-in lexical embedder, llama.cpp GGUF models, remote OpenAI-compatible servers)
+// implements this one interface, and every caller reaches embedders only through the
+// EmbeddingService, which caches their results (there is no second cache).
+//
+// Thread safety: implementations must allow concurrent calls of every method from any
+// thread (a backend that cannot run concurrently serializes internally).
+
+#pragma once
+
+#include <cstddef>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pagekeeper {
+
+// An embedder could not produce vectors. `what()` names the backend and the cause.
+class EmbedderError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// The input was refused before reaching the backend (empty text, too many tokens, ...).
+// Distinct from EmbedderError so a server can answer 4xx rather than 5xx.
+class EmbedderInputError : public EmbedderError {
+ public:
+  using EmbedderError::EmbedderError;
+};
+
+class Embedder {
+ public:
+  virtual ~Embedder() = default;
+
+  // Canonical model name, used in cache keys (aliases resolve to it before keying).
+  virtual std::string name() const = 0;
+  // Length of every vector this embedder returns.
+  virtual std::size_t dimensions() const = 0;
+  // The most texts one embed() call accepts; callers split larger batches.
+  virtual std::size_t max_batch() const = 0;
+  // Embeds `texts` (at most max_batch()), returning exactly texts.size() vectors of
+  // dimensions() floats each, in input order. Throws EmbedderInputError for input it
+  // refuses and EmbedderError for any other failure; never aborts the process.
+  virtual std::vector<std::vector<float>> embed(std::span<const std::string> texts) = 0;
+};
+
+}  // namespace pagekeeper
