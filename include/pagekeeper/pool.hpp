@@ -1,0 +1,1162 @@
+// pagekeeper/pool.hpp
+//
+// PagedResourcePool<K,V>: a byte-budgeted, sharded, thread-safe cache of values that are
+// expensive to produce (embedding vectors, adapters, loaded models, KV slots). It is the one
+// paging primitive of pagekeeper; every resource kind pages through it.
+//
+// What it guarantees
+//   - Budget: after any insert, total_bytes <= max_bytes unless pinned bytes alone exceed it.
+//     An over-budget insert evicts down to low_watermark * max_bytes (default 1.0: only what
+//     is needed to fit). A value larger than max_bytes on its own is not cached (counted in
+//     stats().rejected_oversize) and never throws on the caller's path.
+//   - Single flight: concurrent load_or_share()/load_many() of one missing key run one
+//     loader; all callers get its value, which is inserted exactly once, by the loader's
+//     caller. A failure (an exception from the loader) reaches every waiter, caches nothing
+//     and frees the in-flight slot, so a retry runs the loader again. Loaders run outside
+//     every pool lock, so a loader may call get()/insert() on the same pool (but must not
+//     wait for a load of a key it is itself loading).
+//   - Pins: an entry with a live PinHandle is never evicted by the budget, by
+//     evict_at_least() / evict_under_pressure() or by the broker; only evict() and clear()
+//     remove it. A removed entry's value stays readable through handles that pin it.
+//   - Statistics: hits + misses equals the number of lookups (get, and the lookup at the start
+//     of load_or_share / load_many); total_bytes equals the sum of resident entry sizes.
+//
+// Design and locking rule
+//   Keys hash into shards (a power of two). Each shard has a reader-writer lock. The hit path
+//   (get, pin) takes the shard's lock *shared* and records the access in a small per-shard
+//   read buffer (Caffeine's idea); the buffer is replayed into the shard's exact LRU list
+//   under the exclusive lock, when it fills and before every eviction, so a single thread
+//   sees exact LRU and concurrent readers never serialize on a list. Under heavy concurrent
+//   reads a full buffer drops recency events (lossy, as in Caffeine): order is then
+//   approximate, never the budget or the pins. Writers (insert, eviction, load completion)
+//   take one shard's lock exclusively; no code path holds two shard locks at once, except
+//   custom-policy eviction and verification, which take all of them in index order.
+//   total_bytes is an atomic changed only under the owning shard's lock.
+//   Entries live in a per-shard arena (no per-entry malloc header) and are found through a
+//   per-shard open-addressing table of tagged pointers, which keeps metadata under 64 bytes
+//   per entry.
+//
+// Value type requirements: V is copy-constructible (get() returns a copy: use
+// std::shared_ptr<const T> for large values). V's destructor runs under a shard lock and must
+// not call back into the pool. The sizer, the key formatter and custom priorities must be
+// cheap, thread-safe and must not call back into the pool.
+
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <bit>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <future>
+#include <memory>
+#include <memory_resource>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "pagekeeper/clock.hpp"
+#include "pagekeeper/eviction_policy.hpp"
+#include "pagekeeper/resource_pool.hpp"
+
+namespace pagekeeper {
+
+// A batch loader returned the wrong number of values, or a loader failed without an
+// exception of its own type.
+class LoadError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+template <class K, class V>
+struct PoolConfig {
+  // Required, non-empty: the tier name the broker and the metrics know this pool by.
+  std::string name;
+  // Required: the byte budget. 0 is allowed and means "caches nothing, not managed".
+  std::uint64_t max_bytes = 0;
+  // Required: bytes a value occupies; computed once, at insert.
+  std::function<std::uint64_t(const V&)> sizer;
+  // Required: the eviction order.
+  std::optional<EvictionPolicy<V>> policy;
+  // Fraction of max_bytes an over-budget insert evicts down to, in (0, 1].
+  double low_watermark = 1.0;
+  // Number of shards, a power of two in [1, 1024]; 0 lets the pool choose (1 for custom
+  // policies and for budgets under 1 MiB, whose few entries want exact global order; else
+  // 4 per hardware thread, between 4 and 64).
+  std::uint32_t shards = 0;
+  // Optional: how snapshot() prints keys. Defaults to the key itself for strings, to
+  // std::to_string for arithmetic keys, to to_string(key) found by ADL, else "<key>".
+  std::function<std::string(const K&)> key_formatter;
+};
+
+// What one load_many() call did, for per-call accounting (never a difference of global
+// counters). Every position of `keys` is counted once in exactly one of the three.
+struct LoadManyStats {
+  std::size_t hits = 0;    // found resident
+  std::size_t loaded = 0;  // produced by this call's batch loader (duplicates included)
+  std::size_t joined = 0;  // produced by a load already in flight elsewhere
+  std::size_t loader_keys = 0;  // distinct keys handed to the batch loader
+};
+
+namespace pool_detail {
+
+inline std::uint64_t mix64(std::uint64_t h) noexcept {
+  // MurmurHash3's finalizer: every input bit affects every output bit, so shard, tag and
+  // table index can come from disjoint bit ranges even for identity hashes.
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ULL;
+  h ^= h >> 33;
+  return h;
+}
+
+template <class K>
+std::string default_key_text(const K& key) {
+  if constexpr (std::is_convertible_v<const K&, std::string>) {
+    return std::string(key);
+  } else if constexpr (std::is_arithmetic_v<K>) {
+    return std::to_string(key);
+  } else if constexpr (requires(const K& k) { { to_string(k) } -> std::convertible_to<std::string>; }) {
+    return to_string(key);
+  } else {
+    return "<key>";
+  }
+}
+
+}  // namespace pool_detail
+
+template <class K, class V, class Hash = std::hash<K>, class KeyEqual = std::equal_to<K>>
+class PagedResourcePool final : public ResourcePool {
+  struct Core;
+  struct Entry;
+
+ public:
+  using key_type = K;
+  using value_type = V;
+  using Config = PoolConfig<K, V>;
+
+  // RAII pin on one entry. Movable, not copyable. While held, the entry cannot be evicted
+  // except by evict()/clear(), and its value stays readable through value() even after such
+  // a forced removal. release() is idempotent and runs on destruction. A handle from pin()
+  // of a missing key is empty (operator bool is false). A handle keeps the pool's internals
+  // alive, so it may outlive the pool object.
+  class PinHandle {
+   public:
+    PinHandle() = default;
+    PinHandle(const PinHandle&) = delete;
+    PinHandle& operator=(const PinHandle&) = delete;
+    PinHandle(PinHandle&& other) noexcept
+        : core_(std::move(other.core_)), entry_(std::exchange(other.entry_, nullptr)),
+          shard_(other.shard_) {}
+    PinHandle& operator=(PinHandle&& other) noexcept {
+      if (this != &other) {
+        release();
+        core_ = std::move(other.core_);
+        entry_ = std::exchange(other.entry_, nullptr);
+        shard_ = other.shard_;
+      }
+      return *this;
+    }
+    ~PinHandle() { release(); }
+
+    explicit operator bool() const noexcept { return entry_ != nullptr; }
+    // Requires: *this is non-empty.
+    const V& value() const noexcept { return entry_->value; }
+    const V* operator->() const noexcept { return &entry_->value; }
+    const V& operator*() const noexcept { return entry_->value; }
+    const K& key() const noexcept { return entry_->key; }
+
+    // Drops the pin (idempotent).
+    void release() noexcept {
+      if (entry_ != nullptr) {
+        core_->unpin(shard_, entry_);
+        entry_ = nullptr;
+        core_.reset();
+      }
+    }
+
+   private:
+    friend class PagedResourcePool;
+    PinHandle(std::shared_ptr<Core> core, Entry* entry, std::uint32_t shard)
+        : core_(std::move(core)), entry_(entry), shard_(shard) {}
+    std::shared_ptr<Core> core_;
+    Entry* entry_ = nullptr;
+    std::uint32_t shard_ = 0;
+  };
+
+  // Throws std::invalid_argument naming the field when the configuration is invalid.
+  explicit PagedResourcePool(Config config) : core_(std::make_shared<Core>(std::move(config))) {}
+
+  PagedResourcePool(const PagedResourcePool&) = delete;
+  PagedResourcePool& operator=(const PagedResourcePool&) = delete;
+
+  const Config& config() const noexcept { return core_->config; }
+  const std::string& name() const noexcept { return core_->config.name; }
+  std::uint32_t shard_count() const noexcept { return core_->shard_count; }
+
+  // Returns a copy of the value and refreshes its recency (a hit), or nullopt (a miss).
+  std::optional<V> get(const K& key) const { return core_->get(key); }
+
+  // True when `key` is resident. Counts nothing and refreshes nothing.
+  bool contains(const K& key) const { return core_->contains(key); }
+
+  // Inserts or replaces `key`, then enforces the budget (the new entry may itself be a
+  // victim only if everything else is pinned). A replaced entry's pins stay with the old
+  // value: handles keep reading what they pinned; the new entry starts unpinned.
+  // A value larger than max_bytes is not cached (and a previous entry for `key` is removed,
+  // since it is stale); returns false in that case, true when the value is now resident.
+  bool insert(K key, V value) {
+    const std::uint64_t size = core_->config.sizer(value);
+    return core_->insert(std::move(key), std::move(value), size);
+  }
+
+  // Single-flight load. `loader` is called as loader(key) or loader() and returns V; it
+  // signals failure by throwing. Returns the cached value on a hit; otherwise joins the load
+  // in flight for `key` or runs `loader` (outside every lock) and inserts its value once.
+  // Rethrows the loader's exception to this caller and to every waiter.
+  template <class Loader>
+  V load_or_share(const K& key, Loader&& loader) {
+    if (auto hit = core_->get(key)) return std::move(*hit);
+    return core_->load_missing(key, std::forward<Loader>(loader));
+  }
+
+  // Bulk form (Caffeine's getAll). Returns the values of `keys` in order. One call of
+  // batch_loader(const std::vector<K>&) -> std::vector<V> receives exactly the distinct keys
+  // that are neither resident nor in flight elsewhere (none: it is not called); keys in
+  // flight elsewhere are joined, duplicates inside `keys` are loaded once. The loader must
+  // return one value per key, in order (otherwise LoadError). A loader failure fails this
+  // call, caches nothing of it and frees its in-flight slots (waiters that joined them get
+  // the same exception). `stats`, when given, receives this call's own accounting.
+  template <class BatchLoader>
+  std::vector<V> load_many(const std::vector<K>& keys, BatchLoader&& batch_loader,
+                           LoadManyStats* stats = nullptr) {
+    return core_->load_many(keys, std::forward<BatchLoader>(batch_loader), stats);
+  }
+
+  // Pins `key` if resident (refreshing its recency, counting neither hit nor miss);
+  // returns an empty handle otherwise.
+  PinHandle pin(const K& key) {
+    auto [entry, shard] = core_->pin(key);
+    if (entry == nullptr) return PinHandle();
+    return PinHandle(core_, entry, shard);
+  }
+
+  // Forced removal, pins ignored. Returns whether `key` was resident (then counts one
+  // eviction).
+  bool evict(const K& key) { return core_->evict_key(key); }
+
+  // Drops every entry, pinned ones included, and resets hits, misses, evictions and
+  // rejected_oversize to 0. Returns the number of entries dropped.
+  // Loads in flight during clear() are detached: their waiters still receive the loaded
+  // value (or error), but it is NOT inserted (it belongs to the state that was cleared), and
+  // a load of the same key started after clear() runs its own loader.
+  std::size_t clear() { return core_->clear(); }
+
+  // Evicts unpinned entries in policy order until at least `bytes` are freed or none remain.
+  // Returns the bytes freed (whole entries, so it may overshoot). 0 frees nothing.
+  std::uint64_t evict_at_least(std::uint64_t bytes) override { return core_->evict_at_least(bytes); }
+
+  // Evicts unpinned entries in policy order until total_bytes <= target_fraction *
+  // max_bytes (runs even when under budget). Returns bytes freed.
+  // Requires: target_fraction >= 0 (std::invalid_argument otherwise).
+  std::uint64_t evict_under_pressure(double target_fraction) {
+    if (!(target_fraction >= 0.0)) {
+      throw std::invalid_argument("evict_under_pressure: target_fraction must be >= 0");
+    }
+    return core_->evict_to(core_->fraction_of_max(target_fraction));
+  }
+
+  PoolStats stats() const override { return core_->stats(); }
+  std::vector<EntrySnapshot> snapshot() const override { return core_->snapshot(); }
+  std::string tier_name() const override { return core_->config.name; }
+  std::uint64_t capacity_bytes() const override { return core_->config.max_bytes; }
+  std::uint64_t usage_bytes() const override {
+    return core_->total_bytes.load(std::memory_order_relaxed);
+  }
+
+  // For tests and debugging: takes every shard lock and checks the internal invariants
+  // (bytes accounted equal the sum of entry sizes, table and list agree, counters agree).
+  // Returns an empty string when they hold, else a description of the first violation.
+  std::string verify_invariants() const { return core_->verify_invariants(); }
+
+  // Bytes of pool bookkeeping per resident entry beyond sizeof(K) + sizeof(V): the entry
+  // header plus its share of the hash table at the current load. For the overhead figure.
+  static constexpr std::size_t entry_header_bytes() noexcept {
+    return sizeof(Entry) - sizeof(K) - sizeof(V);
+  }
+
+ private:
+  // ---------------------------------------------------------------------------------------
+  struct Link {
+    Link* prev = nullptr;
+    Link* next = nullptr;
+  };
+
+  static constexpr std::uint32_t kDetachedBit = 1;
+  static constexpr std::uint32_t kPinUnit = 2;
+
+  struct Entry : Link {
+    template <class KK, class VV>
+    Entry(KK&& k, VV&& v, std::uint64_t size, std::int64_t now)
+        : size_bytes(size), loaded_at_ms(now), last_access_ms(now),
+          key(std::forward<KK>(k)), value(std::forward<VV>(v)) {}
+    // pins * kPinUnit | detached. Detached entries are out of the table and list; the
+    // last unpin of a detached entry frees it (exactly one party sees pins reach 0 with the
+    // bit set, so exactly one frees).
+    std::atomic<std::uint32_t> state{0};
+    std::atomic<std::uint32_t> access_count{1};
+    std::uint64_t size_bytes;
+    std::int64_t loaded_at_ms;
+    std::atomic<std::int64_t> last_access_ms;
+    K key;
+    V value;
+
+    std::uint32_t pins() const noexcept { return state.load(std::memory_order_acquire) / kPinUnit; }
+  };
+
+  struct Flight {
+    Flight() : future(promise.get_future().share()) {}
+    std::promise<V> promise;
+    std::shared_future<V> future;
+  };
+
+  // Open-addressing (linear probing, backward-shift deletion) table of Entry pointers whose
+  // top 16 bits carry a hash tag, so most probes are rejected without touching the entry.
+  class Table {
+   public:
+    static constexpr std::uintptr_t kPtrMask = (std::uintptr_t{1} << 48) - 1;
+
+    Entry* find(std::uint64_t h, const K& key, const KeyEqual& eq) const noexcept {
+      if (slots_.empty()) return nullptr;
+      const std::uintptr_t tag = tag_of(h);
+      for (std::size_t i = home(h);; i = (i + 1) & mask_) {
+        const std::uintptr_t s = slots_[i];
+        if (s == 0) return nullptr;
+        if ((s & ~kPtrMask) == tag) {
+          Entry* e = reinterpret_cast<Entry*>(s & kPtrMask);
+          if (eq(e->key, key)) return e;
+        }
+      }
+    }
+
+    // Requires: no entry with this key is present.
+    void insert(std::uint64_t h, Entry* e) {
+      if ((count_ + 1) * 4 > slots_.size() * 3) grow();
+      std::size_t i = home(h);
+      while (slots_[i] != 0) i = (i + 1) & mask_;
+      slots_[i] = pack(h, e);
+      ++count_;
+    }
+
+    // Requires: e is present. rehash(e) recomputes an entry's hash (needed to shift).
+    template <class Rehash>
+    void erase(std::uint64_t h, const Entry* e, Rehash&& rehash) noexcept {
+      std::size_t i = home(h);
+      while ((slots_[i] & kPtrMask) != reinterpret_cast<std::uintptr_t>(e)) i = (i + 1) & mask_;
+      // Backward shift: pull later members of the probe run into the hole when their home
+      // position lies cyclically at or before the hole.
+      for (std::size_t j = (i + 1) & mask_; slots_[j] != 0; j = (j + 1) & mask_) {
+        const std::size_t hj = home(rehash(reinterpret_cast<Entry*>(slots_[j] & kPtrMask)));
+        if (((j - hj) & mask_) >= ((j - i) & mask_)) {
+          slots_[i] = slots_[j];
+          i = j;
+        }
+      }
+      slots_[i] = 0;
+      --count_;
+    }
+
+    template <class Fn>
+    void for_each(Fn&& fn) const {
+      for (std::uintptr_t s : slots_) {
+        if (s != 0) fn(reinterpret_cast<Entry*>(s & kPtrMask));
+      }
+    }
+
+    void reset() noexcept {
+      std::fill(slots_.begin(), slots_.end(), 0);
+      count_ = 0;
+    }
+    std::size_t size() const noexcept { return count_; }
+    std::size_t slot_count() const noexcept { return slots_.size(); }
+
+   private:
+    std::size_t home(std::uint64_t h) const noexcept { return static_cast<std::size_t>(h >> shift_); }
+    static std::uintptr_t tag_of(std::uint64_t h) noexcept {
+      return static_cast<std::uintptr_t>((h >> 16) & 0xffff) << 48;
+    }
+    static std::uintptr_t pack(std::uint64_t h, Entry* e) noexcept {
+      return tag_of(h) | reinterpret_cast<std::uintptr_t>(e);
+    }
+    void grow() {
+      const std::size_t new_size = slots_.empty() ? 16 : slots_.size() * 2;
+      std::vector<std::uintptr_t> old = std::move(slots_);
+      slots_.assign(new_size, 0);
+      mask_ = new_size - 1;
+      shift_ = 64 - static_cast<unsigned>(std::countr_zero(new_size));
+      // Re-place by the hash bits we no longer have in full: recover the home from the entry.
+      for (std::uintptr_t s : old) {
+        if (s == 0) continue;
+        std::size_t i = home(rehash_fn_(reinterpret_cast<Entry*>(s & kPtrMask)));
+        while (slots_[i] != 0) i = (i + 1) & mask_;
+        slots_[i] = s;
+      }
+    }
+
+   public:
+    std::function<std::uint64_t(const Entry*)> rehash_fn_;
+
+   private:
+    std::vector<std::uintptr_t> slots_;
+    std::size_t count_ = 0;
+    std::size_t mask_ = 0;
+    unsigned shift_ = 64;
+  };
+
+  static constexpr std::uint32_t kReadBufferSize = 64;
+
+  struct alignas(64) Shard {
+    mutable std::shared_mutex mutex;
+    // --- guarded by `mutex` held exclusively (reads of table/list with it shared) ---
+    Table table;
+    Link lru;  // sentinel: lru.next is the most recent, lru.prev the least recent
+    std::pmr::unsynchronized_pool_resource arena;
+    std::unordered_map<K, std::shared_ptr<Flight>, Hash, KeyEqual> inflight;
+    std::uint64_t bytes = 0;
+    // --- atomics, updated with the lock held shared or exclusive ---
+    std::atomic<std::uint64_t> pinned_entries{0};
+    std::atomic<std::uint32_t> reads_recorded{0};
+    std::array<std::atomic<Entry*>, kReadBufferSize> read_buffer{};
+    std::atomic<std::uint64_t> hits{0};
+    std::atomic<std::uint64_t> misses{0};
+    std::atomic<std::uint64_t> evictions{0};
+
+    Shard() { lru.prev = lru.next = &lru; }
+  };
+
+  struct Core {
+    explicit Core(Config cfg) : config(validate(std::move(cfg))) {
+      shard_count = choose_shards(config);
+      shard_mask = shard_count - 1;
+      shards = std::make_unique<Shard[]>(shard_count);
+      for (std::uint32_t i = 0; i < shard_count; ++i) {
+        shards[i].table.rehash_fn_ = [this](const Entry* e) { return hash_of(e->key); };
+      }
+      if (!config.key_formatter) {
+        config.key_formatter = [](const K& k) { return pool_detail::default_key_text(k); };
+      }
+    }
+
+    ~Core() {
+      for (std::uint32_t i = 0; i < shard_count; ++i) {
+        Shard& s = shards[i];
+        // Pinned entries still referenced by handles cannot exist here: handles own the core.
+        std::vector<Entry*> all;
+        s.table.for_each([&](Entry* e) { all.push_back(e); });
+        for (Entry* e : all) destroy(s, e);
+      }
+    }
+
+    static Config validate(Config c) {
+      if (c.name.empty()) throw std::invalid_argument("pool config: name must not be empty");
+      if (!c.sizer) throw std::invalid_argument("pool config '" + c.name + "': sizer is required");
+      if (!c.policy) throw std::invalid_argument("pool config '" + c.name + "': policy is required");
+      if (!(c.low_watermark > 0.0 && c.low_watermark <= 1.0)) {
+        throw std::invalid_argument("pool config '" + c.name +
+                                    "': low_watermark must be in (0, 1]");
+      }
+      if (c.shards != 0 && (c.shards > 1024 || !std::has_single_bit(c.shards))) {
+        throw std::invalid_argument("pool config '" + c.name +
+                                    "': shards must be 0 (auto) or a power of two <= 1024");
+      }
+      return c;
+    }
+
+    static std::uint32_t choose_shards(const Config& c) {
+      if (c.shards != 0) return c.shards;
+      if (c.policy->kind() == EvictionPolicy<V>::Kind::kCustom) return 1;
+      if (c.max_bytes < (std::uint64_t{1} << 20)) return 1;
+      const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+      return std::clamp<std::uint32_t>(std::bit_ceil(hw * 4u), 4u, 64u);
+    }
+
+    std::uint64_t hash_of(const K& key) const { return pool_detail::mix64(hasher(key)); }
+    std::uint32_t shard_of(std::uint64_t h) const noexcept {
+      return static_cast<std::uint32_t>(h) & shard_mask;
+    }
+
+    std::uint64_t fraction_of_max(double fraction) const noexcept {
+      const long double v = static_cast<long double>(config.max_bytes) * fraction;
+      if (v >= static_cast<long double>(UINT64_MAX)) return UINT64_MAX;
+      return static_cast<std::uint64_t>(v);  // floor
+    }
+
+    // ----- list helpers (exclusive lock) -----
+    static void unlink(Link* l) noexcept {
+      l->prev->next = l->next;
+      l->next->prev = l->prev;
+    }
+    static void push_front(Shard& s, Link* l) noexcept {
+      l->next = s.lru.next;
+      l->prev = &s.lru;
+      s.lru.next->prev = l;
+      s.lru.next = l;
+    }
+
+    // Replays buffered reads into the LRU list. Requires: exclusive lock. Every entry in the
+    // buffer is attached: entries are only detached under the exclusive lock, after a drain.
+    static void drain_reads(Shard& s) noexcept {
+      const std::uint32_t n =
+          std::min(s.reads_recorded.load(std::memory_order_relaxed), kReadBufferSize);
+      for (std::uint32_t i = 0; i < n; ++i) {
+        Entry* e = s.read_buffer[i].exchange(nullptr, std::memory_order_relaxed);
+        if (e != nullptr) {
+          unlink(e);
+          push_front(s, e);
+        }
+      }
+      s.reads_recorded.store(0, std::memory_order_relaxed);
+    }
+
+    std::unique_lock<std::shared_mutex> lock_exclusive(Shard& s) const {
+      std::unique_lock<std::shared_mutex> lock(s.mutex);
+      drain_reads(s);
+      return lock;
+    }
+
+    // Requires: shared lock on s. Returns true when the buffer just filled (caller drains).
+    static bool record_read(Shard& s, Entry* e, std::int64_t now) noexcept {
+      if (e->last_access_ms.load(std::memory_order_relaxed) != now) {
+        e->last_access_ms.store(now, std::memory_order_relaxed);
+      }
+      e->access_count.fetch_add(1, std::memory_order_relaxed);
+      const std::uint32_t i = s.reads_recorded.fetch_add(1, std::memory_order_relaxed);
+      if (i < kReadBufferSize) {
+        s.read_buffer[i].store(e, std::memory_order_relaxed);
+        return i == kReadBufferSize - 1;
+      }
+      return false;  // full: a drain is pending; this event is dropped (lossy)
+    }
+
+    // ----- entry lifetime (exclusive lock) -----
+    Entry* create(Shard& s, K&& key, V&& value, std::uint64_t size, std::int64_t now) {
+      std::pmr::polymorphic_allocator<Entry> alloc(&s.arena);
+      Entry* e = alloc.allocate(1);
+      try {
+        std::construct_at(e, std::move(key), std::move(value), size, now);
+      } catch (...) {
+        alloc.deallocate(e, 1);
+        throw;
+      }
+      return e;
+    }
+    static void destroy(Shard& s, Entry* e) noexcept {
+      std::pmr::polymorphic_allocator<Entry> alloc(&s.arena);
+      std::destroy_at(e);
+      alloc.deallocate(e, 1);
+    }
+
+    // Removes e from table, list and accounting; frees it unless a pin keeps it alive.
+    // Requires: exclusive lock on s.
+    void detach(Shard& s, Entry* e, std::uint64_t h) noexcept {
+      s.table.erase(h, e, [this](const Entry* x) { return hash_of(x->key); });
+      unlink(e);
+      s.bytes -= e->size_bytes;
+      total_bytes.fetch_sub(e->size_bytes, std::memory_order_relaxed);
+      const std::uint32_t old = e->state.fetch_or(kDetachedBit, std::memory_order_acq_rel);
+      if (old / kPinUnit == 0) {
+        destroy(s, e);
+      } else {
+        s.pinned_entries.fetch_sub(1, std::memory_order_relaxed);
+      }
+    }
+
+    // ----- operations -----
+    std::optional<V> get(const K& key) const {
+      const std::uint64_t h = hash_of(key);
+      Shard& s = shards[shard_of(h)];
+      std::optional<V> result;
+      bool drain = false;
+      {
+        std::shared_lock<std::shared_mutex> lock(s.mutex);
+        Entry* e = s.table.find(h, key, key_equal);
+        if (e == nullptr) {
+          s.misses.fetch_add(1, std::memory_order_relaxed);
+          return std::nullopt;
+        }
+        s.hits.fetch_add(1, std::memory_order_relaxed);
+        drain = record_read(s, e, monotonic_ms());
+        result.emplace(e->value);
+      }
+      if (drain) {
+        std::unique_lock<std::shared_mutex> lock(s.mutex);
+        drain_reads(s);
+      }
+      return result;
+    }
+
+    bool contains(const K& key) const {
+      const std::uint64_t h = hash_of(key);
+      Shard& s = shards[shard_of(h)];
+      std::shared_lock<std::shared_mutex> lock(s.mutex);
+      return s.table.find(h, key, key_equal) != nullptr;
+    }
+
+    std::pair<Entry*, std::uint32_t> pin(const K& key) {
+      const std::uint64_t h = hash_of(key);
+      const std::uint32_t si = shard_of(h);
+      Shard& s = shards[si];
+      bool drain = false;
+      Entry* e = nullptr;
+      {
+        std::shared_lock<std::shared_mutex> lock(s.mutex);
+        e = s.table.find(h, key, key_equal);
+        if (e == nullptr) return {nullptr, si};
+        const std::uint32_t old = e->state.fetch_add(kPinUnit, std::memory_order_acq_rel);
+        if (old / kPinUnit == 0) s.pinned_entries.fetch_add(1, std::memory_order_relaxed);
+        e->last_access_ms.store(monotonic_ms(), std::memory_order_relaxed);
+        const std::uint32_t i = s.reads_recorded.fetch_add(1, std::memory_order_relaxed);
+        if (i < kReadBufferSize) {
+          s.read_buffer[i].store(e, std::memory_order_relaxed);
+          drain = i == kReadBufferSize - 1;
+        }
+      }
+      if (drain) {
+        std::unique_lock<std::shared_mutex> lock(s.mutex);
+        drain_reads(s);
+      }
+      return {e, si};
+    }
+
+    void unpin(std::uint32_t si, Entry* e) noexcept {
+      Shard& s = shards[si];
+      const std::uint32_t old = e->state.fetch_sub(kPinUnit, std::memory_order_acq_rel);
+      if (old / kPinUnit != 1) return;
+      if (old & kDetachedBit) {
+        // Last pin of an entry that was forcibly removed: free it.
+        std::unique_lock<std::shared_mutex> lock(s.mutex);
+        destroy(s, e);
+      } else {
+        s.pinned_entries.fetch_sub(1, std::memory_order_relaxed);
+      }
+    }
+
+    // Requires: exclusive lock on s. Inserts or replaces; returns the new entry.
+    void insert_locked(Shard& s, std::uint64_t h, K&& key, V&& value, std::uint64_t size) {
+      if (Entry* old = s.table.find(h, key, key_equal)) detach(s, old, h);
+      Entry* e = create(s, std::move(key), std::move(value), size, monotonic_ms());
+      s.table.insert(h, e);
+      push_front(s, e);
+      s.bytes += size;
+      total_bytes.fetch_add(size, std::memory_order_relaxed);
+    }
+
+    // Requires: exclusive lock on s. Removes a stale entry for a value that will not be cached.
+    void reject_oversize_locked(Shard& s, std::uint64_t h, const K& key) {
+      rejected_oversize.fetch_add(1, std::memory_order_relaxed);
+      if (Entry* old = s.table.find(h, key, key_equal)) detach(s, old, h);
+    }
+
+    bool insert(K key, V value, std::uint64_t size) {
+      const std::uint64_t h = hash_of(key);
+      Shard& s = shards[shard_of(h)];
+      {
+        auto lock = lock_exclusive(s);
+        if (size > config.max_bytes) {
+          reject_oversize_locked(s, h, key);
+          return false;
+        }
+        insert_locked(s, h, std::move(key), std::move(value), size);
+      }
+      enforce_budget();
+      return true;
+    }
+
+    void enforce_budget() {
+      if (total_bytes.load(std::memory_order_relaxed) > config.max_bytes) {
+        evict_to(fraction_of_max(config.low_watermark));
+      }
+    }
+
+    template <class Loader>
+    V invoke_loader(Loader& loader, const K& key) {
+      if constexpr (std::is_invocable_v<Loader&, const K&>) {
+        return loader(key);
+      } else {
+        return loader();
+      }
+    }
+
+    // Inserts a loaded value if `flight` still owns the slot for `key` (clear() detaches
+    // slots), and frees the slot. Requires: exclusive lock on s.
+    bool complete_locked(Shard& s, std::uint64_t h, const K& key,
+                         const std::shared_ptr<Flight>& flight, const V& value,
+                         std::uint64_t size) {
+      auto it = s.inflight.find(key);
+      if (it == s.inflight.end() || it->second != flight) return false;
+      s.inflight.erase(it);
+      inflight_count.fetch_sub(1, std::memory_order_relaxed);
+      if (size > config.max_bytes) {
+        reject_oversize_locked(s, h, key);
+        return false;
+      }
+      K k = key;
+      V v = value;
+      insert_locked(s, h, std::move(k), std::move(v), size);
+      return true;
+    }
+
+    // Requires: exclusive lock on s.
+    void abandon_locked(Shard& s, const K& key, const std::shared_ptr<Flight>& flight) {
+      auto it = s.inflight.find(key);
+      if (it != s.inflight.end() && it->second == flight) {
+        s.inflight.erase(it);
+        inflight_count.fetch_sub(1, std::memory_order_relaxed);
+      }
+    }
+
+    template <class Loader>
+    V load_missing(const K& key, Loader&& loader) {
+      const std::uint64_t h = hash_of(key);
+      Shard& s = shards[shard_of(h)];
+      std::shared_ptr<Flight> flight;
+      {
+        auto lock = lock_exclusive(s);
+        if (Entry* e = s.table.find(h, key, key_equal)) return e->value;  // raced in
+        auto it = s.inflight.find(key);
+        if (it != s.inflight.end()) {
+          std::shared_future<V> joined = it->second->future;
+          lock.unlock();
+          return joined.get();  // rethrows the loader's exception
+        }
+        flight = std::make_shared<Flight>();
+        s.inflight.emplace(key, flight);
+        inflight_count.fetch_add(1, std::memory_order_relaxed);
+      }
+      std::optional<V> value;
+      std::uint64_t size = 0;
+      try {
+        value.emplace(invoke_loader(loader, key));
+        size = config.sizer(*value);
+      } catch (...) {
+        {
+          auto lock = lock_exclusive(s);
+          abandon_locked(s, key, flight);
+        }
+        flight->promise.set_exception(std::current_exception());
+        throw;
+      }
+      bool inserted = false;
+      {
+        auto lock = lock_exclusive(s);
+        inserted = complete_locked(s, h, key, flight, *value, size);
+      }
+      flight->promise.set_value(*value);
+      if (inserted) enforce_budget();
+      return std::move(*value);
+    }
+
+    template <class BatchLoader>
+    std::vector<V> load_many(const std::vector<K>& keys, BatchLoader&& batch_loader,
+                             LoadManyStats* out_stats) {
+      LoadManyStats local;
+      std::vector<std::optional<V>> results(keys.size());
+      // Distinct missing keys -> positions in `keys`.
+      struct Pending {
+        std::uint64_t hash;
+        std::vector<std::size_t> positions;
+        std::shared_ptr<Flight> flight;  // ours, or the one we joined
+        bool ours = false;
+      };
+      std::unordered_map<K, Pending, Hash, KeyEqual> pending;
+      for (std::size_t i = 0; i < keys.size(); ++i) {
+        auto pit = pending.find(keys[i]);
+        if (pit != pending.end()) {
+          // A duplicate of a key this call already found missing: count the lookup as a miss
+          // too, so hits + misses equals lookups.
+          shards[shard_of(pit->second.hash)].misses.fetch_add(1, std::memory_order_relaxed);
+          pit->second.positions.push_back(i);
+          continue;
+        }
+        if (auto hit = get(keys[i])) {
+          results[i] = std::move(hit);
+          ++local.hits;
+          continue;
+        }
+        Pending p;
+        p.hash = hash_of(keys[i]);
+        p.positions.push_back(i);
+        pending.emplace(keys[i], std::move(p));
+      }
+
+      // Claim in-flight slots (or join others'), shard by shard.
+      std::vector<K> to_load;
+      std::vector<Pending*> ours;
+      for (auto& [key, p] : pending) {
+        Shard& s = shards[shard_of(p.hash)];
+        auto lock = lock_exclusive(s);
+        if (Entry* e = s.table.find(p.hash, key, key_equal)) {  // raced in
+          for (std::size_t pos : p.positions) results[pos] = e->value;
+          local.hits += p.positions.size();
+          p.positions.clear();
+          continue;
+        }
+        auto it = s.inflight.find(key);
+        if (it != s.inflight.end()) {
+          p.flight = it->second;
+          continue;
+        }
+        p.flight = std::make_shared<Flight>();
+        p.ours = true;
+        s.inflight.emplace(key, p.flight);
+        inflight_count.fetch_add(1, std::memory_order_relaxed);
+        to_load.push_back(key);
+        ours.push_back(&p);
+      }
+
+      if (!to_load.empty()) {
+        std::vector<V> values;
+        std::vector<std::uint64_t> sizes;
+        try {
+          values = batch_loader(static_cast<const std::vector<K>&>(to_load));
+          if (values.size() != to_load.size()) {
+            throw LoadError("pool '" + config.name + "': batch loader returned " +
+                            std::to_string(values.size()) + " values for " +
+                            std::to_string(to_load.size()) + " keys");
+          }
+          sizes.reserve(values.size());
+          for (const V& v : values) sizes.push_back(config.sizer(v));
+        } catch (...) {
+          const std::exception_ptr error = std::current_exception();
+          for (std::size_t j = 0; j < ours.size(); ++j) {
+            Shard& s = shards[shard_of(ours[j]->hash)];
+            {
+              auto lock = lock_exclusive(s);
+              abandon_locked(s, to_load[j], ours[j]->flight);
+            }
+            ours[j]->flight->promise.set_exception(error);
+          }
+          throw;
+        }
+        bool inserted = false;
+        for (std::size_t j = 0; j < ours.size(); ++j) {
+          Shard& s = shards[shard_of(ours[j]->hash)];
+          {
+            auto lock = lock_exclusive(s);
+            inserted |= complete_locked(s, ours[j]->hash, to_load[j], ours[j]->flight,
+                                        values[j], sizes[j]);
+          }
+          ours[j]->flight->promise.set_value(values[j]);
+          for (std::size_t pos : ours[j]->positions) results[pos] = values[j];
+          local.loaded += ours[j]->positions.size();
+        }
+        local.loader_keys = to_load.size();
+        if (inserted) enforce_budget();
+      }
+
+      // Wait for loads we joined (after completing ours, so two batches joining each other
+      // cannot deadlock).
+      for (auto& [key, p] : pending) {
+        if (p.ours || p.positions.empty()) continue;
+        const V& v = p.flight->future.get();  // rethrows the other loader's failure
+        for (std::size_t pos : p.positions) results[pos] = v;
+        local.joined += p.positions.size();
+      }
+
+      std::vector<V> out;
+      out.reserve(results.size());
+      for (auto& r : results) out.push_back(std::move(*r));
+      if (out_stats != nullptr) *out_stats = local;
+      return out;
+    }
+
+    bool evict_key(const K& key) {
+      const std::uint64_t h = hash_of(key);
+      Shard& s = shards[shard_of(h)];
+      auto lock = lock_exclusive(s);
+      Entry* e = s.table.find(h, key, key_equal);
+      if (e == nullptr) return false;
+      detach(s, e, h);
+      s.evictions.fetch_add(1, std::memory_order_relaxed);
+      return true;
+    }
+
+    std::size_t clear() {
+      std::size_t dropped = 0;
+      for (std::uint32_t i = 0; i < shard_count; ++i) {
+        Shard& s = shards[i];
+        auto lock = lock_exclusive(s);
+        std::vector<Entry*> all;
+        all.reserve(s.table.size());
+        s.table.for_each([&](Entry* e) { all.push_back(e); });
+        for (Entry* e : all) detach(s, e, hash_of(e->key));
+        dropped += all.size();
+        inflight_count.fetch_sub(s.inflight.size(), std::memory_order_relaxed);
+        s.inflight.clear();
+        s.hits.store(0, std::memory_order_relaxed);
+        s.misses.store(0, std::memory_order_relaxed);
+        s.evictions.store(0, std::memory_order_relaxed);
+      }
+      rejected_oversize.store(0, std::memory_order_relaxed);
+      return dropped;
+    }
+
+    // ----- eviction -----
+    // Picks the LRU victim of shard s (built-in policies). Pinned entries met at the tail
+    // move to the front: they are in use, and skipping them each time would make eviction
+    // O(pinned). Returns nullptr when s has no unpinned entry. Requires: exclusive lock.
+    Entry* pick_victim(Shard& s) noexcept {
+      const bool size_aware = config.policy->kind() == EvictionPolicy<V>::Kind::kSizeAwareLru;
+      const std::uint32_t sample = size_aware ? config.policy->sample() : 1;
+      Entry* best = nullptr;
+      std::int64_t best_priority = 0;
+      std::uint32_t seen = 0;
+      std::size_t steps = 0;
+      const std::size_t limit = s.table.size();
+      Link* l = s.lru.prev;
+      while (l != &s.lru && seen < sample && steps < limit) {
+        Entry* e = static_cast<Entry*>(l);
+        Link* prev = l->prev;
+        ++steps;
+        if (e->pins() > 0) {
+          unlink(e);
+          push_front(s, e);
+        } else {
+          const std::int64_t priority =
+              e->last_access_ms.load(std::memory_order_relaxed) -
+              static_cast<std::int64_t>(size_aware ? e->size_bytes / 1024 : 0);
+          if (best == nullptr || priority < best_priority) {
+            best = e;
+            best_priority = priority;
+          }
+          ++seen;
+        }
+        l = prev;
+      }
+      return best;
+    }
+
+    // The shard whose least recent unpinned candidate is oldest, by a lock-free peek at
+    // each tail's timestamp; ties go to the shard after `rotor` so no shard is favoured.
+    std::uint32_t oldest_shard() noexcept {
+      const std::uint32_t start = rotor.fetch_add(1, std::memory_order_relaxed) & shard_mask;
+      std::uint32_t best = start;
+      std::int64_t best_age = INT64_MAX;
+      for (std::uint32_t k = 0; k < shard_count; ++k) {
+        const std::uint32_t i = (start + k) & shard_mask;
+        const std::int64_t t = tail_hint(shards[i]);
+        if (t < best_age) {
+          best_age = t;
+          best = i;
+        }
+      }
+      return best;
+    }
+
+    // A racy read of the shard's tail timestamp: only a hint for choosing where to evict.
+    static std::int64_t tail_hint(Shard& s) noexcept {
+      std::shared_lock<std::shared_mutex> lock(s.mutex, std::try_to_lock);
+      if (!lock.owns_lock()) return INT64_MAX - 1;
+      if (s.lru.prev == &s.lru) return INT64_MAX;
+      return static_cast<Entry*>(s.lru.prev)->last_access_ms.load(std::memory_order_relaxed);
+    }
+
+    // Evicts unpinned entries in policy order while `more(freed)` holds. Returns bytes freed.
+    template <class More>
+    std::uint64_t evict_while(More&& more) {
+      if (config.policy->kind() == EvictionPolicy<V>::Kind::kCustom) return evict_custom(more);
+      std::uint64_t freed = 0;
+      if (shard_count == 1) {
+        Shard& s = shards[0];
+        auto lock = lock_exclusive(s);
+        while (more(freed)) {
+          Entry* victim = pick_victim(s);
+          if (victim == nullptr) break;
+          freed += victim->size_bytes;
+          detach(s, victim, hash_of(victim->key));
+          s.evictions.fetch_add(1, std::memory_order_relaxed);
+        }
+        return freed;
+      }
+      std::vector<bool> exhausted(shard_count, false);
+      std::uint32_t exhausted_count = 0;
+      while (more(freed) && exhausted_count < shard_count) {
+        std::uint32_t si = oldest_shard();
+        if (exhausted[si]) {
+          // Hints can be stale; fall back to the next shard that still has candidates.
+          const std::uint32_t base = si;
+          for (std::uint32_t k = 1; k < shard_count && exhausted[si]; ++k) {
+            si = (base + k) & shard_mask;
+          }
+        }
+        Shard& s = shards[si];
+        auto lock = lock_exclusive(s);
+        // Take a few victims per lock to amortize it; hints are refreshed per round.
+        for (int n = 0; n < 8 && more(freed); ++n) {
+          Entry* victim = pick_victim(s);
+          if (victim == nullptr) {
+            exhausted[si] = true;
+            ++exhausted_count;
+            break;
+          }
+          freed += victim->size_bytes;
+          detach(s, victim, hash_of(victim->key));
+          s.evictions.fetch_add(1, std::memory_order_relaxed);
+        }
+      }
+      return freed;
+    }
+
+    template <class More>
+    std::uint64_t evict_custom(More& more) {
+      // Take every shard lock in index order (the only multi-lock path, always in this order).
+      std::vector<std::unique_lock<std::shared_mutex>> locks;
+      locks.reserve(shard_count);
+      for (std::uint32_t i = 0; i < shard_count; ++i) locks.push_back(lock_exclusive(shards[i]));
+      struct Candidate {
+        std::int64_t priority;
+        std::uint32_t shard;
+        Entry* entry;
+      };
+      std::vector<Candidate> candidates;
+      const auto& fn = config.policy->priority();
+      for (std::uint32_t i = 0; i < shard_count; ++i) {
+        shards[i].table.for_each([&](Entry* e) {
+          if (e->pins() > 0) return;
+          const std::int64_t p = fn(view_of(e), e->value);
+          if (p != kNeverEvict) candidates.push_back({p, i, e});
+        });
+      }
+      std::sort(candidates.begin(), candidates.end(),
+                [](const Candidate& a, const Candidate& b) { return a.priority < b.priority; });
+      std::uint64_t freed = 0;
+      for (const Candidate& c : candidates) {
+        if (!more(freed)) break;
+        freed += c.entry->size_bytes;
+        detach(shards[c.shard], c.entry, hash_of(c.entry->key));
+        shards[c.shard].evictions.fetch_add(1, std::memory_order_relaxed);
+      }
+      return freed;
+    }
+
+    std::uint64_t evict_at_least(std::uint64_t want) {
+      if (want == 0) return 0;
+      return evict_while([want](std::uint64_t freed) { return freed < want; });
+    }
+
+    std::uint64_t evict_to(std::uint64_t target) {
+      return evict_while(
+          [this, target](std::uint64_t) { return total_bytes.load(std::memory_order_relaxed) > target; });
+    }
+
+    static EntryView view_of(const Entry* e) noexcept {
+      EntryView v;
+      v.size_bytes = e->size_bytes;
+      v.pin_count = e->pins();
+      v.loaded_at_ms = e->loaded_at_ms;
+      v.last_access_at_ms = e->last_access_ms.load(std::memory_order_relaxed);
+      v.access_count = e->access_count.load(std::memory_order_relaxed);
+      return v;
+    }
+
+    // ----- observation -----
+    PoolStats stats() const {
+      PoolStats st;
+      st.name = config.name;
+      for (std::uint32_t i = 0; i < shard_count; ++i) {
+        Shard& s = shards[i];
+        {
+          std::shared_lock<std::shared_mutex> lock(s.mutex);
+          st.entry_count += s.table.size();
+        }
+        st.pinned_count += s.pinned_entries.load(std::memory_order_relaxed);
+        st.hits += s.hits.load(std::memory_order_relaxed);
+        st.misses += s.misses.load(std::memory_order_relaxed);
+        st.evictions += s.evictions.load(std::memory_order_relaxed);
+      }
+      st.total_bytes = total_bytes.load(std::memory_order_relaxed);
+      st.max_bytes = config.max_bytes;
+      st.pressure = config.max_bytes == 0
+                        ? 0.0
+                        : static_cast<double>(st.total_bytes) / static_cast<double>(config.max_bytes);
+      st.inflight = inflight_count.load(std::memory_order_relaxed);
+      st.rejected_oversize = rejected_oversize.load(std::memory_order_relaxed);
+      return st;
+    }
+
+    std::vector<EntrySnapshot> snapshot() const {
+      std::vector<EntrySnapshot> out;
+      for (std::uint32_t i = 0; i < shard_count; ++i) {
+        Shard& s = shards[i];
+        std::shared_lock<std::shared_mutex> lock(s.mutex);
+        s.table.for_each([&](Entry* e) {
+          const EntryView v = view_of(e);
+          out.push_back({config.key_formatter(e->key), v.size_bytes, v.pin_count, v.loaded_at_ms,
+                         v.last_access_at_ms, v.access_count});
+        });
+      }
+      return out;
+    }
+
+    std::string verify_invariants() const {
+      std::vector<std::unique_lock<std::shared_mutex>> locks;
+      for (std::uint32_t i = 0; i < shard_count; ++i) locks.emplace_back(shards[i].mutex);
+      std::uint64_t sum_all = 0;
+      std::ostringstream err;
+      for (std::uint32_t i = 0; i < shard_count; ++i) {
+        Shard& s = shards[i];
+        std::uint64_t sum = 0, listed = 0, pinned = 0;
+        for (Link* l = s.lru.next; l != &s.lru; l = l->next) {
+          const Entry* e = static_cast<const Entry*>(l);
+          sum += e->size_bytes;
+          ++listed;
+          if (e->pins() > 0) ++pinned;
+          if (e->state.load() & kDetachedBit) err << "shard " << i << ": detached entry in list; ";
+          if (s.table.find(hash_of(e->key), e->key, key_equal) != e) {
+            err << "shard " << i << ": listed entry missing from table; ";
+          }
+        }
+        if (listed != s.table.size()) {
+          err << "shard " << i << ": list has " << listed << " entries, table " << s.table.size()
+              << "; ";
+        }
+        if (sum != s.bytes) err << "shard " << i << ": bytes " << s.bytes << " != sum " << sum << "; ";
+        if (pinned != s.pinned_entries.load()) {
+          err << "shard " << i << ": pinned_entries " << s.pinned_entries.load() << " != " << pinned
+              << "; ";
+        }
+        sum_all += sum;
+      }
+      if (sum_all != total_bytes.load()) {
+        err << "total_bytes " << total_bytes.load() << " != sum " << sum_all << "; ";
+      }
+      return err.str();
+    }
+
+    Config config;
+    std::uint32_t shard_count = 1;
+    std::uint32_t shard_mask = 0;
+    std::unique_ptr<Shard[]> shards;
+    Hash hasher;
+    KeyEqual key_equal;
+    std::atomic<std::uint64_t> total_bytes{0};
+    std::atomic<std::uint64_t> inflight_count{0};
+    std::atomic<std::uint64_t> rejected_oversize{0};
+    std::atomic<std::uint32_t> rotor{0};
+  };
+
+  std::shared_ptr<Core> core_;
+};
+
+}  // namespace pagekeeper

@@ -1,0 +1,537 @@
+// Behaviour of PagedResourcePool: the original system's pool tests (spec §4) and the
+// additions of issue 2 (load_many, re-entrant loaders, clear() during a load, policies).
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "pagekeeper/pool.hpp"
+
+namespace pagekeeper {
+namespace {
+
+using namespace std::chrono_literals;
+using StrPool = PagedResourcePool<std::string, std::uint64_t>;
+
+// A pool whose values weigh what they say.
+std::shared_ptr<StrPool> make_pool(std::uint64_t max_bytes, std::uint32_t shards = 1,
+                                   double watermark = 1.0,
+                                   EvictionPolicy<std::uint64_t> policy = EvictionPolicy<std::uint64_t>::lru()) {
+  PoolConfig<std::string, std::uint64_t> c;
+  c.name = "test";
+  c.max_bytes = max_bytes;
+  c.sizer = [](const std::uint64_t& v) { return v; };
+  c.policy = policy;
+  c.low_watermark = watermark;
+  c.shards = shards;
+  return std::make_shared<StrPool>(c);
+}
+
+TEST(Pool, MissThenHit) {
+  auto pool = make_pool(1000);
+  EXPECT_EQ(pool->get("a"), std::nullopt);
+  pool->insert("a", 10);
+  EXPECT_EQ(pool->get("a"), 10u);
+  const auto st = pool->stats();
+  EXPECT_EQ(st.hits, 1u);
+  EXPECT_EQ(st.misses, 1u);
+  EXPECT_EQ(st.entry_count, 1u);
+  EXPECT_EQ(st.total_bytes, 10u);
+}
+
+TEST(Pool, InvalidConfigNamesTheField) {
+  PoolConfig<std::string, std::uint64_t> c;
+  c.name = "x";
+  c.max_bytes = 10;
+  c.policy = EvictionPolicy<std::uint64_t>::lru();
+  try {
+    StrPool p(c);
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("sizer"), std::string::npos);
+  }
+  c.sizer = [](const std::uint64_t& v) { return v; };
+  c.low_watermark = 1.5;
+  EXPECT_THROW(StrPool{c}, std::invalid_argument);
+  c.low_watermark = 0.5;
+  c.shards = 3;
+  EXPECT_THROW(StrPool{c}, std::invalid_argument);
+  c.shards = 0;
+  c.name = "";
+  EXPECT_THROW(StrPool{c}, std::invalid_argument);
+  c.name = "x";
+  c.policy.reset();
+  EXPECT_THROW(StrPool{c}, std::invalid_argument);
+}
+
+TEST(Pool, SingleFlightThreeCallersOneLoad) {
+  auto pool = make_pool(1000);
+  std::atomic<int> loads{0};
+  std::promise<void> started;
+  auto started_future = started.get_future().share();
+  auto loader = [&] {
+    if (loads.fetch_add(1) == 0) started.set_value();
+    std::this_thread::sleep_for(10ms);
+    return std::uint64_t{42};
+  };
+  auto first = std::async(std::launch::async, [&] { return pool->load_or_share("k", loader); });
+  started_future.wait();
+  auto second = std::async(std::launch::async, [&] { return pool->load_or_share("k", loader); });
+  auto third = std::async(std::launch::async, [&] { return pool->load_or_share("k", loader); });
+  EXPECT_EQ(first.get(), 42u);
+  EXPECT_EQ(second.get(), 42u);
+  EXPECT_EQ(third.get(), 42u);
+  EXPECT_EQ(loads.load(), 1);
+  EXPECT_EQ(pool->stats().entry_count, 1u);
+  EXPECT_EQ(pool->stats().inflight, 0u);
+}
+
+TEST(Pool, PinnedEntrySurvivesBudgetPressure) {
+  auto pool = make_pool(100);
+  pool->insert("pinned", 50);
+  auto handle = pool->pin("pinned");
+  ASSERT_TRUE(handle);
+  for (int i = 0; i < 5; ++i) pool->insert("big" + std::to_string(i), 80);
+  EXPECT_TRUE(pool->contains("pinned"));
+  EXPECT_EQ(*handle, 50u);
+  EXPECT_EQ(pool->verify_invariants(), "");
+}
+
+TEST(Pool, BudgetHoldsAfterInserts) {
+  auto pool = make_pool(100);
+  for (int i = 0; i < 5; ++i) pool->insert("k" + std::to_string(i), 30);
+  const auto st = pool->stats();
+  EXPECT_LE(st.total_bytes, 100u);
+  EXPECT_GT(st.evictions, 0u);
+}
+
+TEST(Pool, LowWatermarkReproducesTheOriginal) {
+  auto pool = make_pool(100, 1, 0.75);
+  for (int i = 0; i < 3; ++i) pool->insert("k" + std::to_string(i), 30);
+  pool->insert("big", 50);
+  EXPECT_LE(pool->stats().total_bytes, 75u);
+}
+
+TEST(Pool, DefaultWatermarkEvictsOnlyWhatIsNeeded) {
+  auto pool = make_pool(100);
+  for (int i = 0; i < 3; ++i) pool->insert("k" + std::to_string(i), 30);
+  pool->insert("big", 50);  // 140 > 100: evicting k0 and k1 (60) is needed
+  EXPECT_EQ(pool->stats().total_bytes, 80u);
+  EXPECT_EQ(pool->stats().evictions, 2u);
+  EXPECT_TRUE(pool->contains("k2"));
+}
+
+TEST(Pool, DroppedPinHandleReleasesThePin) {
+  auto pool = make_pool(100);
+  pool->insert("a", 10);
+  {
+    auto h = pool->pin("a");
+    EXPECT_EQ(pool->stats().pinned_count, 1u);
+  }
+  EXPECT_EQ(pool->stats().pinned_count, 0u);
+}
+
+TEST(Pool, ReleaseIsIdempotentAndHandlesMove) {
+  auto pool = make_pool(100);
+  pool->insert("a", 10);
+  auto h = pool->pin("a");
+  auto h2 = pool->pin("a");
+  EXPECT_EQ(pool->snapshot().at(0).pin_count, 2u);
+  auto moved = std::move(h);
+  EXPECT_FALSE(h);  // NOLINT(bugprone-use-after-move): checking the moved-from state
+  moved.release();
+  moved.release();
+  EXPECT_EQ(pool->snapshot().at(0).pin_count, 1u);
+  EXPECT_EQ(pool->stats().pinned_count, 1u);
+  h2.release();
+  EXPECT_EQ(pool->stats().pinned_count, 0u);
+  EXPECT_FALSE(pool->pin("missing"));
+}
+
+TEST(Pool, FailureReachesCallerAndIsNotCached) {
+  auto pool = make_pool(100);
+  EXPECT_THROW(pool->load_or_share("k", []() -> std::uint64_t { throw std::runtime_error("boom"); }),
+               std::runtime_error);
+  EXPECT_EQ(pool->stats().inflight, 0u);
+  EXPECT_FALSE(pool->contains("k"));
+  EXPECT_EQ(pool->load_or_share("k", [] { return std::uint64_t{12}; }), 12u);
+}
+
+TEST(Pool, FailureReachesEveryWaiter) {
+  auto pool = make_pool(100);
+  std::promise<void> release_loader;
+  auto gate = release_loader.get_future().share();
+  std::promise<void> started;
+  auto loader_call = std::async(std::launch::async, [&] {
+    return pool->load_or_share("k", [&]() -> std::uint64_t {
+      started.set_value();
+      gate.wait();
+      throw std::runtime_error("boom");
+    });
+  });
+  started.get_future().wait();
+  auto waiter = std::async(std::launch::async, [&] {
+    return pool->load_or_share("k", []() -> std::uint64_t { return 1; });
+  });
+  // The waiter has joined once inflight shows the slot and the waiter counted its miss.
+  while (pool->stats().misses < 2) std::this_thread::yield();
+  release_loader.set_value();
+  EXPECT_THROW(loader_call.get(), std::runtime_error);
+  try {
+    waiter.get();
+    // The waiter may have arrived after the failure cleared the slot and loaded itself.
+    EXPECT_TRUE(pool->contains("k"));
+  } catch (const std::runtime_error& e) {
+    EXPECT_STREQ(e.what(), "boom");
+    EXPECT_FALSE(pool->contains("k"));
+  }
+  EXPECT_EQ(pool->stats().inflight, 0u);
+}
+
+TEST(Pool, PressureIsUsageOverMax) {
+  auto pool = make_pool(100);
+  pool->insert("a", 25);
+  EXPECT_DOUBLE_EQ(pool->stats().pressure, 0.25);
+  EXPECT_DOUBLE_EQ(pool->pressure(), 0.25);
+  auto empty = make_pool(0);
+  EXPECT_FALSE(empty->insert("a", 1));
+  EXPECT_DOUBLE_EQ(empty->stats().pressure, 0.0);
+}
+
+TEST(Pool, EvictAtLeastSkipsPinned) {
+  auto pool = make_pool(1000);
+  pool->insert("pinned", 100);
+  auto h = pool->pin("pinned");
+  pool->insert("a", 40);
+  pool->insert("b", 50);
+  pool->insert("c", 60);
+  const auto freed = pool->evict_at_least(75);
+  EXPECT_GE(freed, 75u);
+  EXPECT_TRUE(pool->contains("pinned"));
+  EXPECT_EQ(pool->stats().evictions, 2u);  // a (40) then b (50)
+  EXPECT_EQ(pool->evict_at_least(0), 0u);
+}
+
+TEST(Pool, TraitSurface) {
+  auto pool = make_pool(1000);
+  pool->insert("a", 100);
+  std::shared_ptr<ResourcePool> tier = pool;
+  EXPECT_EQ(tier->tier_name(), "test");
+  EXPECT_EQ(tier->capacity_bytes(), 1000u);
+  EXPECT_EQ(tier->usage_bytes(), 100u);
+  EXPECT_DOUBLE_EQ(tier->pressure(), 0.1);
+  EXPECT_EQ(tier->stats().entry_count, 1u);
+  ASSERT_EQ(tier->snapshot().size(), 1u);
+  EXPECT_EQ(tier->snapshot()[0].key, "a");
+  EXPECT_EQ(tier->snapshot()[0].size_bytes, 100u);
+  EXPECT_EQ(tier->evict_at_least(1), 100u);
+  EXPECT_EQ(tier->usage_bytes(), 0u);
+}
+
+// Regression for the original's sign bug (spec §6 item 3): it evicted the most recently used.
+TEST(Pool, LruEvictsTheLeastRecentlyUsed) {
+  for (std::uint32_t shards : {1u, 8u}) {
+    auto pool = make_pool(1000, shards);
+    pool->insert("old", 10);
+    std::this_thread::sleep_for(20ms);
+    pool->insert("new", 10);
+    std::this_thread::sleep_for(20ms);
+    ASSERT_TRUE(pool->get("new"));
+    pool->evict_at_least(1);
+    EXPECT_FALSE(pool->contains("old")) << shards << " shards";
+    EXPECT_TRUE(pool->contains("new")) << shards << " shards";
+  }
+}
+
+TEST(Pool, LruOrderFollowsReadsNotInserts) {
+  auto pool = make_pool(30);
+  pool->insert("a", 10);
+  pool->insert("b", 10);
+  pool->insert("c", 10);
+  ASSERT_TRUE(pool->get("a"));  // b is now least recent
+  pool->insert("d", 10);
+  EXPECT_FALSE(pool->contains("b"));
+  EXPECT_TRUE(pool->contains("a"));
+  EXPECT_TRUE(pool->contains("c"));
+  EXPECT_TRUE(pool->contains("d"));
+}
+
+TEST(Pool, SizeAwareLruPrefersLargeAmongOld) {
+  auto pool = make_pool(10'000'000, 1, 1.0, EvictionPolicy<std::uint64_t>::size_aware_lru(8));
+  pool->insert("small", 1000);
+  pool->insert("large", 1'000'000);
+  pool->insert("mid", 10'000);
+  pool->evict_at_least(1);
+  EXPECT_FALSE(pool->contains("large"));
+  EXPECT_TRUE(pool->contains("small"));
+}
+
+TEST(Pool, OversizeValueIsNotCachedAndDoesNotThrow) {
+  auto pool = make_pool(100);
+  pool->insert("k", 10);
+  EXPECT_FALSE(pool->insert("k", 101));
+  EXPECT_FALSE(pool->contains("k"));  // the stale value is gone too
+  EXPECT_EQ(pool->stats().rejected_oversize, 1u);
+  EXPECT_EQ(pool->load_or_share("big", [] { return std::uint64_t{500}; }), 500u);
+  EXPECT_FALSE(pool->contains("big"));
+  EXPECT_EQ(pool->verify_invariants(), "");
+}
+
+TEST(Pool, InsertReplacesAndOldPinsKeepTheOldValue) {
+  auto pool = make_pool(100);
+  pool->insert("k", 10);
+  auto h = pool->pin("k");
+  pool->insert("k", 20);
+  EXPECT_EQ(*h, 10u);
+  EXPECT_EQ(pool->get("k"), 20u);
+  EXPECT_EQ(pool->stats().total_bytes, 20u);
+  EXPECT_EQ(pool->stats().pinned_count, 0u);
+  h.release();
+  EXPECT_EQ(pool->verify_invariants(), "");
+}
+
+TEST(Pool, ForcedEvictIgnoresPinsAndHandleStaysReadable) {
+  auto pool = make_pool(100);
+  pool->insert("k", 10);
+  auto h = pool->pin("k");
+  EXPECT_TRUE(pool->evict("k"));
+  EXPECT_FALSE(pool->evict("k"));
+  EXPECT_FALSE(pool->contains("k"));
+  EXPECT_EQ(*h, 10u);
+  EXPECT_EQ(pool->stats().pinned_count, 0u);
+  EXPECT_EQ(pool->stats().evictions, 1u);
+}
+
+TEST(Pool, HandleOutlivesThePool) {
+  StrPool::PinHandle h;
+  {
+    auto pool = make_pool(100);
+    pool->insert("k", 10);
+    h = pool->pin("k");
+  }
+  EXPECT_EQ(*h, 10u);
+  h.release();
+}
+
+TEST(Pool, ClearDropsEverythingAndResetsCounters) {
+  auto pool = make_pool(100);
+  pool->insert("a", 10);
+  pool->insert("b", 10);
+  auto h = pool->pin("a");
+  (void)pool->get("a");
+  (void)pool->get("zz");
+  EXPECT_EQ(pool->clear(), 2u);
+  const auto st = pool->stats();
+  EXPECT_EQ(st.entry_count, 0u);
+  EXPECT_EQ(st.total_bytes, 0u);
+  EXPECT_EQ(st.hits, 0u);
+  EXPECT_EQ(st.misses, 0u);
+  EXPECT_EQ(st.evictions, 0u);
+  EXPECT_EQ(st.pinned_count, 0u);
+  EXPECT_EQ(*h, 10u);
+}
+
+TEST(Pool, ClearDuringALoadDetachesIt) {
+  auto pool = make_pool(100);
+  std::promise<void> started;
+  std::promise<void> finish;
+  auto finish_future = finish.get_future().share();
+  auto loading = std::async(std::launch::async, [&] {
+    return pool->load_or_share("k", [&] {
+      started.set_value();
+      finish_future.wait();
+      return std::uint64_t{7};
+    });
+  });
+  started.get_future().wait();
+  EXPECT_EQ(pool->stats().inflight, 1u);
+  pool->clear();
+  EXPECT_EQ(pool->stats().inflight, 0u);
+  // A load after clear() does not join the detached one.
+  EXPECT_EQ(pool->load_or_share("k", [] { return std::uint64_t{9}; }), 9u);
+  finish.set_value();
+  EXPECT_EQ(loading.get(), 7u);    // the caller still gets its value...
+  EXPECT_EQ(pool->get("k"), 9u);   // ...but it did not overwrite the post-clear state
+  EXPECT_EQ(pool->verify_invariants(), "");
+}
+
+TEST(Pool, LoaderMayReadTheSamePool) {
+  auto pool = make_pool(100);
+  pool->insert("base", 5);
+  const auto v = pool->load_or_share("derived", [&](const std::string&) {
+    return *pool->get("base") + 1;  // re-entrant: the loader runs outside every lock
+  });
+  EXPECT_EQ(v, 6u);
+  const auto many = pool->load_many({"x", "y"}, [&](const std::vector<std::string>& keys) {
+    std::vector<std::uint64_t> out;
+    for (std::size_t i = 0; i < keys.size(); ++i) out.push_back(*pool->get("base"));
+    pool->insert("side", 1);
+    return out;
+  });
+  EXPECT_EQ(many, (std::vector<std::uint64_t>{5, 5}));
+}
+
+TEST(Pool, LoadManyLoadsExactlyTheDistinctMissingKeysOnce) {
+  auto pool = make_pool(1000);
+  pool->insert("cached", 1);
+  std::vector<std::vector<std::string>> calls;
+  LoadManyStats st;
+  const auto values = pool->load_many(
+      {"a", "cached", "b", "a", "c", "b"},
+      [&](const std::vector<std::string>& keys) {
+        calls.push_back(keys);
+        std::vector<std::uint64_t> out;
+        for (const auto& k : keys) out.push_back(k[0] - 'a' + 10);
+        return out;
+      },
+      &st);
+  ASSERT_EQ(calls.size(), 1u);
+  std::vector<std::string> got = calls[0];
+  std::sort(got.begin(), got.end());
+  EXPECT_EQ(got, (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(values, (std::vector<std::uint64_t>{10, 1, 11, 10, 12, 11}));
+  EXPECT_EQ(st.hits, 1u);
+  EXPECT_EQ(st.loaded, 5u);
+  EXPECT_EQ(st.loader_keys, 3u);
+  EXPECT_EQ(st.joined, 0u);
+  const auto ps = pool->stats();
+  EXPECT_EQ(ps.hits + ps.misses, 6u);
+  EXPECT_EQ(ps.entry_count, 4u);
+  // All resident now: the loader is not called.
+  int more_calls = 0;
+  pool->load_many({"a", "b"}, [&](const std::vector<std::string>&) {
+    ++more_calls;
+    return std::vector<std::uint64_t>{};
+  });
+  EXPECT_EQ(more_calls, 0);
+}
+
+TEST(Pool, LoadOrShareJoinsAKeyInABatchInFlight) {
+  auto pool = make_pool(1000);
+  std::promise<void> started;
+  std::promise<void> finish;
+  auto finish_future = finish.get_future().share();
+  std::atomic<int> batch_calls{0};
+  auto batch = std::async(std::launch::async, [&] {
+    return pool->load_many({"a", "b"}, [&](const std::vector<std::string>& keys) {
+      ++batch_calls;
+      started.set_value();
+      finish_future.wait();
+      return std::vector<std::uint64_t>(keys.size(), 3);
+    });
+  });
+  started.get_future().wait();
+  std::atomic<int> single_calls{0};
+  auto single = std::async(std::launch::async, [&] {
+    return pool->load_or_share("b", [&] {
+      ++single_calls;
+      return std::uint64_t{99};
+    });
+  });
+  // A second batch overlapping the first joins "a" and loads only "z".
+  std::vector<std::string> second_keys;
+  auto second = std::async(std::launch::async, [&] {
+    LoadManyStats st;
+    auto v = pool->load_many({"a", "z"}, [&](const std::vector<std::string>& keys) {
+      second_keys = keys;
+      return std::vector<std::uint64_t>(keys.size(), 4);
+    }, &st);
+    EXPECT_EQ(st.joined, 1u);
+    return v;
+  });
+  while (pool->stats().misses < 4) std::this_thread::yield();
+  finish.set_value();
+  EXPECT_EQ(batch.get(), (std::vector<std::uint64_t>{3, 3}));
+  EXPECT_EQ(single.get(), 3u);
+  EXPECT_EQ(second.get(), (std::vector<std::uint64_t>{3, 4}));
+  EXPECT_EQ(second_keys, std::vector<std::string>{"z"});
+  EXPECT_EQ(batch_calls.load(), 1);
+  EXPECT_EQ(single_calls.load(), 0);
+}
+
+TEST(Pool, LoadManyFailureCachesNothing) {
+  auto pool = make_pool(1000);
+  EXPECT_THROW(pool->load_many({"a", "b"}, [](const std::vector<std::string>&) -> std::vector<std::uint64_t> {
+    throw std::runtime_error("embedder down");
+  }), std::runtime_error);
+  EXPECT_EQ(pool->stats().entry_count, 0u);
+  EXPECT_EQ(pool->stats().inflight, 0u);
+  // A loader returning the wrong count is a LoadError, not a crash.
+  EXPECT_THROW(pool->load_many({"a", "b"}, [](const std::vector<std::string>&) {
+    return std::vector<std::uint64_t>{1};
+  }), LoadError);
+  EXPECT_EQ(pool->stats().entry_count, 0u);
+  EXPECT_EQ(pool->stats().inflight, 0u);
+  EXPECT_EQ(pool->load_many({"a"}, [](const std::vector<std::string>&) {
+    return std::vector<std::uint64_t>{8};
+  }), std::vector<std::uint64_t>{8});
+}
+
+TEST(Pool, CustomPriorityHonoursNeverEvict) {
+  auto policy = EvictionPolicy<std::uint64_t>::custom([](const EntryView&, const std::uint64_t& v) {
+    return v == 50 ? kNeverEvict : static_cast<std::int64_t>(100 - v);
+  });
+  auto pool = make_pool(100, 0, 1.0, policy);
+  pool->insert("keep", 50);
+  pool->insert("a", 20);
+  pool->insert("b", 30);
+  // Priority of a = 80, b = 70: b goes first.
+  EXPECT_EQ(pool->evict_at_least(1), 30u);
+  EXPECT_TRUE(pool->contains("a"));
+  EXPECT_EQ(pool->evict_under_pressure(0.0), 20u);
+  EXPECT_TRUE(pool->contains("keep"));  // skipped, not merely sorted last
+  EXPECT_EQ(pool->stats().total_bytes, 50u);
+}
+
+TEST(Pool, EvictUnderPressureRunsBelowMax) {
+  auto pool = make_pool(100);
+  for (int i = 0; i < 8; ++i) pool->insert("k" + std::to_string(i), 10);
+  EXPECT_EQ(pool->evict_under_pressure(0.5), 30u);
+  EXPECT_EQ(pool->stats().total_bytes, 50u);
+  EXPECT_THROW(pool->evict_under_pressure(-1.0), std::invalid_argument);
+}
+
+TEST(Pool, SnapshotReportsEntries) {
+  PoolConfig<std::uint64_t, std::uint64_t> c;
+  c.name = "ints";
+  c.max_bytes = 100;
+  c.sizer = [](const std::uint64_t&) { return 8; };
+  c.policy = EvictionPolicy<std::uint64_t>::lru();
+  PagedResourcePool<std::uint64_t, std::uint64_t> pool(c);
+  pool.insert(7, 70);
+  (void)pool.get(7);
+  auto h = pool.pin(7);
+  const auto snap = pool.snapshot();
+  ASSERT_EQ(snap.size(), 1u);
+  EXPECT_EQ(snap[0].key, "7");
+  EXPECT_EQ(snap[0].size_bytes, 8u);
+  EXPECT_EQ(snap[0].pin_count, 1u);
+  EXPECT_EQ(snap[0].access_count, 2u);
+  EXPECT_GE(snap[0].last_access_at_ms, snap[0].loaded_at_ms);
+}
+
+TEST(Pool, ManyEntriesAcrossShardsKeepInvariants) {
+  PoolConfig<std::uint64_t, std::uint64_t> c;
+  c.name = "big";
+  c.max_bytes = 8 * 5000;
+  c.sizer = [](const std::uint64_t&) { return 8; };
+  c.policy = EvictionPolicy<std::uint64_t>::lru();
+  c.shards = 16;
+  PagedResourcePool<std::uint64_t, std::uint64_t> pool(c);
+  for (std::uint64_t i = 0; i < 20000; ++i) {
+    pool.insert(i, i);
+    if (i % 3 == 0) (void)pool.get(i / 2);
+    if (i % 97 == 0) pool.evict(i - 5);
+  }
+  EXPECT_LE(pool.stats().total_bytes, c.max_bytes);
+  EXPECT_EQ(pool.verify_invariants(), "");
+  for (std::uint64_t i = 19990; i < 20000; ++i) EXPECT_EQ(pool.get(i), i);
+}
+
+}  // namespace
+}  // namespace pagekeeper
