@@ -1,0 +1,7 @@
+# Tests of the embedding cache, content hash, registry and non-llama.cpp embedders.
+pagekeeper_add_test(content_hash_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/content_hash_test.cpp)
+pagekeeper_add_test(lexical_embedder_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/lexical_embedder_test.cpp LIBS PkgConfig::XXHASH)
+pagekeeper_add_test(model_registry_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/model_registry_test.cpp)
+pagekeeper_add_test(openai_embedder_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/openai_embedder_test.cpp LIBS PkgConfig::HTTPLIB)
