@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# run-tests.sh: the project's whole test run, as CI runs it (.ci/run calls exactly this).
+#
+#   bash scripts/run-tests.sh                 # setup + every configuration below
+#   bash scripts/run-tests.sh release tsan    # setup + only these configurations
+#
+# Configurations (each in its own build directory under $PAGEKEEPER_BUILD_ROOT):
+#   release  Release build of everything (tests, benchmarks, tools); ctest, all tests.
+#   asan     ASan+UBSan (-DPAGEKEEPER_SANITIZE=address), RelWithDebInfo, no benchmarks;
+#            ctest, all tests.
+#   tsan     TSan (-DPAGEKEEPER_SANITIZE=thread), RelWithDebInfo; builds only the tests
+#            labelled `concurrent` (target pagekeeper_tests_concurrent); ctest -L concurrent.
+#   fuzz     clang + libFuzzer + ASan/UBSan: builds fuzz/ and runs every fuzzer for
+#            $PAGEKEEPER_FUZZ_SECONDS on a scratch copy of its seed corpus.
+#   demo     the README's main-job command against the release build (needs `release`).
+#
+# Every configuration runs even when an earlier one failed; the script prints a summary with
+# each configuration's time and exits non-zero if any failed. A failing setup stops at once.
+#
+# Environment:
+#   PAGEKEEPER_BUILD_ROOT    build directories' parent (default: <repo>/build-ci)
+#   PAGEKEEPER_JOBS          compile jobs (default 2)
+#   PAGEKEEPER_CTEST_JOBS    tests run in parallel (default 2)
+#   PAGEKEEPER_TEST_TIMEOUT  per-test timeout in seconds (default 300)
+#   PAGEKEEPER_FUZZ_SECONDS  time per fuzzer (default 60)
+#   PAGEKEEPER_TRACE_DIR     the ARC traces (default <repo>/../shared/traces/arc)
+#   PAGEKEEPER_SKIP_SETUP=1  do not run scripts/setup-debian.sh
+set -euo pipefail
+
+readonly repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+readonly script="${repo_root}/scripts/run-tests.sh"
+readonly build_root="${PAGEKEEPER_BUILD_ROOT:-${repo_root}/build-ci}"
+readonly jobs="${PAGEKEEPER_JOBS:-2}"
+readonly ctest_jobs="${PAGEKEEPER_CTEST_JOBS:-2}"
+readonly test_timeout="${PAGEKEEPER_TEST_TIMEOUT:-300}"
+readonly fuzz_seconds="${PAGEKEEPER_FUZZ_SECONDS:-60}"
+readonly all_configs=(release asan tsan fuzz demo)
+
+export PAGEKEEPER_TRACE_DIR="${PAGEKEEPER_TRACE_DIR:-${repo_root}/../shared/traces/arc}"
+export CCACHE_BASEDIR="${repo_root}"
+# Sanitizer reports fail the test that triggers them, with a stack.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:detect_stack_use_after_return=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}"
+
+log() { printf '\n=== run-tests: %s\n' "$*"; }
+
+configure() {  # configure DIR CMAKE_ARGS...
+  local dir="$1"
+  shift
+  cmake -S "${repo_root}" -B "${dir}" -G Ninja "$@"
+}
+
+run_ctest() {  # run_ctest DIR CTEST_ARGS...
+  local dir="$1"
+  shift
+  ctest --test-dir "${dir}" --output-on-failure --no-tests=error --timeout "${test_timeout}" \
+    -j "${ctest_jobs}" "$@"
+}
+
+config_release() {
+  local dir="${build_root}/release"
+  configure "${dir}" -DCMAKE_BUILD_TYPE=Release
+  cmake --build "${dir}" -j "${jobs}"
+  run_ctest "${dir}"
+}
+
+config_asan() {
+  local dir="${build_root}/asan"
+  configure "${dir}" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPAGEKEEPER_SANITIZE=address \
+    -DPAGEKEEPER_BUILD_BENCH=OFF
+  cmake --build "${dir}" -j "${jobs}"
+  run_ctest "${dir}"
+}
+
+config_tsan() {
+  local dir="${build_root}/tsan"
+  configure "${dir}" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPAGEKEEPER_SANITIZE=thread \
+    -DPAGEKEEPER_BUILD_BENCH=OFF
+  cmake --build "${dir}" -j "${jobs}" --target pagekeeper_tests_concurrent
+  # TSan needs a fixed memory layout; some kernels randomize mmap too much for it.
+  local runner=()
+  if setarch "$(uname -m)" -R true 2>/dev/null; then
+    runner=(setarch "$(uname -m)" -R)
+  fi
+  "${runner[@]}" ctest --test-dir "${dir}" --output-on-failure --no-tests=error \
+    --timeout "${test_timeout}" -j "${ctest_jobs}" -L concurrent
+}
+
+config_fuzz() {
+  local dir="${build_root}/fuzz"
+  configure "${dir}" -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPAGEKEEPER_SANITIZE=address \
+    -DPAGEKEEPER_BUILD_FUZZ=ON -DPAGEKEEPER_BUILD_TESTS=OFF -DPAGEKEEPER_BUILD_BENCH=OFF
+  cmake --build "${dir}" -j "${jobs}" --target pagekeeper_fuzzers
+  local fuzzer name corpus count=0
+  for fuzzer in "${dir}"/fuzz/*_fuzz; do
+    [[ -x "${fuzzer}" ]] || continue
+    name="$(basename "${fuzzer}" _fuzz)"
+    # Fuzz on a scratch copy: new corpus entries stay out of the source tree.
+    corpus="${dir}/corpus/${name}"
+    mkdir -p "${corpus}"
+    if [[ -d "${repo_root}/fuzz/corpus/${name}" ]]; then
+      cp -r "${repo_root}/fuzz/corpus/${name}/." "${corpus}/"
+    fi
+    log "fuzzing ${name} for ${fuzz_seconds} s"
+    (cd "${dir}" && "${fuzzer}" -max_total_time="${fuzz_seconds}" -timeout=10 \
+      -rss_limit_mb=2048 -print_final_stats=1 "${corpus}")
+    count=$((count + 1))
+  done
+  if [[ ${count} -eq 0 ]]; then
+    echo "no fuzzers were built in ${dir}/fuzz" >&2
+    return 1
+  fi
+}
+
+config_demo() {
+  local dir="${build_root}/release"
+  local output
+  output="$(PAGEKEEPER_SKIP_SETUP=1 PAGEKEEPER_BUILD_DIR="${dir}" bash "${repo_root}/scripts/demo.sh")"
+  printf '%s\n' "${output}"
+  # The demo must print the simulator's JSON with the reference OLTP hit ratio.
+  python3 -c 'import json,sys; r=json.loads(sys.stdin.read()); assert r["hit_ratio"]==32.83, r' \
+    <<<"${output}"
+}
+
+# Internal: run one configuration in this (fresh) process, so that `set -e` applies inside it.
+if [[ "${1:-}" == "--config" ]]; then
+  "config_$2"
+  exit 0
+fi
+
+configs=("$@")
+if [[ ${#configs[@]} -eq 0 ]]; then
+  configs=("${all_configs[@]}")
+fi
+for config in "${configs[@]}"; do
+  if ! declare -F "config_${config}" >/dev/null; then
+    echo "run-tests: unknown configuration '${config}' (known: ${all_configs[*]})" >&2
+    exit 2
+  fi
+done
+
+started=${SECONDS}
+if [[ "${PAGEKEEPER_SKIP_SETUP:-0}" != "1" ]]; then
+  log "setup"
+  bash "${repo_root}/scripts/setup-debian.sh"
+fi
+setup_seconds=$((SECONDS - started))
+
+summary=()
+failed=0
+for config in "${configs[@]}"; do
+  log "configuration ${config}"
+  begin=${SECONDS}
+  status=0
+  bash "${script}" --config "${config}" || status=$?
+  took=$((SECONDS - begin))
+  if [[ ${status} -eq 0 ]]; then
+    summary+=("$(printf '%-8s PASS  %4d s' "${config}" "${took}")")
+  else
+    summary+=("$(printf '%-8s FAIL  %4d s  (exit %d)' "${config}" "${took}" "${status}")")
+    failed=1
+  fi
+done
+
+printf '\n=== run-tests summary (setup %d s, total %d s)\n' "${setup_seconds}" "$((SECONDS - started))"
+printf '%s\n' "${summary[@]}"
+exit "${failed}"

@@ -1,0 +1,37 @@
+// `pagekeeper`: the command-line tool. Subcommands register themselves through the functions
+// in commands.hpp; this file only assembles them and maps failures to exit codes.
+
+#include <CLI/CLI.hpp>
+
+#include <exception>
+#include <iostream>
+
+#include "cli/commands.hpp"
+
+namespace {
+
+using AddCommand = void (*)(CLI::App&);
+
+// Every subcommand of the tool, in the order `--help` lists them.
+constexpr AddCommand kCommands[] = {
+    pagekeeper::cli::add_sim_command,
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"pagekeeper: byte-budgeted paging for an AI inference host"};
+  app.require_subcommand(1);
+  for (AddCommand add : kCommands) add(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const std::exception& e) {
+    std::string command = "pagekeeper";
+    for (const CLI::App* sub : app.get_subcommands()) command += " " + sub->get_name();
+    std::cerr << command << ": error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

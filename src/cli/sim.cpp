@@ -1,0 +1,97 @@
+#include "cli/sim.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <stdexcept>
+
+#include "pagekeeper/pool.hpp"
+
+namespace pagekeeper::cli {
+
+namespace {
+
+EvictionPolicy<std::uint64_t> policy_named(const std::string& name) {
+  if (name == "lru") return EvictionPolicy<std::uint64_t>::lru();
+  if (name == "size-lru") return EvictionPolicy<std::uint64_t>::size_aware_lru();
+  throw std::invalid_argument("--policy must be lru or size-lru, got '" + name + "'");
+}
+
+}  // namespace
+
+SimResult run_simulation(const SimOptions& options) {
+  if (options.capacity == 0) throw std::invalid_argument("--capacity must be at least 1");
+  if (!(options.watermark > 0.0 && options.watermark <= 1.0)) {
+    throw std::invalid_argument("--watermark must be in (0, 1]");
+  }
+  if (options.shards && *options.shards == 0) {
+    throw std::invalid_argument("--shards must be at least 1");
+  }
+
+  // The value stored for a key is its size, and the sizer reports it as the entry's bytes.
+  PoolConfig<std::uint64_t, std::uint64_t> config;
+  config.name = "sim";
+  config.max_bytes = options.capacity;
+  config.sizer = [](const std::uint64_t& size) { return size; };
+  config.policy = policy_named(options.policy);
+  config.low_watermark = options.watermark;
+  config.shards = options.shards.value_or(0);  // 0: the pool chooses
+  PagedResourcePool<std::uint64_t, std::uint64_t> pool(std::move(config));
+
+  TraceReader reader = TraceReader::open_file(options.trace_path, options.format);
+  SimResult result;
+  result.format = reader.format();
+  result.shards = pool.shard_count();
+
+  const auto start = std::chrono::steady_clock::now();
+  TraceRequest request;
+  while (reader.next(request)) {
+    ++result.requests;
+    std::optional<std::uint64_t> cached = pool.get(request.key);
+    if (!cached || *cached != request.size) pool.insert(request.key, request.size);
+  }
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  const PoolStats stats = pool.stats();
+  result.hits = stats.hits;
+  result.misses = stats.misses;
+  result.evictions = stats.evictions;
+  result.rejected_oversize = stats.rejected_oversize;
+  result.resident_entries = stats.entry_count;
+  result.resident_bytes = stats.total_bytes;
+  return result;
+}
+
+double hit_ratio_percent(const SimResult& result) {
+  if (result.requests == 0) return 0.0;
+  double percent = 100.0 * static_cast<double>(result.hits) / static_cast<double>(result.requests);
+  return std::round(percent * 100.0) / 100.0;
+}
+
+nlohmann::ordered_json sim_report(const SimOptions& options, const SimResult& result) {
+  nlohmann::ordered_json config = {
+      {"trace", options.trace_path},
+      {"format", std::string(trace_format_name(result.format))},
+      {"capacity", options.capacity},
+      {"policy", options.policy},
+      {"watermark", options.watermark},
+  };
+  // The shard count the pool actually used (the pool's choice when --shards is absent).
+  config["shards"] = result.shards;
+  const double ops_per_sec =
+      result.seconds > 0.0 ? static_cast<double>(result.requests) / result.seconds : 0.0;
+  return {
+      {"config", config},
+      {"requests", result.requests},
+      {"hits", result.hits},
+      {"misses", result.misses},
+      {"evictions", result.evictions},
+      {"hit_ratio", hit_ratio_percent(result)},
+      {"ops_per_sec", std::llround(ops_per_sec)},
+      {"seconds", std::round(result.seconds * 1000.0) / 1000.0},
+      {"rejected_oversize", result.rejected_oversize},
+      {"resident_entries", result.resident_entries},
+      {"resident_bytes", result.resident_bytes},
+  };
+}
+
+}  // namespace pagekeeper::cli
