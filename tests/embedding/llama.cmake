@@ -1,0 +1,36 @@
+# Tests of the llama.cpp backend (LlamaEmbedder, LlamaModel, LlamaLoraAdapter). They generate
+# their models at run time with pagekeeper-gguf-gen from the real WordPiece vocabulary that
+# scripts/fetch-llama.sh puts beside the libraries. Built in every configuration: without
+# llama.cpp they check that the backend reports itself unavailable and skip the rest.
+set(_llama_test_defs)
+set(_llama_test_libs)
+if(TARGET Llama::llama)
+  find_file(PAGEKEEPER_LLAMA_VOCAB ggml-vocab-bert-bge.gguf
+    HINTS ${LLAMA_ROOT}/models ${LLAMA_ROOT}/share/llama/models
+          ${PROJECT_SOURCE_DIR}/third_party/llama/models
+    NO_DEFAULT_PATH)
+  if(NOT PAGEKEEPER_LLAMA_VOCAB)
+    message(FATAL_ERROR "llama.cpp was found but models/ggml-vocab-bert-bge.gguf was not: run "
+                        "scripts/fetch-llama.sh or set PAGEKEEPER_LLAMA_VOCAB")
+  endif()
+  list(APPEND _llama_test_defs
+    PAGEKEEPER_GGUF_GEN="$<TARGET_FILE:pagekeeper-gguf-gen>"
+    PAGEKEEPER_LLAMA_VOCAB="${PAGEKEEPER_LLAMA_VOCAB}")
+  list(APPEND _llama_test_libs Llama::ggml-base)
+endif()
+
+foreach(_llama_test llama_embedder_test llama_runtime_test)
+  pagekeeper_add_test(${_llama_test}
+    SOURCES ${CMAKE_CURRENT_LIST_DIR}/${_llama_test}.cpp LIBS ${_llama_test_libs})
+  target_compile_definitions(${_llama_test} PRIVATE ${_llama_test_defs})
+  if(TARGET pagekeeper-gguf-gen)
+    add_dependencies(${_llama_test} pagekeeper-gguf-gen)
+  endif()
+endforeach()
+pagekeeper_add_test(llama_embedder_concurrent_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/llama_embedder_concurrent_test.cpp
+  LABELS concurrent LIBS ${_llama_test_libs})
+target_compile_definitions(llama_embedder_concurrent_test PRIVATE ${_llama_test_defs})
+if(TARGET pagekeeper-gguf-gen)
+  add_dependencies(llama_embedder_concurrent_test pagekeeper-gguf-gen)
+endif()
