@@ -1,0 +1,100 @@
+// The broker against the real PagedResourcePool (not a test double): relief through
+// evict_at_least honours the pool's LRU order and its pins, and the background thread relieves
+// a real pool without help.
+
+#include <chrono>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "pagekeeper/broker.hpp"
+#include "pagekeeper/pool.hpp"
+
+namespace pagekeeper {
+namespace {
+
+using Vector = std::vector<float>;
+using EmbeddingPool = PagedResourcePool<std::string, Vector>;
+
+// 25 floats = 100 bytes per vector.
+std::shared_ptr<EmbeddingPool> make_embedding_pool(std::string name, std::uint64_t max_bytes) {
+  PoolConfig<std::string, Vector> config;
+  config.name = std::move(name);
+  config.max_bytes = max_bytes;
+  config.sizer = [](const Vector& v) { return static_cast<std::uint64_t>(v.size() * 4); };
+  config.policy = EvictionPolicy<Vector>::lru();
+  return std::make_shared<EmbeddingPool>(config);
+}
+
+void load_vectors(EmbeddingPool& pool, int count) {
+  for (int i = 0; i < count; ++i) {
+    pool.load_or_share("text-" + std::to_string(i), [] { return Vector(25, 0.5f); });
+  }
+}
+
+TEST(BrokerWithRealPool, RelievesARealPoolBelowHigh) {
+  auto pool = make_embedding_pool("real-embeddings", 1000);
+  load_vectors(*pool, 9);
+  ASSERT_EQ(pool->usage_bytes(), 900u);
+  PressureBroker broker;
+  std::vector<PressureAlert> alerts;
+  broker.add_alert_sink([&](const PressureAlert& a) { alerts.push_back(a); });
+  broker.register_pool(pool);
+  pool->get("text-0");  // the oldest load is now the most recently used
+
+  const auto report = broker.relieve();
+  EXPECT_TRUE(report.triggered);
+  EXPECT_GT(report.bytes_freed, 0u);
+  ASSERT_EQ(report.pools_acted.size(), 1u);
+  EXPECT_EQ(report.pools_acted[0].name, "real-embeddings");
+  EXPECT_LT(pool->pressure(), 0.80);
+  EXPECT_DOUBLE_EQ(pool->pressure(), 0.60);  // 900 - 300 in whole 100-byte entries
+  EXPECT_DOUBLE_EQ(report.pools_acted[0].pressure_after, 0.60);
+  // LRU order: the three least recently used went, the refreshed one stayed.
+  EXPECT_TRUE(pool->contains("text-0"));
+  for (const char* gone : {"text-1", "text-2", "text-3"}) EXPECT_FALSE(pool->contains(gone));
+  ASSERT_EQ(alerts.size(), 1u);
+  EXPECT_EQ(alerts[0].bytes_freed, 300u);
+  const auto snap = broker.snapshot();
+  EXPECT_EQ(snap.pools[0].stats.evictions, 3u);
+  EXPECT_EQ(snap.pools[0].stats.entry_count, 6u);
+}
+
+TEST(BrokerWithRealPool, APoolHeldByPinsIsHotAndStuck) {
+  auto pool = make_embedding_pool("pinned", 1000);
+  load_vectors(*pool, 10);
+  std::vector<EmbeddingPool::PinHandle> pins;
+  for (int i = 0; i < 10; ++i) pins.push_back(pool->pin("text-" + std::to_string(i)));
+  PressureBroker broker;
+  std::vector<PressureAlert> alerts;
+  broker.add_alert_sink([&](const PressureAlert& a) { alerts.push_back(a); });
+  broker.register_pool(pool);
+
+  const auto report = broker.relieve();
+  EXPECT_FALSE(report.triggered);
+  ASSERT_EQ(report.pools_stuck.size(), 1u);
+  EXPECT_EQ(pool->usage_bytes(), 1000u);
+  ASSERT_EQ(alerts.size(), 1u);
+  EXPECT_EQ(alerts[0].tier, PressureTier::critical);
+  EXPECT_EQ(alerts[0].bytes_freed, 0u);
+
+  pins.clear();  // unpinned: the next pass can act
+  EXPECT_EQ(broker.relieve().bytes_freed, 400u);
+}
+
+TEST(BrokerWithRealPool, BackgroundThreadRelievesARealPool) {
+  auto pool = make_embedding_pool("background", 1000);
+  PressureBroker broker;
+  broker.register_pool(pool);
+  broker.start(std::chrono::milliseconds(20));
+  load_vectors(*pool, 10);  // 1.0: critical
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (pool->pressure() > 0.60 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_LE(pool->pressure(), 0.60);
+  broker.stop();
+}
+
+}  // namespace
+}  // namespace pagekeeper
