@@ -1,0 +1,355 @@
+// Daemon: lifecycle, the HTTP framework around cpp-httplib (routing, metrics, errors, limits,
+// the bearer-token rule) and the route table. The handlers of the routes are in handlers.cpp.
+//
+// Locking: lifecycle_mutex_ serializes start()/stop(); stopped_cv_ (with lifecycle_mutex_)
+// wakes wait(). The alert history has its own mutex (alerts_mutex). HttpMetrics is lock-free
+// once the route table is built, which happens in the constructor before any thread serves.
+
+#include "server/daemon_impl.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "pagekeeper/host_memory.hpp"
+#include "pagekeeper/lexical_embedder.hpp"
+#include "pagekeeper/server_requests.hpp"
+
+namespace pagekeeper {
+
+namespace {
+
+std::shared_ptr<EmbeddingService> make_embeddings(const ServerConfig& config) {
+  EmbeddingServiceConfig ec;
+  ec.max_bytes = config.embedding_budget_bytes;
+  auto models = std::make_shared<ModelRegistry>("lexical");
+  LexicalEmbedderOptions lex;
+  lex.dimensions = config.lexical_dimensions;
+  models->add(std::make_shared<LexicalEmbedder>(lex), lex.dimensions == LexicalEmbedder::kDefaultDimensions
+                                                          ? std::vector<std::string>{}
+                                                          : std::vector<std::string>{"lexical"});
+  // The built-in registry also knows `openai` when OPENAI_BASE_URL is set; mirror it.
+  auto builtin = ModelRegistry::with_builtin_models();
+  for (const auto& name : builtin->models()) {
+    if (name.rfind("lexical", 0) == 0) continue;
+    try {
+      models->add(name, [builtin, name] { return builtin->embedder(name); });
+    } catch (const std::invalid_argument&) {
+    }
+  }
+  models->set_default_model(config.default_model);
+  ec.models = std::move(models);
+  return std::make_shared<EmbeddingService>(std::move(ec));
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// Constant-time comparison: the time a wrong token takes does not tell how much was right.
+bool same_secret(std::string_view a, std::string_view b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (std::size_t i = 0; i < a.size(); ++i) diff |= a[i] ^ b[i % std::max<std::size_t>(b.size(), 1)];
+  return diff == 0;
+}
+
+}  // namespace
+
+Daemon::Impl::Impl(ServerConfig c, DaemonServices services) : config(std::move(c)) {
+  config.validate();
+  embeddings = services.embeddings ? std::move(services.embeddings) : make_embeddings(config);
+  if (services.broker) {
+    broker = std::move(services.broker);
+  } else {
+    std::shared_ptr<const HostMemorySource> host;
+    if (config.host_memory) host = std::make_shared<HostMemory>();
+    broker = std::make_shared<PressureBroker>(config.broker, std::move(host));
+  }
+  broker->register_pool(embeddings->pool());
+  broker->add_alert_sink([this](const PressureAlert& alert) {
+    std::lock_guard lock(alerts_mutex);
+    alerts.push_back(alert);
+    while (alerts.size() > config.alert_history) alerts.pop_front();
+    ++alerts_total;
+  });
+  install_routes();
+  configure_http();
+}
+
+void Daemon::Impl::configure_http() {
+  const std::size_t threads = config.threads;
+  http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  http.set_payload_max_length(config.limits.max_body_bytes);
+  const auto rt = config.read_timeout.count();
+  http.set_read_timeout(rt / 1000, (rt % 1000) * 1000);
+  const auto wt = config.write_timeout.count();
+  http.set_write_timeout(wt / 1000, (wt % 1000) * 1000);
+  http.set_keep_alive_max_count(10000);
+  http.set_keep_alive_timeout(5);
+
+  // Answers httplib produces itself (no route matched, a malformed request line, a body over
+  // the limit, ...) arrive here with an empty body; our handlers' answers already have one.
+  http.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    std::string code = "http_error";
+    std::string message;
+    switch (res.status) {
+      case 404:
+        code = "not_found";
+        message = "no route for " + req.method + " " + req.path.substr(0, 200) +
+                  " (routes: POST /v1/embeddings, POST /api/<command>, GET /metrics, GET /healthz, GET /)";
+        break;
+      case 413:
+        code = "limit_exceeded";
+        message = "request body exceeds limits.max_body_bytes (" + std::to_string(config.limits.max_body_bytes) +
+                  " bytes)";
+        break;
+      case 414:
+        code = "uri_too_long";
+        message = "request URI too long";
+        break;
+      case 400:
+        code = "bad_request";
+        if ((req.method == "POST" || req.method == "PUT") && !req.has_header("Content-Length") &&
+            !req.has_header("Transfer-Encoding"))
+          message = req.method + " needs a Content-Length header (or Transfer-Encoding: chunked)";
+        else
+          message = "malformed HTTP request: the request line, a header or the body framing could not be read";
+        break;
+      default:
+        message = "HTTP " + std::to_string(res.status);
+    }
+    set_error(res, res.status, code, message);
+    metrics.observe(HttpMetrics::kOtherRoute, res.status, 0.0);
+    return httplib::Server::HandlerResponse::Handled;
+  }));
+  http.set_exception_handler([this](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+    std::string what = "unknown exception";
+    try {
+      if (ep) std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    spdlog::error("pagekeeperd: unhandled exception: {}", what);
+    set_error(res, 500, "internal_error", "internal error: " + what);
+  });
+}
+
+void Daemon::Impl::set_error(httplib::Response& res, int status, std::string_view code, std::string_view message,
+                             std::string_view param) {
+  res.status = status;
+  res.set_content(error_body(status, code, message, param).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                  "application/json");
+}
+
+std::size_t Daemon::Impl::add_route(std::string name) { return metrics.add_route(std::move(name)); }
+
+httplib::Server::Handler Daemon::Impl::wrap(std::size_t route, Handler handler) {
+  return [this, route, handler = std::move(handler)](const httplib::Request& req, httplib::Response& res) {
+    const auto t0 = std::chrono::steady_clock::now();
+    in_flight.fetch_add(1, std::memory_order_relaxed);
+    try {
+      handler(req, res);
+    } catch (const RequestError& e) {
+      set_error(res, e.status, e.code, e.what(), e.param);
+    } catch (const UnknownModelError& e) {
+      set_error(res, 404, "model_not_found", e.what(), "model");
+    } catch (const EmbedderInputError& e) {
+      set_error(res, 400, "input_refused", e.what(), "input");
+    } catch (const EmbedderError& e) {
+      // Nothing of a failed call is cached (EmbeddingService guarantees it).
+      spdlog::warn("pagekeeperd: embedder failure: {}", e.what());
+      set_error(res, 502, "embedder_failed", std::string("embedding failed, nothing was cached: ") + e.what());
+    } catch (const std::bad_alloc&) {
+      set_error(res, 503, "out_of_memory", "out of memory while serving the request");
+    } catch (const std::exception& e) {
+      spdlog::error("pagekeeperd: {} {}: {}", req.method, req.path, e.what());
+      set_error(res, 500, "internal_error", std::string("internal error: ") + e.what());
+    }
+    in_flight.fetch_sub(1, std::memory_order_relaxed);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    metrics.observe(route, res.status, seconds);
+  };
+}
+
+void Daemon::Impl::require_json(const httplib::Request& req) const {
+  if (req.body.empty() && !req.has_header("Content-Type")) return;
+  std::string type = lower(req.get_header_value("Content-Type"));
+  if (auto semi = type.find(';'); semi != std::string::npos) type.resize(semi);
+  while (!type.empty() && type.back() == ' ') type.pop_back();
+  if (type == "application/json" || type == "text/json" ||
+      (type.size() > 5 && type.compare(type.size() - 5, 5, "+json") == 0))
+    return;
+  throw RequestError(415, "unsupported_media_type",
+                     "Content-Type must be application/json, got '" +
+                         (type.empty() ? std::string("(none)") : type.substr(0, 100)) + "'");
+}
+
+void Daemon::Impl::require_token(const httplib::Request& req) const {
+  if (config.token.empty()) return;
+  const std::string auth = req.get_header_value("Authorization");
+  static constexpr std::string_view kBearer = "Bearer ";
+  if (auth.empty())
+    throw RequestError(401, "unauthorized", "this command changes state and requires 'Authorization: Bearer <token>'");
+  if (auth.size() <= kBearer.size() || lower(auth.substr(0, kBearer.size())) != "bearer " ||
+      !same_secret(std::string_view(auth).substr(kBearer.size()), config.token))
+    throw RequestError(403, "forbidden", "the bearer token is not valid for this server");
+}
+
+void Daemon::Impl::add_command(std::string name, bool changes_state, CommandHandler handler) {
+  Command cmd;
+  cmd.route = add_route("/api/" + name);
+  cmd.changes_state = changes_state;
+  cmd.handler = std::move(handler);
+  commands.emplace(std::move(name), std::move(cmd));
+}
+
+void Daemon::Impl::install_routes() {
+  install_command_handlers();  // handlers.cpp
+
+  const std::size_t embeddings_route = add_route("/v1/embeddings");
+  http.Post("/v1/embeddings", wrap(embeddings_route, [this](const httplib::Request& req, httplib::Response& res) {
+    require_json(req);
+    handle_openai_embeddings(req, res);
+  }));
+
+  // One httplib route for the whole command API, so an unknown command gets our 404 with the
+  // list of known commands; metrics are recorded per command (or under "other").
+  http.Post(R"(/api/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
+    const std::string name = req.matches[1];
+    auto it = commands.find(name);
+    if (it == commands.end()) {
+      wrap(HttpMetrics::kOtherRoute, [this, &name](const httplib::Request&, httplib::Response& r) {
+        nlohmann::json body = error_body(404, "unknown_command", "unknown command '" + name.substr(0, 200) + "'");
+        nlohmann::json known = nlohmann::json::array();
+        for (const auto& [n, _] : commands) known.push_back(n);
+        body["knownCommands"] = known;
+        r.status = 404;
+        r.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "application/json");
+      })(req, res);
+      return;
+    }
+    const Command& cmd = it->second;
+    wrap(cmd.route, [this, &cmd](const httplib::Request& r, httplib::Response& out) {
+      if (cmd.changes_state) require_token(r);
+      require_json(r);
+      cmd.handler(r, out);
+    })(req, res);
+  });
+
+  const std::size_t metrics_route = add_route("/metrics");
+  http.Get("/metrics", wrap(metrics_route, [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(prometheus_text(), "text/plain; version=0.0.4; charset=utf-8");
+  }));
+  const std::size_t health_route = add_route("/healthz");
+  http.Get("/healthz", wrap(health_route, [this](const httplib::Request&, httplib::Response& res) {
+    nlohmann::json body = {{"status", "ok"}, {"inFlight", in_flight.load(std::memory_order_relaxed)}};
+    res.set_content(body.dump(), "application/json");
+  }));
+  // Known paths with the wrong method get 405 and the Allow header rather than a bare 404.
+  auto wrong_method = [this](const char* allow) {
+    return wrap(HttpMetrics::kOtherRoute, [this, allow](const httplib::Request& req, httplib::Response& res) {
+      res.set_header("Allow", allow);
+      set_error(res, 405, "method_not_allowed", req.method + " is not allowed on " + req.path.substr(0, 200) +
+                                                    "; use " + allow);
+    });
+  };
+  http.Get("/v1/embeddings", wrong_method("POST"));
+  http.Get(R"(/api/(.+))", wrong_method("POST"));
+  for (const char* path : {"/v1/embeddings", R"(/api/(.+))"}) {
+    http.Put(path, wrong_method("POST"));
+    http.Delete(path, wrong_method("POST"));
+    http.Patch(path, wrong_method("POST"));
+  }
+  http.Post("/metrics", wrong_method("GET"));
+  http.Post("/healthz", wrong_method("GET"));
+  const std::size_t dashboard_route = add_route("/ (dashboard)");
+  http.Get(R"(/([A-Za-z0-9_.\-/]*))", wrap(dashboard_route, [this](const httplib::Request& req, httplib::Response& res) {
+    const server::DashboardAsset* asset = server::find_dashboard_asset(req.path);
+    if (asset == nullptr) {
+      throw RequestError(404, "not_found",
+                         "no route for GET " + req.path.substr(0, 200) +
+                             " (routes: POST /v1/embeddings, POST /api/<command>, GET /metrics, GET /healthz, GET /)");
+    }
+    res.set_header("Cache-Control", "no-cache");
+    res.set_content(std::string(asset->body), std::string(asset->content_type).c_str());
+  }));
+
+}
+
+void Daemon::Impl::start() {
+  std::lock_guard lock(lifecycle_mutex);
+  if (started) throw std::logic_error("Daemon::start: already started");
+  started = true;
+  if (config.port == 0) {
+    bound_port = http.bind_to_any_port(config.host);
+    if (bound_port <= 0) throw ServerError("cannot bind " + config.host + " on any port");
+  } else {
+    if (!http.bind_to_port(config.host, config.port))
+      throw ServerError("cannot bind " + config.host + ":" + std::to_string(config.port) +
+                        " (address in use, or the host does not resolve)");
+    bound_port = config.port;
+  }
+  listener = std::thread([this] { http.listen_after_bind(); });
+  // stop() only works on a server that has entered its accept loop.
+  while (!http.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  if (!broker->running()) {
+    broker->start();
+    started_broker = true;
+  }
+  spdlog::info("pagekeeperd: serving on http://{}:{} (model {}, embedding budget {} bytes)", config.host, bound_port,
+               embeddings->models().default_model(), config.embedding_budget_bytes);
+}
+
+void Daemon::Impl::stop() {
+  std::unique_lock lock(lifecycle_mutex);
+  if (stopped) return;
+  if (started) {
+    // Closes the listening socket; listen_after_bind() returns once the worker pool has
+    // finished the requests in flight (httplib joins its workers).
+    http.stop();
+    if (listener.joinable()) listener.join();
+    if (started_broker) broker->stop();
+    spdlog::info("pagekeeperd: stopped");
+  }
+  stopped = true;
+  stopped_cv.notify_all();
+}
+
+// ---- Daemon ----
+
+Daemon::Daemon(ServerConfig config, DaemonServices services)
+    : impl_(std::make_unique<Impl>(std::move(config), std::move(services))) {}
+
+Daemon::~Daemon() { impl_->stop(); }
+
+void Daemon::start() { impl_->start(); }
+int Daemon::port() const { return impl_->bound_port; }
+std::string Daemon::url() const {
+  const std::string& h = impl_->config.host;
+  const bool v6 = h.find(':') != std::string::npos;
+  return "http://" + (v6 ? "[" + h + "]" : h) + ":" + std::to_string(impl_->bound_port);
+}
+void Daemon::stop() { impl_->stop(); }
+void Daemon::wait() {
+  std::unique_lock lock(impl_->lifecycle_mutex);
+  impl_->stopped_cv.wait(lock, [this] { return impl_->stopped; });
+}
+bool Daemon::running() const {
+  std::lock_guard lock(impl_->lifecycle_mutex);
+  return impl_->started && !impl_->stopped;
+}
+const ServerConfig& Daemon::config() const { return impl_->config; }
+EmbeddingService& Daemon::embeddings() const { return *impl_->embeddings; }
+PressureBroker& Daemon::broker() const { return *impl_->broker; }
+std::vector<PressureAlert> Daemon::recent_alerts() const {
+  std::lock_guard lock(impl_->alerts_mutex);
+  return {impl_->alerts.begin(), impl_->alerts.end()};
+}
+
+}  // namespace pagekeeper

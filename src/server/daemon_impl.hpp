@@ -1,0 +1,89 @@
+// Daemon::Impl: the state behind pagekeeper::Daemon, shared by daemon.cpp (lifecycle, HTTP
+// framework, route table) and handlers.cpp (what each route does).
+//
+// Locking rules:
+//   * lifecycle_mutex guards started, stopped, listener and started_broker; stopped_cv is
+//     waited on with it.
+//   * alerts_mutex guards alerts and alerts_total (written by the broker's alert sink, on the
+//     broker's thread or a request thread running relieve()).
+//   * commands and the metrics route table are built in the constructor and read-only after.
+//   * in_flight is a relaxed atomic (a gauge for /healthz and /metrics).
+
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "pagekeeper/metrics.hpp"
+#include "pagekeeper/server.hpp"
+#include "server/dashboard_assets.hpp"
+
+namespace pagekeeper {
+
+class AdapterRegistry;
+
+struct Daemon::Impl {
+  using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
+  using CommandHandler = Handler;
+
+  struct Command {
+    std::size_t route = 0;
+    bool changes_state = false;  // requires the bearer token when one is configured
+    CommandHandler handler;
+  };
+
+  Impl(ServerConfig config, DaemonServices services);
+
+  void start();
+  void stop();
+
+  // Framework (daemon.cpp).
+  void configure_http();
+  void install_routes();
+  std::size_t add_route(std::string name);
+  httplib::Server::Handler wrap(std::size_t route, Handler handler);
+  void add_command(std::string name, bool changes_state, CommandHandler handler);
+  // Throw RequestError (415 / 401 / 403).
+  void require_json(const httplib::Request& req) const;
+  void require_token(const httplib::Request& req) const;
+  static void set_error(httplib::Response& res, int status, std::string_view code, std::string_view message,
+                        std::string_view param = {});
+
+  // Handlers (handlers.cpp).
+  void install_command_handlers();
+  void handle_openai_embeddings(const httplib::Request& req, httplib::Response& res);
+  std::string prometheus_text() const;
+
+  ServerConfig config;
+  std::shared_ptr<EmbeddingService> embeddings;
+  std::shared_ptr<PressureBroker> broker;
+
+  httplib::Server http;
+  HttpMetrics metrics;
+  std::map<std::string, Command> commands;
+  std::atomic<std::int64_t> in_flight{0};
+
+  mutable std::mutex alerts_mutex;
+  std::deque<PressureAlert> alerts;
+  std::uint64_t alerts_total = 0;
+
+  mutable std::mutex lifecycle_mutex;
+  std::condition_variable stopped_cv;
+  bool started = false;
+  bool stopped = false;
+  bool started_broker = false;
+  int bound_port = 0;
+  std::thread listener;
+};
+
+}  // namespace pagekeeper

@@ -1,0 +1,268 @@
+// What each route of pagekeeperd does (the framework around them is in daemon.cpp).
+
+#include <chrono>
+#include <cstdio>
+
+#include "pagekeeper/server_requests.hpp"
+#include "server/daemon_impl.hpp"
+#include "server/encoding.hpp"
+
+namespace pagekeeper {
+
+namespace {
+
+void set_cache_headers(httplib::Response& res, const EmbedAccounting& a) {
+  res.set_header("X-Pagekeeper-Cache-Hits", std::to_string(a.hits));
+  res.set_header("X-Pagekeeper-Cache-Misses", std::to_string(a.misses));
+  res.set_header("X-Pagekeeper-Cache-Joined", std::to_string(a.joined));
+}
+
+// OpenAI reports tokens of its own tokenizer; we have none for every model, so usage uses
+// the common estimate of one token per 4 bytes (rounded up, at least 1 per input).
+std::uint64_t estimated_tokens(const std::vector<std::string>& texts) {
+  std::uint64_t n = 0;
+  for (const auto& t : texts) n += std::max<std::uint64_t>(1, (t.size() + 3) / 4);
+  return n;
+}
+
+std::string hit_rate_percent(std::uint64_t hits, std::uint64_t misses) {
+  const std::uint64_t lookups = hits + misses;
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.1f", lookups == 0 ? 0.0 : 100.0 * static_cast<double>(hits) / lookups);
+  return buf;
+}
+
+bool wants_json(const httplib::Request& req, bool asked_in_body) {
+  if (asked_in_body) return true;
+  if (req.has_param("format")) {
+    const std::string f = req.get_param_value("format");
+    if (f == "json") return true;
+    if (f != "binary") throw RequestError(400, "invalid_value", "query parameter format must be binary or json", "format");
+    return false;
+  }
+  const std::string accept = req.get_header_value("Accept");
+  return accept.find("application/json") != std::string::npos &&
+         accept.find("application/octet-stream") == std::string::npos;
+}
+
+}  // namespace
+
+void Daemon::Impl::handle_openai_embeddings(const httplib::Request& req, httplib::Response& res) {
+  const EmbeddingsRequest request = parse_embeddings_request(req.body, config.limits);
+  const std::string_view model = request.model.empty() ? std::string_view("default") : request.model;
+  if (request.dimensions) {
+    const auto embedder = embeddings->models().embedder(model);
+    if (static_cast<std::uint64_t>(*request.dimensions) != embedder->dimensions())
+      throw RequestError(400, "unsupported_dimensions",
+                         "dimensions=" + std::to_string(*request.dimensions) + " is not supported: model '" +
+                             embedder->name() + "' produces " + std::to_string(embedder->dimensions()) +
+                             "-dimensional vectors and cannot shorten them",
+                         "dimensions");
+  }
+  const EmbedBatchResult result = embeddings->embed_batch(request.inputs, model);
+
+  std::string body;
+  const std::size_t dims = result.vectors.empty() ? 0 : result.vectors.front().size();
+  body.reserve(128 + result.vectors.size() * (dims * 12 + 64));
+  body += R"({"object":"list","data":[)";
+  std::string bytes;
+  for (std::size_t i = 0; i < result.vectors.size(); ++i) {
+    if (i != 0) body += ',';
+    body += R"({"object":"embedding","index":)";
+    body += std::to_string(i);
+    body += R"(,"embedding":)";
+    if (request.encoding_format == EncodingFormat::kBase64) {
+      bytes.clear();
+      server::append_le_float32(bytes, result.vectors[i].values());
+      body += '"';
+      server::append_base64(body, bytes);
+      body += '"';
+    } else {
+      server::append_json_floats(body, result.vectors[i].values());
+    }
+    body += '}';
+  }
+  body += R"(],"model":)";
+  server::append_json_string(body, result.model);
+  const std::string tokens = std::to_string(estimated_tokens(request.inputs));
+  body += R"(,"usage":{"prompt_tokens":)" + tokens + R"(,"total_tokens":)" + tokens + "}}";
+  set_cache_headers(res, result.accounting);
+  res.set_content(std::move(body), "application/json");
+}
+
+void Daemon::Impl::install_command_handlers() {
+  add_command("embedding/generate", false, [this](const httplib::Request& req, httplib::Response& res) {
+    const GenerateRequest request = parse_generate_request(req.body, config.limits);
+    const bool json = wants_json(req, request.json);
+    const auto t0 = std::chrono::steady_clock::now();
+    const EmbedBatchResult result =
+        embeddings->embed_batch(request.texts, request.model.empty() ? std::string_view("default") : request.model);
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    // Spec §3: dims is the length of the first vector.
+    const std::size_t dims = result.vectors.empty() ? 0 : result.vectors.front().size();
+    set_cache_headers(res, result.accounting);
+    if (json) {
+      std::string body = R"({"type":"json","dtype":"f32","shape":[)" + std::to_string(dims) +
+                         R"(],"batchSize":)" + std::to_string(result.vectors.size()) + R"(,"durationMs":)" +
+                         std::to_string(ms) + R"(,"model":)";
+      server::append_json_string(body, result.model);
+      body += R"(,"hits":)" + std::to_string(result.accounting.hits) + R"(,"misses":)" +
+              std::to_string(result.accounting.misses) + R"(,"embeddings":[)";
+      for (std::size_t i = 0; i < result.vectors.size(); ++i) {
+        if (i != 0) body += ',';
+        server::append_json_floats(body, result.vectors[i].values());
+      }
+      body += "]}";
+      res.set_content(std::move(body), "application/json");
+      return;
+    }
+    std::string body;
+    body.reserve(result.vectors.size() * dims * sizeof(float));
+    for (const auto& v : result.vectors) server::append_le_float32(body, v.values());
+    res.set_header("X-Pagekeeper-Type", "binary");
+    res.set_header("X-Pagekeeper-Dtype", "f32");
+    res.set_header("X-Pagekeeper-Byte-Order", "little-endian");
+    res.set_header("X-Pagekeeper-Length", std::to_string(body.size()));
+    res.set_header("X-Pagekeeper-Shape", std::to_string(dims));
+    res.set_header("X-Pagekeeper-Batch-Size", std::to_string(result.vectors.size()));
+    res.set_header("X-Pagekeeper-Duration-Ms", std::to_string(ms));
+    res.set_header("X-Pagekeeper-Model", result.model);
+    res.set_content(std::move(body), "application/octet-stream");
+  });
+
+  add_command("embedding/cache/stats", false, [this](const httplib::Request& req, httplib::Response& res) {
+    parse_command_params(req.body);
+    const PoolStats s = embeddings->stats();
+    nlohmann::json body = {
+        {"hits", s.hits},
+        {"misses", s.misses},
+        {"size", s.entry_count},
+        {"pinned", s.pinned_count},
+        {"totalBytes", s.total_bytes},
+        {"maxBytes", s.max_bytes},
+        {"pressure", s.pressure},
+        {"evictions", s.evictions},
+        {"hitRatePercent", hit_rate_percent(s.hits, s.misses)},
+    };
+    res.set_content(body.dump(), "application/json");
+  });
+
+  add_command("embedding/cache/clear", true, [this](const httplib::Request& req, httplib::Response& res) {
+    parse_command_params(req.body);
+    const std::size_t cleared = embeddings->clear();
+    res.set_content(nlohmann::json{{"cleared", cleared}, {"success", true}}.dump(), "application/json");
+  });
+
+  add_command("embedding/model/list", false, [this](const httplib::Request& req, httplib::Response& res) {
+    parse_command_params(req.body);
+    const ModelRegistry& registry = embeddings->models();
+    const std::string default_model = registry.default_model();
+    std::string default_canonical;
+    try {
+      default_canonical = registry.resolve("default");
+    } catch (const UnknownModelError&) {
+    }
+    const auto aliases = registry.aliases();
+    nlohmann::json models = nlohmann::json::array();
+    for (const auto& name : registry.models()) {
+      nlohmann::json names = nlohmann::json::array();
+      for (const auto& [alias, canonical] : aliases)
+        if (canonical == name) names.push_back(alias);
+      models.push_back({{"name", name}, {"aliases", names}, {"isDefault", name == default_canonical}});
+    }
+    res.set_content(nlohmann::json{{"models", models}, {"default", default_model}}.dump(), "application/json");
+  });
+
+  add_command("system/pressure-broker-state", false, [this](const httplib::Request& req, httplib::Response& res) {
+    parse_command_params(req.body);
+    res.set_content(nlohmann::json(broker->snapshot()).dump(), "application/json");
+  });
+
+  add_command("system/pressure-alerts", false, [this](const httplib::Request& req, httplib::Response& res) {
+    parse_command_params(req.body);
+    nlohmann::json list = nlohmann::json::array();
+    std::uint64_t total = 0;
+    {
+      std::lock_guard lock(alerts_mutex);
+      for (const auto& a : alerts) list.push_back(a);
+      total = alerts_total;
+    }
+    res.set_content(nlohmann::json{{"alerts", list}, {"alertsTotal", total}}.dump(), "application/json");
+  });
+
+}
+
+std::string Daemon::Impl::prometheus_text() const {
+  PrometheusWriter out;
+  const BrokerSnapshot snap = broker->snapshot();
+  struct PoolFamily {
+    const char* name;
+    const char* type;
+    const char* help;
+    double (*value)(const PoolPressure&);
+  };
+  static const PoolFamily kPoolFamilies[] = {
+      {"pagekeeper_pool_bytes", "gauge", "Bytes held by the pool.",
+       [](const PoolPressure& p) { return static_cast<double>(p.stats.total_bytes); }},
+      {"pagekeeper_pool_max_bytes", "gauge", "Byte budget of the pool (0: unmanaged).",
+       [](const PoolPressure& p) { return static_cast<double>(p.stats.max_bytes); }},
+      {"pagekeeper_pool_entries", "gauge", "Entries resident in the pool.",
+       [](const PoolPressure& p) { return static_cast<double>(p.stats.entry_count); }},
+      {"pagekeeper_pool_pinned_entries", "gauge", "Entries with at least one live pin.",
+       [](const PoolPressure& p) { return static_cast<double>(p.stats.pinned_count); }},
+      {"pagekeeper_pool_inflight_loads", "gauge", "Loads running in the pool's single-flight slots.",
+       [](const PoolPressure& p) { return static_cast<double>(p.stats.inflight); }},
+      {"pagekeeper_pool_hits_total", "counter", "Lookups that found their entry.",
+       [](const PoolPressure& p) { return static_cast<double>(p.stats.hits); }},
+      {"pagekeeper_pool_misses_total", "counter", "Lookups that did not find their entry.",
+       [](const PoolPressure& p) { return static_cast<double>(p.stats.misses); }},
+      {"pagekeeper_pool_evictions_total", "counter", "Entries evicted from the pool.",
+       [](const PoolPressure& p) { return static_cast<double>(p.stats.evictions); }},
+      {"pagekeeper_pool_pressure", "gauge", "Bytes held / byte budget (uncapped).",
+       [](const PoolPressure& p) { return p.pressure; }},
+      {"pagekeeper_pool_tier", "gauge", "Pressure tier of the pool: 0 normal, 1 warning, 2 high, 3 critical.",
+       [](const PoolPressure& p) { return static_cast<double>(p.tier); }},
+      {"pagekeeper_pool_reliefs_total", "counter", "Times the broker relieved the pool for its own pressure.",
+       [](const PoolPressure& p) { return static_cast<double>(p.counters.relief_count); }},
+      {"pagekeeper_pool_relief_bytes_freed_total", "counter", "Bytes the broker's reliefs freed from the pool.",
+       [](const PoolPressure& p) { return static_cast<double>(p.counters.relief_bytes_freed); }},
+  };
+  for (const auto& f : kPoolFamilies) {
+    out.family(f.name, f.type, f.help);
+    for (const auto& p : snap.pools) out.sample(f.name, {{"pool", p.name}}, f.value(p));
+  }
+  out.family("pagekeeper_broker_global_pressure", "gauge", "Highest pressure over the managed pools.");
+  out.sample("pagekeeper_broker_global_pressure", {}, snap.global_pressure);
+  out.family("pagekeeper_broker_tier", "gauge", "Global pressure tier: 0 normal, 1 warning, 2 high, 3 critical.");
+  out.sample("pagekeeper_broker_tier", {}, static_cast<double>(snap.global_tier));
+  out.family("pagekeeper_broker_tier_info", "gauge", "1 for the current global tier's label.");
+  for (const auto tier : {PressureTier::normal, PressureTier::warning, PressureTier::high, PressureTier::critical})
+    out.sample("pagekeeper_broker_tier_info", {{"tier", std::string(tier_label(tier))}},
+               tier == snap.global_tier ? 1.0 : 0.0);
+  out.family("pagekeeper_broker_effective_passes_total", "counter",
+             "Broker relief passes that freed at least one byte (the original's evictionsFired).");
+  out.sample("pagekeeper_broker_effective_passes_total", {}, static_cast<double>(snap.evictions_fired));
+  out.family("pagekeeper_broker_pool_reliefs_total", "counter", "Pool reliefs that freed bytes, over all pools.");
+  out.sample("pagekeeper_broker_pool_reliefs_total", {}, static_cast<double>(snap.pool_reliefs_total));
+  out.family("pagekeeper_broker_bytes_freed_total", "counter", "Bytes freed by relief and host shedding.");
+  out.sample("pagekeeper_broker_bytes_freed_total", {}, static_cast<double>(snap.bytes_freed_total));
+  out.family("pagekeeper_broker_running", "gauge", "1 while background relief runs.");
+  out.sample("pagekeeper_broker_running", {}, snap.running ? 1.0 : 0.0);
+  {
+    std::lock_guard lock(alerts_mutex);
+    out.family("pagekeeper_broker_alerts_total", "counter", "Pressure alerts raised by the broker.");
+    out.sample("pagekeeper_broker_alerts_total", {}, static_cast<double>(alerts_total));
+  }
+  if (snap.host_memory && snap.host_memory->known()) {
+    out.family("pagekeeper_host_memory_used_bytes", "gauge", "Host memory in use (cgroup or /proc/meminfo).");
+    out.sample("pagekeeper_host_memory_used_bytes", {}, static_cast<double>(snap.host_memory->used_bytes));
+    out.family("pagekeeper_host_memory_limit_bytes", "gauge", "Host memory limit (cgroup or /proc/meminfo).");
+    out.sample("pagekeeper_host_memory_limit_bytes", {}, static_cast<double>(snap.host_memory->limit_bytes));
+  }
+  out.family("pagekeeper_http_in_flight_requests", "gauge", "Requests being handled now.");
+  out.sample("pagekeeper_http_in_flight_requests", {}, static_cast<double>(in_flight.load(std::memory_order_relaxed)));
+  metrics.write(out);
+  return out.str();
+}
+
+}  // namespace pagekeeper

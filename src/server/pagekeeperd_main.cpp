@@ -1,0 +1,21 @@
+// pagekeeperd: the pagekeeper daemon. See include/pagekeeper/server.hpp for the routes and
+// src/server/server_flags.hpp for the configuration.
+
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "pagekeeper/server.hpp"
+#include "server/server_flags.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"pagekeeperd: embedding cache, pressure broker and adapter pager over HTTP"};
+  auto flags = pagekeeper::server::add_server_flags(app);
+  CLI11_PARSE(app, argc, argv);
+  try {
+    return pagekeeper::server::run_until_signal(pagekeeper::server::resolve_server_config(*flags));
+  } catch (const std::exception& e) {
+    std::cerr << "pagekeeperd: error: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,106 @@
+#include "server/server_flags.hpp"
+
+#include <csignal>
+#include <iostream>
+#include <optional>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "pagekeeper/server.hpp"
+
+namespace pagekeeper::server {
+
+struct ServerFlags {
+  std::string config_path;
+  CLI::Option* host = nullptr;
+  CLI::Option* port = nullptr;
+  CLI::Option* token = nullptr;
+  CLI::Option* threads = nullptr;
+  CLI::Option* model = nullptr;
+  CLI::Option* budget_mb = nullptr;
+  CLI::Option* max_body = nullptr;
+  CLI::Option* max_texts = nullptr;
+  CLI::Option* max_text_bytes = nullptr;
+  CLI::Option* tick_ms = nullptr;
+  CLI::Option* no_host_memory = nullptr;
+  std::string host_value;
+  int port_value = 0;
+  std::string token_value;
+  std::size_t threads_value = 0;
+  std::string model_value;
+  std::uint64_t budget_mb_value = 0;
+  std::size_t max_body_value = 0;
+  std::size_t max_texts_value = 0;
+  std::size_t max_text_bytes_value = 0;
+  std::int64_t tick_ms_value = 0;
+  bool no_host_memory_value = false;
+};
+
+std::shared_ptr<ServerFlags> add_server_flags(CLI::App& app) {
+  auto f = std::make_shared<ServerFlags>();
+  app.add_option("-c,--config", f->config_path, "TOML configuration file (flags override it)")
+      ->check(CLI::ExistingFile);
+  f->host = app.add_option("--host", f->host_value, "Address to bind (default 127.0.0.1)");
+  f->port = app.add_option("-p,--port", f->port_value, "Port to bind (0: any free port; default 8077)")
+                ->check(CLI::Range(0, 65535));
+  f->token = app.add_option("--token", f->token_value,
+                            "Bearer token required for state-changing commands (default: none; "
+                            "also PAGEKEEPER_TOKEN)")
+                 ->envname("PAGEKEEPER_TOKEN");
+  f->threads = app.add_option("--threads", f->threads_value, "Worker threads")->check(CLI::Range(1, 1024));
+  f->model = app.add_option("--model", f->model_value, "Default embedding model (default lexical)");
+  f->budget_mb = app.add_option("--embedding-budget-mb", f->budget_mb_value, "Embedding cache budget in MiB")
+                     ->check(CLI::Range(1, 1 << 24));
+  f->max_body = app.add_option("--max-body-bytes", f->max_body_value, "Largest request body")
+                    ->check(CLI::Range(64, 1 << 30));
+  f->max_texts = app.add_option("--max-texts", f->max_texts_value, "Most texts per request")
+                     ->check(CLI::Range(1, 1 << 24));
+  f->max_text_bytes = app.add_option("--max-text-bytes", f->max_text_bytes_value, "Largest text in bytes")
+                          ->check(CLI::Range(1, 1 << 30));
+  f->tick_ms = app.add_option("--broker-tick-ms", f->tick_ms_value, "Broker relief interval in ms")
+                   ->check(CLI::Range(1, 3600000));
+  f->no_host_memory = app.add_flag("--no-host-memory", f->no_host_memory_value, "Do not watch the host memory in the broker");
+  return f;
+}
+
+ServerConfig resolve_server_config(const ServerFlags& f) {
+  ServerConfig c;
+  if (!f.config_path.empty()) c = load_server_config(f.config_path, c);
+  if (f.host->count()) c.host = f.host_value;
+  if (f.port->count()) c.port = f.port_value;
+  if (f.token->count() || !f.token_value.empty()) c.token = f.token_value;
+  if (f.threads->count()) c.threads = f.threads_value;
+  if (f.model->count()) c.default_model = f.model_value;
+  if (f.budget_mb->count()) c.embedding_budget_bytes = f.budget_mb_value << 20;
+  if (f.max_body->count()) c.limits.max_body_bytes = f.max_body_value;
+  if (f.max_texts->count()) c.limits.max_texts_per_request = f.max_texts_value;
+  if (f.max_text_bytes->count()) c.limits.max_text_bytes = f.max_text_bytes_value;
+  if (f.tick_ms->count()) c.broker.tick_interval = std::chrono::milliseconds(f.tick_ms_value);
+  if (f.no_host_memory->count()) c.host_memory = false;
+  c.validate();
+  return c;
+}
+
+int run_until_signal(const ServerConfig& config) {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  // Blocked before any thread starts, so every thread inherits the mask and only sigwait()
+  // below receives them.
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  Daemon daemon(config);
+  daemon.start();
+  std::cout << "pagekeeperd: listening on " << daemon.url() << std::endl;
+  int received = 0;
+  sigwait(&signals, &received);
+  spdlog::info("pagekeeperd: {} received, draining requests in flight", received == SIGINT ? "SIGINT" : "SIGTERM");
+  daemon.stop();
+  std::cout << "pagekeeperd: stopped" << std::endl;
+  return 0;
+}
+
+}  // namespace pagekeeper::server
