@@ -42,6 +42,9 @@
 
 namespace pagekeeper {
 
+class LlamaModelPool;
+class LlamaModelLease;
+
 struct LlamaEmbedderConfig {
   // What to do with a text that has more tokens than the model takes (the smaller of its
   // trained context and batch_tokens, counting [CLS] and [SEP]).
@@ -81,6 +84,13 @@ class LlamaEmbedder : public Embedder {
   // this embedder as a user for as long as it lives).
   static std::unique_ptr<LlamaEmbedder> create(std::shared_ptr<LlamaModel> model,
                                                const LlamaEmbedderConfig& config);
+  // Same, with the model taken from a model pool (loaded once, shared, single flight): the
+  // embedder keeps the lease, so the model stays pinned while the embedder lives and becomes
+  // evictable when it is destroyed.
+  static std::unique_ptr<LlamaEmbedder> create(LlamaModelPool& pool,
+                                               const LlamaEmbedderConfig& config);
+  static std::unique_ptr<LlamaEmbedder> create(std::shared_ptr<LlamaModelLease> lease,
+                                               const LlamaEmbedderConfig& config);
 
   ~LlamaEmbedder() override;
 
@@ -113,6 +123,8 @@ class LlamaEmbedder : public Embedder {
   void run(Worker& worker, const std::vector<std::vector<std::int32_t>>& tokens,
            std::size_t first, std::size_t count, std::vector<std::vector<float>>& out);
 
+  // Declared first so it is released last: the contexts below use the model it pins.
+  std::shared_ptr<LlamaModelLease> lease_;
   std::shared_ptr<LlamaModel> model_;
   LlamaEmbedderConfig config_;
   std::string name_;

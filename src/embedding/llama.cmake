@@ -19,7 +19,8 @@ endif()
 
 target_sources(pagekeeper PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/llama_runtime.cpp
-  ${CMAKE_CURRENT_LIST_DIR}/llama_embedder.cpp)
+  ${CMAKE_CURRENT_LIST_DIR}/llama_embedder.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/llama_model_pool.cpp)
 if(TARGET Llama::llama)
   message(STATUS "pagekeeper: llama.cpp backend ON (${Llama_LIBRARY})")
   target_compile_definitions(pagekeeper PUBLIC PAGEKEEPER_HAVE_LLAMA=1)

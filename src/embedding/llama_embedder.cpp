@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "pagekeeper/errors.hpp"
+#include "pagekeeper/llama_model_pool.hpp"
 
 #ifdef PAGEKEEPER_HAVE_LLAMA
 #include <llama.h>
@@ -93,22 +94,44 @@ struct LlamaEmbedder::Worker {
   }
 };
 
-std::unique_ptr<LlamaEmbedder> LlamaEmbedder::create(const LlamaEmbedderConfig& config) {
-  std::shared_ptr<LlamaModel> model;
+namespace {
+
+// Runs `load`, turning the runtime's errors (LlamaError, TierUnavailable when there is no
+// backend) into the EmbedderError the Embedder contract promises.
+template <class Load>
+auto load_for_embedder(Load&& load) {
   try {
-    model = LlamaModel::load(config.model_path);
-  } catch (const PagingError& e) {  // TierUnavailable: no backend
+    return load();
+  } catch (const PagingError& e) {
     throw EmbedderError(std::string("llama.cpp embedder: ") + e.what());
   } catch (const LlamaError& e) {
     throw EmbedderError(std::string("llama.cpp embedder: ") + e.what());
   }
-  return create(std::move(model), config);
+}
+
+}  // namespace
+
+std::unique_ptr<LlamaEmbedder> LlamaEmbedder::create(const LlamaEmbedderConfig& config) {
+  return create(load_for_embedder([&] { return LlamaModel::load(config.model_path); }), config);
 }
 
 std::unique_ptr<LlamaEmbedder> LlamaEmbedder::create(std::shared_ptr<LlamaModel> model,
                                                      const LlamaEmbedderConfig& config) {
   if (!model) throw EmbedderError("llama.cpp embedder: no model given");
   return std::unique_ptr<LlamaEmbedder>(new LlamaEmbedder(std::move(model), config));
+}
+
+std::unique_ptr<LlamaEmbedder> LlamaEmbedder::create(LlamaModelPool& pool,
+                                                     const LlamaEmbedderConfig& config) {
+  return create(load_for_embedder([&] { return pool.acquire(config.model_path); }), config);
+}
+
+std::unique_ptr<LlamaEmbedder> LlamaEmbedder::create(std::shared_ptr<LlamaModelLease> lease,
+                                                     const LlamaEmbedderConfig& config) {
+  if (!lease || !lease->model()) throw EmbedderError("llama.cpp embedder: no model given");
+  auto embedder = create(lease->model(), config);
+  embedder->lease_ = std::move(lease);
+  return embedder;
 }
 
 LlamaEmbedder::LlamaEmbedder(std::shared_ptr<LlamaModel> model, const LlamaEmbedderConfig& config)
@@ -380,6 +403,15 @@ std::unique_ptr<LlamaEmbedder> LlamaEmbedder::create(const LlamaEmbedderConfig&)
 }
 
 std::unique_ptr<LlamaEmbedder> LlamaEmbedder::create(std::shared_ptr<LlamaModel>,
+                                                     const LlamaEmbedderConfig&) {
+  throw_unavailable();
+}
+
+std::unique_ptr<LlamaEmbedder> LlamaEmbedder::create(LlamaModelPool&, const LlamaEmbedderConfig&) {
+  throw_unavailable();
+}
+
+std::unique_ptr<LlamaEmbedder> LlamaEmbedder::create(std::shared_ptr<LlamaModelLease>,
                                                      const LlamaEmbedderConfig&) {
   throw_unavailable();
 }

@@ -19,7 +19,7 @@ if(TARGET Llama::llama)
   list(APPEND _llama_test_libs Llama::ggml-base)
 endif()
 
-foreach(_llama_test llama_embedder_test llama_runtime_test)
+foreach(_llama_test llama_embedder_test llama_runtime_test llama_model_pool_test)
   pagekeeper_add_test(${_llama_test}
     SOURCES ${CMAKE_CURRENT_LIST_DIR}/${_llama_test}.cpp LIBS ${_llama_test_libs})
   target_compile_definitions(${_llama_test} PRIVATE ${_llama_test_defs})

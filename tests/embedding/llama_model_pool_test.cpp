@@ -1,0 +1,98 @@
+// LlamaModelPool: loaded models live in a PagedResourcePool charged at their tensor bytes,
+// loaded once under concurrent demand, pinned while an embedder uses them and evictable (the
+// llama_model freed) once idle.
+
+#include "pagekeeper/llama_model_pool.hpp"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+#include <vector>
+
+#include "embedding/llama_test_support.hpp"
+#include "pagekeeper/llama_embedder.hpp"
+
+namespace pagekeeper {
+namespace {
+
+class LlamaModelPoolTest : public ::testing::Test {
+ protected:
+  void SetUp() override { PAGEKEEPER_REQUIRE_LLAMA(); }
+};
+
+#ifdef PAGEKEEPER_HAVE_LLAMA
+
+TEST_F(LlamaModelPoolTest, ConcurrentAcquiresShareOneLoadedModel) {
+  LlamaModelPool pool({});
+  const auto path = llama_test::tiny_model();
+  std::vector<std::shared_ptr<LlamaModelLease>> leases(4);
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < leases.size(); ++i) {
+    threads.emplace_back([&, i] { leases[i] = pool.acquire(path); });
+  }
+  for (auto& t : threads) t.join();
+  for (const auto& lease : leases) {
+    ASSERT_TRUE(lease);
+    EXPECT_TRUE(lease->pinned());
+    EXPECT_EQ(lease->model(), leases[0]->model());
+  }
+  const PoolStats stats = pool.resource_pool()->stats();
+  EXPECT_EQ(stats.entry_count, 1u);
+  EXPECT_EQ(stats.total_bytes, leases[0]->model()->size_bytes());
+  EXPECT_EQ(stats.pinned_count, 1u);
+  // The same file through another spelling of its path is the same entry.
+  const auto again = pool.acquire(path.parent_path() / "." / path.filename());
+  EXPECT_EQ(again->model(), leases[0]->model());
+}
+
+TEST_F(LlamaModelPoolTest, PinnedWhileAnEmbedderUsesItEvictableWhenIdle) {
+  LlamaModelPool pool({});
+  const auto cache = pool.resource_pool();
+  LlamaEmbedderConfig config;
+  config.model_path = llama_test::tiny_model();
+  config.threads = 1;
+  std::weak_ptr<LlamaModel> watched;
+  {
+    auto embedder = LlamaEmbedder::create(pool, config);
+    watched = embedder->model();
+    const std::vector<std::string> texts = {"in use"};
+    EXPECT_EQ(embedder->embed(texts).size(), 1u);
+    EXPECT_EQ(cache->evict_at_least(std::uint64_t{1} << 40), 0u) << "evicted a model in use";
+    EXPECT_EQ(cache->stats().entry_count, 1u);
+    // A second embedder on the same file reuses the loaded model.
+    auto second = LlamaEmbedder::create(pool, config);
+    EXPECT_EQ(second->model(), embedder->model());
+  }
+  EXPECT_FALSE(watched.expired()) << "the idle model should stay cached";
+  const std::uint64_t size = watched.lock()->size_bytes();
+  EXPECT_EQ(cache->evict_at_least(1), size);
+  EXPECT_EQ(cache->usage_bytes(), 0u);
+  EXPECT_TRUE(watched.expired()) << "eviction must free the llama_model";
+}
+
+TEST_F(LlamaModelPoolTest, FailedLoadCachesNothing) {
+  LlamaModelPool pool({});
+  const auto missing = llama_test::scratch_dir() / "absent.gguf";
+  EXPECT_THROW(pool.acquire(missing), LlamaError);
+  EXPECT_THROW(pool.acquire(missing), LlamaError);
+  EXPECT_EQ(pool.resource_pool()->stats().entry_count, 0u);
+  EXPECT_EQ(pool.resource_pool()->stats().inflight, 0u);
+  LlamaEmbedderConfig config;
+  config.model_path = missing;
+  EXPECT_THROW(LlamaEmbedder::create(pool, config), EmbedderError);
+}
+
+TEST_F(LlamaModelPoolTest, ModelLargerThanTheBudgetStillServesUnpinned) {
+  LlamaModelPool pool({.name = "tiny-budget", .max_bytes = 1024});
+  const auto lease = pool.acquire(llama_test::tiny_model());
+  EXPECT_FALSE(lease->pinned());
+  EXPECT_EQ(pool.resource_pool()->stats().entry_count, 0u);
+  auto embedder = LlamaEmbedder::create(lease, {});
+  const std::vector<std::string> texts = {"uncached model"};
+  EXPECT_EQ(embedder->embed(texts)[0].size(), 32u);
+}
+
+#endif  // PAGEKEEPER_HAVE_LLAMA
+
+}  // namespace
+}  // namespace pagekeeper
