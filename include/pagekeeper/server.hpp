@@ -31,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "pagekeeper/adapter_pager.hpp"
 #include "pagekeeper/broker.hpp"
 #include "pagekeeper/embedding_service.hpp"
 #include "pagekeeper/server_config.hpp"
@@ -46,11 +47,15 @@ class ServerError : public std::runtime_error {
 // Services the daemon serves. A null member is created from the ServerConfig: an
 // EmbeddingService with the built-in models (lexical at config.lexical_dimensions) and the
 // configured budget, a PressureBroker with config.broker (and the host memory source when
-// config.host_memory). Given services are used as they are; the daemon registers the
-// embedding pool with the broker either way.
+// config.host_memory), an AdapterPagerRegistry in decision-only mode (no loader) whose pagers
+// share a MemoryBudget (NVML or 25% of host RAM; none when neither can be read) and register
+// with the broker, with config.adapter_budget_bytes as the per-persona default budget. Given
+// services are used as they are; the daemon registers the embedding pool (and the memory
+// budget it creates) with the broker either way.
 struct DaemonServices {
   std::shared_ptr<EmbeddingService> embeddings;
   std::shared_ptr<PressureBroker> broker;
+  std::shared_ptr<AdapterPagerRegistry> adapters;
 };
 
 class Daemon {
@@ -79,6 +84,7 @@ class Daemon {
   const ServerConfig& config() const;
   EmbeddingService& embeddings() const;
   PressureBroker& broker() const;
+  AdapterPagerRegistry& adapters() const;
   // The most recent alerts (oldest first), at most config.alert_history of them.
   std::vector<PressureAlert> recent_alerts() const;
 

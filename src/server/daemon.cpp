@@ -70,6 +70,19 @@ Daemon::Impl::Impl(ServerConfig c, DaemonServices services) : config(std::move(c
     broker = std::make_shared<PressureBroker>(config.broker, std::move(host));
   }
   broker->register_pool(embeddings->pool());
+  if (services.adapters) {
+    adapters = std::move(services.adapters);
+  } else {
+    try {
+      memory_budget = std::make_shared<MemoryBudget>();
+      broker->register_pool(memory_budget);
+    } catch (const std::exception& e) {
+      spdlog::warn("pagekeeperd: no memory budget for adapters ({}); personas need memory_budget_mb", e.what());
+    }
+    AdapterPagerDefaults defaults;
+    defaults.budget_bytes = config.adapter_budget_bytes;
+    adapters = std::make_shared<AdapterPagerRegistry>(defaults, memory_budget, nullptr, broker);
+  }
   broker->add_alert_sink([this](const PressureAlert& alert) {
     std::lock_guard lock(alerts_mutex);
     alerts.push_back(alert);
@@ -347,6 +360,7 @@ bool Daemon::running() const {
 const ServerConfig& Daemon::config() const { return impl_->config; }
 EmbeddingService& Daemon::embeddings() const { return *impl_->embeddings; }
 PressureBroker& Daemon::broker() const { return *impl_->broker; }
+AdapterPagerRegistry& Daemon::adapters() const { return *impl_->adapters; }
 std::vector<PressureAlert> Daemon::recent_alerts() const {
   std::lock_guard lock(impl_->alerts_mutex);
   return {impl_->alerts.begin(), impl_->alerts.end()};

@@ -30,8 +30,6 @@
 
 namespace pagekeeper {
 
-class AdapterRegistry;
-
 struct Daemon::Impl {
   using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
   using CommandHandler = Handler;
@@ -61,12 +59,15 @@ struct Daemon::Impl {
 
   // Handlers (handlers.cpp).
   void install_command_handlers();
+  void install_cognition_handlers();  // cognition.cpp
   void handle_openai_embeddings(const httplib::Request& req, httplib::Response& res);
   std::string prometheus_text() const;
 
   ServerConfig config;
   std::shared_ptr<EmbeddingService> embeddings;
   std::shared_ptr<PressureBroker> broker;
+  std::shared_ptr<MemoryBudget> memory_budget;  // null when given adapters or none readable
+  std::shared_ptr<AdapterPagerRegistry> adapters;
 
   httplib::Server http;
   HttpMetrics metrics;

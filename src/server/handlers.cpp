@@ -190,6 +190,8 @@ void Daemon::Impl::install_command_handlers() {
     res.set_content(nlohmann::json{{"alerts", list}, {"alertsTotal", total}}.dump(), "application/json");
   });
 
+  install_cognition_handlers();
+
 }
 
 std::string Daemon::Impl::prometheus_text() const {
