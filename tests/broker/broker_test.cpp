@@ -27,8 +27,9 @@ class BrokerTest : public ::testing::Test {
   // Creates a FakeTier and registers it.
   std::shared_ptr<FakeTier> add(std::string name, std::uint64_t capacity, std::uint64_t usage,
                                 std::uint64_t entry_bytes = 1, std::uint64_t pinned_bytes = 0) {
-    auto pool = add(std::move(name), capacity, usage, entry_bytes, pinned_bytes);
-      return pool;
+    auto pool = FakeTier::make(std::move(name), capacity, usage, entry_bytes, pinned_bytes);
+    broker.register_pool(pool);
+    return pool;
   }
   PressureBroker broker;
   std::vector<PressureAlert> alerts;
@@ -137,7 +138,7 @@ TEST_F(BrokerTest, ReRegisteringANameReplacesThePool) {
 
 TEST_F(BrokerTest, UnregisterRemovesThePool) {
   auto kv = add("kv", 1000, 990);
-  add("other", 1000, 100));
+  add("other", 1000, 100);
   EXPECT_TRUE(broker.unregister_pool("kv"));
   EXPECT_FALSE(broker.unregister_pool("kv"));
   EXPECT_EQ(broker.pool_names(), std::vector<std::string>{"other"});
@@ -233,9 +234,9 @@ TEST_F(BrokerTest, AFailingPoolOrSinkDoesNotStopThePass) {
 }
 
 TEST_F(BrokerTest, SnapshotSortsByPressureAndNamesTheTier) {
-  add("low", 100, 10));
-  add("high", 100, 90));
-  add("mid", 100, 50));
+  add("low", 100, 10);
+  add("high", 100, 90);
+  add("mid", 100, 50);
   const auto snap = broker.snapshot();
   ASSERT_EQ(snap.pools.size(), 3u);
   EXPECT_EQ(snap.pools[0].name, "high");
@@ -251,7 +252,7 @@ TEST_F(BrokerTest, SnapshotSortsByPressureAndNamesTheTier) {
 }
 
 TEST_F(BrokerTest, SnapshotJsonHasTheBrokerStateShape) {
-  add("kv", 100, 97));
+  add("kv", 100, 97);
   broker.relieve();
   const nlohmann::json j = broker.snapshot();
   for (const char* key : {"globalPressure", "globalTier", "pools", "evictionsFired",
@@ -274,7 +275,7 @@ TEST_F(BrokerTest, SnapshotJsonHasTheBrokerStateShape) {
 }
 
 TEST_F(BrokerTest, ReliefReportJson) {
-  add("kv", 1000, 850));
+  add("kv", 1000, 850);
   const nlohmann::json j = broker.relieve();
   EXPECT_EQ(j.at("triggered"), true);
   EXPECT_EQ(j.at("globalTierBefore"), "high");
