@@ -29,7 +29,8 @@
 namespace pagekeeper {
 
 // A plain copy of an entry's bookkeeping, handed to custom priorities. Times are
-// pagekeeper::monotonic_ms() milliseconds.
+// pagekeeper::monotonic_ms() milliseconds; loaded_at_ms has 1 s resolution (it is stored as
+// seconds since the pool's creation to keep entries small), last_access_at_ms a few ms.
 struct EntryView {
   std::uint64_t size_bytes = 0;
   std::uint32_t pin_count = 0;

@@ -32,9 +32,9 @@
 //   take one shard's lock exclusively; no code path holds two shard locks at once, except
 //   custom-policy eviction and verification, which take all of them in index order.
 //   total_bytes is an atomic changed only under the owning shard's lock.
-//   Entries live in a per-shard arena (no per-entry malloc header) and are found through a
-//   per-shard open-addressing table of tagged pointers, which keeps metadata under 64 bytes
-//   per entry.
+//   Entries live in a per-shard slab arena (no per-entry malloc header; a 40-byte header per
+//   entry) and are found through a per-shard open-addressing table of tagged pointers, which
+//   keeps bookkeeping under 64 bytes per entry (docs/PERFORMANCE.md has the measured figure).
 //
 // Value type requirements: V is copy-constructible (get() returns a copy: use
 // std::shared_ptr<const T> for large values). V's destructor runs under a shard lock and must
@@ -52,7 +52,6 @@
 #include <functional>
 #include <future>
 #include <memory>
-#include <memory_resource>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
@@ -133,6 +132,52 @@ std::string default_key_text(const K& key) {
     return "<key>";
   }
 }
+
+// Fixed-size chunk allocator for pool entries: no per-chunk header (a general allocator adds
+// 8-16 bytes and rounds up), freed chunks are reused through an intrusive free list. Blocks
+// grow geometrically up to 4096 chunks, so slack stays small. Not thread-safe: each shard
+// uses its own under its exclusive lock. Memory returns to the system on destruction.
+template <std::size_t Size, std::size_t Align>
+class SlabArena {
+  static constexpr std::size_t kChunk = (std::max(Size, sizeof(void*)) + Align - 1) / Align * Align;
+
+ public:
+  SlabArena() = default;
+  SlabArena(const SlabArena&) = delete;
+  SlabArena& operator=(const SlabArena&) = delete;
+  ~SlabArena() {
+    for (const Block& b : blocks_) ::operator delete(b.memory, std::align_val_t(Align));
+  }
+
+  void* allocate() {
+    if (free_ != nullptr) {
+      void* p = free_;
+      free_ = *static_cast<void**>(free_);
+      return p;
+    }
+    if (blocks_.empty() || blocks_.back().used == blocks_.back().capacity) {
+      const std::size_t capacity = blocks_.empty() ? 16 : std::min<std::size_t>(blocks_.back().capacity * 2, 4096);
+      blocks_.push_back({static_cast<std::byte*>(::operator new(capacity * kChunk, std::align_val_t(Align))),
+                         capacity, 0});
+    }
+    Block& b = blocks_.back();
+    return b.memory + kChunk * b.used++;
+  }
+
+  void deallocate(void* p) noexcept {
+    *static_cast<void**>(p) = free_;
+    free_ = p;
+  }
+
+ private:
+  struct Block {
+    std::byte* memory;
+    std::size_t capacity;
+    std::size_t used;
+  };
+  std::vector<Block> blocks_;
+  void* free_ = nullptr;
+};
 
 }  // namespace pool_detail
 
@@ -304,20 +349,24 @@ class PagedResourcePool final : public ResourcePool {
   };
 
   static constexpr std::uint32_t kDetachedBit = 1;
+  static constexpr std::uint32_t kLargeSize = 0xffffffffu;
   static constexpr std::uint32_t kPinUnit = 2;
 
   struct Entry : Link {
     template <class KK, class VV>
-    Entry(KK&& k, VV&& v, std::uint64_t size, std::int64_t now)
-        : size_bytes(size), loaded_at_ms(now), last_access_ms(now),
+    Entry(KK&& k, VV&& v, std::uint32_t size_field, std::uint32_t loaded_s, std::int64_t now)
+        : size_small(size_field), loaded_at_s(loaded_s), last_access_ms(now),
           key(std::forward<KK>(k)), value(std::forward<VV>(v)) {}
     // pins * kPinUnit | detached. Detached entries are out of the table and list; the
     // last unpin of a detached entry frees it (exactly one party sees pins reach 0 with the
     // bit set, so exactly one frees).
     std::atomic<std::uint32_t> state{0};
     std::atomic<std::uint32_t> access_count{1};
-    std::uint64_t size_bytes;
-    std::int64_t loaded_at_ms;
+    // Sizes below 4 GiB live here; kLargeSize means "see the shard's large_sizes map" (only
+    // multi-GiB values such as whole models), which keeps the header at 40 bytes.
+    std::uint32_t size_small;
+    // Seconds since the pool was created (1 s resolution, 136-year range).
+    std::uint32_t loaded_at_s;
     std::atomic<std::int64_t> last_access_ms;
     K key;
     V value;
@@ -431,8 +480,9 @@ class PagedResourcePool final : public ResourcePool {
     // --- guarded by `mutex` held exclusively (reads of table/list with it shared) ---
     Table table;
     Link lru;  // sentinel: lru.next is the most recent, lru.prev the least recent
-    std::pmr::unsynchronized_pool_resource arena;
+    pool_detail::SlabArena<sizeof(Entry), alignof(Entry)> arena;
     std::unordered_map<K, std::shared_ptr<Flight>, Hash, KeyEqual> inflight;
+    std::unordered_map<const Entry*, std::uint64_t> large_sizes;
     std::uint64_t bytes = 0;
     // --- atomics, updated with the lock held shared or exclusive ---
     std::atomic<std::uint64_t> pinned_entries{0};
@@ -549,22 +599,32 @@ class PagedResourcePool final : public ResourcePool {
       return false;  // full: a drain is pending; this event is dropped (lossy)
     }
 
+    // Requires: s's lock held (shared or exclusive) or e detached and owned by the caller.
+    static std::uint64_t size_of(const Shard& s, const Entry* e) {
+      if (e->size_small != kLargeSize) return e->size_small;
+      return s.large_sizes.at(e);
+    }
+
     // ----- entry lifetime (exclusive lock) -----
     Entry* create(Shard& s, K&& key, V&& value, std::uint64_t size, std::int64_t now) {
-      std::pmr::polymorphic_allocator<Entry> alloc(&s.arena);
-      Entry* e = alloc.allocate(1);
+      Entry* e = static_cast<Entry*>(s.arena.allocate());
+      const std::uint32_t size_field = size >= kLargeSize ? kLargeSize : static_cast<std::uint32_t>(size);
+      const std::int64_t age_s = std::max<std::int64_t>(0, (now - epoch_ms) / 1000);
+      const auto loaded_s = static_cast<std::uint32_t>(std::min<std::int64_t>(age_s, UINT32_MAX));
       try {
-        std::construct_at(e, std::move(key), std::move(value), size, now);
+        if (size_field == kLargeSize) s.large_sizes.emplace(e, size);
+        std::construct_at(e, std::move(key), std::move(value), size_field, loaded_s, now);
       } catch (...) {
-        alloc.deallocate(e, 1);
+        s.large_sizes.erase(e);
+        s.arena.deallocate(e);
         throw;
       }
       return e;
     }
     static void destroy(Shard& s, Entry* e) noexcept {
-      std::pmr::polymorphic_allocator<Entry> alloc(&s.arena);
+      if (e->size_small == kLargeSize) s.large_sizes.erase(e);
       std::destroy_at(e);
-      alloc.deallocate(e, 1);
+      s.arena.deallocate(e);
     }
 
     // Removes e from table, list and accounting; frees it unless a pin keeps it alive.
@@ -572,8 +632,9 @@ class PagedResourcePool final : public ResourcePool {
     void detach(Shard& s, Entry* e, std::uint64_t h) noexcept {
       s.table.erase(h, e, [this](const Entry* x) { return hash_of(x->key); });
       unlink(e);
-      s.bytes -= e->size_bytes;
-      total_bytes.fetch_sub(e->size_bytes, std::memory_order_relaxed);
+      const std::uint64_t size = size_of(s, e);
+      s.bytes -= size;
+      total_bytes.fetch_sub(size, std::memory_order_relaxed);
       const std::uint32_t old = e->state.fetch_or(kDetachedBit, std::memory_order_acq_rel);
       if (old / kPinUnit == 0) {
         destroy(s, e);
@@ -935,7 +996,7 @@ class PagedResourcePool final : public ResourcePool {
         } else {
           const std::int64_t priority =
               e->last_access_ms.load(std::memory_order_relaxed) -
-              static_cast<std::int64_t>(size_aware ? e->size_bytes / 1024 : 0);
+              static_cast<std::int64_t>(size_aware ? size_of(s, e) / 1024 : 0);
           if (best == nullptr || priority < best_priority) {
             best = e;
             best_priority = priority;
@@ -983,7 +1044,7 @@ class PagedResourcePool final : public ResourcePool {
         while (more(freed)) {
           Entry* victim = pick_victim(s);
           if (victim == nullptr) break;
-          freed += victim->size_bytes;
+          freed += size_of(s, victim);
           detach(s, victim, hash_of(victim->key));
           s.evictions.fetch_add(1, std::memory_order_relaxed);
         }
@@ -1010,7 +1071,7 @@ class PagedResourcePool final : public ResourcePool {
             ++exhausted_count;
             break;
           }
-          freed += victim->size_bytes;
+          freed += size_of(s, victim);
           detach(s, victim, hash_of(victim->key));
           s.evictions.fetch_add(1, std::memory_order_relaxed);
         }
@@ -1034,7 +1095,7 @@ class PagedResourcePool final : public ResourcePool {
       for (std::uint32_t i = 0; i < shard_count; ++i) {
         shards[i].table.for_each([&](Entry* e) {
           if (e->pins() > 0) return;
-          const std::int64_t p = fn(view_of(e), e->value);
+          const std::int64_t p = fn(view_of(shards[i], e), e->value);
           if (p != kNeverEvict) candidates.push_back({p, i, e});
         });
       }
@@ -1043,7 +1104,7 @@ class PagedResourcePool final : public ResourcePool {
       std::uint64_t freed = 0;
       for (const Candidate& c : candidates) {
         if (!more(freed)) break;
-        freed += c.entry->size_bytes;
+        freed += size_of(shards[c.shard], c.entry);
         detach(shards[c.shard], c.entry, hash_of(c.entry->key));
         shards[c.shard].evictions.fetch_add(1, std::memory_order_relaxed);
       }
@@ -1060,11 +1121,11 @@ class PagedResourcePool final : public ResourcePool {
           [this, target](std::uint64_t) { return total_bytes.load(std::memory_order_relaxed) > target; });
     }
 
-    static EntryView view_of(const Entry* e) noexcept {
+    EntryView view_of(const Shard& s, const Entry* e) const {
       EntryView v;
-      v.size_bytes = e->size_bytes;
+      v.size_bytes = size_of(s, e);
       v.pin_count = e->pins();
-      v.loaded_at_ms = e->loaded_at_ms;
+      v.loaded_at_ms = epoch_ms + static_cast<std::int64_t>(e->loaded_at_s) * 1000;
       v.last_access_at_ms = e->last_access_ms.load(std::memory_order_relaxed);
       v.access_count = e->access_count.load(std::memory_order_relaxed);
       return v;
@@ -1101,7 +1162,7 @@ class PagedResourcePool final : public ResourcePool {
         Shard& s = shards[i];
         std::shared_lock<std::shared_mutex> lock(s.mutex);
         s.table.for_each([&](Entry* e) {
-          const EntryView v = view_of(e);
+          const EntryView v = view_of(s, e);
           out.push_back({config.key_formatter(e->key), v.size_bytes, v.pin_count, v.loaded_at_ms,
                          v.last_access_at_ms, v.access_count});
         });
@@ -1119,7 +1180,7 @@ class PagedResourcePool final : public ResourcePool {
         std::uint64_t sum = 0, listed = 0, pinned = 0;
         for (Link* l = s.lru.next; l != &s.lru; l = l->next) {
           const Entry* e = static_cast<const Entry*>(l);
-          sum += e->size_bytes;
+          sum += size_of(s, e);
           ++listed;
           if (e->pins() > 0) ++pinned;
           if (e->state.load() & kDetachedBit) err << "shard " << i << ": detached entry in list; ";
@@ -1145,6 +1206,8 @@ class PagedResourcePool final : public ResourcePool {
     }
 
     Config config;
+    // Creation time; entries store their load time as whole seconds since it.
+    const std::int64_t epoch_ms = monotonic_ms();
     std::uint32_t shard_count = 1;
     std::uint32_t shard_mask = 0;
     std::unique_ptr<Shard[]> shards;

@@ -39,7 +39,8 @@ struct PoolStats {
 };
 
 // One resident entry as seen from outside. Times are milliseconds on the process's
-// monotonic clock (see pagekeeper::monotonic_ms), not wall-clock time.
+// monotonic clock (see pagekeeper::monotonic_ms), not wall-clock time; loaded_at_ms has
+// 1 s resolution, last_access_at_ms the clock's few ms.
 struct EntrySnapshot {
   std::string key;
   std::uint64_t size_bytes = 0;

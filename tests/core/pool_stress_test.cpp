@@ -151,7 +151,9 @@ TEST(PoolStress, MixedOperationsKeepInvariants) {
   EXPECT_LE(st.total_bytes, c.max_bytes);
   EXPECT_EQ(st.pinned_count, 0u);  // every thread released its pins
   // Exact lookup accounting can only be checked without clear(), which resets counters.
-  if (clears.load() == 0) EXPECT_EQ(st.hits + st.misses, lookups.load());
+  if (clears.load() == 0) {
+    EXPECT_EQ(st.hits + st.misses, lookups.load());
+  }
 }
 
 // Pins are never lost to budget or pressure eviction, whatever the concurrent load.
