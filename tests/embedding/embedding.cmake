@@ -5,3 +5,7 @@ pagekeeper_add_test(lexical_embedder_test
 pagekeeper_add_test(model_registry_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/model_registry_test.cpp)
 pagekeeper_add_test(openai_embedder_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/openai_embedder_test.cpp LIBS PkgConfig::HTTPLIB)
+pagekeeper_add_test(embedding_service_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/embedding_service_test.cpp)
+pagekeeper_add_test(embedding_service_concurrency_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/embedding_service_concurrency_test.cpp LABELS concurrent)

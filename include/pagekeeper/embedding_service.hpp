@@ -1,0 +1,131 @@
+// pagekeeper/embedding_service.hpp
+//
+// EmbeddingService: the one embedding cache of a process. Every entry point (library calls,
+// the server, the command-line indexer) embeds through it, so a text embedded by one is a
+// hit for all the others (the original system cached only inside one request handler and
+// its own indexer saw 0 hits in 64; spec §1.3, §6 items 2 and 11).
+//
+//   - Keys: EmbeddingKey{canonical model name, SHA-256 of the exact text bytes}. The model
+//     name is resolved through the ModelRegistry first, so aliases share slots.
+//   - Storage: one PagedResourcePool named `embedding-cache` (256 MiB by default, size-aware
+//     LRU). A value is an EmbeddingVector (float32, one allocation, no spare capacity); its
+//     size in the budget is EmbeddingVector::memory_bytes() + sizeof(EmbeddingKey), i.e.
+//     1640 bytes for 384 dimensions (the pool's own per-entry bookkeeping is not included).
+//   - embed_batch(): one pool lookup per text; the distinct texts that are neither cached
+//     nor being embedded by another request go to the embedder (each exactly once, in
+//     chunks of at most max_batch()); texts another request is embedding are joined. The
+//     result is in input order with this call's own accounting.
+//   - Failures: an embedder error fails the call with an EmbedderError naming the model;
+//     nothing of that call is cached and no in-flight slot is left behind (requests that
+//     joined it get the same error; a retry embeds again). A result of the wrong count or
+//     dimension, or with a non-finite number, is an EmbedderError, never a crash.
+//   - A cache hit never touches the embedder: resolving a name does not load a model.
+//
+// Thread safety: every method may be called concurrently from any thread. The service
+// holds no lock of its own around embedder calls (the pool's single-flight slots replace
+// the original's global model mutex); the pool and the registry state their own rules.
+
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pagekeeper/embedding_key.hpp"
+#include "pagekeeper/embedding_vector.hpp"
+#include "pagekeeper/model_registry.hpp"
+#include "pagekeeper/pool.hpp"
+#include "pagekeeper/resource_pool.hpp"
+
+namespace pagekeeper {
+
+// What one embed()/embed_batch() call did. Counted per input position except `embedded`
+// and `embedder_calls`: hits + misses == number of texts, and joined <= misses.
+struct EmbedAccounting {
+  std::size_t hits = 0;            // texts whose vector was already cached
+  std::size_t misses = 0;          // texts not cached when looked up (embedded here or joined)
+  std::size_t joined = 0;          // of the misses: texts another request was embedding
+  std::size_t embedded = 0;        // distinct texts this call sent to the embedder
+  std::size_t embedder_calls = 0;  // Embedder::embed() calls this call made
+};
+
+struct EmbedResult {
+  EmbeddingVector vector;
+  std::string model;  // canonical name the vector belongs to
+  EmbedAccounting accounting;
+};
+
+struct EmbedBatchResult {
+  std::vector<EmbeddingVector> vectors;  // in input order
+  std::string model;
+  EmbedAccounting accounting;
+};
+
+struct EmbeddingServiceConfig {
+  std::string pool_name = "embedding-cache";
+  std::uint64_t max_bytes = std::uint64_t{256} << 20;
+  // Models to serve. Null -> ModelRegistry::with_builtin_models().
+  std::shared_ptr<ModelRegistry> models;
+  // Passed to the pool (see PoolConfig).
+  double low_watermark = 1.0;
+  std::uint32_t shards = 0;
+};
+
+class EmbeddingService {
+ public:
+  using Pool = PagedResourcePool<EmbeddingKey, EmbeddingVector, EmbeddingKeyHash>;
+
+  // A separate service with its own pool (tests, tools). Throws std::invalid_argument for
+  // an invalid pool configuration.
+  explicit EmbeddingService(EmbeddingServiceConfig config = {});
+
+  // The process-wide service, created with the default configuration on first use. Every
+  // entry point of the process should embed through this one instance.
+  static std::shared_ptr<EmbeddingService> process_default();
+  // Creates the process-wide service with `config`. Must run before the first
+  // process_default() call (a server does it at boot); otherwise throws std::logic_error,
+  // since a second instance would be a second cache.
+  static std::shared_ptr<EmbeddingService> init_process_default(EmbeddingServiceConfig config);
+
+  // The vector of `text` under `model` (a canonical name, an alias or "default").
+  // Throws UnknownModelError, EmbedderInputError (input the model refuses) or EmbedderError.
+  EmbedResult embed(std::string_view text, std::string_view model = "default");
+
+  // Vectors of `texts` in input order. An empty list returns an empty result (the model
+  // name must still be known; nothing is loaded). Same errors as embed().
+  EmbedBatchResult embed_batch(std::span<const std::string> texts,
+                               std::string_view model = "default");
+
+  // Stores a precomputed vector for `text` under `model` (replacing a cached one). The
+  // vector is trusted to come from that model; it must be non-empty and finite
+  // (std::invalid_argument otherwise). Returns false when it is too large to cache.
+  bool put(std::string_view text, std::string_view model, std::span<const float> vector);
+
+  // Whether `text` is cached under `model`; counts nothing, loads nothing.
+  bool contains(std::string_view text, std::string_view model = "default") const;
+
+  // Drops every cached vector and resets the pool's counters; returns the entries dropped.
+  std::size_t clear();
+  PoolStats stats() const;
+
+  // The pool, for registration with a PressureBroker (the caller registers it) and for
+  // inspection.
+  std::shared_ptr<Pool> pool() const { return pool_; }
+  ModelRegistry& models() const { return *models_; }
+
+  // Budget bytes one cached vector of `dimensions` floats occupies.
+  static std::uint64_t entry_bytes(std::size_t dimensions);
+
+ private:
+  EmbedBatchResult run(std::string canonical, std::span<const std::string_view> texts);
+
+  std::shared_ptr<ModelRegistry> models_;
+  std::shared_ptr<Pool> pool_;
+};
+
+}  // namespace pagekeeper

@@ -1,0 +1,159 @@
+// Concurrency of the embedding service (label `concurrent`, run under TSan in CI).
+
+#include <atomic>
+#include <chrono>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "embedding/counting_embedder.hpp"
+#include "pagekeeper/embedding_service.hpp"
+
+namespace pagekeeper {
+namespace {
+
+using testing::CountingEmbedder;
+using namespace std::chrono_literals;
+
+std::vector<std::string> numbered(int from, int to) {
+  std::vector<std::string> out;
+  for (int i = from; i < to; ++i) out.push_back("concurrent text " + std::to_string(i));
+  return out;
+}
+
+std::unique_ptr<EmbeddingService> make_service(const std::shared_ptr<CountingEmbedder>& e) {
+  auto models = std::make_shared<ModelRegistry>("counting");
+  models->add(e);
+  return std::make_unique<EmbeddingService>(
+      EmbeddingServiceConfig{.pool_name = "concurrent-embeddings", .models = models});
+}
+
+bool wait_for(const std::function<bool()>& condition) {
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
+// Batch A (texts 0..99) is held inside the embedder; batch B (50..149) then starts, must
+// join A's 50 shared texts and embed only its own 50.
+TEST(EmbeddingServiceConcurrent, OverlappingBatchesEmbedEachDistinctTextOnce) {
+  auto embedder = std::make_shared<CountingEmbedder>();
+  auto service = make_service(embedder);
+  embedder->hold_next();
+  EmbedBatchResult a;
+  std::jthread first([&] { a = service->embed_batch(numbered(0, 100)); });
+  if (!embedder->wait_until_held()) {
+    embedder->release();
+    FAIL() << "the first batch never reached the embedder";
+  }
+  EmbedBatchResult b;
+  std::jthread second([&] { b = service->embed_batch(numbered(50, 150)); });
+  // B claims its slots (joining A's 50) before it calls the embedder with its own 50.
+  const bool b_embedded = wait_for([&] { return embedder->texts() == 150; });
+  embedder->release();
+  first.join();
+  second.join();
+  ASSERT_TRUE(b_embedded);
+
+  EXPECT_EQ(embedder->texts(), 150u) << "each distinct text embedded exactly once";
+  EXPECT_EQ(a.accounting.embedded, 100u);
+  EXPECT_EQ(a.accounting.joined, 0u);
+  EXPECT_EQ(b.accounting.embedded, 50u);
+  EXPECT_EQ(b.accounting.joined, 50u);
+  EXPECT_EQ(b.accounting.misses, 100u);
+  for (int i = 0; i < 50; ++i) EXPECT_TRUE(b.vectors[i].same_storage(a.vectors[50 + i]));
+  EXPECT_EQ(service->stats().entry_count, 150u);
+  EXPECT_EQ(service->stats().inflight, 0u);
+}
+
+// A request that joined a load which then fails gets the same error; nothing is cached and
+// no slot is left, so the next request embeds again.
+TEST(EmbeddingServiceConcurrent, JoinersOfAFailedLoadSeeTheErrorAndNothingIsCached) {
+  auto embedder = std::make_shared<CountingEmbedder>();
+  auto service = make_service(embedder);
+  embedder->hold_next();
+  embedder->fail_next(CountingEmbedder::Fault::kThrow);
+  std::atomic<int> errors{0};
+  std::thread first([&] {
+    try {
+      service->embed_batch(numbered(0, 10));
+    } catch (const EmbedderError&) {
+      errors.fetch_add(1);
+    }
+  });
+  if (!embedder->wait_until_held()) {
+    embedder->release();
+    first.join();
+    FAIL() << "the first batch never reached the embedder";
+  }
+  std::thread second([&] {
+    try {
+      service->embed("concurrent text 3");
+    } catch (const EmbedderError&) {
+      errors.fetch_add(1);
+    }
+  });
+  // The second request has looked the text up once the pool counted its miss; the claim of
+  // the in-flight slot follows within microseconds (100 ms leaves room for TSan).
+  const bool looked_up = wait_for([&] { return service->stats().misses >= 11; });
+  std::this_thread::sleep_for(100ms);
+  embedder->release();
+  first.join();
+  second.join();
+  ASSERT_TRUE(looked_up);
+  EXPECT_EQ(errors.load(), 2);
+  EXPECT_EQ(embedder->calls(), 1u);
+  EXPECT_EQ(service->stats().entry_count, 0u);
+  EXPECT_EQ(service->stats().inflight, 0u);
+  EXPECT_EQ(service->embed("concurrent text 3").accounting.embedded, 1u);
+}
+
+// Free-running: 4 threads embed random overlapping batches and singles; with a budget that
+// holds everything, every distinct text is embedded exactly once overall.
+TEST(EmbeddingServiceConcurrent, RandomOverlappingTrafficEmbedsEachTextOnce) {
+  auto embedder = std::make_shared<CountingEmbedder>("counting", 7);
+  auto service = make_service(embedder);
+  constexpr int kTexts = 400;
+  const auto all = numbered(0, kTexts);
+  std::atomic<std::size_t> hits{0}, misses{0}, embedded{0}, requested{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(1234 + t);
+      for (int round = 0; round < 60; ++round) {
+        std::vector<std::string> batch;
+        const int n = 1 + static_cast<int>(rng() % 24);
+        for (int i = 0; i < n; ++i) batch.push_back(all[rng() % kTexts]);
+        EmbedAccounting acc;
+        if (n == 1) {
+          acc = service->embed(batch[0]).accounting;
+        } else {
+          acc = service->embed_batch(batch).accounting;
+        }
+        ASSERT_EQ(acc.hits + acc.misses, batch.size());
+        ASSERT_LE(acc.joined, acc.misses);
+        hits += acc.hits;
+        misses += acc.misses;
+        embedded += acc.embedded;
+        requested += batch.size();
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  const std::size_t distinct = service->stats().entry_count;
+  EXPECT_EQ(embedder->texts(), distinct);
+  EXPECT_EQ(embedded.load(), distinct);
+  EXPECT_EQ(hits.load() + misses.load(), requested.load());
+  EXPECT_EQ(service->stats().inflight, 0u);
+  EXPECT_EQ(service->pool()->verify_invariants(), "");
+}
+
+}  // namespace
+}  // namespace pagekeeper
