@@ -153,7 +153,9 @@ std::vector<std::string> PressureBroker::pool_names() const {
 
 double PressureBroker::global_pressure() const {
   double global = 0.0;
-  for (const auto& r : *registry()) {
+  // Held in a local: a temporary in the range-for would die before the loop runs.
+  const auto pools = registry();
+  for (const auto& r : *pools) {
     if (r.pool->capacity_bytes() == 0) continue;
     const double p = r.pool->pressure();
     if (p > global) global = p;  // NaN never wins
