@@ -51,6 +51,14 @@ configure() {  # configure DIR CMAKE_ARGS...
   cmake -S "${repo_root}" -B "${dir}" -G Ninja "$@"
 }
 
+# Builds with ninja's keep-going, so one broken target does not hide the results of the
+# others: its tests then fail in ctest as <name>_NOT_BUILT.
+build() {  # build DIR [CMAKE_BUILD_ARGS...]
+  local dir="$1"
+  shift
+  cmake --build "${dir}" -j "${jobs}" "$@" -- -k 0
+}
+
 run_ctest() {  # run_ctest DIR CTEST_ARGS...
   local dir="$1"
   shift
@@ -61,30 +69,36 @@ run_ctest() {  # run_ctest DIR CTEST_ARGS...
 config_release() {
   local dir="${build_root}/release"
   configure "${dir}" -DCMAKE_BUILD_TYPE=Release
-  cmake --build "${dir}" -j "${jobs}"
-  run_ctest "${dir}"
+  local status=0
+  build "${dir}" || status=$?
+  run_ctest "${dir}" || status=$?
+  return "${status}"
 }
 
 config_asan() {
   local dir="${build_root}/asan"
   configure "${dir}" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPAGEKEEPER_SANITIZE=address \
     -DPAGEKEEPER_BUILD_BENCH=OFF
-  cmake --build "${dir}" -j "${jobs}"
-  run_ctest "${dir}"
+  local status=0
+  build "${dir}" || status=$?
+  run_ctest "${dir}" || status=$?
+  return "${status}"
 }
 
 config_tsan() {
   local dir="${build_root}/tsan"
   configure "${dir}" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPAGEKEEPER_SANITIZE=thread \
     -DPAGEKEEPER_BUILD_BENCH=OFF
-  cmake --build "${dir}" -j "${jobs}" --target pagekeeper_tests_concurrent
+  local status=0
+  build "${dir}" --target pagekeeper_tests_concurrent || status=$?
   # TSan needs a fixed memory layout; some kernels randomize mmap too much for it.
   local runner=()
   if setarch "$(uname -m)" -R true 2>/dev/null; then
     runner=(setarch "$(uname -m)" -R)
   fi
   "${runner[@]}" ctest --test-dir "${dir}" --output-on-failure --no-tests=error \
-    --timeout "${test_timeout}" -j "${ctest_jobs}" -L concurrent
+    --timeout "${test_timeout}" -j "${ctest_jobs}" -L concurrent || status=$?
+  return "${status}"
 }
 
 config_fuzz() {
@@ -92,7 +106,7 @@ config_fuzz() {
   configure "${dir}" -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPAGEKEEPER_SANITIZE=address \
     -DPAGEKEEPER_BUILD_FUZZ=ON -DPAGEKEEPER_BUILD_TESTS=OFF -DPAGEKEEPER_BUILD_BENCH=OFF
-  cmake --build "${dir}" -j "${jobs}" --target pagekeeper_fuzzers
+  build "${dir}" --target pagekeeper_fuzzers
   local fuzzer name corpus count=0
   for fuzzer in "${dir}"/fuzz/*_fuzz; do
     [[ -x "${fuzzer}" ]] || continue
