@@ -31,6 +31,12 @@
 // attached, its refusal (TierExhausted) always refuses the activation. The original loaded
 // over budget silently (spec §6 item 10).
 //
+// Who evicts. Policy-driven eviction (evict_under_pressure, the broker through evict_at_least)
+// is the pool's, through the custom priority above. An activation picks its victims itself
+// with the same score over the resident set (so it can name them and evict only what the
+// newcomer needs) and removes them with the pool's evict(); both orders are the same function
+// (adapter_pool_priority).
+//
 // Pressure is uncapped: usage / budget (it can exceed 1 after an overcommit), so
 // evict_under_pressure(target >= 1) is meaningful, unlike the original's capped figure.
 //
@@ -246,10 +252,18 @@ class AdapterPager final : public ResourcePool {
     std::shared_ptr<AdapterSlot> slot;
   };
 
+  struct Resident {
+    std::shared_ptr<AdapterSlot> slot;
+    std::uint64_t size_bytes = 0;
+  };
+
   // All require mu_ held.
-  // Drops resident names the pool no longer holds (evicted by anyone); appends them to
-  // `evicted` when given.
+  // After a policy-driven pool eviction (evict_at_least, evict_under_pressure, an insert's
+  // budget enforcement): drops resident names the pool no longer holds, appending them to
+  // `evicted` when given. O(1) when the pool's usage shows nothing was evicted.
   void reconcile_locked(std::vector<std::string>* evicted);
+  // Removes one resident adapter from the pool and the resident set.
+  void evict_resident_locked(const std::string& name);
   // Bytes that evicting every non-critical resident adapter would free.
   std::uint64_t evictable_bytes_locked() const;
   // Evicts until `bytes` more fit (kRefuse: throws TierExhausted without evicting when they
@@ -264,8 +278,11 @@ class AdapterPager final : public ResourcePool {
   std::shared_ptr<AdapterLoader> loader_;
   mutable std::mutex mu_;
   std::unordered_map<std::string, Registered> registry_;  // guarded by mu_
-  // Names believed resident (a superset of the pool's keys until reconciled); guarded by mu_.
-  std::unordered_map<std::string, std::shared_ptr<AdapterSlot>> resident_;
+  // The pool's keys and sizes. The pool is only ever changed with mu_ held (the broker's
+  // lever, evict_at_least, takes mu_ too), so this is exact after every public call; its sum
+  // is resident_bytes_. Guarded by mu_.
+  std::unordered_map<std::string, Resident> resident_;
+  std::uint64_t resident_bytes_ = 0;
   std::map<std::string, DomainActivity> activity_;  // guarded by mu_
   std::unique_ptr<Pool> pool_;
 };

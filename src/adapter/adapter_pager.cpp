@@ -131,51 +131,70 @@ bool AdapterPager::unregister_adapter(const std::string& name) {
   std::lock_guard lock(mu_);
   const auto it = registry_.find(name);
   if (it == registry_.end()) return false;
-  if (resident_.erase(name) > 0) pool_->evict(name);
+  if (resident_.contains(name)) evict_resident_locked(name);
   registry_.erase(it);
   return true;
 }
 
 void AdapterPager::reconcile_locked(std::vector<std::string>* evicted) {
+  if (pool_->usage_bytes() == resident_bytes_) return;  // nothing was evicted
   for (auto it = resident_.begin(); it != resident_.end();) {
     if (pool_->contains(it->first)) {
       ++it;
       continue;
     }
     if (evicted != nullptr) evicted->push_back(it->first);
+    resident_bytes_ -= it->second.size_bytes;
     it = resident_.erase(it);
   }
 }
 
+void AdapterPager::evict_resident_locked(const std::string& name) {
+  const auto it = resident_.find(name);
+  pool_->evict(name);
+  resident_bytes_ -= it->second.size_bytes;
+  resident_.erase(it);
+}
+
 std::uint64_t AdapterPager::evictable_bytes_locked() const {
   std::uint64_t bytes = 0;
-  for (const auto& [name, slot] : resident_) {
-    if (is_critical(slot->priority.load(std::memory_order_relaxed))) continue;
-    if (const auto it = registry_.find(name); it != registry_.end()) bytes += it->second.info.size_bytes;
+  for (const auto& [name, r] : resident_) {
+    if (!is_critical(r.slot->priority.load(std::memory_order_relaxed))) bytes += r.size_bytes;
   }
   return bytes;
 }
 
 bool AdapterPager::make_room_locked(std::uint64_t bytes, std::vector<std::string>& evicted) {
   const std::uint64_t cap = config_.budget_bytes;
-  const std::uint64_t usage = pool_->usage_bytes();
+  const std::uint64_t usage = resident_bytes_;
   if (bytes <= cap && usage <= cap - bytes) return false;  // fits as it is
-  const std::uint64_t evictable = std::min(evictable_bytes_locked(), usage);
+  const std::uint64_t evictable = evictable_bytes_locked();
   const std::uint64_t floor_usage = usage - evictable;  // what critical adapters hold
   const bool can_fit = bytes <= cap && floor_usage <= cap - bytes;
   if (!can_fit && (config_.over_budget == AdapterPagerConfig::OverBudget::kRefuse || bytes > cap)) {
     throw TierExhausted(config_.tier_name, bytes, cap > floor_usage ? cap - floor_usage : 0, 0);
   }
-  const std::uint64_t want = can_fit ? usage + bytes - cap : evictable;
-  const std::uint64_t freed = want > 0 ? pool_->evict_at_least(want) : 0;
-  reconcile_locked(&evicted);
-  const std::uint64_t now_usage = pool_->usage_bytes();
-  const bool fits = now_usage <= cap - bytes;
-  if (!fits && config_.over_budget == AdapterPagerConfig::OverBudget::kRefuse) {
-    // Only reachable when sizes changed under us; the evictions already happened.
-    throw TierExhausted(config_.tier_name, bytes, cap > now_usage ? cap - now_usage : 0, freed);
+  // Highest score first (lowest pool priority), until the newcomer fits; every non-critical
+  // adapter when it cannot (overcommit). One scan per victim: activations usually evict one
+  // or two adapters, so this beats sorting the resident set.
+  const std::int64_t now = config_.clock();
+  while (resident_bytes_ > 0 && !(bytes <= cap && resident_bytes_ <= cap - bytes)) {
+    const std::string* victim = nullptr;
+    std::int64_t lowest = kNeverEvict;
+    for (const auto& [name, r] : resident_) {
+      const std::int64_t p =
+          adapter_pool_priority(r.slot->priority.load(std::memory_order_relaxed),
+                                r.slot->last_used_ms.load(std::memory_order_relaxed), now);
+      if (p < lowest) {
+        lowest = p;
+        victim = &name;
+      }
+    }
+    if (victim == nullptr) break;  // only critical adapters remain
+    evicted.push_back(*victim);
+    evict_resident_locked(evicted.back());
   }
-  return !fits;
+  return !(bytes <= cap && resident_bytes_ <= cap - bytes);
 }
 
 void AdapterPager::admit_locked(Registered& reg, ActivateSkillResult& result, std::int64_t t0_ns) {
@@ -212,7 +231,8 @@ void AdapterPager::admit_locked(Registered& reg, ActivateSkillResult& result, st
   if (!inserted) {
     throw TierExhausted(config_.tier_name, size, 0, 0);  // larger than the whole budget
   }
-  resident_[info.name] = reg.slot;
+  resident_[info.name] = Resident{reg.slot, size};
+  resident_bytes_ += size;
   reconcile_locked(&result.evicted);
   if (overcommit) {
     spdlog::warn("adapter pager '{}': '{}' ({} bytes) loaded over budget: {} of {} bytes resident",
@@ -241,7 +261,6 @@ ActivateSkillResult AdapterPager::activate_skill(const std::string& name) {
     result.decision_time_us = elapsed_us(t0);
     return result;
   }
-  reconcile_locked(nullptr);  // evictions by others since the last call are not ours
   admit_locked(reg, result, t0);
   result.activated = true;
   return result;
@@ -265,7 +284,6 @@ SyncResult AdapterPager::sync_state(const std::vector<AdapterInfo>& adapters) {
     }
   }
   std::lock_guard lock(mu_);
-  reconcile_locked(nullptr);
   std::unordered_map<std::string, Registered> next;
   for (const auto& a : adapters) {
     Registered reg{a, nullptr};
@@ -282,6 +300,7 @@ SyncResult AdapterPager::sync_state(const std::vector<AdapterInfo>& adapters) {
       continue;
     }
     pool_->evict(it->first);
+    resident_bytes_ -= it->second.size_bytes;
     it = resident_.erase(it);
   }
   registry_ = std::move(next);
@@ -344,9 +363,7 @@ nlohmann::json AdapterPager::state() const {
   std::map<std::string, AdapterInfo> active;
   std::map<std::string, AdapterInfo> available;
   for (const auto& [name, reg] : registry_) {
-    // The pool is the truth: an adapter the broker evicted since the last call shows as
-    // available even before the pager reconciles.
-    const bool resident = resident_.contains(name) && pool_->contains(name);
+    const bool resident = resident_.contains(name);
     (resident ? active : available).emplace(name, info_locked(reg, resident));
   }
   nlohmann::json active_json = nlohmann::json::array();
@@ -376,9 +393,7 @@ bool AdapterPager::is_resident(const std::string& name) const { return pool_->co
 std::vector<std::string> AdapterPager::resident_names() const {
   std::lock_guard lock(mu_);
   std::vector<std::string> names;
-  for (const auto& [name, slot] : resident_) {
-    if (pool_->contains(name)) names.push_back(name);
-  }
+  for (const auto& [name, r] : resident_) names.push_back(name);
   std::sort(names.begin(), names.end());
   return names;
 }
