@@ -564,19 +564,34 @@ class PagedResourcePool final : public ResourcePool {
       s.lru.next = l;
     }
 
-    // Replays buffered reads into the LRU list. Requires: exclusive lock. Every entry in the
-    // buffer is attached: entries are only detached under the exclusive lock, after a drain.
+    // Replays buffered reads into the LRU list, stamping each entry's recency and access
+    // count, and folds the reads into the hit counter. Requires: exclusive lock. Every entry
+    // in the buffer is attached: entries are only detached under the exclusive lock, after a
+    // drain. Reads recorded past the buffer's end were dropped (lossy) but still count as hits.
     static void drain_reads(Shard& s) noexcept {
-      const std::uint32_t n =
-          std::min(s.reads_recorded.load(std::memory_order_relaxed), kReadBufferSize);
+      const std::uint32_t recorded = s.reads_recorded.load(std::memory_order_relaxed);
+      if (recorded == 0) return;
+      const std::uint32_t n = std::min(recorded, kReadBufferSize);
+      const std::int64_t now = monotonic_ms();
       for (std::uint32_t i = 0; i < n; ++i) {
-        Entry* e = s.read_buffer[i].exchange(nullptr, std::memory_order_relaxed);
-        if (e != nullptr) {
+        Entry* e = s.read_buffer[i].load(std::memory_order_relaxed);
+        if (e == nullptr) continue;
+        s.read_buffer[i].store(nullptr, std::memory_order_relaxed);
+        touch(e, now);
+        if (s.lru.next != e) {
           unlink(e);
           push_front(s, e);
         }
       }
+      s.hits.store(s.hits.load(std::memory_order_relaxed) + recorded, std::memory_order_relaxed);
       s.reads_recorded.store(0, std::memory_order_relaxed);
+    }
+
+    // Requires: exclusive lock (the only writer of recency and access counts).
+    static void touch(Entry* e, std::int64_t now) noexcept {
+      e->last_access_ms.store(now, std::memory_order_relaxed);
+      e->access_count.store(e->access_count.load(std::memory_order_relaxed) + 1,
+                            std::memory_order_relaxed);
     }
 
     std::unique_lock<std::shared_mutex> lock_exclusive(Shard& s) const {
@@ -585,12 +600,9 @@ class PagedResourcePool final : public ResourcePool {
       return lock;
     }
 
-    // Requires: shared lock on s. Returns true when the buffer just filled (caller drains).
-    static bool record_read(Shard& s, Entry* e, std::int64_t now) noexcept {
-      if (e->last_access_ms.load(std::memory_order_relaxed) != now) {
-        e->last_access_ms.store(now, std::memory_order_relaxed);
-      }
-      e->access_count.fetch_add(1, std::memory_order_relaxed);
+    // Records a hit. Requires: shared lock on s. The hit path's only atomic read-modify-write
+    // besides the lock itself. Returns true when the buffer just filled (the caller drains).
+    static bool record_read(Shard& s, Entry* e) noexcept {
       const std::uint32_t i = s.reads_recorded.fetch_add(1, std::memory_order_relaxed);
       if (i < kReadBufferSize) {
         s.read_buffer[i].store(e, std::memory_order_relaxed);
@@ -656,8 +668,7 @@ class PagedResourcePool final : public ResourcePool {
           s.misses.fetch_add(1, std::memory_order_relaxed);
           return std::nullopt;
         }
-        s.hits.fetch_add(1, std::memory_order_relaxed);
-        drain = record_read(s, e, monotonic_ms());
+        drain = record_read(s, e);
         result.emplace(e->value);
       }
       if (drain) {
@@ -678,25 +689,16 @@ class PagedResourcePool final : public ResourcePool {
       const std::uint64_t h = hash_of(key);
       const std::uint32_t si = shard_of(h);
       Shard& s = shards[si];
-      bool drain = false;
-      Entry* e = nullptr;
-      {
-        std::shared_lock<std::shared_mutex> lock(s.mutex);
-        e = s.table.find(h, key, key_equal);
-        if (e == nullptr) return {nullptr, si};
-        const std::uint32_t old = e->state.fetch_add(kPinUnit, std::memory_order_acq_rel);
-        if (old / kPinUnit == 0) s.pinned_entries.fetch_add(1, std::memory_order_relaxed);
-        e->last_access_ms.store(monotonic_ms(), std::memory_order_relaxed);
-        const std::uint32_t i = s.reads_recorded.fetch_add(1, std::memory_order_relaxed);
-        if (i < kReadBufferSize) {
-          s.read_buffer[i].store(e, std::memory_order_relaxed);
-          drain = i == kReadBufferSize - 1;
-        }
-      }
-      if (drain) {
-        std::unique_lock<std::shared_mutex> lock(s.mutex);
-        drain_reads(s);
-      }
+      // Pins are rare next to reads: take the lock exclusively and refresh recency directly
+      // (a pin is not a hit, so it must not go through the read buffer).
+      auto lock = lock_exclusive(s);
+      Entry* e = s.table.find(h, key, key_equal);
+      if (e == nullptr) return {nullptr, si};
+      const std::uint32_t old = e->state.fetch_add(kPinUnit, std::memory_order_acq_rel);
+      if (old / kPinUnit == 0) s.pinned_entries.fetch_add(1, std::memory_order_relaxed);
+      e->last_access_ms.store(monotonic_ms(), std::memory_order_relaxed);
+      unlink(e);
+      push_front(s, e);
       return {e, si};
     }
 
@@ -1142,7 +1144,9 @@ class PagedResourcePool final : public ResourcePool {
           st.entry_count += s.table.size();
         }
         st.pinned_count += s.pinned_entries.load(std::memory_order_relaxed);
-        st.hits += s.hits.load(std::memory_order_relaxed);
+        // Reads not yet drained are hits too.
+        st.hits += s.hits.load(std::memory_order_relaxed) +
+                   s.reads_recorded.load(std::memory_order_relaxed);
         st.misses += s.misses.load(std::memory_order_relaxed);
         st.evictions += s.evictions.load(std::memory_order_relaxed);
       }
@@ -1160,7 +1164,7 @@ class PagedResourcePool final : public ResourcePool {
       std::vector<EntrySnapshot> out;
       for (std::uint32_t i = 0; i < shard_count; ++i) {
         Shard& s = shards[i];
-        std::shared_lock<std::shared_mutex> lock(s.mutex);
+        auto lock = lock_exclusive(s);  // replay pending reads so recency and counts are current
         s.table.for_each([&](Entry* e) {
           const EntryView v = view_of(s, e);
           out.push_back({config.key_formatter(e->key), v.size_bytes, v.pin_count, v.loaded_at_ms,
