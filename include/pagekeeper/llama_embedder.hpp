@@ -8,7 +8,7 @@
 // model's own tokenizer ([CLS] ... [SEP] for WordPiece models), checked against the model's
 // limit (LlamaEmbedderConfig::overflow decides between truncating and refusing), then packed,
 // several texts per llama_encode call (one sequence id per text), into micro-batches of at most
-// `batch_tokens` tokens. Pooling is the model file's own (<arch>.pooling_type) unless the
+// `pack_tokens` tokens (a longer text goes alone, up to `batch_tokens`). Pooling is the model file's own (<arch>.pooling_type) unless the
 // configuration overrides it; the pooled vectors are L2-normalized, so cosine similarity is a
 // dot product. Bidirectional models (bert family) run through llama_encode; models with
 // causal attention (e.g. last-token pooled decoders) through llama_decode.
@@ -67,6 +67,11 @@ struct LlamaEmbedderConfig {
   // of 256 (llama.cpp pads the context to 256 and the three must agree). Larger values let
   // more texts share one encode at the price of a larger attention buffer.
   std::uint32_t batch_tokens = 512;
+  // Most tokens packed into one llama_encode when it carries several texts (a text longer than
+  // this is encoded alone). Texts in one encode attend through one masked n x n attention, so
+  // its cost grows with the square of the packed tokens: on CPU, packing beyond ~128 tokens
+  // costs more per text than it saves in per-call overhead (see docs/PERFORMANCE.md).
+  std::uint32_t pack_tokens = 128;
   // Independent llama.cpp contexts (concurrent embed() calls). At least 1.
   std::size_t contexts = 1;
   Overflow overflow = Overflow::kTruncate;
@@ -132,6 +137,7 @@ class LlamaEmbedder : public Embedder {
   std::size_t max_batch_ = 0;
   std::size_t max_tokens_ = 0;
   std::uint32_t batch_tokens_ = 0;
+  std::uint32_t pack_tokens_ = 0;
 
   // Guards free_ and adapters_; workers_ is fixed after construction. A worker is used only
   // by the thread that took it from free_.

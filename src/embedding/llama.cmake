@@ -25,6 +25,12 @@ if(TARGET Llama::llama)
   message(STATUS "pagekeeper: llama.cpp backend ON (${Llama_LIBRARY})")
   target_compile_definitions(pagekeeper PUBLIC PAGEKEEPER_HAVE_LLAMA=1)
   target_link_libraries(pagekeeper PRIVATE Llama::llama ${CMAKE_DL_LIBS})
+  # The WordPiece vocabulary (with its 46 reference tokenizations) that tests and benchmarks
+  # build their generated models from; scripts/fetch-llama.sh puts it in third_party/llama.
+  find_file(PAGEKEEPER_LLAMA_VOCAB ggml-vocab-bert-bge.gguf
+    HINTS ${LLAMA_ROOT}/models ${LLAMA_ROOT}/share/llama/models
+          ${PROJECT_SOURCE_DIR}/third_party/llama/models
+    NO_DEFAULT_PATH)
 else()
   message(STATUS "pagekeeper: llama.cpp backend OFF (run scripts/fetch-llama.sh or set LLAMA_ROOT)")
 endif()

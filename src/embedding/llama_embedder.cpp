@@ -153,6 +153,8 @@ LlamaEmbedder::LlamaEmbedder(std::shared_ptr<LlamaModel> model, const LlamaEmbed
   dimensions_ = static_cast<std::size_t>(model_->embedding_length());
   max_batch_ = config.max_batch;
   batch_tokens_ = (config.batch_tokens + kContextQuantum - 1) / kContextQuantum * kContextQuantum;
+  if (config.pack_tokens == 0) throw EmbedderError(where + "pack_tokens must be at least 1");
+  pack_tokens_ = std::min(config.pack_tokens, batch_tokens_);
   max_tokens_ = batch_tokens_;
   if (model_->trained_context() > 0) {
     max_tokens_ = std::min<std::size_t>(max_tokens_, model_->trained_context());
@@ -368,12 +370,13 @@ std::vector<std::vector<float>> LlamaEmbedder::embed(std::span<const std::string
     worker.applied = std::move(wanted);
   }
 
-  // Greedy packing in input order: as many whole texts per encode as batch_tokens allows.
+  // Greedy packing in input order: as many whole texts per encode as pack_tokens allows; a
+  // text longer than that goes alone (it fits batch_tokens: prepare() enforced max_tokens).
   std::size_t first = 0;
   while (first < tokens.size()) {
-    std::size_t count = 0;
-    std::size_t used = 0;
-    while (first + count < tokens.size() && used + tokens[first + count].size() <= batch_tokens_) {
+    std::size_t count = 1;
+    std::size_t used = tokens[first].size();
+    while (first + count < tokens.size() && used + tokens[first + count].size() <= pack_tokens_) {
       used += tokens[first + count].size();
       ++count;
     }

@@ -5,10 +5,7 @@
 set(_llama_test_defs)
 set(_llama_test_libs)
 if(TARGET Llama::llama)
-  find_file(PAGEKEEPER_LLAMA_VOCAB ggml-vocab-bert-bge.gguf
-    HINTS ${LLAMA_ROOT}/models ${LLAMA_ROOT}/share/llama/models
-          ${PROJECT_SOURCE_DIR}/third_party/llama/models
-    NO_DEFAULT_PATH)
+  # PAGEKEEPER_LLAMA_VOCAB is found in src/embedding/llama.cmake.
   if(NOT PAGEKEEPER_LLAMA_VOCAB)
     message(FATAL_ERROR "llama.cpp was found but models/ggml-vocab-bert-bge.gguf was not: run "
                         "scripts/fetch-llama.sh or set PAGEKEEPER_LLAMA_VOCAB")
