@@ -39,6 +39,14 @@ std::vector<std::shared_ptr<ResourcePool>> idle_pools(int count) {
   return pools;
 }
 
+std::unique_ptr<PressureBroker> broker_over(
+    const std::vector<std::shared_ptr<ResourcePool>>& pools,
+    std::shared_ptr<const pagekeeper::HostMemorySource> host = nullptr) {
+  auto broker = std::make_unique<PressureBroker>(pagekeeper::BrokerConfig{}, std::move(host));
+  for (const auto& pool : pools) broker->register_pool(pool);
+  return broker;
+}
+
 // Baseline: capacity and pressure of every pool, which every pass has to read.
 void BM_ReadPressure100Pools(benchmark::State& state) {
   const auto pools = idle_pools(kPools);
@@ -54,11 +62,9 @@ void BM_ReadPressure100Pools(benchmark::State& state) {
 BENCHMARK(BM_ReadPressure100Pools);
 
 void BM_BrokerRelieveIdle100Pools(benchmark::State& state) {
-  const auto pools = idle_pools(kPools);
-  PressureBroker broker;
-  for (const auto& pool : pools) broker.register_pool(pool);
+  const auto broker = broker_over(idle_pools(kPools));
   for (auto _ : state) {
-    auto report = broker.relieve();
+    auto report = broker->relieve();
     if (report.triggered) state.SkipWithError("an idle pass acted");
     benchmark::DoNotOptimize(report);
   }
@@ -67,22 +73,19 @@ BENCHMARK(BM_BrokerRelieveIdle100Pools);
 
 // The same pass with this machine's real host-memory reading (cgroup v2 or /proc/meminfo).
 void BM_BrokerRelieveIdle100PoolsWithHostMemory(benchmark::State& state) {
-  const auto pools = idle_pools(kPools);
-  PressureBroker broker({}, std::make_shared<pagekeeper::HostMemory>());
-  for (const auto& pool : pools) broker.register_pool(pool);
+  const auto broker =
+      broker_over(idle_pools(kPools), std::make_shared<pagekeeper::HostMemory>());
   for (auto _ : state) {
-    auto report = broker.relieve();
+    auto report = broker->relieve();
     benchmark::DoNotOptimize(report);
   }
 }
 BENCHMARK(BM_BrokerRelieveIdle100PoolsWithHostMemory);
 
 void BM_BrokerSnapshot100Pools(benchmark::State& state) {
-  const auto pools = idle_pools(kPools);
-  PressureBroker broker;
-  for (const auto& pool : pools) broker.register_pool(pool);
+  const auto broker = broker_over(idle_pools(kPools));
   for (auto _ : state) {
-    auto snap = broker.snapshot();
+    auto snap = broker->snapshot();
     benchmark::DoNotOptimize(snap);
   }
 }
