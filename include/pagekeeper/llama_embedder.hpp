@@ -58,7 +58,10 @@ struct LlamaEmbedderConfig {
   std::filesystem::path model_path;
   // Canonical model name (the cache key namespace). Empty: the file name without ".gguf".
   std::string name;
-  // Threads per context for llama.cpp's compute; 0 = the machine's hardware threads.
+  // Threads per context for llama.cpp's compute; 0 = half the hardware threads (at least 1).
+  // llama.cpp's threads meet at a spinning barrier after every operation, so a thread count
+  // that oversubscribes a busy machine is catastrophically slow (measured 60x slower with 2
+  // threads on 2 loaded cores, docs/PERFORMANCE.md); scale with `contexts` instead.
   int threads = 0;
   // Texts per embed() call and per llama_encode (llama.cpp sequences). 1..256; rounded up to a
   // power of two for llama.cpp's n_seq_max.

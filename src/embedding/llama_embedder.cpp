@@ -162,7 +162,7 @@ LlamaEmbedder::LlamaEmbedder(std::shared_ptr<LlamaModel> model, const LlamaEmbed
 
   const int threads = config.threads > 0
                           ? config.threads
-                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency() / 2));
   llama_context_params params = llama_context_default_params();
   params.embeddings = true;
   // n_ctx = n_batch = n_ubatch: a non-causal encode must fit one micro-batch, and a unified
