@@ -105,7 +105,7 @@ void BrokerConfig::validate() const {
 }
 
 PressureBroker::PressureBroker(BrokerConfig config, std::shared_ptr<const HostMemorySource> host)
-    : config_(std::move(config)),
+    : config_(config),
       host_(std::move(host)),
       registry_(std::make_shared<const Registry>()) {
   config_.validate();
