@@ -6,8 +6,8 @@
 #
 # Configurations (each in its own build directory under $PAGEKEEPER_BUILD_ROOT):
 #   release  Release build of everything (tests, benchmarks, tools); ctest, all tests.
-#   asan     ASan+UBSan (-DPAGEKEEPER_SANITIZE=address), RelWithDebInfo, no benchmarks;
-#            ctest, all tests.
+#   asan     ASan+UBSan (-DPAGEKEEPER_SANITIZE=address), RelWithDebInfo; builds only the
+#            tests (target pagekeeper_tests, with the executables they declare); ctest, all.
 #   tsan     TSan (-DPAGEKEEPER_SANITIZE=thread), RelWithDebInfo; builds only the tests
 #            labelled `concurrent` (target pagekeeper_tests_concurrent); ctest -L concurrent.
 #   fuzz     clang + libFuzzer + ASan/UBSan: builds fuzz/ and runs every fuzzer for
@@ -80,7 +80,7 @@ config_asan() {
   configure "${dir}" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPAGEKEEPER_SANITIZE=address \
     -DPAGEKEEPER_BUILD_BENCH=OFF
   local status=0
-  build "${dir}" || status=$?
+  build "${dir}" --target pagekeeper_tests || status=$?
   run_ctest "${dir}" || status=$?
   return "${status}"
 }
