@@ -30,21 +30,24 @@ struct EmbeddingKey {
     return EmbeddingKey{std::move(model), sha256(text)};
   }
 
-  bool operator==(const EmbeddingKey&) const = default;
+  // The hash first: it differs between almost all unequal keys, the model rarely does.
+  bool operator==(const EmbeddingKey& other) const {
+    return content_hash == other.content_hash && model == other.model;
+  }
 
   // "model:hex-of-hash", for snapshots and logs.
   std::string to_string() const { return model + ':' + to_hex(content_hash); }
 };
 
-// Hash of a key: the first 8 bytes of the SHA-256 (already uniformly distributed, so no
-// further mixing is needed) combined with the model name's hash, so equal texts under
-// different models land in different buckets.
+// Hash of a key: the first 8 bytes of the SHA-256, which are already uniformly distributed.
+// The model is left out on purpose (hashing a string on every lookup costs more than it
+// buys): the same text under two models lands in one bucket and equality tells them apart,
+// and a process serves few models.
 struct EmbeddingKeyHash {
   std::size_t operator()(const EmbeddingKey& key) const noexcept {
     std::uint64_t prefix = 0;
     std::memcpy(&prefix, key.content_hash.data(), sizeof(prefix));
-    const std::uint64_t model_hash = std::hash<std::string_view>{}(key.model);
-    return static_cast<std::size_t>(prefix ^ (model_hash * 0x9e3779b97f4a7c15ULL));
+    return static_cast<std::size_t>(prefix);
   }
 };
 

@@ -15,6 +15,8 @@
 
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -83,6 +85,12 @@ class ModelRegistry {
   const Model* find_locked(std::string_view name) const;
   std::vector<std::string> models_locked() const;
   void add_locked(std::string canonical, Provider provider, std::vector<std::string> aliases);
+
+  // resolve() is on every embedding call's path, so each thread remembers its last answer,
+  // valid while (id_, generation_) are unchanged. Every registration bumps generation_
+  // (under the exclusive lock); id_ is unique per registry object for the process's life.
+  const std::uint64_t id_;
+  std::atomic<std::uint64_t> generation_{0};
 
   mutable std::shared_mutex mutex_;
   std::string default_model_;                      // guarded by mutex_

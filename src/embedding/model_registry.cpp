@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <atomic>
 #include <mutex>
 #include <stdexcept>
 #include <utility>
@@ -33,6 +34,17 @@ std::string join(const std::vector<std::string>& names) {
   return out;
 }
 
+std::atomic<std::uint64_t> g_next_registry_id{1};
+
+// The last name each thread resolved, and against which registry state.
+struct ResolveMemo {
+  std::uint64_t registry_id = 0;
+  std::uint64_t generation = 0;
+  std::string name;
+  std::string canonical;
+};
+thread_local ResolveMemo t_resolve_memo;
+
 }  // namespace
 
 UnknownModelError::UnknownModelError(std::string requested_name, std::vector<std::string> known_models)
@@ -42,7 +54,9 @@ UnknownModelError::UnknownModelError(std::string requested_name, std::vector<std
       requested(std::move(requested_name)),
       known(std::move(known_models)) {}
 
-ModelRegistry::ModelRegistry(std::string default_model) : default_model_(std::move(default_model)) {}
+ModelRegistry::ModelRegistry(std::string default_model)
+    : id_(g_next_registry_id.fetch_add(1, std::memory_order_relaxed)),
+      default_model_(std::move(default_model)) {}
 
 std::shared_ptr<ModelRegistry> ModelRegistry::with_builtin_models() {
   auto registry = std::make_shared<ModelRegistry>("lexical");
@@ -98,6 +112,7 @@ void ModelRegistry::add_locked(std::string canonical, Provider provider,
   const std::string canonical_key = lowercase(canonical);
   for (std::string& key : alias_keys) alias_to_name_.emplace(std::move(key), canonical_key);
   by_name_.emplace(canonical_key, Model{std::move(canonical), std::move(provider)});
+  generation_.fetch_add(1, std::memory_order_release);
 }
 
 void ModelRegistry::set_default_model(std::string name) {
@@ -106,6 +121,7 @@ void ModelRegistry::set_default_model(std::string name) {
   }
   std::unique_lock lock(mutex_);
   default_model_ = std::move(name);
+  generation_.fetch_add(1, std::memory_order_release);
 }
 
 std::string ModelRegistry::default_model() const {
@@ -132,9 +148,21 @@ std::vector<std::string> ModelRegistry::models_locked() const {
 }
 
 std::string ModelRegistry::resolve(std::string_view name) const {
+  ResolveMemo& memo = t_resolve_memo;
+  // Without the lock: a registration racing with this call is ordered after it.
+  if (memo.registry_id == id_ && memo.generation == generation_.load(std::memory_order_acquire) &&
+      memo.name == name) {
+    return memo.canonical;
+  }
   std::shared_lock lock(mutex_);
-  if (const Model* model = find_locked(name)) return model->canonical;
-  throw UnknownModelError(std::string(name), models_locked());
+  const Model* model = find_locked(name);
+  if (model == nullptr) throw UnknownModelError(std::string(name), models_locked());
+  // Writers bump generation_ under the exclusive lock, so it is stable while we hold ours.
+  memo.registry_id = id_;
+  memo.generation = generation_.load(std::memory_order_relaxed);
+  memo.name.assign(name);
+  memo.canonical = model->canonical;
+  return model->canonical;
 }
 
 std::shared_ptr<Embedder> ModelRegistry::embedder(std::string_view name) const {

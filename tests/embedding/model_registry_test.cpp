@@ -88,5 +88,22 @@ TEST(ModelRegistry, ProviderReturningNullIsAnEmbedderError) {
   EXPECT_THROW(registry.embedder("broken"), EmbedderError);
 }
 
+TEST(ModelRegistry, RepeatedResolutionFollowsLaterChanges) {
+  // resolve() remembers each thread's last answer; every change must still be seen.
+  ModelRegistry first("lexical");
+  ModelRegistry second("other");
+  first.add(std::make_shared<LexicalEmbedder>());
+  second.add(std::make_shared<LexicalEmbedder>(LexicalEmbedderOptions{.dimensions = 32}), {"other"});
+  EXPECT_EQ(first.resolve("default"), "lexical");
+  EXPECT_EQ(second.resolve("default"), "lexical-32");  // same name, another registry
+  EXPECT_EQ(first.resolve("default"), "lexical");
+  first.add(std::make_shared<LexicalEmbedder>(LexicalEmbedderOptions{.dimensions = 64}));
+  first.set_default_model("lexical-64");
+  EXPECT_EQ(first.resolve("default"), "lexical-64");
+  EXPECT_THROW(first.resolve("other"), UnknownModelError);
+  first.add(std::make_shared<LexicalEmbedder>(LexicalEmbedderOptions{.dimensions = 48}), {"other"});
+  EXPECT_EQ(first.resolve("other"), "lexical-48");
+}
+
 }  // namespace
 }  // namespace pagekeeper

@@ -1,0 +1,198 @@
+// Benchmarks of the embedding cache (EmbeddingService), each beside its baseline measured in
+// the same binary and run:
+//   - cached hits of 200-byte and 2 KB texts  vs  SHA-256 of the same texts alone
+//     (a hit must hash the text, so hashing is the floor);
+//   - the all-miss path through the service   vs  calling the lexical embedder directly;
+//   - how many 384-d vectors a default (256 MiB) service holds, filled until it evicts.
+
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+
+#include "pagekeeper/content_hash.hpp"
+#include "pagekeeper/embedding_service.hpp"
+#include "pagekeeper/lexical_embedder.hpp"
+
+namespace {
+
+using pagekeeper::EmbeddingService;
+using pagekeeper::EmbeddingServiceConfig;
+using pagekeeper::LexicalEmbedder;
+using pagekeeper::ModelRegistry;
+
+// `count` distinct texts of exactly `bytes` bytes: words from a small vocabulary with a
+// unique serial number up front, like chunks of prose or code.
+std::vector<std::string> make_texts(std::size_t count, std::size_t bytes, std::uint64_t seed = 7) {
+  static const char* const kWords[] = {"cache", "vector", "model", "paging", "memory", "budget",
+                                       "text", "batch", "embedding", "pressure", "the", "of",
+                                       "and", "query", "index", "lexical", "token", "entry"};
+  std::mt19937_64 rng(seed);
+  std::vector<std::string> texts;
+  texts.reserve(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    std::string t = "doc" + std::to_string(seed) + "-" + std::to_string(i);
+    while (t.size() < bytes) {
+      t += ' ';
+      t += kWords[rng() % std::size(kWords)];
+    }
+    t.resize(bytes);
+    texts.push_back(std::move(t));
+  }
+  return texts;
+}
+
+std::unique_ptr<EmbeddingService> make_service(std::uint64_t max_bytes = std::uint64_t{256} << 20) {
+  auto models = std::make_shared<ModelRegistry>("lexical");
+  models->add(std::make_shared<LexicalEmbedder>());
+  return std::make_unique<EmbeddingService>(
+      EmbeddingServiceConfig{.pool_name = "embedding-cache", .max_bytes = max_bytes, .models = models});
+}
+
+constexpr std::size_t kHitTexts = 4096;
+
+void BM_Sha256(benchmark::State& state) {
+  const auto texts = make_texts(kHitTexts, static_cast<std::size_t>(state.range(0)));
+  std::size_t i = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(pagekeeper::sha256(texts[i]));
+    i = (i + 1) % texts.size();
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.SetBytesProcessed(state.iterations() * state.range(0));
+}
+BENCHMARK(BM_Sha256)->Arg(200)->Arg(2048);
+
+// A cached vector through the service's single-text entry point: resolve the model name,
+// hash, look up, return the shared vector. The embedder is never called.
+void BM_EmbedCachedHit(benchmark::State& state) {
+  const auto texts = make_texts(kHitTexts, static_cast<std::size_t>(state.range(0)));
+  auto service = make_service();
+  service->embed_batch(texts);
+  std::size_t i = 0;
+  std::size_t hits = 0;
+  for (auto _ : state) {
+    const auto result = service->embed(texts[i]);
+    hits += result.accounting.hits;
+    benchmark::DoNotOptimize(result.vector.data());
+    i = (i + 1) % texts.size();
+  }
+  if (hits != static_cast<std::size_t>(state.iterations())) state.SkipWithError("not all hits");
+  state.SetItemsProcessed(state.iterations());
+  state.SetBytesProcessed(state.iterations() * state.range(0));
+}
+BENCHMARK(BM_EmbedCachedHit)->Arg(200)->Arg(2048);
+
+// The same through embed_batch, 64 texts per call.
+void BM_EmbedBatchCachedHit(benchmark::State& state) {
+  const auto texts = make_texts(kHitTexts, static_cast<std::size_t>(state.range(0)));
+  auto service = make_service();
+  service->embed_batch(texts);
+  constexpr std::size_t kBatch = 64;
+  std::vector<std::vector<std::string>> batches;
+  for (std::size_t b = 0; b + kBatch <= texts.size(); b += kBatch) {
+    batches.emplace_back(texts.begin() + b, texts.begin() + b + kBatch);
+  }
+  std::size_t i = 0;
+  for (auto _ : state) {
+    const auto result = service->embed_batch(batches[i]);
+    if (result.accounting.hits != kBatch) state.SkipWithError("not all hits");
+    benchmark::DoNotOptimize(result.vectors.data());
+    i = (i + 1) % batches.size();
+  }
+  state.SetItemsProcessed(state.iterations() * kBatch);
+  state.SetBytesProcessed(state.iterations() * kBatch * state.range(0));
+}
+BENCHMARK(BM_EmbedBatchCachedHit)->Arg(200)->Arg(2048);
+
+// All-miss: batches of distinct, never-seen 200-byte texts through the service (hash,
+// lookup, single-flight slots, embed, copy into the compact vector, insert), against the
+// lexical embedder called directly on the same batches. Texts are generated up front; when
+// they run out the pool is cleared outside the timed region.
+constexpr std::size_t kMissTexts = 64 * 1024;
+
+void BM_LexicalDirect(benchmark::State& state) {
+  const auto batch = static_cast<std::size_t>(state.range(0));
+  const auto texts = make_texts(kMissTexts, 200, 11);
+  LexicalEmbedder embedder;
+  std::size_t next = 0;
+  for (auto _ : state) {
+    if (next + batch > texts.size()) next = 0;
+    auto vectors = embedder.embed(std::span<const std::string>(texts.data() + next, batch));
+    benchmark::DoNotOptimize(vectors.data());
+    next += batch;
+  }
+  state.SetItemsProcessed(state.iterations() * batch);
+}
+BENCHMARK(BM_LexicalDirect)->Arg(1)->Arg(64);
+
+void BM_EmbedAllMiss(benchmark::State& state) {
+  const auto batch = static_cast<std::size_t>(state.range(0));
+  const auto texts = make_texts(kMissTexts, 200, 11);
+  auto service = make_service();
+  std::size_t next = 0;
+  for (auto _ : state) {
+    if (next + batch > texts.size()) {
+      state.PauseTiming();
+      service->clear();
+      next = 0;
+      state.ResumeTiming();
+    }
+    if (batch == 1) {
+      const auto result = service->embed(texts[next]);
+      if (result.accounting.embedded != 1) state.SkipWithError("expected a miss");
+      benchmark::DoNotOptimize(result.vector.data());
+    } else {
+      const auto result =
+          service->embed_batch(std::span<const std::string>(texts.data() + next, batch));
+      if (result.accounting.embedded != batch) state.SkipWithError("expected misses");
+      benchmark::DoNotOptimize(result.vectors.data());
+    }
+    next += batch;
+  }
+  state.SetItemsProcessed(state.iterations() * batch);
+}
+BENCHMARK(BM_EmbedAllMiss)->Arg(1)->Arg(64);
+
+long resident_bytes() {
+  long pages_total = 0;
+  long pages_resident = 0;
+  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%ld %ld", &pages_total, &pages_resident) != 2) pages_resident = 0;
+    std::fclose(f);
+  }
+  return pages_resident * sysconf(_SC_PAGESIZE);
+}
+
+// Fills a default-size (256 MiB) service with distinct 384-d vectors until its first
+// eviction and reports how many were resident then, with the budget bytes and the measured
+// resident memory (RSS growth) per vector.
+void BM_FillDefaultCache384(benchmark::State& state) {
+  const std::vector<float> vector = LexicalEmbedder().embed_one("a representative vector");
+  for (auto _ : state) {
+    auto service = make_service();
+    const long rss_before = resident_bytes();
+    std::uint64_t n = 0;
+    while (service->stats().evictions == 0) {
+      // Check the counter every 1024 puts: stats() reads every shard.
+      for (int k = 0; k < 1024; ++k, ++n) service->put("text " + std::to_string(n), "lexical", vector);
+    }
+    const auto stats = service->stats();
+    const long rss_after = resident_bytes();
+    state.counters["vectors_resident"] = static_cast<double>(stats.entry_count);
+    state.counters["budget_bytes_per_vector"] =
+        static_cast<double>(stats.total_bytes) / static_cast<double>(stats.entry_count);
+    state.counters["rss_bytes_per_vector"] =
+        static_cast<double>(rss_after - rss_before) / static_cast<double>(stats.entry_count);
+    state.counters["max_bytes"] = static_cast<double>(stats.max_bytes);
+  }
+}
+BENCHMARK(BM_FillDefaultCache384)->Iterations(1)->Unit(benchmark::kMillisecond);
+
+}  // namespace
