@@ -101,7 +101,15 @@ void Daemon::Impl::configure_http() {
   http.set_read_timeout(rt / 1000, (rt % 1000) * 1000);
   const auto wt = config.write_timeout.count();
   http.set_write_timeout(wt / 1000, (wt % 1000) * 1000);
-  http.set_keep_alive_max_count(10000);
+  // A worker serves one connection at a time; closing a keep-alive connection after 100
+  // requests lets connections queued behind busy workers take their turn.
+  http.set_keep_alive_max_count(100);
+  // httplib's default also sets SO_REUSEPORT, which would let a second daemon bind the same
+  // port and silently share its traffic; a taken port must be an error.
+  http.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, reinterpret_cast<const void*>(&yes), sizeof(yes));
+  });
   http.set_keep_alive_timeout(5);
 
   // Answers httplib produces itself (no route matched, a malformed request line, a body over
@@ -186,7 +194,8 @@ httplib::Server::Handler Daemon::Impl::wrap(std::size_t route, Handler handler) 
     }
     in_flight.fetch_sub(1, std::memory_order_relaxed);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    metrics.observe(route, res.status, seconds);
+    // httplib leaves status at -1 for a handler that set content only; it answers 200 then.
+    metrics.observe(route, res.status == -1 ? 200 : res.status, seconds);
   };
 }
 

@@ -1,0 +1,167 @@
+// Flood test: the real pagekeeperd binary with a small embedding budget, many keep-alive
+// connections sending unique texts for a bounded time. No answer may be 5xx, and the daemon's
+// resident memory (VmRSS from /proc/<pid>/status) must stay under
+//   embedding budget + kFixedOverheadBytes
+// where the fixed overhead (documented in docs/PERFORMANCE.md, "## pagekeeperd") covers the
+// binary and its libraries, worker thread stacks, the allocator's arenas, request and
+// response buffers of the connections in flight, and the pool's per-entry bookkeeping that
+// the budget does not count. Sanitizer builds multiply memory use (shadow memory, quarantine),
+// so they get a larger overhead.
+
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <atomic>
+#include <fstream>
+
+#include "server_test_util.hpp"
+
+namespace pagekeeper::test {
+namespace {
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr std::uint64_t kFixedOverheadBytes = 768ull << 20;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+constexpr std::uint64_t kFixedOverheadBytes = 768ull << 20;
+#else
+constexpr std::uint64_t kFixedOverheadBytes = 64ull << 20;
+#endif
+#else
+constexpr std::uint64_t kFixedOverheadBytes = 64ull << 20;
+#endif
+constexpr std::uint64_t kBudgetBytes = 8ull << 20;
+
+std::uint64_t rss_bytes(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+  }
+  return 0;
+}
+
+struct Child {
+  pid_t pid = -1;
+  int port = 0;
+};
+
+// Kills the daemon if the test ends before it stopped it.
+struct Reaper {
+  pid_t pid;
+  bool reaped = false;
+  ~Reaper() {
+    if (pid > 0 && !reaped) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+  }
+};
+
+// Starts pagekeeperd on a free port and reads the port from its first stdout line.
+Child start_daemon() {
+  int out[2];
+  if (::pipe(out) != 0) return {};
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(out[1], 1);
+    ::close(out[0]);
+    ::close(out[1]);
+    const std::string bin = std::string(PAGEKEEPER_BINARY_DIR) + "/bin/pagekeeperd";
+    ::execl(bin.c_str(), bin.c_str(), "--port", "0", "--embedding-budget-mb", "8", "--no-host-memory", "--threads",
+            "16", "--broker-tick-ms", "200", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ::close(out[1]);
+  // Log lines may come first; the port is on the "listening on" line.
+  std::string line;
+  char c;
+  while (::read(out[0], &c, 1) == 1) {
+    if (c != '\n') {
+      line += c;
+      continue;
+    }
+    if (line.find("listening on") != std::string::npos) break;
+    line.clear();
+  }
+  ::close(out[0]);
+  const auto colon = line.rfind(':');
+  Child child;
+  child.pid = pid;
+  if (line.find("listening on") != std::string::npos && colon != std::string::npos)
+    child.port = std::atoi(line.c_str() + colon + 1);
+  return child;
+}
+
+TEST(ServerFlood, UniqueTextsFromManyConnectionsNo5xxAndBoundedMemory) {
+  const Child daemon = start_daemon();
+  ASSERT_GT(daemon.pid, 0);
+  Reaper reaper{daemon.pid};
+  ASSERT_GT(daemon.port, 0) << "pagekeeperd did not report its port";
+
+  constexpr int kConnections = 24;
+  constexpr auto kDuration = std::chrono::seconds(4);
+  std::atomic<std::uint64_t> ok{0}, server_errors{0}, other{0}, transport_errors{0};
+  std::atomic<bool> stop{false};
+  std::atomic<std::uint64_t> max_rss{0};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < kConnections; ++t) {
+    clients.emplace_back([&, t] {
+      httplib::Client c("127.0.0.1", daemon.port);
+      c.set_keep_alive(true);
+      c.set_read_timeout(10, 0);
+      std::uint64_t n = 0;
+      while (!stop.load()) {
+        nlohmann::json texts = nlohmann::json::array();
+        for (int i = 0; i < 16; ++i)
+          texts.push_back("flood text from connection " + std::to_string(t) + " number " + std::to_string(n++) +
+                          " with some padding words to make it realistic");
+        auto r = c.Post("/v1/embeddings", nlohmann::json{{"input", texts}}.dump(), "application/json");
+        if (!r) {
+          if (transport_errors++ == 0) std::printf("first transport error: %s\n", httplib::to_string(r.error()).c_str());
+        }
+        else if (r->status >= 500) ++server_errors;
+        else if (r->status == 200) ++ok;
+        else ++other;
+      }
+    });
+  }
+  const auto deadline = std::chrono::steady_clock::now() + kDuration;
+  while (std::chrono::steady_clock::now() < deadline) {
+    max_rss = std::max<std::uint64_t>(max_rss.load(), rss_bytes(daemon.pid));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  stop = true;
+  for (auto& c : clients) c.join();
+  max_rss = std::max<std::uint64_t>(max_rss.load(), rss_bytes(daemon.pid));
+
+  // The pool must have been saturated for the memory bound to mean anything.
+  httplib::Client c("127.0.0.1", daemon.port);
+  auto stats = c.Post("/api/embedding/cache/stats", "{}", "application/json");
+  ASSERT_TRUE(stats);
+  const auto s = nlohmann::json::parse(stats->body);
+
+  ::kill(daemon.pid, SIGTERM);
+  int status = 0;
+  ::waitpid(daemon.pid, &status, 0);
+  reaper.reaped = true;
+
+  EXPECT_EQ(server_errors.load(), 0u);
+  EXPECT_EQ(other.load(), 0u);
+  EXPECT_EQ(transport_errors.load(), 0u);
+  EXPECT_GT(ok.load(), 50u);
+  EXPECT_GT(s["evictions"].get<std::uint64_t>(), 0u) << s.dump();
+  EXPECT_LE(s["totalBytes"].get<std::uint64_t>(), kBudgetBytes);
+  EXPECT_LE(max_rss.load(), kBudgetBytes + kFixedOverheadBytes)
+      << "max RSS " << (max_rss.load() >> 20) << " MiB";
+  std::printf("flood: %llu ok requests (16 unique texts each), max RSS %llu MiB, evictions %llu\n",
+              static_cast<unsigned long long>(ok.load()), static_cast<unsigned long long>(max_rss.load() >> 20),
+              static_cast<unsigned long long>(s["evictions"].get<std::uint64_t>()));
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "pagekeeperd did not exit cleanly on SIGTERM";
+}
+
+}  // namespace
+}  // namespace pagekeeper::test
