@@ -16,18 +16,18 @@ if(TARGET Llama::llama)
   list(APPEND _llama_test_libs Llama::ggml-base)
 endif()
 
-foreach(_llama_test llama_embedder_test llama_runtime_test llama_model_pool_test)
-  pagekeeper_add_test(${_llama_test}
-    SOURCES ${CMAKE_CURRENT_LIST_DIR}/${_llama_test}.cpp LIBS ${_llama_test_libs})
-  target_compile_definitions(${_llama_test} PRIVATE ${_llama_test_defs})
+# name -> ctest labels (`concurrent`: also run under TSan).
+set(_llama_tests
+  llama_embedder_test ""
+  llama_runtime_test ""
+  llama_model_pool_test concurrent
+  llama_embedder_concurrent_test concurrent)
+while(_llama_tests)
+  list(POP_FRONT _llama_tests _name _labels)
+  pagekeeper_add_test(${_name}
+    SOURCES ${CMAKE_CURRENT_LIST_DIR}/${_name}.cpp LABELS ${_labels} LIBS ${_llama_test_libs})
+  target_compile_definitions(${_name} PRIVATE ${_llama_test_defs})
   if(TARGET pagekeeper-gguf-gen)
-    add_dependencies(${_llama_test} pagekeeper-gguf-gen)
+    add_dependencies(${_name} pagekeeper-gguf-gen)
   endif()
-endforeach()
-pagekeeper_add_test(llama_embedder_concurrent_test
-  SOURCES ${CMAKE_CURRENT_LIST_DIR}/llama_embedder_concurrent_test.cpp
-  LABELS concurrent LIBS ${_llama_test_libs})
-target_compile_definitions(llama_embedder_concurrent_test PRIVATE ${_llama_test_defs})
-if(TARGET pagekeeper-gguf-gen)
-  add_dependencies(llama_embedder_concurrent_test pagekeeper-gguf-gen)
-endif()
+endwhile()

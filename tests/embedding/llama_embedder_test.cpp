@@ -14,6 +14,7 @@
 
 #include "embedding/llama_test_support.hpp"
 #include "pagekeeper/errors.hpp"
+#include "pagekeeper/llama_model_pool.hpp"
 
 namespace pagekeeper {
 namespace {
@@ -33,21 +34,14 @@ TEST(LlamaEmbedderUnavailable, CreateSaysTheBackendIsNotBuilt) {
   }
   EXPECT_FALSE(llama_backend_available());
   EXPECT_THROW(LlamaModel::load("/nonexistent/model.gguf"), TierUnavailable);
+  EXPECT_THROW(validate_gguf_file("/nonexistent/model.gguf"), TierUnavailable);
+  LlamaModelPool pool({});
+  EXPECT_THROW(pool.acquire("/nonexistent/model.gguf"), TierUnavailable);
+  EXPECT_THROW(LlamaEmbedder::create(pool, config), EmbedderError);
+  EXPECT_EQ(pool.resource_pool()->stats().entry_count, 0u);
 }
 
 #endif
-
-std::vector<std::string> sample_texts() {
-  return {"Hello world",
-          "The quick brown fox jumps over the lazy dog.",
-          "pagekeeper keeps the memory of an inference host under control",
-          "a",
-          "Hello world",
-          "Äpfel und Birnen, 4 ½ months, 🦙 llamas!",
-          "   leading and trailing spaces   ",
-          "one more sentence, somewhat longer than the others, to vary the sequence lengths in "
-          "one batch"};
-}
 
 class LlamaEmbedderTest : public ::testing::Test {
  protected:
@@ -64,6 +58,18 @@ class LlamaEmbedderTest : public ::testing::Test {
 };
 
 #ifdef PAGEKEEPER_HAVE_LLAMA
+
+std::vector<std::string> sample_texts() {
+  return {"Hello world",
+          "The quick brown fox jumps over the lazy dog.",
+          "pagekeeper keeps the memory of an inference host under control",
+          "a",
+          "Hello world",
+          "Äpfel und Birnen, 4 ½ months, 🦙 llamas!",
+          "   leading and trailing spaces   ",
+          "one more sentence, somewhat longer than the others, to vary the sequence lengths in "
+          "one batch"};
+}
 
 struct ReferenceCase {
   std::string text;
