@@ -101,9 +101,9 @@ void Daemon::Impl::configure_http() {
   http.set_read_timeout(rt / 1000, (rt % 1000) * 1000);
   const auto wt = config.write_timeout.count();
   http.set_write_timeout(wt / 1000, (wt % 1000) * 1000);
-  // A worker serves one connection at a time; closing a keep-alive connection after 100
-  // requests lets connections queued behind busy workers take their turn.
-  http.set_keep_alive_max_count(100);
+  // A worker serves one keep-alive connection at a time until the client closes it or it is
+  // idle for 5 s, so size `threads` to the number of concurrent clients (docs/PERFORMANCE.md).
+  http.set_keep_alive_max_count(10000);
   // httplib's default also sets SO_REUSEPORT, which would let a second daemon bind the same
   // port and silently share its traffic; a taken port must be an error.
   http.set_socket_options([](socket_t sock) {

@@ -72,7 +72,7 @@ Child start_daemon() {
     ::close(out[1]);
     const std::string bin = std::string(PAGEKEEPER_BINARY_DIR) + "/bin/pagekeeperd";
     ::execl(bin.c_str(), bin.c_str(), "--port", "0", "--embedding-budget-mb", "8", "--no-host-memory", "--threads",
-            "16", "--broker-tick-ms", "200", static_cast<char*>(nullptr));
+            "32", "--broker-tick-ms", "200", static_cast<char*>(nullptr));
     ::_exit(127);
   }
   ::close(out[1]);
