@@ -1,6 +1,6 @@
 // LlamaModelPool: loaded models live in a PagedResourcePool charged at their tensor bytes,
 // loaded once under concurrent demand, pinned while an embedder uses them and evictable (the
-// llama_model freed) once idle.
+// llama_model freed) once idle, by the pool's budget or by the PressureBroker.
 
 #include "pagekeeper/llama_model_pool.hpp"
 
@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "embedding/llama_test_support.hpp"
+#include "pagekeeper/broker.hpp"
 #include "pagekeeper/llama_embedder.hpp"
 
 namespace pagekeeper {
@@ -68,6 +69,28 @@ TEST_F(LlamaModelPoolTest, PinnedWhileAnEmbedderUsesItEvictableWhenIdle) {
   EXPECT_EQ(cache->evict_at_least(1), size);
   EXPECT_EQ(cache->usage_bytes(), 0u);
   EXPECT_TRUE(watched.expired()) << "eviction must free the llama_model";
+}
+
+TEST_F(LlamaModelPoolTest, BrokerReliefFreesAnIdleModelButNotOneInUse) {
+  const auto path = llama_test::tiny_model();
+  const std::uint64_t size = LlamaModel::load(path)->size_bytes();
+  // Budget just above one model: its pressure (~0.98) is critical for the broker.
+  LlamaModelPool pool({.name = "llama-models", .max_bytes = size + size / 50});
+  PressureBroker broker;
+  broker.register_pool(pool.resource_pool());
+  LlamaEmbedderConfig config;
+  config.model_path = path;
+  config.threads = 1;
+  auto embedder = LlamaEmbedder::create(pool, config);
+  ReliefReport busy = broker.relieve();
+  EXPECT_EQ(busy.bytes_freed, 0u) << "the broker evicted a model in use";
+  EXPECT_EQ(busy.pools_stuck.size(), 1u);
+  const std::vector<std::string> texts = {"still running"};
+  EXPECT_EQ(embedder->embed(texts).size(), 1u);
+  embedder.reset();
+  ReliefReport idle = broker.relieve();
+  EXPECT_EQ(idle.bytes_freed, size);
+  EXPECT_EQ(pool.resource_pool()->usage_bytes(), 0u);
 }
 
 TEST_F(LlamaModelPoolTest, FailedLoadCachesNothing) {
