@@ -56,9 +56,10 @@ else
     sudo=(sudo)
   fi
   echo "setup-debian: installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  "${sudo[@]}" apt-get update -q
-  "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+  # env, not export: sudo resets the environment.
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    "${missing[@]}"
 fi
 
 # Third-party runtimes that Debian does not package (fetched into git-ignored third_party/).
