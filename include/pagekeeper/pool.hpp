@@ -5,7 +5,8 @@
 // paging primitive of pagekeeper; every resource kind pages through it.
 //
 // What it guarantees
-//   - Budget: after any insert, total_bytes <= max_bytes unless pinned bytes alone exceed it.
+//   - Budget: after any insert, total_bytes <= max_bytes unless the bytes that cannot be
+//     evicted (pinned entries, and entries a custom policy marks kNeverEvict) exceed it.
 //     An over-budget insert evicts down to low_watermark * max_bytes (default 1.0: only what
 //     is needed to fit). A value larger than max_bytes on its own is not cached (counted in
 //     stats().rejected_oversize) and never throws on the caller's path.
@@ -260,7 +261,8 @@ class PagedResourcePool final : public ResourcePool {
   // victim only if everything else is pinned). A replaced entry's pins stay with the old
   // value: handles keep reading what they pinned; the new entry starts unpinned.
   // A value larger than max_bytes is not cached (and a previous entry for `key` is removed,
-  // since it is stale); returns false in that case, true when the value is now resident.
+  // since it is stale); returns false in that case, true when the value was admitted (it may
+  // still be this insert's own victim when everything else is pinned or kNeverEvict).
   bool insert(K key, V value) {
     const std::uint64_t size = core_->config.sizer(value);
     return core_->insert(std::move(key), std::move(value), size);
@@ -325,7 +327,15 @@ class PagedResourcePool final : public ResourcePool {
   PoolStats stats() const override { return core_->stats(); }
   std::vector<EntrySnapshot> snapshot() const override { return core_->snapshot(); }
   std::string tier_name() const override { return core_->config.name; }
-  std::uint64_t capacity_bytes() const override { return core_->config.max_bytes; }
+  std::uint64_t capacity_bytes() const override { return core_->max_bytes(); }
+
+  // Changes the byte budget at run time (a broker or an operator resizing a tier), then
+  // evicts down to low_watermark * new_max if the pool is now over it. Returns bytes freed.
+  // config().max_bytes keeps the value the pool was created with.
+  std::uint64_t set_max_bytes(std::uint64_t new_max) {
+    core_->max_bytes_.store(new_max, std::memory_order_relaxed);
+    return core_->enforce_budget();
+  }
   std::uint64_t usage_bytes() const override {
     return core_->total_bytes.load(std::memory_order_relaxed);
   }
@@ -547,7 +557,7 @@ class PagedResourcePool final : public ResourcePool {
     }
 
     std::uint64_t fraction_of_max(double fraction) const noexcept {
-      const long double v = static_cast<long double>(config.max_bytes) * fraction;
+      const long double v = static_cast<long double>(max_bytes()) * fraction;
       if (v >= static_cast<long double>(UINT64_MAX)) return UINT64_MAX;
       return static_cast<std::uint64_t>(v);  // floor
     }
@@ -736,7 +746,7 @@ class PagedResourcePool final : public ResourcePool {
       Shard& s = shards[shard_of(h)];
       {
         auto lock = lock_exclusive(s);
-        if (size > config.max_bytes) {
+        if (size > max_bytes()) {
           reject_oversize_locked(s, h, key);
           return false;
         }
@@ -746,11 +756,14 @@ class PagedResourcePool final : public ResourcePool {
       return true;
     }
 
-    void enforce_budget() {
-      if (total_bytes.load(std::memory_order_relaxed) > config.max_bytes) {
-        evict_to(fraction_of_max(config.low_watermark));
+    std::uint64_t enforce_budget() {
+      if (total_bytes.load(std::memory_order_relaxed) > max_bytes()) {
+        return evict_to(fraction_of_max(config.low_watermark));
       }
+      return 0;
     }
+
+    std::uint64_t max_bytes() const noexcept { return max_bytes_.load(std::memory_order_relaxed); }
 
     template <class Loader>
     V invoke_loader(Loader& loader, const K& key) {
@@ -770,7 +783,7 @@ class PagedResourcePool final : public ResourcePool {
       if (it == s.inflight.end() || it->second != flight) return false;
       s.inflight.erase(it);
       inflight_count.fetch_sub(1, std::memory_order_relaxed);
-      if (size > config.max_bytes) {
+      if (size > max_bytes()) {
         reject_oversize_locked(s, h, key);
         return false;
       }
@@ -1151,10 +1164,10 @@ class PagedResourcePool final : public ResourcePool {
         st.evictions += s.evictions.load(std::memory_order_relaxed);
       }
       st.total_bytes = total_bytes.load(std::memory_order_relaxed);
-      st.max_bytes = config.max_bytes;
-      st.pressure = config.max_bytes == 0
+      st.max_bytes = max_bytes();
+      st.pressure = st.max_bytes == 0
                         ? 0.0
-                        : static_cast<double>(st.total_bytes) / static_cast<double>(config.max_bytes);
+                        : static_cast<double>(st.total_bytes) / static_cast<double>(st.max_bytes);
       st.inflight = inflight_count.load(std::memory_order_relaxed);
       st.rejected_oversize = rejected_oversize.load(std::memory_order_relaxed);
       return st;
@@ -1218,6 +1231,7 @@ class PagedResourcePool final : public ResourcePool {
     Hash hasher;
     KeyEqual key_equal;
     std::atomic<std::uint64_t> total_bytes{0};
+    std::atomic<std::uint64_t> max_bytes_{config.max_bytes};
     std::atomic<std::uint64_t> inflight_count{0};
     std::atomic<std::uint64_t> rejected_oversize{0};
     std::atomic<std::uint32_t> rotor{0};

@@ -18,6 +18,13 @@ namespace {
 using namespace std::chrono_literals;
 using StrPool = PagedResourcePool<std::string, std::uint64_t>;
 
+// "prefix<i>" (built with append: GCC 12's -Wrestrict misfires on literal + std::string).
+std::string numbered(const char* prefix, int i) {
+  std::string s(prefix);
+  s.append(std::to_string(i));
+  return s;
+}
+
 // A pool whose values weigh what they say.
 std::shared_ptr<StrPool> make_pool(std::uint64_t max_bytes, std::uint32_t shards = 1,
                                    double watermark = 1.0,
@@ -96,7 +103,7 @@ TEST(Pool, PinnedEntrySurvivesBudgetPressure) {
   pool->insert("pinned", 50);
   auto handle = pool->pin("pinned");
   ASSERT_TRUE(handle);
-  for (int i = 0; i < 5; ++i) pool->insert("big" + std::to_string(i), 80);
+  for (int i = 0; i < 5; ++i) pool->insert(numbered("big", i), 80);
   EXPECT_TRUE(pool->contains("pinned"));
   EXPECT_EQ(*handle, 50u);
   EXPECT_EQ(pool->verify_invariants(), "");
@@ -104,7 +111,7 @@ TEST(Pool, PinnedEntrySurvivesBudgetPressure) {
 
 TEST(Pool, BudgetHoldsAfterInserts) {
   auto pool = make_pool(100);
-  for (int i = 0; i < 5; ++i) pool->insert("k" + std::to_string(i), 30);
+  for (int i = 0; i < 5; ++i) pool->insert(numbered("k", i), 30);
   const auto st = pool->stats();
   EXPECT_LE(st.total_bytes, 100u);
   EXPECT_GT(st.evictions, 0u);
@@ -112,14 +119,14 @@ TEST(Pool, BudgetHoldsAfterInserts) {
 
 TEST(Pool, LowWatermarkReproducesTheOriginal) {
   auto pool = make_pool(100, 1, 0.75);
-  for (int i = 0; i < 3; ++i) pool->insert("k" + std::to_string(i), 30);
+  for (int i = 0; i < 3; ++i) pool->insert(numbered("k", i), 30);
   pool->insert("big", 50);
   EXPECT_LE(pool->stats().total_bytes, 75u);
 }
 
 TEST(Pool, DefaultWatermarkEvictsOnlyWhatIsNeeded) {
   auto pool = make_pool(100);
-  for (int i = 0; i < 3; ++i) pool->insert("k" + std::to_string(i), 30);
+  for (int i = 0; i < 3; ++i) pool->insert(numbered("k", i), 30);
   pool->insert("big", 50);  // 140 > 100: evicting k0 and k1 (60) is needed
   EXPECT_EQ(pool->stats().total_bytes, 80u);
   EXPECT_EQ(pool->stats().evictions, 2u);
@@ -488,9 +495,38 @@ TEST(Pool, CustomPriorityHonoursNeverEvict) {
   EXPECT_EQ(pool->stats().total_bytes, 50u);
 }
 
+TEST(Pool, SetMaxBytesResizesAndEvictsDownToTheNewBudget) {
+  auto pool = make_pool(100);
+  for (int i = 0; i < 10; ++i) pool->insert(numbered("k", i), 10);
+  EXPECT_EQ(pool->set_max_bytes(50), 50u);
+  EXPECT_EQ(pool->capacity_bytes(), 50u);
+  EXPECT_EQ(pool->stats().max_bytes, 50u);
+  EXPECT_DOUBLE_EQ(pool->stats().pressure, 1.0);
+  EXPECT_TRUE(pool->contains("k9"));  // the most recent survive
+  EXPECT_FALSE(pool->contains("k0"));
+  EXPECT_FALSE(pool->insert("big", 60));  // larger than the new budget: not cached
+  EXPECT_EQ(pool->set_max_bytes(1000), 0u);
+  EXPECT_TRUE(pool->insert("big", 60));
+  EXPECT_EQ(pool->config().max_bytes, 100u);
+}
+
+TEST(Pool, NeverEvictBytesCountAgainstTheBudgetLikePins) {
+  auto policy = EvictionPolicy<std::uint64_t>::custom(
+      [](const EntryView&, const std::uint64_t& v) { return v >= 40 ? kNeverEvict : 0; });
+  auto pool = make_pool(100, 0, 1.0, policy);
+  pool->insert("critical-a", 40);
+  pool->insert("critical-b", 45);
+  // Admitted, then its own victim: nothing else may go.
+  EXPECT_TRUE(pool->insert("small", 20));
+  EXPECT_FALSE(pool->contains("small"));
+  EXPECT_TRUE(pool->contains("critical-a"));
+  EXPECT_TRUE(pool->contains("critical-b"));
+  EXPECT_EQ(pool->stats().total_bytes, 85u);
+}
+
 TEST(Pool, EvictUnderPressureRunsBelowMax) {
   auto pool = make_pool(100);
-  for (int i = 0; i < 8; ++i) pool->insert("k" + std::to_string(i), 10);
+  for (int i = 0; i < 8; ++i) pool->insert(numbered("k", i), 10);
   EXPECT_EQ(pool->evict_under_pressure(0.5), 30u);
   EXPECT_EQ(pool->stats().total_bytes, 50u);
   EXPECT_THROW(pool->evict_under_pressure(-1.0), std::invalid_argument);
