@@ -119,7 +119,7 @@ class LlamaEmbedder : public Embedder {
 
   // Replaces the LoRA adapters (with their scales) applied to later embed() calls; an empty
   // list removes them. Every adapter must belong to this embedder's model (EmbedderError).
-  void set_adapters(std::vector<std::pair<std::shared_ptr<LlamaLoraAdapter>, float>> adapters);
+  void set_adapters(const std::vector<std::pair<std::shared_ptr<LlamaLoraAdapter>, float>>& adapters);
 
  private:
   struct Worker;

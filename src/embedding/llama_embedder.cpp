@@ -277,15 +277,15 @@ void LlamaEmbedder::release(Worker& worker) {
 }
 
 void LlamaEmbedder::set_adapters(
-    std::vector<std::pair<std::shared_ptr<LlamaLoraAdapter>, float>> adapters) {
+    const std::vector<std::pair<std::shared_ptr<LlamaLoraAdapter>, float>>& adapters) {
   auto set = std::make_shared<AdapterSet>();
-  for (auto& [adapter, scale] : adapters) {
+  for (const auto& [adapter, scale] : adapters) {
     if (!adapter || adapter->model() != model_) {
       throw EmbedderError("llama.cpp embedder: a LoRA adapter given to " + name_ +
                           " was not loaded onto its model");
     }
     if (!std::isfinite(scale)) throw EmbedderError("llama.cpp embedder: LoRA scale is not finite");
-    set->adapters.push_back(std::move(adapter));
+    set->adapters.push_back(adapter);
     set->scales.push_back(scale);
   }
   std::lock_guard lock(mutex_);
@@ -405,7 +405,7 @@ std::unique_ptr<LlamaEmbedder> LlamaEmbedder::create(const LlamaEmbedderConfig&)
   throw_unavailable();
 }
 
-std::unique_ptr<LlamaEmbedder> LlamaEmbedder::create(std::shared_ptr<LlamaModel>,
+std::unique_ptr<LlamaEmbedder> LlamaEmbedder::create(std::shared_ptr<LlamaModel>,  // NOLINT(performance-unnecessary-value-param): the llama build takes ownership
                                                      const LlamaEmbedderConfig&) {
   throw_unavailable();
 }
@@ -414,7 +414,7 @@ std::unique_ptr<LlamaEmbedder> LlamaEmbedder::create(LlamaModelPool&, const Llam
   throw_unavailable();
 }
 
-std::unique_ptr<LlamaEmbedder> LlamaEmbedder::create(std::shared_ptr<LlamaModelLease>,
+std::unique_ptr<LlamaEmbedder> LlamaEmbedder::create(std::shared_ptr<LlamaModelLease>,  // NOLINT(performance-unnecessary-value-param): the llama build takes ownership
                                                      const LlamaEmbedderConfig&) {
   throw_unavailable();
 }
@@ -429,7 +429,8 @@ std::vector<std::vector<float>> LlamaEmbedder::embed(std::span<const std::string
   throw_unavailable();
 }
 
-void LlamaEmbedder::set_adapters(std::vector<std::pair<std::shared_ptr<LlamaLoraAdapter>, float>>) {
+void LlamaEmbedder::set_adapters(
+    const std::vector<std::pair<std::shared_ptr<LlamaLoraAdapter>, float>>&) {
   throw_unavailable();
 }
 

@@ -69,7 +69,9 @@ const BackendState& backend_state() {
     BackendState s;
     llama_log_set(forward_log, nullptr);
     std::filesystem::path dir;
-    if (const char* env = std::getenv("PAGEKEEPER_LLAMA_BACKEND_DIR"); env != nullptr && *env) {
+    // Read once, inside the static initializer (which the runtime serializes).
+    const char* env = std::getenv("PAGEKEEPER_LLAMA_BACKEND_DIR");  // NOLINT(concurrency-mt-unsafe)
+    if (env != nullptr && *env != '\0') {
       dir = env;
     } else {
       dir = loaded_ggml_dir();
@@ -292,7 +294,7 @@ LlamaLoraAdapter::LlamaLoraAdapter(std::shared_ptr<LlamaModel> model, llama_adap
 
 LlamaLoraAdapter::~LlamaLoraAdapter() = default;
 
-std::shared_ptr<LlamaLoraAdapter> LlamaLoraAdapter::load(std::shared_ptr<LlamaModel>,
+std::shared_ptr<LlamaLoraAdapter> LlamaLoraAdapter::load(std::shared_ptr<LlamaModel>,  // NOLINT(performance-unnecessary-value-param): the llama build takes ownership
                                                          const std::filesystem::path&) {
   throw_unavailable();
 }
