@@ -20,4 +20,12 @@ namespace pagekeeper::cli {
 // `pagekeeper sim`: replays a trace through a PagedResourcePool (cmd_sim.cpp).
 void add_sim_command(CLI::App& app);
 
+// pagekeeperd's commands (cmd_serve/embed/index/stats/bench.cpp): run the daemon, embed a
+// text, index a tree, show a server's state, load-test a server.
+void add_serve_command(CLI::App& app);
+void add_embed_command(CLI::App& app);
+void add_index_command(CLI::App& app);
+void add_stats_command(CLI::App& app);
+void add_bench_command(CLI::App& app);
+
 }  // namespace pagekeeper::cli

@@ -15,6 +15,11 @@ using AddCommand = void (*)(CLI::App&);
 // Every subcommand of the tool, in the order `--help` lists them.
 constexpr AddCommand kCommands[] = {
     pagekeeper::cli::add_sim_command,
+    pagekeeper::cli::add_serve_command,
+    pagekeeper::cli::add_embed_command,
+    pagekeeper::cli::add_index_command,
+    pagekeeper::cli::add_stats_command,
+    pagekeeper::cli::add_bench_command,
 };
 
 }  // namespace

@@ -11,6 +11,10 @@
 #include <cctype>
 #include <thread>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <spdlog/spdlog.h>
 
 #include "pagekeeper/host_memory.hpp"
@@ -105,10 +109,13 @@ void Daemon::Impl::configure_http() {
   // idle for 5 s, so size `threads` to the number of concurrent clients (docs/PERFORMANCE.md).
   http.set_keep_alive_max_count(10000);
   // httplib's default also sets SO_REUSEPORT, which would let a second daemon bind the same
-  // port and silently share its traffic; a taken port must be an error.
+  // port and silently share its traffic; a taken port must be an error. TCP_NODELAY (inherited
+  // by accepted sockets on Linux): httplib writes headers and body separately, and Nagle's
+  // algorithm would hold the body until the client's delayed ACK, ~40 ms per response.
   http.set_socket_options([](socket_t sock) {
     int yes = 1;
     ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, reinterpret_cast<const void*>(&yes), sizeof(yes));
+    ::setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, reinterpret_cast<const void*>(&yes), sizeof(yes));
   });
   http.set_keep_alive_timeout(5);
 
