@@ -52,6 +52,7 @@ std::vector<BadCase> cases(const ServerConfig& config) {
       {"negative_dimensions", post_json(emb, R"({"input":"x","dimensions":-5})"), 400, "positive integer"},
       {"absurd_dimensions", post_json(emb, R"({"input":"x","dimensions":99999999999999999999999})"), 400,
        "dimensions must be an integer"},
+      {"number_overflow", post_json(emb, R"({"input":"x","dimensions":1e400})"), 400, "not valid JSON"},
       {"fractional_dimensions", post_json(emb, R"({"input":"x","dimensions":1.5})"), 400, "dimensions"},
       {"unsupported_dimensions", post_json(emb, R"({"input":"x","dimensions":7})"), 400, "not supported"},
       {"invalid_utf8", post_json(emb, "{\"input\":\"bad \xff\xfe bytes\"}"), 400, "UTF-8"},
