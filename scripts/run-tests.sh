@@ -131,10 +131,12 @@ config_fuzz() {
 config_demo() {
   local dir="${build_root}/release"
   local output
-  output="$(PAGEKEEPER_SKIP_SETUP=1 PAGEKEEPER_BUILD_DIR="${dir}" bash "${repo_root}/scripts/demo.sh")"
+  output="$(PAGEKEEPER_SKIP_SETUP=1 PAGEKEEPER_DEMO_STOP=1 PAGEKEEPER_PORT="${PAGEKEEPER_DEMO_PORT:-18077}" \
+    PAGEKEEPER_BUILD_DIR="${dir}" bash "${repo_root}/scripts/demo.sh")"
   printf '%s\n' "${output}"
-  # The demo must print the simulator's JSON with the reference OLTP hit ratio.
-  python3 -c 'import json,sys; r=json.loads(sys.stdin.read()); assert r["hit_ratio"]==32.83, r' \
+  # The demo must index the repository twice through pagekeeperd (the second run all hits)
+  # and print the simulator's JSON with the reference OLTP hit ratio.
+  python3 -c 'import json,sys; r=json.loads(sys.stdin.read()); assert r["sim"]["hit_ratio"]==32.83, r; assert r["index"]["second"]["hitRatePercent"]==100.0 and r["index"]["second"]["misses"]==0, r' \
     <<<"${output}"
 }
 

@@ -15,6 +15,7 @@ namespace pagekeeper::cli {
 void add_index_command(CLI::App& app) {
   auto o = std::make_shared<IndexOptions>();
   auto root = std::make_shared<std::string>();
+  auto json = std::make_shared<bool>(false);
   CLI::App* cmd = app.add_subcommand("index", "Embed every text chunk of a directory tree and report cache hits");
   cmd->add_option("dir", *root, "Directory to index")->required()->check(CLI::ExistingDirectory);
   cmd->add_option("--server", o->server, "pagekeeperd URL (http://host:port); in-process when absent");
@@ -22,7 +23,8 @@ void add_index_command(CLI::App& app) {
   cmd->add_option("--chunk-bytes", o->chunk_bytes, "Largest chunk in bytes")->check(CLI::Range(16, 1 << 20))->capture_default_str();
   cmd->add_option("--batch", o->batch, "Chunks per request")->check(CLI::Range(1, 4096))->capture_default_str();
   cmd->add_option("--token", o->token, "Bearer token")->envname("PAGEKEEPER_TOKEN");
-  cmd->callback([o, root] {
+  cmd->add_flag("--json", *json, "Print the summary as one JSON object");
+  cmd->callback([o, root, json] {
     o->root = *root;
     const bool tty = ::isatty(STDERR_FILENO) == 1;
     double last_line = -1;
@@ -42,6 +44,12 @@ void add_index_command(CLI::App& app) {
                      p.total, rate, eta, p.hits, p.misses);
       }
     });
+    if (*json) {
+      std::printf("{\"files\":%zu,\"skippedFiles\":%zu,\"chunks\":%zu,\"hits\":%zu,\"misses\":%zu,"
+                  "\"hitRatePercent\":%.1f,\"seconds\":%.3f}\n",
+                  s.files, s.skipped_files, s.chunks, s.hits, s.misses, s.hit_rate_percent(), s.seconds);
+      return;
+    }
     std::printf("indexed %zu files (%zu skipped), %zu chunks in %.2fs: %zu hits, %zu misses, hit rate %.1f%%\n",
                 s.files, s.skipped_files, s.chunks, s.seconds, s.hits, s.misses, s.hit_rate_percent());
   });
