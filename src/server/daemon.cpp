@@ -155,7 +155,7 @@ void Daemon::Impl::configure_http() {
     metrics.observe(HttpMetrics::kOtherRoute, res.status, 0.0);
     return httplib::Server::HandlerResponse::Handled;
   }));
-  http.set_exception_handler([this](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+  http.set_exception_handler([this](const httplib::Request&, httplib::Response& res, const std::exception_ptr& ep) {
     std::string what = "unknown exception";
     try {
       if (ep) std::rethrow_exception(ep);
