@@ -122,7 +122,9 @@ class EmbeddingService {
   static std::uint64_t entry_bytes(std::size_t dimensions);
 
  private:
-  EmbedBatchResult run(std::string canonical, std::span<const std::string_view> texts);
+  // Embeds through the pool; keys[i] is the key of texts[i] under `canonical`.
+  EmbedBatchResult run(std::string canonical, std::span<const std::string_view> texts,
+                       std::vector<EmbeddingKey> keys);
 
   std::shared_ptr<ModelRegistry> models_;
   std::shared_ptr<Pool> pool_;

@@ -102,7 +102,10 @@ EmbedResult EmbeddingService::embed(std::string_view text, std::string_view mode
     }
   }
   const std::string_view one[1] = {text};
-  EmbedBatchResult batch = run(std::move(key.model), one);
+  std::string model_name = key.model;
+  std::vector<EmbeddingKey> keys;
+  keys.push_back(std::move(key));
+  EmbedBatchResult batch = run(std::move(model_name), one, std::move(keys));
   return EmbedResult{std::move(batch.vectors.front()), std::move(batch.model), batch.accounting};
 }
 
@@ -111,15 +114,15 @@ EmbedBatchResult EmbeddingService::embed_batch(std::span<const std::string> text
   std::string canonical = models_->resolve(model);
   if (texts.empty()) return EmbedBatchResult{{}, std::move(canonical), {}};
   std::vector<std::string_view> views(texts.begin(), texts.end());
-  return run(std::move(canonical), views);
+  std::vector<EmbeddingKey> keys;
+  keys.reserve(views.size());
+  for (const std::string_view text : views) keys.push_back(EmbeddingKey{canonical, sha256(text)});
+  return run(std::move(canonical), views, std::move(keys));
 }
 
 EmbedBatchResult EmbeddingService::run(std::string canonical,
-                                       std::span<const std::string_view> texts) {
-  std::vector<EmbeddingKey> keys;
-  keys.reserve(texts.size());
-  for (const std::string_view text : texts) keys.push_back(EmbeddingKey{canonical, sha256(text)});
-
+                                       std::span<const std::string_view> texts,
+                                       std::vector<EmbeddingKey> keys) {
   EmbedAccounting accounting;
   // Runs outside every pool lock, with exactly the distinct keys nobody has cached or is
   // embedding. Any exception leaves the pool unchanged for these keys.
