@@ -53,10 +53,11 @@ class ModelRegistry {
 
   // Registers a ready embedder under embedder->name(), plus `aliases`. Throws
   // std::invalid_argument when a name or alias is empty, is `default`, or is taken.
-  void add(std::shared_ptr<Embedder> embedder, std::vector<std::string> aliases = {});
+  void add(std::shared_ptr<Embedder> embedder, const std::vector<std::string>& aliases = {});
   // Registers a lazily built model under `canonical_name`. The provider must return an
   // embedder whose name() is `canonical_name` (the service checks). Same errors as above.
-  void add(std::string canonical_name, Provider provider, std::vector<std::string> aliases = {});
+  void add(std::string canonical_name, Provider provider,
+           const std::vector<std::string>& aliases = {});
 
   // Changes what `default` means. Cache keys use canonical names, so vectors computed under
   // the previous default stay valid under its own name.
@@ -84,7 +85,7 @@ class ModelRegistry {
   // Requires mutex_ held (shared or exclusive).
   const Model* find_locked(std::string_view name) const;
   std::vector<std::string> models_locked() const;
-  void add_locked(std::string canonical, Provider provider, std::vector<std::string> aliases);
+  void add_locked(std::string canonical, Provider provider, const std::vector<std::string>& aliases);
 
   // resolve() is on every embedding call's path, so each thread remembers its last answer,
   // valid while (id_, generation_) are unchanged. Every registration bumps generation_

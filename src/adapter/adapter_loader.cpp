@@ -1,5 +1,6 @@
 #include "pagekeeper/adapter_loader.hpp"
 
+#include <system_error>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -112,7 +113,7 @@ std::shared_ptr<const LoadedAdapter> FileAdapterLoader::load(const AdapterInfo& 
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) {
     throw AdapterLoadError("adapter '" + info.name + "': cannot open '" + path.string() +
-                           "': " + std::strerror(errno));
+                           "': " + std::generic_category().message(errno));
   }
   const std::streamoff size = in.tellg();
   if (size < 0) {

@@ -100,7 +100,10 @@ std::uint64_t min_limit_on_path(const std::string& root, std::string path,
   if (path.empty() || path.front() != '/') path = "/" + path;
   for (;;) {
     const std::string dir = path == "/" ? root : root + path;
-    if (const auto limit = read_cgroup_limit(dir + "/" + file); limit && *limit < kUnlimited) {
+    std::string limit_path = dir;
+    limit_path += '/';
+    limit_path += file;
+    if (const auto limit = read_cgroup_limit(limit_path); limit && *limit < kUnlimited) {
       smallest = std::min(smallest, *limit);
     }
     if (path == "/") break;

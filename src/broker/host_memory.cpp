@@ -1,5 +1,6 @@
 #include "pagekeeper/host_memory.hpp"
 
+#include <system_error>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -25,7 +26,7 @@ FileText read_small_file(const std::filesystem::path& path) {
   if (f == nullptr) {
     const int err = errno;
     out.missing = (err == ENOENT || err == ENOTDIR);
-    out.error = "cannot read " + path.string() + ": " + std::strerror(err);
+    out.error = "cannot read " + path.string() + ": " + std::generic_category().message(err);
     return out;
   }
   std::string text;

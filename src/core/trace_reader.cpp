@@ -5,6 +5,7 @@
 
 #include "pagekeeper/trace.hpp"
 
+#include <system_error>
 #include <zstd.h>
 
 #include <cerrno>
@@ -48,7 +49,7 @@ class FileInput : public RawInput {
   std::size_t read(char* buffer, std::size_t capacity) override {
     std::size_t n = std::fread(buffer, 1, capacity, file_);
     if (n == 0 && std::ferror(file_)) {
-      throw TraceError(source_, 0, std::string("read failed: ") + std::strerror(errno));
+      throw TraceError(source_, 0, std::string("read failed: ") + std::generic_category().message(errno));
     }
     return n;
   }
@@ -364,7 +365,7 @@ class TraceReader::Impl {
 TraceReader TraceReader::open_file(const std::string& path, TraceFormat format) {
   std::FILE* file = std::fopen(path.c_str(), "rb");
   if (file == nullptr) {
-    throw TraceError(path, 0, std::string("cannot open: ") + std::strerror(errno));
+    throw TraceError(path, 0, std::string("cannot open: ") + std::generic_category().message(errno));
   }
   return TraceReader(
       std::make_unique<Impl>(std::make_unique<FileInput>(file, path), format, path));

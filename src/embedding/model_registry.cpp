@@ -61,7 +61,8 @@ ModelRegistry::ModelRegistry(std::string default_model)
 std::shared_ptr<ModelRegistry> ModelRegistry::with_builtin_models() {
   auto registry = std::make_shared<ModelRegistry>("lexical");
   registry->add(std::make_shared<LexicalEmbedder>());
-  const char* base_url = std::getenv("OPENAI_BASE_URL");
+  // Read once at configuration time; the process never calls setenv.
+  const char* base_url = std::getenv("OPENAI_BASE_URL");  // NOLINT(concurrency-mt-unsafe)
   if (base_url != nullptr && *base_url != '\0') {
     auto remote = std::make_shared<OpenAIEmbedder>(OpenAIEmbedderConfig::from_env());
     registry->add(remote, {"openai"});
@@ -69,23 +70,23 @@ std::shared_ptr<ModelRegistry> ModelRegistry::with_builtin_models() {
   return registry;
 }
 
-void ModelRegistry::add(std::shared_ptr<Embedder> embedder, std::vector<std::string> aliases) {
+void ModelRegistry::add(std::shared_ptr<Embedder> embedder, const std::vector<std::string>& aliases) {
   if (!embedder) throw std::invalid_argument("ModelRegistry::add: embedder is null");
   std::string canonical = embedder->name();
   Provider provider = [e = std::move(embedder)] { return e; };
   std::unique_lock lock(mutex_);
-  add_locked(std::move(canonical), std::move(provider), std::move(aliases));
+  add_locked(std::move(canonical), std::move(provider), aliases);
 }
 
 void ModelRegistry::add(std::string canonical_name, Provider provider,
-                        std::vector<std::string> aliases) {
+                        const std::vector<std::string>& aliases) {
   if (!provider) throw std::invalid_argument("ModelRegistry::add: provider is empty");
   std::unique_lock lock(mutex_);
-  add_locked(std::move(canonical_name), std::move(provider), std::move(aliases));
+  add_locked(std::move(canonical_name), std::move(provider), aliases);
 }
 
 void ModelRegistry::add_locked(std::string canonical, Provider provider,
-                               std::vector<std::string> aliases) {
+                               const std::vector<std::string>& aliases) {
   // Validate everything before changing anything, so a refused call leaves no trace.
   auto check_free = [&](const std::string& name, const char* what) {
     if (name.empty()) throw std::invalid_argument(std::string("ModelRegistry: empty ") + what);

@@ -21,7 +21,8 @@ namespace {
 using json = nlohmann::json;
 
 std::string getenv_or(const char* name, std::string fallback) {
-  const char* value = std::getenv(name);
+  // Configuration is read once, before any thread changes the environment (none does).
+  const char* value = std::getenv(name);  // NOLINT(concurrency-mt-unsafe)
   return (value != nullptr && *value != '\0') ? std::string(value) : std::move(fallback);
 }
 

@@ -87,7 +87,7 @@ void Daemon::Impl::handle_openai_embeddings(const httplib::Request& req, httplib
   const std::string tokens = std::to_string(estimated_tokens(request.inputs));
   body += R"(,"usage":{"prompt_tokens":)" + tokens + R"(,"total_tokens":)" + tokens + "}}";
   set_cache_headers(res, result.accounting);
-  res.set_content(std::move(body), "application/json");
+  res.set_content(body, "application/json");
 }
 
 void Daemon::Impl::install_command_handlers() {
@@ -113,7 +113,7 @@ void Daemon::Impl::install_command_handlers() {
         server::append_json_floats(body, result.vectors[i].values());
       }
       body += "]}";
-      res.set_content(std::move(body), "application/json");
+      res.set_content(body, "application/json");
       return;
     }
     std::string body;
@@ -127,7 +127,7 @@ void Daemon::Impl::install_command_handlers() {
     res.set_header("X-Pagekeeper-Batch-Size", std::to_string(result.vectors.size()));
     res.set_header("X-Pagekeeper-Duration-Ms", std::to_string(ms));
     res.set_header("X-Pagekeeper-Model", result.model);
-    res.set_content(std::move(body), "application/octet-stream");
+    res.set_content(body, "application/octet-stream");
   });
 
   add_command("embedding/cache/stats", false, [this](const httplib::Request& req, httplib::Response& res) {
