@@ -160,3 +160,28 @@ void BM_PoolMetadataOverhead(benchmark::State& state) {
 BENCHMARK(BM_PoolMetadataOverhead)->Iterations(1)->Unit(benchmark::kMillisecond);
 
 }  // namespace
+
+namespace {
+
+// load_many on keys never seen before (64 per call, a trivial loader): the cost the pool adds
+// on the all-miss path of a batch (single-flight slots, inserts, evictions at steady state).
+void BM_PoolLoadManyAllMiss(benchmark::State& state) {
+  const auto batch = static_cast<std::uint64_t>(state.range(0));
+  PoolConfig<std::uint64_t, std::uint64_t> c;
+  c.name = "bench-miss";
+  c.max_bytes = std::uint64_t{1} << 24;
+  c.sizer = [](const std::uint64_t&) { return std::uint64_t{64}; };
+  c.policy = EvictionPolicy<std::uint64_t>::size_aware_lru();
+  U64Pool pool(c);
+  std::vector<std::uint64_t> keys(batch);
+  std::uint64_t next = 0;
+  for (auto _ : state) {
+    for (auto& k : keys) k = next++;
+    auto values = pool.load_many(keys, [](const std::vector<std::uint64_t>& ks) { return ks; });
+    benchmark::DoNotOptimize(values.data());
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(batch));
+}
+BENCHMARK(BM_PoolLoadManyAllMiss)->Arg(1)->Arg(64);
+
+}  // namespace

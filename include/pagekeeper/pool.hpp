@@ -51,7 +51,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
-#include <future>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -384,10 +384,47 @@ class PagedResourcePool final : public ResourcePool {
     std::uint32_t pins() const noexcept { return state.load(std::memory_order_acquire) / kPinUnit; }
   };
 
+  // One load in flight: the loader's caller completes it, joiners wait on it. Lighter than
+  // std::promise/shared_future (no call_once, no futex wake when nobody waits), which matters
+  // on the all-miss path of a batch: one slot per missing key.
   struct Flight {
-    Flight() : future(promise.get_future().share()) {}
-    std::promise<V> promise;
-    std::shared_future<V> future;
+    std::mutex mutex;
+    std::condition_variable ready;
+    bool done = false;         // guarded by mutex
+    std::size_t waiters = 0;   // guarded by mutex
+    std::optional<V> value;    // written once, before done; immutable after
+    std::exception_ptr error;  // likewise
+
+    void set_value(const V& v) {
+      bool notify = false;
+      {
+        std::lock_guard<std::mutex> lock(mutex);
+        value.emplace(v);
+        done = true;
+        notify = waiters > 0;
+      }
+      if (notify) ready.notify_all();
+    }
+    void set_exception(std::exception_ptr e) {
+      bool notify = false;
+      {
+        std::lock_guard<std::mutex> lock(mutex);
+        error = std::move(e);
+        done = true;
+        notify = waiters > 0;
+      }
+      if (notify) ready.notify_all();
+    }
+    // Blocks until completed; returns the value or rethrows the loader's exception. The
+    // reference stays valid while the caller holds its shared_ptr to this flight.
+    const V& wait() {
+      std::unique_lock<std::mutex> lock(mutex);
+      ++waiters;
+      ready.wait(lock, [this] { return done; });
+      --waiters;
+      if (error) std::rethrow_exception(error);
+      return *value;
+    }
   };
 
   // Open-addressing (linear probing, backward-shift deletion) table of Entry pointers whose
@@ -812,9 +849,9 @@ class PagedResourcePool final : public ResourcePool {
         if (Entry* e = s.table.find(h, key, key_equal)) return e->value;  // raced in
         auto it = s.inflight.find(key);
         if (it != s.inflight.end()) {
-          std::shared_future<V> joined = it->second->future;
+          std::shared_ptr<Flight> joined = it->second;
           lock.unlock();
-          return joined.get();  // rethrows the loader's exception
+          return joined->wait();  // rethrows the loader's exception
         }
         flight = std::make_shared<Flight>();
         s.inflight.emplace(key, flight);
@@ -830,7 +867,7 @@ class PagedResourcePool final : public ResourcePool {
           auto lock = lock_exclusive(s);
           abandon_locked(s, key, flight);
         }
-        flight->promise.set_exception(std::current_exception());
+        flight->set_exception(std::current_exception());
         throw;
       }
       bool inserted = false;
@@ -838,7 +875,7 @@ class PagedResourcePool final : public ResourcePool {
         auto lock = lock_exclusive(s);
         inserted = complete_locked(s, h, key, flight, *value, size);
       }
-      flight->promise.set_value(*value);
+      flight->set_value(*value);
       if (inserted) enforce_budget();
       return std::move(*value);
     }
@@ -876,12 +913,28 @@ class PagedResourcePool final : public ResourcePool {
         pending.emplace(keys[i], std::move(p));
       }
 
-      // Claim in-flight slots (or join others'), shard by shard.
+      // Claim in-flight slots (or join others'), shard by shard: missing keys are visited in
+      // shard order so each shard's lock is taken once per batch, not once per key.
+      std::vector<std::pair<std::uint32_t, typename decltype(pending)::value_type*>> by_shard;
+      by_shard.reserve(pending.size());
+      for (auto& kv : pending) by_shard.emplace_back(shard_of(kv.second.hash), &kv);
+      std::sort(by_shard.begin(), by_shard.end(),
+                [](const auto& a, const auto& b) { return a.first < b.first; });
       std::vector<K> to_load;
-      std::vector<Pending*> ours;
-      for (auto& [key, p] : pending) {
-        Shard& s = shards[shard_of(p.hash)];
-        auto lock = lock_exclusive(s);
+      std::vector<Pending*> ours;  // in shard order, like to_load
+      to_load.reserve(by_shard.size());
+      ours.reserve(by_shard.size());
+      std::unique_lock<std::shared_mutex> lock;
+      std::uint32_t locked_shard = UINT32_MAX;
+      for (auto& [si, kv] : by_shard) {
+        const K& key = kv->first;
+        Pending& p = kv->second;
+        Shard& s = shards[si];
+        if (si != locked_shard) {
+          if (lock.owns_lock()) lock.unlock();
+          lock = lock_exclusive(s);
+          locked_shard = si;
+        }
         if (Entry* e = s.table.find(p.hash, key, key_equal)) {  // raced in
           for (std::size_t pos : p.positions) results[pos] = e->value;
           local.hits += p.positions.size();
@@ -900,6 +953,7 @@ class PagedResourcePool final : public ResourcePool {
         to_load.push_back(key);
         ours.push_back(&p);
       }
+      if (lock.owns_lock()) lock.unlock();
 
       if (!to_load.empty()) {
         std::vector<V> values;
@@ -921,21 +975,29 @@ class PagedResourcePool final : public ResourcePool {
               auto lock = lock_exclusive(s);
               abandon_locked(s, to_load[j], ours[j]->flight);
             }
-            ours[j]->flight->promise.set_exception(error);
+            ours[j]->flight->set_exception(error);
           }
           throw;
         }
+        // Insert shard by shard (ours is in shard order), then wake joiners outside locks.
         bool inserted = false;
-        for (std::size_t j = 0; j < ours.size(); ++j) {
-          Shard& s = shards[shard_of(ours[j]->hash)];
+        for (std::size_t begin = 0; begin < ours.size();) {
+          const std::uint32_t si = shard_of(ours[begin]->hash);
+          std::size_t end = begin;
           {
-            auto lock = lock_exclusive(s);
-            inserted |= complete_locked(s, ours[j]->hash, to_load[j], ours[j]->flight,
-                                        values[j], sizes[j]);
+            Shard& s = shards[si];
+            auto shard_lock = lock_exclusive(s);
+            for (; end < ours.size() && shard_of(ours[end]->hash) == si; ++end) {
+              inserted |= complete_locked(s, ours[end]->hash, to_load[end], ours[end]->flight,
+                                          values[end], sizes[end]);
+            }
           }
-          ours[j]->flight->promise.set_value(values[j]);
-          for (std::size_t pos : ours[j]->positions) results[pos] = values[j];
-          local.loaded += ours[j]->positions.size();
+          for (std::size_t j = begin; j < end; ++j) {
+            ours[j]->flight->set_value(values[j]);
+            for (std::size_t pos : ours[j]->positions) results[pos] = values[j];
+            local.loaded += ours[j]->positions.size();
+          }
+          begin = end;
         }
         local.loader_keys = to_load.size();
         if (inserted) enforce_budget();
@@ -945,7 +1007,7 @@ class PagedResourcePool final : public ResourcePool {
       // cannot deadlock).
       for (auto& [key, p] : pending) {
         if (p.ours || p.positions.empty()) continue;
-        const V& v = p.flight->future.get();  // rethrows the other loader's failure
+        const V& v = p.flight->wait();  // rethrows the other loader's failure
         for (std::size_t pos : p.positions) results[pos] = v;
         local.joined += p.positions.size();
       }
