@@ -9,7 +9,10 @@
 //   [server]     host, port, token, token_file, threads, read_timeout_ms, write_timeout_ms,
 //                alert_history
 //   [limits]     max_body_bytes, max_texts_per_request, max_text_bytes
-//   [embedding]  default_model, budget_mb (or budget_bytes), lexical_dimensions
+//   [embedding]  default_model, budget_mb (or budget_bytes), lexical_dimensions,
+//                model_budget_mb (budget of the pool that holds loaded llama.cpp models)
+//   [[embedding.models]]  one table per model: name, backend ("llama" | "openai" |
+//                "lexical"), aliases, and the backend's keys (see EmbeddingModelConfig)
 //   [broker]     tick_ms, act_above, target_fraction, host_memory (bool)
 //   [adapters]   budget_mb (per-persona budget; 0 = derived from the memory budget)
 //
@@ -23,8 +26,11 @@
 #include <filesystem>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "pagekeeper/broker.hpp"
+#include "pagekeeper/llama_embedder.hpp"
+#include "pagekeeper/openai_embedder.hpp"
 
 namespace pagekeeper {
 
@@ -40,6 +46,38 @@ struct ServerLimits {
   std::size_t max_texts_per_request = 2048;    // entries of `input` / `texts`
   std::size_t max_text_bytes = 64u << 10;      // one text, in UTF-8 bytes
 };
+
+// One embedding model served besides the built-in `lexical`, from a [[embedding.models]]
+// table or a --model flag. Models are built on first use, so a GGUF file that is missing or
+// corrupt is reported on the request that needs it (the daemon keeps serving).
+//
+//   llama:   path (required), threads, contexts, overflow ("truncate" | "refuse"),
+//            pooling ("model" | "mean" | "cls" | "last"), max_batch, batch_tokens, pack_tokens
+//   openai:  base_url (required), dimensions (required), remote_model (default: name),
+//            api_key_env (the NAME of the environment variable holding the key; keys never
+//            go in the file), timeout_ms, connect_timeout_ms, max_retries, max_batch,
+//            send_dimensions
+//   lexical: dimensions, max_batch
+struct EmbeddingModelConfig {
+  enum class Backend { kLlama, kOpenAI, kLexical };
+  std::string name;  // canonical name (cache key namespace)
+  Backend backend = Backend::kLexical;
+  std::vector<std::string> aliases;
+  LlamaEmbedderConfig llama;    // kLlama (name = `name`)
+  OpenAIEmbedderConfig openai;  // kOpenAI (name = `name`; api_key stays empty here)
+  std::string api_key_env;      // kOpenAI: read when the daemon builds the model registry
+  std::size_t lexical_dimensions = 384;  // kLexical
+  std::size_t lexical_max_batch = 1024;  // kLexical
+};
+
+// "llama", "openai" or "lexical".
+const char* backend_name(EmbeddingModelConfig::Backend backend) noexcept;
+
+// A model from the command line: NAME=BACKEND[:LOCATION][?KEY=VALUE&...], where LOCATION is
+// the GGUF path (llama) or the base URL (openai) and the keys are those of the TOML table
+// (`NAME=llama:/m/bge.gguf?threads=4`, `NAME=openai:http://127.0.0.1:8080?dimensions=768`).
+// Throws ServerConfigError naming the flag and the problem.
+EmbeddingModelConfig parse_model_flag(std::string_view spec);
 
 struct ServerConfig {
   // Loopback by default: exposing the daemon is an explicit decision.
@@ -62,6 +100,10 @@ struct ServerConfig {
   // Byte budget of the embedding cache pool.
   std::uint64_t embedding_budget_bytes = 256ull << 20;
   std::size_t lexical_dimensions = 384;
+  // Configured models ([[embedding.models]] and --model NAME=...), in order.
+  std::vector<EmbeddingModelConfig> models;
+  // Byte budget of the pool holding loaded llama.cpp models (registered with the broker).
+  std::uint64_t model_budget_bytes = 2048ull << 20;
 
   // Broker: thresholds, act_above, target_fraction and tick_interval (default 1 s here).
   BrokerConfig broker = default_broker_config();
@@ -71,7 +113,8 @@ struct ServerConfig {
   // Per-persona adapter budget in bytes; 0 derives it from the MemoryBudget.
   std::uint64_t adapter_budget_bytes = 0;
 
-  // Throws ServerConfigError naming the first field out of range.
+  // Throws ServerConfigError naming the first field out of range, a model without its
+  // required keys, or a model name or alias given twice (or taken by the built-in lexical).
   void validate() const;
 
   static BrokerConfig default_broker_config() {

@@ -2,6 +2,7 @@
 
 #include "pagekeeper/server_config.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <limits>
@@ -11,6 +12,19 @@
 #include <toml++/toml.h>
 
 namespace pagekeeper {
+
+namespace {
+void validate_models(const std::vector<EmbeddingModelConfig>& models, std::size_t lexical_dimensions);
+}  // namespace
+
+const char* backend_name(EmbeddingModelConfig::Backend backend) noexcept {
+  switch (backend) {
+    case EmbeddingModelConfig::Backend::kLlama: return "llama";
+    case EmbeddingModelConfig::Backend::kOpenAI: return "openai";
+    case EmbeddingModelConfig::Backend::kLexical: break;
+  }
+  return "lexical";
+}
 
 void ServerConfig::validate() const {
   auto fail = [](const std::string& msg) { throw ServerConfigError(msg); };
@@ -27,6 +41,8 @@ void ServerConfig::validate() const {
   if (embedding_budget_bytes == 0) fail("embedding.budget_bytes: must be > 0");
   if (lexical_dimensions < 16 || lexical_dimensions > 65536)
     fail("embedding.lexical_dimensions: " + std::to_string(lexical_dimensions) + " is not in [16, 65536]");
+  if (model_budget_bytes == 0) fail("embedding.model_budget_mb: must be > 0");
+  validate_models(models, lexical_dimensions);
   try {
     broker.validate();
   } catch (const std::exception& e) {
@@ -36,8 +52,54 @@ void ServerConfig::validate() const {
 
 namespace {
 
+std::string lowercase(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  return out;
+}
+
+void validate_models(const std::vector<EmbeddingModelConfig>& models, std::size_t lexical_dimensions) {
+  // Names and aliases share one case-insensitive namespace with the built-in lexical model
+  // (registered as "lexical", or "lexical-<N>" with the alias "lexical") and `default`.
+  std::set<std::string> taken = {"default", "lexical", "lexical-" + std::to_string(lexical_dimensions)};
+  for (std::size_t i = 0; i < models.size(); ++i) {
+    const EmbeddingModelConfig& m = models[i];
+    const std::string at = "embedding.models[" + std::to_string(i) + "]";
+    if (m.name.empty()) throw ServerConfigError(at + ".name: required");
+    const std::string named = at + " ('" + m.name + "')";
+    auto claim = [&](const std::string& n, const char* key) {
+      if (n.empty()) throw ServerConfigError(named + "." + key + ": must not be empty");
+      if (!taken.insert(lowercase(n)).second)
+        throw ServerConfigError(named + "." + key + ": '" + n + "' is already the name or alias of another model " +
+                                "(or reserved: default, lexical)");
+    };
+    claim(m.name, "name");
+    for (const std::string& alias : m.aliases) claim(alias, "aliases");
+    auto require = [&](bool ok, const char* key) {
+      if (!ok)
+        throw ServerConfigError(named + "." + key + ": required for backend '" + backend_name(m.backend) + "'");
+    };
+    switch (m.backend) {
+      case EmbeddingModelConfig::Backend::kLlama:
+        require(!m.llama.model_path.empty(), "path");
+        if (m.llama.contexts == 0) throw ServerConfigError(named + ".contexts: must be at least 1");
+        break;
+      case EmbeddingModelConfig::Backend::kOpenAI:
+        require(!m.openai.base_url.empty(), "base_url");
+        require(m.openai.dimensions > 0, "dimensions");
+        require(!m.openai.model.empty(), "remote_model");
+        break;
+      case EmbeddingModelConfig::Backend::kLexical:
+        if (m.lexical_dimensions < 16 || m.lexical_dimensions > 65536)
+          throw ServerConfigError(named + ".dimensions: must be in [16, 65536]");
+        break;
+    }
+  }
+}
+
 std::string where(const toml::node& node, std::string_view source) {
   const auto& src = node.source();
+  if (src.begin.line == 0) return std::string(source);  // built from a flag, not a file
   std::ostringstream out;
   out << source << ":" << src.begin.line << ":" << src.begin.column;
   return out.str();
@@ -91,7 +153,43 @@ class TableReader {
       out = v;
     }
   }
+  void strings(const char* key, std::vector<std::string>& out) {
+    if (const toml::node* n = take(key)) {
+      const toml::array* items = n->as_array();
+      if (items == nullptr) wrong(*n, key, "an array of strings");
+      out.clear();
+      for (const toml::node& item : *items) {
+        if (!item.is_string()) wrong(item, key, "an array of strings");
+        out.push_back(item.as_string()->get());
+      }
+    }
+  }
+  // A string that must be one of `choices` (name -> value).
+  template <typename Enum>
+  void choice(const char* key, Enum& out, std::initializer_list<std::pair<const char*, Enum>> choices) {
+    std::string value;
+    string(key, value);
+    if (value.empty() && !has(key)) return;
+    std::string known;
+    for (const auto& [label, v] : choices) {
+      if (value == label) {
+        out = v;
+        return;
+      }
+      known += (known.empty() ? "" : ", ") + std::string("'") + label + "'";
+    }
+    throw ServerConfigError(where(*table_.get(key), source_) + ": " + name(key) + " = '" + value +
+                            "' is not one of " + known);
+  }
+  template <typename Rep, typename Period>
+  void millis(const char* key, std::chrono::duration<Rep, Period>& out) {
+    std::int64_t ms = std::chrono::duration_cast<std::chrono::milliseconds>(out).count();
+    integer(key, ms, 1, 3600000);
+    out = std::chrono::milliseconds(ms);
+  }
   bool has(const char* key) const { return table_.contains(key); }
+  // Marks `key` as read by the caller.
+  void skip(const char* key) { seen_.insert(key); }
 
  private:
   const toml::node* take(const char* key) {
@@ -111,7 +209,106 @@ class TableReader {
 
 constexpr std::int64_t kMaxInt = std::numeric_limits<std::int64_t>::max();
 
+// One [[embedding.models]] table (or a --model flag turned into one). Required keys are
+// checked by ServerConfig::validate(), which also sees models built in code.
+EmbeddingModelConfig read_model(const toml::table& table, const std::string& prefix, std::string_view source) {
+  using Backend = EmbeddingModelConfig::Backend;
+  EmbeddingModelConfig m;
+  TableReader r(table, prefix, source);
+  r.string("name", m.name);
+  if (!r.has("backend"))
+    throw ServerConfigError(std::string(source) + ": " + prefix + ".backend: required (\"llama\", \"openai\" or \"lexical\")");
+  r.choice("backend", m.backend, {{"llama", Backend::kLlama}, {"openai", Backend::kOpenAI}, {"lexical", Backend::kLexical}});
+  r.strings("aliases", m.aliases);
+  switch (m.backend) {
+    case Backend::kLlama: {
+      using Overflow = LlamaEmbedderConfig::Overflow;
+      using Pooling = LlamaEmbedderConfig::Pooling;
+      LlamaEmbedderConfig& c = m.llama;
+      std::string path;
+      r.string("path", path);
+      c.model_path = path;
+      c.name = m.name;
+      r.integer("threads", c.threads, 0, 1024);
+      r.integer("contexts", c.contexts, 1, 1024);
+      r.choice("overflow", c.overflow, {{"truncate", Overflow::kTruncate}, {"refuse", Overflow::kRefuse}});
+      r.choice("pooling", c.pooling,
+               {{"model", Pooling::kModel}, {"mean", Pooling::kMean}, {"cls", Pooling::kCls}, {"last", Pooling::kLast}});
+      r.integer("max_batch", c.max_batch, 1, 256);
+      r.integer("batch_tokens", c.batch_tokens, 1, 1 << 16);
+      r.integer("pack_tokens", c.pack_tokens, 1, 1 << 16);
+      break;
+    }
+    case Backend::kOpenAI: {
+      OpenAIEmbedderConfig& c = m.openai;
+      c.name = m.name;
+      c.model = m.name;
+      r.string("base_url", c.base_url);
+      r.string("remote_model", c.model);
+      r.string("api_key_env", m.api_key_env);
+      r.integer("dimensions", c.dimensions, 1, 65536);
+      r.boolean("send_dimensions", c.send_dimensions);
+      r.millis("timeout_ms", c.read_timeout);
+      r.millis("connect_timeout_ms", c.connect_timeout);
+      r.integer("max_retries", c.max_retries, 0, 100);
+      r.integer("max_batch", c.max_batch, 1, 1 << 16);
+      break;
+    }
+    case Backend::kLexical:
+      r.integer("dimensions", m.lexical_dimensions, 16, 65536);
+      r.integer("max_batch", m.lexical_max_batch, 1, 1 << 20);
+      break;
+  }
+  return m;
+}
+
 }  // namespace
+
+EmbeddingModelConfig parse_model_flag(std::string_view spec) {
+  const std::string flag = "--model '" + std::string(spec) + "'";
+  const auto eq = spec.find('=');
+  if (eq == std::string_view::npos || eq == 0)
+    throw ServerConfigError(flag + ": expected NAME=BACKEND[:LOCATION][?KEY=VALUE&...]");
+  std::string_view rest = spec.substr(eq + 1);
+  std::string_view options;
+  if (const auto q = rest.rfind('?'); q != std::string_view::npos) {
+    options = rest.substr(q + 1);
+    rest = rest.substr(0, q);
+  }
+  const auto colon = rest.find(':');
+  const std::string backend(rest.substr(0, colon));
+  const std::string location(colon == std::string_view::npos ? std::string_view() : rest.substr(colon + 1));
+  toml::table table;
+  table.insert("name", std::string(spec.substr(0, eq)));
+  table.insert("backend", backend);
+  if (!location.empty()) table.insert(backend == "openai" ? "base_url" : "path", location);
+  while (!options.empty()) {
+    const auto amp = options.find('&');
+    const std::string_view pair = options.substr(0, amp);
+    options = amp == std::string_view::npos ? std::string_view() : options.substr(amp + 1);
+    const auto kv = pair.find('=');
+    if (kv == std::string_view::npos || kv == 0) throw ServerConfigError(flag + ": option '" + std::string(pair) + "' is not KEY=VALUE");
+    const std::string key(pair.substr(0, kv));
+    const std::string value(pair.substr(kv + 1));
+    const bool digits = !value.empty() && std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (key == "aliases") {
+      toml::array aliases;
+      for (std::size_t start = 0; start <= value.size();) {
+        const auto comma = std::min(value.find(',', start), value.size());
+        aliases.push_back(value.substr(start, comma - start));
+        start = comma + 1;
+      }
+      table.insert(key, std::move(aliases));
+    } else if (digits && value.size() < 16) {
+      table.insert(key, static_cast<std::int64_t>(std::stoll(value)));
+    } else if (value == "true" || value == "false") {
+      table.insert(key, value == "true");
+    } else {
+      table.insert(key, value);
+    }
+  }
+  return read_model(table, "embedding.models", flag);
+}
 
 ServerConfig parse_server_config(std::string_view toml_text, std::string_view source_name,
                                  ServerConfig config) {
@@ -174,6 +371,20 @@ ServerConfig parse_server_config(std::string_view toml_text, std::string_view so
     if (mb != 0) config.embedding_budget_bytes = mb << 20;
     r.integer("budget_bytes", config.embedding_budget_bytes, 1, kMaxInt);
     r.integer("lexical_dimensions", config.lexical_dimensions, 16, 65536);
+    std::uint64_t model_mb = 0;
+    r.integer("model_budget_mb", model_mb, 1, 1 << 24);
+    if (model_mb != 0) config.model_budget_bytes = model_mb << 20;
+    if (const toml::node* models = t->get("models")) {
+      r.skip("models");
+      const toml::array* tables = models->as_array();
+      if (tables == nullptr || !tables->is_array_of_tables())
+        throw ServerConfigError(where(*models, source_name) +
+                                ": embedding.models must be an array of tables ([[embedding.models]])");
+      for (const toml::node& model : *tables) {
+        const std::string prefix = "embedding.models[" + std::to_string(config.models.size()) + "]";
+        config.models.push_back(read_model(*model.as_table(), prefix, source_name));
+      }
+    }
   }
   if (const auto* t = table("broker")) {
     TableReader r(*t, "broker", source_name);

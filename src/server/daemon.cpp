@@ -9,6 +9,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
+#include <filesystem>
+#include <optional>
+#include <span>
 #include <thread>
 
 #include <netinet/in.h>
@@ -19,31 +23,171 @@
 
 #include "pagekeeper/host_memory.hpp"
 #include "pagekeeper/lexical_embedder.hpp"
+#include "pagekeeper/llama_embedder.hpp"
+#include "pagekeeper/llama_model_pool.hpp"
+#include "pagekeeper/openai_embedder.hpp"
 #include "pagekeeper/server_requests.hpp"
 
 namespace pagekeeper {
 
+namespace server {
+
+// The embedder of one configured GGUF model, created from the model pool on first use (so a
+// missing or corrupt file fails that request, not the daemon). It is kept between requests,
+// since creating llama.cpp contexts costs more than embedding a small batch, and dropped by
+// release_idle() when the broker acts on the model pool: the model is then pinned only by
+// requests in flight and becomes evictable once they end.
+// Locking: mutex_ guards embedder_ and dimensions_, and is held while the model loads, so
+// concurrent first requests create one embedder.
+class LlamaModelProvider {
+ public:
+  LlamaModelProvider(std::shared_ptr<LlamaModelPool> pool, LlamaEmbedderConfig config)
+      : pool_(std::move(pool)), config_(std::move(config)) {}
+
+  std::shared_ptr<Embedder> get() {
+    std::lock_guard lock(mutex_);
+    if (!embedder_) {
+      embedder_ = LlamaEmbedder::create(*pool_, config_);  // EmbedderError when the load fails
+      dimensions_ = embedder_->dimensions();
+    }
+    return embedder_;
+  }
+  void release_idle() {
+    std::shared_ptr<Embedder> dropped;  // destroyed outside the lock
+    std::lock_guard lock(mutex_);
+    dropped = std::move(embedder_);
+  }
+  // Known once the model has been loaded.
+  std::optional<std::size_t> dimensions() const {
+    std::lock_guard lock(mutex_);
+    return dimensions_;
+  }
+
+ private:
+  const std::shared_ptr<LlamaModelPool> pool_;
+  const LlamaEmbedderConfig config_;
+  mutable std::mutex mutex_;
+  std::shared_ptr<Embedder> embedder_;
+  std::optional<std::size_t> dimensions_;
+};
+
+}  // namespace server
+
 namespace {
 
-std::shared_ptr<EmbeddingService> make_embeddings(const ServerConfig& config) {
+// A configured lexical model under its own name (LexicalEmbedder names itself by its size,
+// and the service requires the embedder's name to be the canonical one).
+class NamedLexicalEmbedder final : public Embedder {
+ public:
+  NamedLexicalEmbedder(std::string name, const LexicalEmbedderOptions& options)
+      : name_(std::move(name)), lexical_(options) {}
+  std::string name() const override { return name_; }
+  std::size_t dimensions() const override { return lexical_.dimensions(); }
+  std::size_t max_batch() const override { return lexical_.max_batch(); }
+  std::vector<std::vector<float>> embed(std::span<const std::string> texts) override { return lexical_.embed(texts); }
+
+ private:
+  std::string name_;
+  LexicalEmbedder lexical_;
+};
+
+using server::LlamaModelProvider;
+using ModelDescription = Daemon::Impl::ModelDescription;
+
+// Registers one configured model. Throws ServerConfigError naming the model.
+void add_configured_model(ModelRegistry& models, const EmbeddingModelConfig& m, const std::shared_ptr<LlamaModelPool>& llama_pool,
+                          std::vector<std::shared_ptr<LlamaModelProvider>>& llama_providers,
+                          std::map<std::string, ModelDescription>& descriptions) {
+  const std::string what = "embedding model '" + m.name + "' (" + backend_name(m.backend) + ")";
+  ModelDescription description{backend_name(m.backend), {}, {}};
+  try {
+    switch (m.backend) {
+      case EmbeddingModelConfig::Backend::kLlama: {
+        LlamaEmbedderConfig c = m.llama;
+        c.name = m.name;
+        if (!llama_backend_available())
+          spdlog::warn("pagekeeperd: {}: llama.cpp backend not available in this build; requests for it will fail", what);
+        else if (std::error_code ec; !std::filesystem::is_regular_file(c.model_path, ec))
+          spdlog::warn("pagekeeperd: {}: no file at {} (requests for it will fail until there is)", what, c.model_path.string());
+        auto provider = std::make_shared<LlamaModelProvider>(llama_pool, c);
+        models.add(m.name, [provider] { return provider->get(); }, m.aliases);
+        description.location = c.model_path.string();
+        description.dimensions = [provider] { return provider->dimensions(); };
+        llama_providers.push_back(std::move(provider));
+        break;
+      }
+      case EmbeddingModelConfig::Backend::kOpenAI: {
+        OpenAIEmbedderConfig c = m.openai;
+        c.name = m.name;
+        if (!m.api_key_env.empty()) {
+          // Read once at configuration time; the process never calls setenv.
+          const char* key = std::getenv(m.api_key_env.c_str());  // NOLINT(concurrency-mt-unsafe)
+          if (key == nullptr || *key == '\0')
+            throw ServerConfigError(what + ": api_key_env names the environment variable " + m.api_key_env +
+                                    ", which is not set");
+          c.api_key = key;
+        }
+        auto remote = std::make_shared<OpenAIEmbedder>(c);
+        models.add(remote, m.aliases);
+        description.location = remote->endpoint();
+        description.dimensions = [dims = c.dimensions] { return std::optional<std::size_t>(dims); };
+        break;
+      }
+      case EmbeddingModelConfig::Backend::kLexical: {
+        LexicalEmbedderOptions options;
+        options.dimensions = m.lexical_dimensions;
+        options.max_batch = m.lexical_max_batch;
+        models.add(std::make_shared<NamedLexicalEmbedder>(m.name, options), m.aliases);
+        description.dimensions = [dims = options.dimensions] { return std::optional<std::size_t>(dims); };
+        break;
+      }
+    }
+  } catch (const std::invalid_argument& e) {
+    throw ServerConfigError(what + ": " + e.what());
+  }
+  descriptions.emplace(m.name, std::move(description));
+}
+
+std::shared_ptr<EmbeddingService> make_embeddings(const ServerConfig& config, Daemon::Impl& impl) {
   EmbeddingServiceConfig ec;
   ec.max_bytes = config.embedding_budget_bytes;
   auto models = std::make_shared<ModelRegistry>("lexical");
   LexicalEmbedderOptions lex;
   lex.dimensions = config.lexical_dimensions;
-  models->add(std::make_shared<LexicalEmbedder>(lex), lex.dimensions == LexicalEmbedder::kDefaultDimensions
-                                                          ? std::vector<std::string>{}
-                                                          : std::vector<std::string>{"lexical"});
-  // The built-in registry also knows `openai` when OPENAI_BASE_URL is set; mirror it.
+  auto lexical = std::make_shared<LexicalEmbedder>(lex);
+  impl.model_descriptions.emplace(lexical->name(), ModelDescription{"lexical", {}, [dims = lex.dimensions] {
+                                                                     return std::optional<std::size_t>(dims);
+                                                                   }});
+  models->add(std::move(lexical), lex.dimensions == LexicalEmbedder::kDefaultDimensions
+                                      ? std::vector<std::string>{}
+                                      : std::vector<std::string>{"lexical"});
+  for (const EmbeddingModelConfig& m : config.models) {
+    if (m.backend == EmbeddingModelConfig::Backend::kLlama && !impl.llama_models) {
+      LlamaModelPool::Config pool;
+      pool.max_bytes = config.model_budget_bytes;
+      impl.llama_models = std::make_shared<LlamaModelPool>(pool);
+    }
+    add_configured_model(*models, m, impl.llama_models, impl.llama_providers, impl.model_descriptions);
+  }
+  // The built-in registry also knows `openai` when OPENAI_BASE_URL is set; mirror it unless a
+  // configured model took its name.
   auto builtin = ModelRegistry::with_builtin_models();
   for (const auto& name : builtin->models()) {
     if (name.rfind("lexical", 0) == 0) continue;
     try {
       models->add(name, [builtin, name] { return builtin->embedder(name); });
+      impl.model_descriptions.emplace(name, ModelDescription{"openai", {}, [dims = builtin->embedder(name)->dimensions()] {
+                                                               return std::optional<std::size_t>(dims);
+                                                             }});
     } catch (const std::invalid_argument&) {
     }
   }
   models->set_default_model(config.default_model);
+  try {
+    models->resolve(config.default_model);
+  } catch (const UnknownModelError& e) {
+    throw ServerConfigError("embedding.default_model: " + std::string(e.what()));
+  }
   ec.models = std::move(models);
   return std::make_shared<EmbeddingService>(std::move(ec));
 }
@@ -65,7 +209,7 @@ bool same_secret(std::string_view a, std::string_view b) {
 
 Daemon::Impl::Impl(ServerConfig c, DaemonServices services) : config(std::move(c)) {
   config.validate();
-  embeddings = services.embeddings ? std::move(services.embeddings) : make_embeddings(config);
+  embeddings = services.embeddings ? std::move(services.embeddings) : make_embeddings(config, *this);
   if (services.broker) {
     broker = std::move(services.broker);
   } else {
@@ -74,6 +218,16 @@ Daemon::Impl::Impl(ServerConfig c, DaemonServices services) : config(std::move(c
     broker = std::make_shared<PressureBroker>(config.broker, std::move(host));
   }
   broker->register_pool(embeddings->pool());
+  if (llama_models) {
+    broker->register_pool(llama_models->resource_pool());
+    // Kept embedders pin their models; when the broker acts on the model pool, let go of them
+    // so the next pass can evict the idle ones.
+    broker->add_alert_sink([tier = llama_models->resource_pool()->tier_name(), providers = llama_providers](
+                               const PressureAlert& alert) {
+      if (alert.tier_name != tier) return;
+      for (const auto& provider : providers) provider->release_idle();
+    });
+  }
   if (services.adapters) {
     adapters = std::move(services.adapters);
   } else {

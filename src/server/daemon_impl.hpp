@@ -6,7 +6,8 @@
 //     waited on with it.
 //   * alerts_mutex guards alerts and alerts_total (written by the broker's alert sink, on the
 //     broker's thread or a request thread running relieve()).
-//   * commands and the metrics route table are built in the constructor and read-only after.
+//   * commands, the metrics route table, model_descriptions, llama_models and llama_providers
+//     are built in the constructor and read-only after.
 //   * in_flight is a relaxed atomic (a gauge for /healthz and /metrics).
 
 #pragma once
@@ -18,7 +19,9 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <vector>
 #include <thread>
 
 #include <httplib.h>
@@ -29,6 +32,11 @@
 #include "server/dashboard_assets.hpp"
 
 namespace pagekeeper {
+
+class LlamaModelPool;
+namespace server {
+class LlamaModelProvider;  // daemon.cpp
+}
 
 struct Daemon::Impl {
   using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
@@ -68,6 +76,19 @@ struct Daemon::Impl {
   std::shared_ptr<PressureBroker> broker;
   std::shared_ptr<MemoryBudget> memory_budget;  // null when given adapters or none readable
   std::shared_ptr<AdapterPagerRegistry> adapters;
+
+  // What embedding/model/list tells about a model besides its names; filled when the daemon
+  // builds its own models (empty for models given in DaemonServices).
+  struct ModelDescription {
+    std::string backend;   // "lexical", "llama" or "openai"
+    std::string location;  // the GGUF path or the endpoint URL ("" for lexical)
+    std::function<std::optional<std::size_t>()> dimensions;  // nullopt until known
+  };
+  std::map<std::string, ModelDescription> model_descriptions;  // by canonical name
+  // Configured llama.cpp models: the pool of their loaded models (registered with the broker;
+  // null when none is configured) and the providers that build their embedders.
+  std::shared_ptr<LlamaModelPool> llama_models;
+  std::vector<std::shared_ptr<server::LlamaModelProvider>> llama_providers;
 
   httplib::Server http;
   HttpMetrics metrics;

@@ -168,7 +168,14 @@ void Daemon::Impl::install_command_handlers() {
       nlohmann::json names = nlohmann::json::array();
       for (const auto& [alias, canonical] : aliases)
         if (canonical == name) names.push_back(alias);
-      models.push_back({{"name", name}, {"aliases", names}, {"isDefault", name == default_canonical}});
+      nlohmann::json model = {{"name", name}, {"aliases", names}, {"isDefault", name == default_canonical}};
+      if (const auto d = model_descriptions.find(name); d != model_descriptions.end()) {
+        model["backend"] = d->second.backend;
+        if (!d->second.location.empty()) model["location"] = d->second.location;
+        const std::optional<std::size_t> dims = d->second.dimensions();
+        model["dimensions"] = dims ? nlohmann::json(*dims) : nlohmann::json(nullptr);  // null until loaded
+      }
+      models.push_back(std::move(model));
     }
     res.set_content(nlohmann::json{{"models", models}, {"default", default_model}}.dump(), "application/json");
   });

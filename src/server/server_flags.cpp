@@ -28,7 +28,7 @@ struct ServerFlags {
   int port_value = 0;
   std::string token_value;
   std::size_t threads_value = 0;
-  std::string model_value;
+  std::vector<std::string> model_values;
   std::uint64_t budget_mb_value = 0;
   std::size_t max_body_value = 0;
   std::size_t max_texts_value = 0;
@@ -49,7 +49,12 @@ std::shared_ptr<ServerFlags> add_server_flags(CLI::App& app) {
                             "also PAGEKEEPER_TOKEN)")
                  ->envname("PAGEKEEPER_TOKEN");
   f->threads = app.add_option("--threads", f->threads_value, "Worker threads")->check(CLI::Range(1, 1024));
-  f->model = app.add_option("--model", f->model_value, "Default embedding model (default lexical)");
+  f->model = app.add_option("--model", f->model_values,
+                            "NAME: the default embedding model (default lexical). NAME=llama:PATH or "
+                            "NAME=openai:URL?dimensions=N[&KEY=VALUE...]: serve one more model, with "
+                            "the keys of an [[embedding.models]] table (repeatable)")
+                 ->expected(1)
+                 ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   f->budget_mb = app.add_option("--embedding-budget-mb", f->budget_mb_value, "Embedding cache budget in MiB")
                      ->check(CLI::Range(1, 1 << 24));
   f->max_body = app.add_option("--max-body-bytes", f->max_body_value, "Largest request body")
@@ -71,7 +76,10 @@ ServerConfig resolve_server_config(const ServerFlags& f) {
   if (f.port->count()) c.port = f.port_value;
   if (f.token->count() || !f.token_value.empty()) c.token = f.token_value;
   if (f.threads->count()) c.threads = f.threads_value;
-  if (f.model->count()) c.default_model = f.model_value;
+  for (const std::string& model : f.model_values) {
+    if (model.find('=') == std::string::npos) c.default_model = model;
+    else c.models.push_back(parse_model_flag(model));
+  }
   if (f.budget_mb->count()) c.embedding_budget_bytes = f.budget_mb_value << 20;
   if (f.max_body->count()) c.limits.max_body_bytes = f.max_body_value;
   if (f.max_texts->count()) c.limits.max_texts_per_request = f.max_texts_value;

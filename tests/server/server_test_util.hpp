@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -125,38 +126,54 @@ inline std::string http_request(const std::string& method, const std::string& pa
 
 // A real OpenAI-compatible embeddings server on loopback that answers after `delay`, or with
 // HTTP 500 when `fail` is set. Its vectors are the lexical embedder's (dimensions 384).
-class Backend {
+// An httplib server on a free loopback port: `install` adds its routes, then it listens on its
+// own thread until destruction.
+class LoopbackHttpServer {
  public:
-  Backend(std::chrono::milliseconds delay, bool fail) {
-    server_.Post("/v1/embeddings", [this, delay, fail](const httplib::Request& req, httplib::Response& res) {
-      ++calls_;
-      std::this_thread::sleep_for(delay);
-      if (fail) {
-        res.status = 500;
-        res.set_content(R"({"error":{"message":"backend exploded on purpose"}})", "application/json");
-        return;
-      }
-      const auto body = nlohmann::json::parse(req.body);
-      nlohmann::json data = nlohmann::json::array();
-      int i = 0;
-      for (const auto& text : body["input"]) {
-        data.push_back({{"object", "embedding"}, {"index", i++}, {"embedding", lexical_.embed_one(text.get<std::string>())}});
-      }
-      res.set_content(nlohmann::json{{"object", "list"}, {"data", data}, {"model", body["model"]}}.dump(),
-                      "application/json");
-    });
+  explicit LoopbackHttpServer(const std::function<void(httplib::Server&)>& install) {
+    install(server_);
     port_ = server_.bind_to_any_port("127.0.0.1");
     thread_ = std::thread([this] { server_.listen_after_bind(); });
     while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  ~Backend() {
+  ~LoopbackHttpServer() {
     server_.stop();
     thread_.join();
   }
+  int port() const { return port_; }
+
+ private:
+  httplib::Server server_;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+class Backend {
+ public:
+  Backend(std::chrono::milliseconds delay, bool fail)
+      : http_([this, delay, fail](httplib::Server& server) {
+          server.Post("/v1/embeddings", [this, delay, fail](const httplib::Request& req, httplib::Response& res) {
+            ++calls_;
+            std::this_thread::sleep_for(delay);
+            if (fail) {
+              res.status = 500;
+              res.set_content(R"({"error":{"message":"backend exploded on purpose"}})", "application/json");
+              return;
+            }
+            const auto body = nlohmann::json::parse(req.body);
+            nlohmann::json data = nlohmann::json::array();
+            int i = 0;
+            for (const auto& text : body["input"]) {
+              data.push_back({{"object", "embedding"}, {"index", i++}, {"embedding", lexical_.embed_one(text.get<std::string>())}});
+            }
+            res.set_content(nlohmann::json{{"object", "list"}, {"data", data}, {"model", body["model"]}}.dump(),
+                            "application/json");
+          });
+        }) {}
   // An embedder calling this backend, registered under `name`.
   std::shared_ptr<Embedder> embedder(const std::string& name) const {
     OpenAIEmbedderConfig c;
-    c.base_url = "http://127.0.0.1:" + std::to_string(port_);
+    c.base_url = "http://127.0.0.1:" + std::to_string(http_.port());
     c.model = "test-model";
     c.dimensions = 384;
     c.name = name;
@@ -167,10 +184,8 @@ class Backend {
 
  private:
   LexicalEmbedder lexical_;
-  httplib::Server server_;
-  int port_ = 0;
-  std::thread thread_;
   std::atomic<int> calls_{0};
+  LoopbackHttpServer http_;  // last: stops serving before the members its handler uses go
 };
 
 // Embedding service with the lexical model (default) plus `extra` embedders.
