@@ -87,7 +87,6 @@ void validate_models(const std::vector<EmbeddingModelConfig>& models, std::size_
       case EmbeddingModelConfig::Backend::kOpenAI:
         require(!m.openai.base_url.empty(), "base_url");
         require(m.openai.dimensions > 0, "dimensions");
-        require(!m.openai.model.empty(), "remote_model");
         break;
       case EmbeddingModelConfig::Backend::kLexical:
         if (m.lexical_dimensions < 16 || m.lexical_dimensions > 65536)

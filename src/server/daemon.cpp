@@ -119,6 +119,7 @@ void add_configured_model(ModelRegistry& models, const EmbeddingModelConfig& m, 
       case EmbeddingModelConfig::Backend::kOpenAI: {
         OpenAIEmbedderConfig c = m.openai;
         c.name = m.name;
+        if (c.model.empty()) c.model = m.name;  // remote_model defaults to the name
         if (!m.api_key_env.empty()) {
           // Read once at configuration time; the process never calls setenv.
           const char* key = std::getenv(m.api_key_env.c_str());  // NOLINT(concurrency-mt-unsafe)
