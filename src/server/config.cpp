@@ -69,9 +69,11 @@ void validate_models(const std::vector<EmbeddingModelConfig>& models, std::size_
     const std::string named = at + " ('" + m.name + "')";
     auto claim = [&](const std::string& n, const char* key) {
       if (n.empty()) throw ServerConfigError(named + "." + key + ": must not be empty");
-      if (!taken.insert(lowercase(n)).second)
-        throw ServerConfigError(named + "." + key + ": '" + n + "' is already the name or alias of another model " +
-                                "(or reserved: default, lexical)");
+      if (!taken.insert(lowercase(n)).second) {
+        std::string message = named + "." + key;
+        message += ": '" + n + "' is already the name or alias of another model (or reserved: default, lexical)";
+        throw ServerConfigError(message);
+      }
     };
     claim(m.name, "name");
     for (const std::string& alias : m.aliases) claim(alias, "aliases");
