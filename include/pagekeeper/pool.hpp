@@ -48,6 +48,7 @@
 #include <array>
 #include <atomic>
 #include <bit>
+#include <bitset>
 #include <cstdint>
 #include <exception>
 #include <functional>
@@ -431,7 +432,12 @@ class PagedResourcePool final : public ResourcePool {
   // top 16 bits carry a hash tag, so most probes are rejected without touching the entry.
   class Table {
    public:
+    // Slot layout: [63..56] hash tag, [55..48] probe distance from the home slot (kFarAway:
+    // too far to record, recompute from the entry), [47..0] the Entry pointer. The recorded
+    // distance lets deletion shift entries back without touching them (a cache miss each in
+    // a large pool); the tag rejects most non-matching probes without touching the entry.
     static constexpr std::uintptr_t kPtrMask = (std::uintptr_t{1} << 48) - 1;
+    static constexpr std::uintptr_t kFarAway = 0xff;
 
     Entry* find(std::uint64_t h, const K& key, const KeyEqual& eq) const noexcept {
       if (slots_.empty()) return nullptr;
@@ -439,8 +445,8 @@ class PagedResourcePool final : public ResourcePool {
       for (std::size_t i = home(h);; i = (i + 1) & mask_) {
         const std::uintptr_t s = slots_[i];
         if (s == 0) return nullptr;
-        if ((s & ~kPtrMask) == tag) {
-          Entry* e = reinterpret_cast<Entry*>(s & kPtrMask);
+        if ((s & kTagMask) == tag) {
+          Entry* e = entry_of(s);
           if (eq(e->key, key)) return e;
         }
       }
@@ -449,13 +455,12 @@ class PagedResourcePool final : public ResourcePool {
     // Requires: no entry with this key is present.
     void insert(std::uint64_t h, Entry* e) {
       if ((count_ + 1) * 4 > slots_.size() * 3) grow();
-      std::size_t i = home(h);
-      while (slots_[i] != 0) i = (i + 1) & mask_;
-      slots_[i] = pack(h, e);
+      place(tag_of(h), home(h), reinterpret_cast<std::uintptr_t>(e));
       ++count_;
     }
 
-    // Requires: e is present. rehash(e) recomputes an entry's hash (needed to shift).
+    // Requires: e is present. rehash(e) recomputes an entry's hash, needed only for entries
+    // whose distance was too large to record.
     template <class Rehash>
     void erase(std::uint64_t h, const Entry* e, Rehash&& rehash) noexcept {
       std::size_t i = home(h);
@@ -463,9 +468,12 @@ class PagedResourcePool final : public ResourcePool {
       // Backward shift: pull later members of the probe run into the hole when their home
       // position lies cyclically at or before the hole.
       for (std::size_t j = (i + 1) & mask_; slots_[j] != 0; j = (j + 1) & mask_) {
-        const std::size_t hj = home(rehash(reinterpret_cast<Entry*>(slots_[j] & kPtrMask)));
-        if (((j - hj) & mask_) >= ((j - i) & mask_)) {
-          slots_[i] = slots_[j];
+        const std::uintptr_t sj = slots_[j];
+        std::size_t dist = distance_of(sj);
+        if (dist == kFarAway) dist = (j - home(rehash(entry_of(sj)))) & mask_;
+        const std::size_t shift = (j - i) & mask_;
+        if (dist >= shift) {
+          slots_[i] = with_distance(sj, dist - shift);
           i = j;
         }
       }
@@ -476,24 +484,36 @@ class PagedResourcePool final : public ResourcePool {
     template <class Fn>
     void for_each(Fn&& fn) const {
       for (std::uintptr_t s : slots_) {
-        if (s != 0) fn(reinterpret_cast<Entry*>(s & kPtrMask));
+        if (s != 0) fn(entry_of(s));
       }
     }
 
-    void reset() noexcept {
-      std::fill(slots_.begin(), slots_.end(), 0);
-      count_ = 0;
-    }
     std::size_t size() const noexcept { return count_; }
     std::size_t slot_count() const noexcept { return slots_.size(); }
 
    private:
+    static constexpr std::uintptr_t kTagMask = std::uintptr_t{0xff} << 56;
+    static constexpr int kDistanceShift = 48;
+
+    static Entry* entry_of(std::uintptr_t s) noexcept { return reinterpret_cast<Entry*>(s & kPtrMask); }
+    static std::size_t distance_of(std::uintptr_t s) noexcept { return (s >> kDistanceShift) & 0xff; }
+    static std::uintptr_t with_distance(std::uintptr_t s, std::size_t dist) noexcept {
+      const std::uintptr_t d = dist >= kFarAway ? kFarAway : dist;
+      return (s & ~(std::uintptr_t{0xff} << kDistanceShift)) | (d << kDistanceShift);
+    }
     std::size_t home(std::uint64_t h) const noexcept { return static_cast<std::size_t>(h >> shift_); }
     static std::uintptr_t tag_of(std::uint64_t h) noexcept {
-      return static_cast<std::uintptr_t>((h >> 16) & 0xffff) << 48;
+      return static_cast<std::uintptr_t>((h >> 16) & 0xff) << 56;
     }
-    static std::uintptr_t pack(std::uint64_t h, Entry* e) noexcept {
-      return tag_of(h) | reinterpret_cast<std::uintptr_t>(e);
+    // Linear probing from `home`; records the distance travelled.
+    void place(std::uintptr_t tag, std::size_t home_index, std::uintptr_t pointer) noexcept {
+      std::size_t i = home_index;
+      std::size_t dist = 0;
+      while (slots_[i] != 0) {
+        i = (i + 1) & mask_;
+        ++dist;
+      }
+      slots_[i] = with_distance(tag | pointer, dist);
     }
     void grow() {
       const std::size_t new_size = slots_.empty() ? 16 : slots_.size() * 2;
@@ -501,12 +521,10 @@ class PagedResourcePool final : public ResourcePool {
       slots_.assign(new_size, 0);
       mask_ = new_size - 1;
       shift_ = 64 - static_cast<unsigned>(std::countr_zero(new_size));
-      // Re-place by the hash bits we no longer have in full: recover the home from the entry.
+      // The new home needs one more hash bit than the slot keeps: recompute from the entry.
       for (std::uintptr_t s : old) {
         if (s == 0) continue;
-        std::size_t i = home(rehash_fn_(reinterpret_cast<Entry*>(s & kPtrMask)));
-        while (slots_[i] != 0) i = (i + 1) & mask_;
-        slots_[i] = s;
+        place(s & kTagMask, home(rehash_fn_(entry_of(s))), s & kPtrMask);
       }
     }
 
@@ -789,13 +807,16 @@ class PagedResourcePool final : public ResourcePool {
         }
         insert_locked(s, h, std::move(key), std::move(value), size);
       }
-      enforce_budget();
+      enforce_budget(shard_of(h));
       return true;
     }
 
-    std::uint64_t enforce_budget() {
+    static constexpr std::uint32_t kAnyShard = UINT32_MAX;
+
+    // `near`: the shard just written, whose tail is compared first (see oldest_shard).
+    std::uint64_t enforce_budget(std::uint32_t near = kAnyShard) {
       if (total_bytes.load(std::memory_order_relaxed) > max_bytes()) {
-        return evict_to(fraction_of_max(config.low_watermark));
+        return evict_to(fraction_of_max(config.low_watermark), near);
       }
       return 0;
     }
@@ -876,7 +897,7 @@ class PagedResourcePool final : public ResourcePool {
         inserted = complete_locked(s, h, key, flight, *value, size);
       }
       flight->set_value(*value);
-      if (inserted) enforce_budget();
+      if (inserted) enforce_budget(shard_of(h));
       return std::move(*value);
     }
 
@@ -1085,9 +1106,14 @@ class PagedResourcePool final : public ResourcePool {
       return best;
     }
 
-    // The shard whose least recent unpinned candidate is oldest, by a lock-free peek at
-    // each tail's timestamp; ties go to the shard after `rotor` so no shard is favoured.
-    std::uint32_t oldest_shard() noexcept {
+    // Where to evict next. After an insert (`near` given) it is the shard written, as in
+    // LevelDB's sharded cache: keys hash uniformly, so shard tails age alike, and peeking at
+    // other shards' tails would cost cache misses on every insert of a large pool; other
+    // shards are used only when that one has no unpinned entry left. Otherwise (broker
+    // relief, explicit calls) the shard whose least recent candidate is oldest, by a cheap
+    // peek at every tail; ties go to the shard after `rotor` so none is favoured.
+    std::uint32_t oldest_shard(std::uint32_t near) noexcept {
+      if (near != kAnyShard) return near;
       const std::uint32_t start = rotor.fetch_add(1, std::memory_order_relaxed) & shard_mask;
       std::uint32_t best = start;
       std::int64_t best_age = INT64_MAX;
@@ -1112,7 +1138,7 @@ class PagedResourcePool final : public ResourcePool {
 
     // Evicts unpinned entries in policy order while `more(freed)` holds. Returns bytes freed.
     template <class More>
-    std::uint64_t evict_while(More&& more) {
+    std::uint64_t evict_while(More&& more, std::uint32_t near = kAnyShard) {
       if (config.policy->kind() == EvictionPolicy<V>::Kind::kCustom) return evict_custom(more);
       std::uint64_t freed = 0;
       if (shard_count == 1) {
@@ -1127,10 +1153,11 @@ class PagedResourcePool final : public ResourcePool {
         }
         return freed;
       }
-      std::vector<bool> exhausted(shard_count, false);
+      std::bitset<1024> exhausted;  // shard_count <= 1024; no allocation on the insert path
       std::uint32_t exhausted_count = 0;
       while (more(freed) && exhausted_count < shard_count) {
-        std::uint32_t si = oldest_shard();
+        if (near != kAnyShard && exhausted[near]) near = kAnyShard;
+        std::uint32_t si = oldest_shard(near);
         if (exhausted[si]) {
           // Hints can be stale; fall back to the next shard that still has candidates.
           const std::uint32_t base = si;
@@ -1193,9 +1220,10 @@ class PagedResourcePool final : public ResourcePool {
       return evict_while([want](std::uint64_t freed) { return freed < want; });
     }
 
-    std::uint64_t evict_to(std::uint64_t target) {
+    std::uint64_t evict_to(std::uint64_t target, std::uint32_t near = kAnyShard) {
       return evict_while(
-          [this, target](std::uint64_t) { return total_bytes.load(std::memory_order_relaxed) > target; });
+          [this, target](std::uint64_t) { return total_bytes.load(std::memory_order_relaxed) > target; },
+          near);
     }
 
     EntryView view_of(const Shard& s, const Entry* e) const {
