@@ -6,6 +6,8 @@
 #
 # Configurations (each in its own build directory under $PAGEKEEPER_BUILD_ROOT):
 #   release  Release build of everything (tests, benchmarks, tools); ctest, all tests.
+#   tidy     clang-tidy (.clang-tidy) over every source file, with the release build's
+#            compile database (needs `release`); any finding fails.
 #   asan     ASan+UBSan (-DPAGEKEEPER_SANITIZE=address), RelWithDebInfo; builds only the
 #            tests (target pagekeeper_tests, with the executables they declare); ctest, all.
 #   tsan     TSan (-DPAGEKEEPER_SANITIZE=thread), RelWithDebInfo; builds only the tests
@@ -34,7 +36,7 @@ readonly jobs="${PAGEKEEPER_JOBS:-2}"
 readonly ctest_jobs="${PAGEKEEPER_CTEST_JOBS:-2}"
 readonly test_timeout="${PAGEKEEPER_TEST_TIMEOUT:-300}"
 readonly fuzz_seconds="${PAGEKEEPER_FUZZ_SECONDS:-60}"
-readonly all_configs=(release asan tsan fuzz demo)
+readonly all_configs=(release tidy asan tsan fuzz demo)
 
 export PAGEKEEPER_TRACE_DIR="${PAGEKEEPER_TRACE_DIR:-${repo_root}/../shared/traces/arc}"
 export CCACHE_BASEDIR="${repo_root}"
@@ -68,7 +70,7 @@ run_ctest() {  # run_ctest DIR CTEST_ARGS...
 
 config_release() {
   local dir="${build_root}/release"
-  configure "${dir}" -DCMAKE_BUILD_TYPE=Release
+  configure "${dir}" -DCMAKE_BUILD_TYPE=Release -DPAGEKEEPER_LLAMA=ON
   local status=0
   build "${dir}" || status=$?
   run_ctest "${dir}" || status=$?
@@ -78,7 +80,7 @@ config_release() {
 config_asan() {
   local dir="${build_root}/asan"
   configure "${dir}" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPAGEKEEPER_SANITIZE=address \
-    -DPAGEKEEPER_BUILD_BENCH=OFF
+    -DPAGEKEEPER_BUILD_BENCH=OFF -DPAGEKEEPER_LLAMA=ON
   local status=0
   build "${dir}" --target pagekeeper_tests || status=$?
   run_ctest "${dir}" || status=$?
@@ -88,7 +90,7 @@ config_asan() {
 config_tsan() {
   local dir="${build_root}/tsan"
   configure "${dir}" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPAGEKEEPER_SANITIZE=thread \
-    -DPAGEKEEPER_BUILD_BENCH=OFF
+    -DPAGEKEEPER_BUILD_BENCH=OFF -DPAGEKEEPER_LLAMA=ON
   local status=0
   build "${dir}" --target pagekeeper_tests_concurrent || status=$?
   # TSan needs a fixed memory layout; some kernels randomize mmap too much for it.
@@ -126,6 +128,10 @@ config_fuzz() {
     echo "no fuzzers were built in ${dir}/fuzz" >&2
     return 1
   fi
+}
+
+config_tidy() {
+  bash "${repo_root}/scripts/clang-tidy.sh" "${build_root}/release"
 }
 
 config_demo() {
