@@ -43,7 +43,7 @@ export CCACHE_BASEDIR="${repo_root}"
 # Sanitizer reports fail the test that triggers them, with a stack.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:detect_stack_use_after_return=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
-export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}"
+export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:suppressions=${repo_root}/tests/tsan.supp}"
 
 log() { printf '\n=== run-tests: %s\n' "$*"; }
 

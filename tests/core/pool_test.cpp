@@ -440,18 +440,22 @@ TEST(Pool, LoadOrShareJoinsAKeyInABatchInFlight) {
       return std::uint64_t{99};
     });
   });
-  // A second batch overlapping the first joins "a" and loads only "z".
+  // A second batch overlapping the first joins "a" and loads only "z". Its loader runs after
+  // it has claimed or joined every key, so the first batch is released only then.
   std::vector<std::string> second_keys;
+  std::promise<void> second_claimed;
   auto second = std::async(std::launch::async, [&] {
     LoadManyStats st;
     auto v = pool->load_many({"a", "z"}, [&](const std::vector<std::string>& keys) {
       second_keys = keys;
+      second_claimed.set_value();
       return std::vector<std::uint64_t>(keys.size(), 4);
     }, &st);
     EXPECT_EQ(st.joined, 1u);
     return v;
   });
-  while (pool->stats().misses < 4) std::this_thread::yield();
+  second_claimed.get_future().wait();
+  while (pool->stats().misses < 5) std::this_thread::yield();  // the single call looked up b
   finish.set_value();
   EXPECT_EQ(batch.get(), (std::vector<std::uint64_t>{3, 3}));
   EXPECT_EQ(single.get(), 3u);
