@@ -310,7 +310,7 @@ void Daemon::Impl::configure_http() {
     metrics.observe(HttpMetrics::kOtherRoute, res.status, 0.0);
     return httplib::Server::HandlerResponse::Handled;
   }));
-  http.set_exception_handler([this](const httplib::Request&, httplib::Response& res, const std::exception_ptr& ep) {
+  http.set_exception_handler([](const httplib::Request&, httplib::Response& res, const std::exception_ptr& ep) {
     std::string what = "unknown exception";
     try {
       if (ep) std::rethrow_exception(ep);
@@ -437,7 +437,7 @@ void Daemon::Impl::install_routes() {
   }));
   // Known paths with the wrong method get 405 and the Allow header rather than a bare 404.
   auto wrong_method = [this](const char* allow) {
-    return wrap(HttpMetrics::kOtherRoute, [this, allow](const httplib::Request& req, httplib::Response& res) {
+    return wrap(HttpMetrics::kOtherRoute, [allow](const httplib::Request& req, httplib::Response& res) {
       res.set_header("Allow", allow);
       set_error(res, 405, "method_not_allowed", req.method + " is not allowed on " + req.path.substr(0, 200) +
                                                     "; use " + allow);
@@ -453,7 +453,7 @@ void Daemon::Impl::install_routes() {
   http.Post("/metrics", wrong_method("GET"));
   http.Post("/healthz", wrong_method("GET"));
   const std::size_t dashboard_route = add_route("/ (dashboard)");
-  http.Get(R"(/([A-Za-z0-9_.\-/]*))", wrap(dashboard_route, [this](const httplib::Request& req, httplib::Response& res) {
+  http.Get(R"(/([A-Za-z0-9_.\-/]*))", wrap(dashboard_route, [](const httplib::Request& req, httplib::Response& res) {
     const server::DashboardAsset* asset = server::find_dashboard_asset(req.path);
     if (asset == nullptr) {
       throw RequestError(404, "not_found",

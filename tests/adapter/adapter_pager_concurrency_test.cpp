@@ -52,7 +52,9 @@ TEST(AdapterPagerConcurrencyTest, ActivationsReliefAndReadsKeepTheBudget) {
         try {
           const auto r = pager->activate_skill(name);
           if (r.activated) activated.fetch_add(1);
-          if (auto held = pager->active(name)) EXPECT_GT(held->size_bytes, 0u);
+          if (auto held = pager->active(name)) {
+            EXPECT_GT(held->size_bytes, 0u);
+          }
         } catch (const TierExhausted&) {
           refused.fetch_add(1);
         }

@@ -153,7 +153,9 @@ TEST_F(BadInput, EveryMalformedRequestGetsA4xxJsonErrorAndTheServerKeepsServing)
     const std::string message = body["error"]["message"];
     EXPECT_FALSE(message.empty());
     EXPECT_EQ(body["error"]["status"], status);
-    if (!c.message_part.empty()) EXPECT_NE(message.find(c.message_part), std::string::npos) << message;
+    if (!c.message_part.empty()) {
+      EXPECT_NE(message.find(c.message_part), std::string::npos) << message;
+    }
     // Still serving.
     const std::string health = raw_exchange(server_->port(), http_request("GET", "/healthz", "", ""));
     EXPECT_EQ(status_of(health), 200) << "after " << c.name;
