@@ -38,6 +38,8 @@ readonly test_timeout="${PAGEKEEPER_TEST_TIMEOUT:-300}"
 readonly fuzz_seconds="${PAGEKEEPER_FUZZ_SECONDS:-60}"
 readonly all_configs=(release tidy asan tsan fuzz demo)
 
+# setup-debian.sh installs chromium: the dashboard test must run, not skip.
+export PAGEKEEPER_REQUIRE_CHROMIUM=1
 export PAGEKEEPER_TRACE_DIR="${PAGEKEEPER_TRACE_DIR:-${repo_root}/../shared/traces/arc}"
 export CCACHE_BASEDIR="${repo_root}"
 # Sanitizer reports fail the test that triggers them, with a stack.
