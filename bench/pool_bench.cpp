@@ -101,6 +101,32 @@ void BM_PoolGetHit(benchmark::State& state) {
 }
 BENCHMARK(BM_PoolGetHit)->Threads(1)->Threads(2)->UseRealTime();
 
+// The same with a 1 s promotion delay (PoolConfig::lru_refresh_ms, CacheLib's lruRefreshTime).
+std::unique_ptr<U64Pool> g_refresh_pool;
+void BM_PoolGetHitRefresh1s(benchmark::State& state) {
+  if (state.thread_index() == 0) {
+    PoolConfig<std::uint64_t, std::uint64_t> c;
+    c.name = "bench-refresh";
+    c.max_bytes = kWorkingSet * 2 * 16;
+    c.sizer = [](const std::uint64_t&) { return std::uint64_t{16}; };
+    c.policy = EvictionPolicy<std::uint64_t>::lru();
+    c.lru_refresh_ms = 1000;
+    g_refresh_pool = std::make_unique<U64Pool>(c);
+    for (std::uint64_t i = 0; i < kWorkingSet; ++i) g_refresh_pool->insert(i, i);
+  }
+  const auto keys = access_sequence(state.thread_index());
+  std::size_t i = 0;
+  std::uint64_t found = 0;
+  for (auto _ : state) {
+    found += g_refresh_pool->get(keys[i]).has_value();
+    i = (i + 1) & (kWorkingSet - 1);
+  }
+  benchmark::DoNotOptimize(found);
+  state.SetItemsProcessed(state.iterations());
+  if (found != static_cast<std::uint64_t>(state.iterations())) state.SkipWithError("miss on hit path");
+}
+BENCHMARK(BM_PoolGetHitRefresh1s)->Threads(1)->Threads(2)->UseRealTime();
+
 void BM_BaselineMutexLruGetHit(benchmark::State& state) {
   if (state.thread_index() == 0) {
     g_baseline = std::make_unique<MutexLru>(kWorkingSet * 2);

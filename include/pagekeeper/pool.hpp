@@ -95,6 +95,12 @@ struct PoolConfig {
   // policies and for budgets under 1 MiB, whose few entries want exact global order; else
   // 4 per hardware thread, between 4 and 64).
   std::uint32_t shards = 0;
+  // Promotion delay (CacheLib's lruRefreshTime): a hit on an entry whose recency was
+  // refreshed less than this many milliseconds ago counts as a hit but is not recorded for
+  // promotion, so a hot working set stops taking the shard's lock exclusively to replay
+  // reads. 0 (the default) keeps exact LRU order; with a delay, order is LRU at that
+  // granularity and access counts skip the unrecorded hits.
+  std::uint32_t lru_refresh_ms = 0;
   // Optional: how snapshot() prints keys. Defaults to the key itself for strings, to
   // std::to_string for arithmetic keys, to to_string(key) found by ADL, else "<key>".
   std::function<std::string(const K&)> key_formatter;
@@ -733,7 +739,13 @@ class PagedResourcePool final : public ResourcePool {
           s.misses.fetch_add(1, std::memory_order_relaxed);
           return std::nullopt;
         }
-        drain = record_read(s, e);
+        if (config.lru_refresh_ms != 0 &&
+            monotonic_ms() - e->last_access_ms.load(std::memory_order_relaxed) <
+                static_cast<std::int64_t>(config.lru_refresh_ms)) {
+          s.hits.fetch_add(1, std::memory_order_relaxed);  // recent enough: no promotion
+        } else {
+          drain = record_read(s, e);
+        }
         result.emplace(e->value);
       }
       if (drain) {

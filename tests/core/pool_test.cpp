@@ -268,6 +268,25 @@ TEST(Pool, LruOrderFollowsReadsNotInserts) {
   EXPECT_TRUE(pool->contains("d"));
 }
 
+TEST(Pool, PromotionDelaySkipsRecentReadsButCountsThem) {
+  PoolConfig<std::string, std::uint64_t> c;
+  c.name = "refresh";
+  c.max_bytes = 30;
+  c.sizer = [](const std::uint64_t& v) { return v; };
+  c.policy = EvictionPolicy<std::uint64_t>::lru();
+  c.shards = 1;
+  c.lru_refresh_ms = 60'000;
+  StrPool pool(c);
+  pool.insert("a", 10);
+  pool.insert("b", 10);
+  pool.insert("c", 10);
+  ASSERT_TRUE(pool.get("a"));  // a was refreshed at insert: counted, not promoted
+  pool.insert("d", 10);
+  EXPECT_FALSE(pool.contains("a"));  // still least recent (exact LRU would have kept it)
+  EXPECT_EQ(pool.stats().hits, 1u);
+  EXPECT_EQ(pool.verify_invariants(), "");
+}
+
 TEST(Pool, SizeAwareLruPrefersLargeAmongOld) {
   auto pool = make_pool(10'000'000, 1, 1.0, EvictionPolicy<std::uint64_t>::size_aware_lru(8));
   pool->insert("small", 1000);
