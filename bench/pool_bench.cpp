@@ -25,13 +25,15 @@ using U64Pool = PagedResourcePool<std::uint64_t, std::uint64_t>;
 
 constexpr std::uint64_t kWorkingSet = 64 * 1024;
 
-std::unique_ptr<U64Pool> make_u64_pool(std::uint64_t entries, std::uint32_t shards = 0) {
+std::unique_ptr<U64Pool> make_u64_pool(std::uint64_t entries, std::uint32_t shards = 0,
+                                       std::uint32_t lru_refresh_ms = 0) {
   PoolConfig<std::uint64_t, std::uint64_t> c;
   c.name = "bench";
   c.max_bytes = entries * 16;
   c.sizer = [](const std::uint64_t&) { return std::uint64_t{16}; };
   c.policy = EvictionPolicy<std::uint64_t>::lru();
   c.shards = shards;
+  c.lru_refresh_ms = lru_refresh_ms;
   return std::make_unique<U64Pool>(c);
 }
 
@@ -79,51 +81,44 @@ class MutexLru {
 };
 
 std::unique_ptr<U64Pool> g_pool;
+std::unique_ptr<U64Pool> g_refresh_pool;
 std::unique_ptr<MutexLru> g_baseline;
 
-void BM_PoolGetHit(benchmark::State& state) {
-  if (state.thread_index() == 0) {
-    g_pool = make_u64_pool(kWorkingSet * 2);
-    for (std::uint64_t i = 0; i < kWorkingSet; ++i) g_pool->insert(i, i);
-  }
+// The measured loop shared by the get-hit benchmarks: each thread walks its own permutation
+// of the working set, which thread 0 has loaded into `cache` before the loop starts. The
+// pointer is read only inside the loop, after the threads' start barrier: thread 0 may be
+// replacing it (and destroying the previous run's cache) until then.
+template <class Cache>
+void get_hit_loop(benchmark::State& state, const std::unique_ptr<Cache>& cache) {
   const auto keys = access_sequence(state.thread_index());
   std::size_t i = 0;
   std::uint64_t found = 0;
   for (auto _ : state) {
-    auto v = g_pool->get(keys[i]);
-    found += v.has_value();
+    found += cache->get(keys[i]).has_value();
     i = (i + 1) & (kWorkingSet - 1);
   }
   benchmark::DoNotOptimize(found);
   state.SetItemsProcessed(state.iterations());
   if (found != static_cast<std::uint64_t>(state.iterations())) state.SkipWithError("miss on hit path");
+}
+
+std::unique_ptr<U64Pool> make_loaded_pool(std::uint32_t lru_refresh_ms) {
+  auto pool = make_u64_pool(kWorkingSet * 2, 0, lru_refresh_ms);
+  for (std::uint64_t i = 0; i < kWorkingSet; ++i) pool->insert(i, i);
+  return pool;
+}
+
+void BM_PoolGetHit(benchmark::State& state) {
+  if (state.thread_index() == 0) g_pool = make_loaded_pool(0);
+  get_hit_loop(state, g_pool);
   if (state.thread_index() == 0) state.counters["shards"] = g_pool->shard_count();
 }
 BENCHMARK(BM_PoolGetHit)->Threads(1)->Threads(2)->UseRealTime();
 
 // The same with a 1 s promotion delay (PoolConfig::lru_refresh_ms, CacheLib's lruRefreshTime).
-std::unique_ptr<U64Pool> g_refresh_pool;
 void BM_PoolGetHitRefresh1s(benchmark::State& state) {
-  if (state.thread_index() == 0) {
-    PoolConfig<std::uint64_t, std::uint64_t> c;
-    c.name = "bench-refresh";
-    c.max_bytes = kWorkingSet * 2 * 16;
-    c.sizer = [](const std::uint64_t&) { return std::uint64_t{16}; };
-    c.policy = EvictionPolicy<std::uint64_t>::lru();
-    c.lru_refresh_ms = 1000;
-    g_refresh_pool = std::make_unique<U64Pool>(c);
-    for (std::uint64_t i = 0; i < kWorkingSet; ++i) g_refresh_pool->insert(i, i);
-  }
-  const auto keys = access_sequence(state.thread_index());
-  std::size_t i = 0;
-  std::uint64_t found = 0;
-  for (auto _ : state) {
-    found += g_refresh_pool->get(keys[i]).has_value();
-    i = (i + 1) & (kWorkingSet - 1);
-  }
-  benchmark::DoNotOptimize(found);
-  state.SetItemsProcessed(state.iterations());
-  if (found != static_cast<std::uint64_t>(state.iterations())) state.SkipWithError("miss on hit path");
+  if (state.thread_index() == 0) g_refresh_pool = make_loaded_pool(1000);
+  get_hit_loop(state, g_refresh_pool);
 }
 BENCHMARK(BM_PoolGetHitRefresh1s)->Threads(1)->Threads(2)->UseRealTime();
 
@@ -132,16 +127,7 @@ void BM_BaselineMutexLruGetHit(benchmark::State& state) {
     g_baseline = std::make_unique<MutexLru>(kWorkingSet * 2);
     for (std::uint64_t i = 0; i < kWorkingSet; ++i) g_baseline->put(i, i);
   }
-  const auto keys = access_sequence(state.thread_index());
-  std::size_t i = 0;
-  std::uint64_t found = 0;
-  for (auto _ : state) {
-    auto v = g_baseline->get(keys[i]);
-    found += v.has_value();
-    i = (i + 1) & (kWorkingSet - 1);
-  }
-  benchmark::DoNotOptimize(found);
-  state.SetItemsProcessed(state.iterations());
+  get_hit_loop(state, g_baseline);
 }
 BENCHMARK(BM_BaselineMutexLruGetHit)->Threads(1)->Threads(2)->UseRealTime();
 

@@ -458,9 +458,11 @@ class PagedResourcePool final : public ResourcePool {
       }
     }
 
-    // Requires: no entry with this key is present.
-    void insert(std::uint64_t h, Entry* e) {
-      if ((count_ + 1) * 4 > slots_.size() * 3) grow();
+    // Requires: no entry with this key is present. rehash(e) recomputes an entry's hash
+    // (needed when the table grows).
+    template <class Rehash>
+    void insert(std::uint64_t h, Entry* e, Rehash&& rehash) {
+      if ((count_ + 1) * 4 > slots_.size() * 3) grow(rehash);
       place(tag_of(h), home(h), reinterpret_cast<std::uintptr_t>(e));
       ++count_;
     }
@@ -521,7 +523,8 @@ class PagedResourcePool final : public ResourcePool {
       }
       slots_[i] = with_distance(tag | pointer, dist);
     }
-    void grow() {
+    template <class Rehash>
+    void grow(Rehash& rehash) {
       const std::size_t new_size = slots_.empty() ? 16 : slots_.size() * 2;
       std::vector<std::uintptr_t> old = std::move(slots_);
       slots_.assign(new_size, 0);
@@ -530,14 +533,10 @@ class PagedResourcePool final : public ResourcePool {
       // The new home needs one more hash bit than the slot keeps: recompute from the entry.
       for (std::uintptr_t s : old) {
         if (s == 0) continue;
-        place(s & kTagMask, home(rehash_fn_(entry_of(s))), s & kPtrMask);
+        place(s & kTagMask, home(rehash(entry_of(s))), s & kPtrMask);
       }
     }
 
-   public:
-    std::function<std::uint64_t(const Entry*)> rehash_fn_;
-
-   private:
     std::vector<std::uintptr_t> slots_;
     std::size_t count_ = 0;
     std::size_t mask_ = 0;
@@ -571,9 +570,6 @@ class PagedResourcePool final : public ResourcePool {
       shard_count = choose_shards(config);
       shard_mask = shard_count - 1;
       shards = std::make_unique<Shard[]>(shard_count);
-      for (std::uint32_t i = 0; i < shard_count; ++i) {
-        shards[i].table.rehash_fn_ = [this](const Entry* e) { return hash_of(e->key); };
-      }
       if (!config.key_formatter) {
         config.key_formatter = [](const K& k) { return pool_detail::default_key_text(k); };
       }
@@ -613,6 +609,10 @@ class PagedResourcePool final : public ResourcePool {
     }
 
     std::uint64_t hash_of(const K& key) const { return pool_detail::mix64(hasher(key)); }
+    // What the table calls to recover an entry's hash when it must move it.
+    auto rehasher() const {
+      return [this](const Entry* e) { return hash_of(e->key); };
+    }
     std::uint32_t shard_of(std::uint64_t h) const noexcept {
       return static_cast<std::uint32_t>(h) & shard_mask;
     }
@@ -713,7 +713,7 @@ class PagedResourcePool final : public ResourcePool {
     // Removes e from table, list and accounting; frees it unless a pin keeps it alive.
     // Requires: exclusive lock on s.
     void detach(Shard& s, Entry* e, std::uint64_t h) noexcept {
-      s.table.erase(h, e, [this](const Entry* x) { return hash_of(x->key); });
+      s.table.erase(h, e, rehasher());
       unlink(e);
       const std::uint64_t size = size_of(s, e);
       s.bytes -= size;
@@ -796,7 +796,7 @@ class PagedResourcePool final : public ResourcePool {
     void insert_locked(Shard& s, std::uint64_t h, K&& key, V&& value, std::uint64_t size) {
       if (Entry* old = s.table.find(h, key, key_equal)) detach(s, old, h);
       Entry* e = create(s, std::move(key), std::move(value), size, monotonic_ms());
-      s.table.insert(h, e);
+      s.table.insert(h, e, rehasher());
       push_front(s, e);
       s.bytes += size;
       total_bytes.fetch_add(size, std::memory_order_relaxed);
