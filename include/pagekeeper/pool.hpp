@@ -23,15 +23,23 @@
 //     of load_or_share / load_many); total_bytes equals the sum of resident entry sizes.
 //
 // Design and locking rule
-//   Keys hash into shards (a power of two). Each shard has a reader-writer lock. The hit path
-//   (get, pin) takes the shard's lock *shared* and records the access in a small per-shard
-//   read buffer (Caffeine's idea); the buffer is replayed into the shard's exact LRU list
-//   under the exclusive lock, when it fills and before every eviction, so a single thread
-//   sees exact LRU and concurrent readers never serialize on a list. Under heavy concurrent
-//   reads a full buffer drops recency events (lossy, as in Caffeine): order is then
-//   approximate, never the budget or the pins. Writers (insert, eviction, load completion)
-//   take one shard's lock exclusively; no code path holds two shard locks at once, except
-//   custom-policy eviction and verification, which take all of them in index order.
+//   Keys hash into shards (a power of two). Each shard has a reader-writer lock, an exact
+//   LRU list and an open-addressing table whose slots are atomics.
+//   - Hits (get) never take a lock exclusively. When K and V are each one lock-free atomic
+//     word (lock_free_reads()), get() takes no lock at all: it probes the table, copies the
+//     value and validates against the table's version (a seqlock that only slot moves and
+//     table growth advance), retrying or falling back to the shared lock if a writer
+//     interfered. Other types are read under the shard's lock taken shared.
+//   - A hit is counted and queued in this thread's stripe of the shard's read rings
+//     (Caffeine's striped read buffer; threads map to stripes by a small per-thread index,
+//     so concurrent readers write different cache lines). Rings are replayed into the LRU
+//     list under the exclusive lock, when one fills and before every eviction, so a single
+//     thread sees exact LRU. Under concurrent reads a full ring whose shard is busy drops
+//     recency events (lossy, as in Caffeine): order is then approximate, never the budget,
+//     the pins or the hit and miss counts.
+//   - Writers (insert, eviction, pin, load completion) take one shard's lock exclusively; no
+//     code path holds two shard locks at once, except custom-policy eviction and
+//     verification, which take all of them in index order.
 //   total_bytes is an atomic changed only under the owning shard's lock.
 //   Entries live in a per-shard slab arena (no per-entry malloc header; a 40-byte header per
 //   entry) and are found through a per-shard open-addressing table of tagged pointers, which
@@ -65,6 +73,8 @@
 #include <unordered_map>
 #include <utility>
 #include <vector>
+
+#include <sys/mman.h>
 
 #include "pagekeeper/clock.hpp"
 #include "pagekeeper/eviction_policy.hpp"
@@ -186,6 +196,70 @@ class SlabArena {
   std::vector<Block> blocks_;
   void* free_ = nullptr;
 };
+
+// Small per-thread numbers: the lowest number not held by a live thread, taken on a thread's
+// first use and given back when it exits, so that N live threads hold 0..N-1 however many
+// threads came and went. Used to spread threads over the read stripes of a shard so that
+// concurrent readers write different cache lines; collisions cost contention, never
+// correctness. Thread-safe (one mutex, taken once per thread).
+class ThreadIndexRegistry {
+ public:
+  static ThreadIndexRegistry& instance() {
+    static auto* registry = new ThreadIndexRegistry();  // never destroyed: threads may outlive statics
+    return *registry;
+  }
+  std::uint32_t acquire() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const auto it = std::find(held_.begin(), held_.end(), false);
+    if (it != held_.end()) {
+      *it = true;
+      return static_cast<std::uint32_t>(it - held_.begin());
+    }
+    held_.push_back(true);
+    return static_cast<std::uint32_t>(held_.size() - 1);
+  }
+  void release(std::uint32_t index) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    held_[index] = false;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<bool> held_;
+};
+
+inline std::uint32_t thread_index() noexcept {
+  struct Holder {
+    std::uint32_t index = ThreadIndexRegistry::instance().acquire();
+    Holder() = default;
+    Holder(const Holder&) = delete;
+    Holder& operator=(const Holder&) = delete;
+    ~Holder() { ThreadIndexRegistry::instance().release(index); }
+  };
+  thread_local const Holder holder;
+  return holder.index;
+}
+
+// True when T can be read and written as one lock-free atomic word (std::atomic_ref) and
+// needs no constructor or destructor: keys and values of this kind are read without any lock.
+template <class T>
+constexpr bool is_atomic_word() {
+  if constexpr (std::is_trivially_copyable_v<T> && std::is_trivially_default_constructible_v<T> &&
+                std::is_trivially_destructible_v<T>) {
+    return std::atomic_ref<T>::is_always_lock_free;
+  } else {
+    return false;
+  }
+}
+
+template <class T>
+constexpr std::size_t atomic_word_alignment() {
+  if constexpr (is_atomic_word<T>()) {
+    return std::max(alignof(T), std::atomic_ref<T>::required_alignment);
+  } else {
+    return alignof(T);
+  }
+}
 
 }  // namespace pool_detail
 
@@ -352,6 +426,12 @@ class PagedResourcePool final : public ResourcePool {
   // Returns an empty string when they hold, else a description of the first violation.
   std::string verify_invariants() const { return core_->verify_invariants(); }
 
+  // True when get() reads without taking any lock (K and V are each one lock-free atomic
+  // word: integers, pointers, small trivially copyable structs); otherwise get() takes the
+  // shard's lock shared. Either way it never takes a lock exclusively on the hit path
+  // except to replay a full read ring (once per 64 hits per thread, skipped when contended).
+  static constexpr bool lock_free_reads() noexcept { return kOptimisticReads; }
+
   // Bytes of pool bookkeeping per resident entry beyond sizeof(K) + sizeof(V): the entry
   // header plus its share of the hash table at the current load. For the overhead figure.
   static constexpr std::size_t entry_header_bytes() noexcept {
@@ -366,17 +446,39 @@ class PagedResourcePool final : public ResourcePool {
   };
 
   static constexpr std::uint32_t kDetachedBit = 1;
+  // Set on a chunk whose entry was destroyed (it sits in the arena's free list until reused).
+  static constexpr std::uint32_t kFreedBit = 0x80000000u;
   static constexpr std::uint32_t kLargeSize = 0xffffffffu;
   static constexpr std::uint32_t kPinUnit = 2;
 
+  // Keys and values that are single lock-free atomic words (integers, pointers, small
+  // trivially copyable structs) are read by get() without taking any lock: a seqlock-style
+  // optimistic read validated by the shard table's version (see Core::get). Other types are
+  // read under the shard's lock taken shared.
+  static constexpr bool kOptimisticReads =
+      pool_detail::is_atomic_word<K>() && pool_detail::is_atomic_word<V>();
+
   struct Entry : Link {
     template <class KK, class VV>
+      requires(!kOptimisticReads)
     Entry(KK&& k, VV&& v, std::uint32_t size_field, std::uint32_t loaded_s, std::int64_t now)
-        : size_small(size_field), loaded_at_s(loaded_s), last_access_ms(now),
-          key(std::forward<KK>(k)), value(std::forward<VV>(v)) {}
-    // pins * kPinUnit | detached. Detached entries are out of the table and list; the
-    // last unpin of a detached entry frees it (exactly one party sees pins reach 0 with the
-    // bit set, so exactly one frees).
+        : size_small(size_field), loaded_at_s(loaded_s), key(std::forward<KK>(k)),
+          value(std::forward<VV>(v)) {
+      set_last_access(now);
+    }
+    // Lock-free readers may read key and value of a chunk while it is being (re)built, so
+    // with optimistic reads both are written only through atomic_ref, never initialized.
+    // NOLINTNEXTLINE(cppcoreguidelines-pro-type-member-init)
+    Entry(const K& k, const V& v, std::uint32_t size_field, std::uint32_t loaded_s, std::int64_t now)
+      requires(kOptimisticReads)
+        : size_small(size_field), loaded_at_s(loaded_s) {
+      std::atomic_ref<K>(key).store(k, std::memory_order_relaxed);
+      std::atomic_ref<V>(value).store(v, std::memory_order_relaxed);
+      set_last_access(now);
+    }
+    // pins * kPinUnit | detached, or kFreedBit once destroyed. Detached entries are out of the
+    // table and list; the last unpin of a detached entry frees it (exactly one party sees pins
+    // reach 0 with the bit set, so exactly one frees).
     std::atomic<std::uint32_t> state{0};
     std::atomic<std::uint32_t> access_count{1};
     // Sizes below 4 GiB live here; kLargeSize means "see the shard's large_sizes map" (only
@@ -384,11 +486,27 @@ class PagedResourcePool final : public ResourcePool {
     std::uint32_t size_small;
     // Seconds since the pool was created (1 s resolution, 136-year range).
     std::uint32_t loaded_at_s;
-    std::atomic<std::int64_t> last_access_ms;
-    K key;
-    V value;
+    // Monotonic ms of the last recorded access. Accessed only through atomic_ref (see
+    // last_access()), and without an initializer, for the same reason as key and value.
+    std::int64_t last_access_raw;
+    alignas(pool_detail::atomic_word_alignment<K>()) K key;
+    alignas(pool_detail::atomic_word_alignment<V>()) V value;
 
     std::uint32_t pins() const noexcept { return state.load(std::memory_order_acquire) / kPinUnit; }
+    std::int64_t last_access() const noexcept {
+      return std::atomic_ref<std::int64_t>(const_cast<std::int64_t&>(last_access_raw))
+          .load(std::memory_order_relaxed);
+    }
+    void set_last_access(std::int64_t ms) noexcept {
+      std::atomic_ref<std::int64_t>(last_access_raw).store(ms, std::memory_order_relaxed);
+    }
+    // The key and value as a lock-free reader sees them. Requires: kOptimisticReads.
+    K racy_key() const noexcept {
+      return std::atomic_ref<K>(const_cast<K&>(key)).load(std::memory_order_relaxed);
+    }
+    V racy_value() const noexcept {
+      return std::atomic_ref<V>(const_cast<V&>(value)).load(std::memory_order_relaxed);
+    }
   };
 
   // One load in flight: the loader's caller completes it, joiners wait on it. Lighter than
@@ -436,72 +554,183 @@ class PagedResourcePool final : public ResourcePool {
 
   // Open-addressing (linear probing, backward-shift deletion) table of Entry pointers whose
   // top 16 bits carry a hash tag, so most probes are rejected without touching the entry.
+  //
+  // Locking rule: every mutation happens under the owning shard's exclusive lock. Slots are
+  // atomics, so with kOptimisticReads a reader may probe without any lock: mutations that
+  // move or remove slots (erase's backward shift, growth) run inside a write window that
+  // makes the version odd and then advances it, and a lock-free reader validates its probe
+  // against the version it started from (a seqlock). Plain inserts only fill an empty slot,
+  // with release order after the entry was built, so a reader sees the entry whole or not
+  // at all. A replaced slot array may still be probed by such a reader, so it is retired,
+  // not freed, while the table lives: a large (mmap'd) one gives its pages back to the system
+  // at once (MADV_DONTNEED; a late reader then sees empty slots and fails validation), a
+  // small one is kept (less than 64 KiB in all). Without optimistic reads old arrays are
+  // freed at once.
   class Table {
    public:
+    Table() = default;
+    Table(const Table&) = delete;
+    Table& operator=(const Table&) = delete;
+    ~Table() {
+      if (Slots* a = slots_.load(std::memory_order_relaxed)) release(a, a->bytes, a->mapped);
+      for (const Retired& r : retired_) release(r.slots, r.bytes, r.mapped);
+    }
+
+    // Lookup for holders of the shard lock (shared or exclusive).
+    Entry* find(std::uint64_t h, const K& key, const KeyEqual& eq) const noexcept {
+      return find_in<false>(h, key, eq);
+    }
+
+    // Lookup for lock-free readers: returns a candidate that is only valid if
+    // read_validate(v) holds afterwards, where v = read_begin() was taken before. The entry
+    // may be freed or reused at any time: read it only with Entry::racy_key/racy_value.
+    // Requires: kOptimisticReads.
+    Entry* find_racy(std::uint64_t h, const K& key, const KeyEqual& eq) const noexcept {
+      return find_in<true>(h, key, eq);
+    }
+    // The version a lock-free read starts from; odd while a writer is moving slots.
+    std::uint32_t read_begin() const noexcept { return version_.load(std::memory_order_acquire); }
+    // True when no slot moved since read_begin() returned `v` (and v was even).
+    bool read_validate(std::uint32_t v) const noexcept {
+      std::atomic_thread_fence(std::memory_order_acquire);
+      return (v & 1u) == 0 && version_.load(std::memory_order_relaxed) == v;
+    }
+
+    // Requires: exclusive lock; no entry with this key is present; e is fully built.
+    // rehash(e) recomputes an entry's hash (needed when the table grows).
+    template <class Rehash>
+    void insert(std::uint64_t h, Entry* e, Rehash&& rehash) {
+      Slots* a = slots_.load(std::memory_order_relaxed);
+      if (a == nullptr || (count_ + 1) * 4 > (a->mask + 1) * 3) a = grow(rehash);
+      place(a, tag_of(h), a->home(h), reinterpret_cast<std::uintptr_t>(e));
+      ++count_;
+    }
+
+    // Requires: exclusive lock; e is present. rehash(e) recomputes an entry's hash, needed
+    // only for entries whose distance was too large to record.
+    template <class Rehash>
+    void erase(std::uint64_t h, const Entry* e, Rehash&& rehash) noexcept {
+      Slots* a = slots_.load(std::memory_order_relaxed);
+      std::size_t i = a->home(h);
+      while ((a->load(i) & kPtrMask) != reinterpret_cast<std::uintptr_t>(e)) i = (i + 1) & a->mask;
+      WriteWindow window(*this);
+      // Backward shift: pull later members of the probe run into the hole when their home
+      // position lies cyclically at or before the hole.
+      for (std::size_t j = (i + 1) & a->mask;; j = (j + 1) & a->mask) {
+        const std::uintptr_t sj = a->load(j);
+        if (sj == 0) break;
+        std::size_t dist = distance_of(sj);
+        if (dist == kFarAway) dist = (j - a->home(rehash(entry_of(sj)))) & a->mask;
+        const std::size_t shift = (j - i) & a->mask;
+        if (dist >= shift) {
+          a->store(i, with_distance(sj, dist - shift));
+          i = j;
+        }
+      }
+      a->store(i, 0);
+      --count_;
+    }
+
+    // Requires: the shard lock (shared or exclusive).
+    template <class Fn>
+    void for_each(Fn&& fn) const {
+      const Slots* a = slots_.load(std::memory_order_relaxed);
+      if (a == nullptr) return;
+      for (std::size_t i = 0; i <= a->mask; ++i) {
+        const std::uintptr_t s = a->load(i);
+        if (s != 0) fn(entry_of(s));
+      }
+    }
+
+    std::size_t size() const noexcept { return count_; }
+    std::size_t slot_count() const noexcept {
+      const Slots* a = slots_.load(std::memory_order_relaxed);
+      return a == nullptr ? 0 : a->mask + 1;
+    }
+
+   private:
     // Slot layout: [63..56] hash tag, [55..48] probe distance from the home slot (kFarAway:
     // too far to record, recompute from the entry), [47..0] the Entry pointer. The recorded
     // distance lets deletion shift entries back without touching them (a cache miss each in
     // a large pool); the tag rejects most non-matching probes without touching the entry.
     static constexpr std::uintptr_t kPtrMask = (std::uintptr_t{1} << 48) - 1;
     static constexpr std::uintptr_t kFarAway = 0xff;
+    static constexpr std::uintptr_t kTagMask = std::uintptr_t{0xff} << 56;
+    static constexpr int kDistanceShift = 48;
+    // Slot arrays from this size on are mmap'd, so that a retired one can return its pages.
+    static constexpr std::size_t kMapBytes = std::size_t{64} << 10;
+    static constexpr std::size_t kHeaderBytes = 64;
 
-    Entry* find(std::uint64_t h, const K& key, const KeyEqual& eq) const noexcept {
-      if (slots_.empty()) return nullptr;
+    // One slot array: a header, then the slots. A header zeroed by MADV_DONTNEED reads as
+    // mask 0, so a late reader probes slot 0 only, finds it empty and fails validation.
+    struct Slots {
+      std::size_t mask;
+      unsigned shift;
+      bool mapped;
+      std::size_t bytes;
+
+      std::atomic<std::uintptr_t>* slot_ptr(std::size_t i) const noexcept {
+        auto* base = reinterpret_cast<std::byte*>(const_cast<Slots*>(this)) + kHeaderBytes;
+        return reinterpret_cast<std::atomic<std::uintptr_t>*>(base) + i;
+      }
+      std::uintptr_t load(std::size_t i) const noexcept {
+        return slot_ptr(i)->load(std::memory_order_acquire);
+      }
+      void store(std::size_t i, std::uintptr_t v) noexcept {
+        slot_ptr(i)->store(v, std::memory_order_release);
+      }
+      std::size_t home(std::uint64_t h) const noexcept {
+        return static_cast<std::size_t>(h >> shift) & mask;
+      }
+    };
+    struct Retired {
+      Slots* slots;
+      std::size_t bytes;
+      bool mapped;
+    };
+
+    // Makes the version odd for its lifetime (only with optimistic readers).
+    class WriteWindow {
+     public:
+      explicit WriteWindow(Table& t) noexcept : table_(t) {
+        if constexpr (kOptimisticReads) {
+          start_ = t.version_.load(std::memory_order_relaxed);
+          t.version_.store(start_ + 1, std::memory_order_relaxed);
+          std::atomic_thread_fence(std::memory_order_release);
+        }
+      }
+      ~WriteWindow() {
+        if constexpr (kOptimisticReads) table_.version_.store(start_ + 2, std::memory_order_release);
+      }
+      WriteWindow(const WriteWindow&) = delete;
+      WriteWindow& operator=(const WriteWindow&) = delete;
+
+     private:
+      Table& table_;
+      std::uint32_t start_ = 0;
+    };
+
+    template <bool kRacy>
+    Entry* find_in(std::uint64_t h, const K& key, const KeyEqual& eq) const noexcept {
+      const Slots* a = slots_.load(std::memory_order_acquire);
+      if (a == nullptr) return nullptr;
       const std::uintptr_t tag = tag_of(h);
-      for (std::size_t i = home(h);; i = (i + 1) & mask_) {
-        const std::uintptr_t s = slots_[i];
+      const std::size_t mask = a->mask;
+      // Bounded: a racy reader may see a table that is being rewritten.
+      for (std::size_t i = a->home(h), n = 0; n <= mask; i = (i + 1) & mask, ++n) {
+        const std::uintptr_t s = a->load(i);
         if (s == 0) return nullptr;
         if ((s & kTagMask) == tag) {
           Entry* e = entry_of(s);
-          if (eq(e->key, key)) return e;
+          if constexpr (kRacy) {
+            if (eq(e->racy_key(), key)) return e;
+          } else {
+            if (eq(e->key, key)) return e;
+          }
         }
       }
+      return nullptr;
     }
-
-    // Requires: no entry with this key is present. rehash(e) recomputes an entry's hash
-    // (needed when the table grows).
-    template <class Rehash>
-    void insert(std::uint64_t h, Entry* e, Rehash&& rehash) {
-      if ((count_ + 1) * 4 > slots_.size() * 3) grow(rehash);
-      place(tag_of(h), home(h), reinterpret_cast<std::uintptr_t>(e));
-      ++count_;
-    }
-
-    // Requires: e is present. rehash(e) recomputes an entry's hash, needed only for entries
-    // whose distance was too large to record.
-    template <class Rehash>
-    void erase(std::uint64_t h, const Entry* e, Rehash&& rehash) noexcept {
-      std::size_t i = home(h);
-      while ((slots_[i] & kPtrMask) != reinterpret_cast<std::uintptr_t>(e)) i = (i + 1) & mask_;
-      // Backward shift: pull later members of the probe run into the hole when their home
-      // position lies cyclically at or before the hole.
-      for (std::size_t j = (i + 1) & mask_; slots_[j] != 0; j = (j + 1) & mask_) {
-        const std::uintptr_t sj = slots_[j];
-        std::size_t dist = distance_of(sj);
-        if (dist == kFarAway) dist = (j - home(rehash(entry_of(sj)))) & mask_;
-        const std::size_t shift = (j - i) & mask_;
-        if (dist >= shift) {
-          slots_[i] = with_distance(sj, dist - shift);
-          i = j;
-        }
-      }
-      slots_[i] = 0;
-      --count_;
-    }
-
-    template <class Fn>
-    void for_each(Fn&& fn) const {
-      for (std::uintptr_t s : slots_) {
-        if (s != 0) fn(entry_of(s));
-      }
-    }
-
-    std::size_t size() const noexcept { return count_; }
-    std::size_t slot_count() const noexcept { return slots_.size(); }
-
-   private:
-    static constexpr std::uintptr_t kTagMask = std::uintptr_t{0xff} << 56;
-    static constexpr int kDistanceShift = 48;
 
     static Entry* entry_of(std::uintptr_t s) noexcept { return reinterpret_cast<Entry*>(s & kPtrMask); }
     static std::size_t distance_of(std::uintptr_t s) noexcept { return (s >> kDistanceShift) & 0xff; }
@@ -509,41 +738,97 @@ class PagedResourcePool final : public ResourcePool {
       const std::uintptr_t d = dist >= kFarAway ? kFarAway : dist;
       return (s & ~(std::uintptr_t{0xff} << kDistanceShift)) | (d << kDistanceShift);
     }
-    std::size_t home(std::uint64_t h) const noexcept { return static_cast<std::size_t>(h >> shift_); }
     static std::uintptr_t tag_of(std::uint64_t h) noexcept {
       return static_cast<std::uintptr_t>((h >> 16) & 0xff) << 56;
     }
     // Linear probing from `home`; records the distance travelled.
-    void place(std::uintptr_t tag, std::size_t home_index, std::uintptr_t pointer) noexcept {
+    static void place(Slots* a, std::uintptr_t tag, std::size_t home_index, std::uintptr_t pointer) noexcept {
       std::size_t i = home_index;
       std::size_t dist = 0;
-      while (slots_[i] != 0) {
-        i = (i + 1) & mask_;
+      while (a->load(i) != 0) {
+        i = (i + 1) & a->mask;
         ++dist;
       }
-      slots_[i] = with_distance(tag | pointer, dist);
+      a->store(i, with_distance(tag | pointer, dist));
     }
-    template <class Rehash>
-    void grow(Rehash& rehash) {
-      const std::size_t new_size = slots_.empty() ? 16 : slots_.size() * 2;
-      std::vector<std::uintptr_t> old = std::move(slots_);
-      slots_.assign(new_size, 0);
-      mask_ = new_size - 1;
-      shift_ = 64 - static_cast<unsigned>(std::countr_zero(new_size));
-      // The new home needs one more hash bit than the slot keeps: recompute from the entry.
-      for (std::uintptr_t s : old) {
-        if (s == 0) continue;
-        place(s & kTagMask, home(rehash(entry_of(s))), s & kPtrMask);
+
+    static Slots* allocate(std::size_t n) {
+      const std::size_t bytes = kHeaderBytes + n * sizeof(std::atomic<std::uintptr_t>);
+      const bool mapped = bytes >= kMapBytes;
+      void* memory = nullptr;
+      if (mapped) {
+        memory = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (memory == MAP_FAILED) throw std::bad_alloc();
+      } else {
+        memory = ::operator new(bytes, std::align_val_t(kHeaderBytes));
+      }
+      auto* a = ::new (memory) Slots{n - 1, 64u - static_cast<unsigned>(std::countr_zero(n)), mapped, bytes};
+      std::uninitialized_value_construct_n(a->slot_ptr(0), n);
+      return a;
+    }
+    static void release(Slots* a, std::size_t bytes, bool mapped) noexcept {
+      if (mapped) {
+        ::munmap(a, bytes);
+      } else {
+        ::operator delete(a, std::align_val_t(kHeaderBytes));
       }
     }
 
-    std::vector<std::uintptr_t> slots_;
-    std::size_t count_ = 0;
-    std::size_t mask_ = 0;
-    unsigned shift_ = 64;
+    // Rebuilds into an array twice the size, publishes it, retires the old one.
+    template <class Rehash>
+    Slots* grow(Rehash& rehash) {
+      Slots* old = slots_.load(std::memory_order_relaxed);
+      const std::size_t n = old == nullptr ? 16 : (old->mask + 1) * 2;
+      Slots* fresh = allocate(n);
+      if (old != nullptr) {
+        // The new home needs one more hash bit than the slot keeps: recompute from the entry.
+        for (std::size_t i = 0; i <= old->mask; ++i) {
+          const std::uintptr_t s = old->load(i);
+          if (s != 0) place(fresh, s & kTagMask, fresh->home(rehash(entry_of(s))), s & kPtrMask);
+        }
+      }
+      {
+        WriteWindow window(*this);
+        slots_.store(fresh, std::memory_order_release);
+      }
+      if (old != nullptr) {
+        if constexpr (kOptimisticReads) {
+          retired_.push_back({old, old->bytes, old->mapped});
+          if (old->mapped) ::madvise(old, old->bytes, MADV_DONTNEED);
+        } else {
+          release(old, old->bytes, old->mapped);
+        }
+      }
+      return fresh;
+    }
+
+    // Reader-visible state on its own cache line: writers to the rest of the shard (list,
+    // arena, read stripes) must not invalidate what every lock-free probe reads.
+    alignas(64) std::atomic<Slots*> slots_{nullptr};
+    std::atomic<std::uint32_t> version_{0};
+    alignas(64) std::size_t count_ = 0;
+    std::vector<Retired> retired_;
   };
 
-  static constexpr std::uint32_t kReadBufferSize = 64;
+  static constexpr std::uint32_t kRingSize = 64;
+
+  // One thread stripe of a shard's read recording (Caffeine's striped read buffer): hits are
+  // counted here and queued in a ring for promotion; the ring is replayed into the shard's
+  // LRU list under its exclusive lock. Threads map to stripes by pagekeeper's thread index,
+  // so concurrent readers write different cache lines.
+  //   Positions are numbered by `recorded` (claimed with fetch_add: exact counts). A reader
+  //   stores its entry at its position if it lies within kRingSize of `drained`, else the
+  //   event is dropped (lossy, still a hit). A position whose entry arrives after the drainer
+  //   passed it leaves a stale pointer for a later lap: the drainer skips chunks that are
+  //   detached or freed (arena memory is never unmapped while the pool lives) and at worst
+  //   promotes a live entry once too often.
+  struct alignas(64) ReadStripe {
+    std::atomic<std::uint64_t> recorded{0};       // hits queued for promotion, ever
+    std::atomic<std::uint64_t> drained{0};        // ring position consumed up to
+    std::atomic<std::uint64_t> unqueued_hits{0};  // hits inside the promotion delay, ever
+    std::atomic<std::uint64_t> misses{0};         // ever
+    std::array<std::atomic<Entry*>, kRingSize> ring{};
+  };
 
   struct alignas(64) Shard {
     mutable std::shared_mutex mutex;
@@ -554,13 +839,14 @@ class PagedResourcePool final : public ResourcePool {
     std::unordered_map<K, std::shared_ptr<Flight>, Hash, KeyEqual> inflight;
     std::unordered_map<const Entry*, std::uint64_t> large_sizes;
     std::uint64_t bytes = 0;
-    // --- atomics, updated with the lock held shared or exclusive ---
+    // The stripes' hit and miss totals at the last clear() (stats report the difference).
+    std::uint64_t hits_at_clear = 0;
+    std::uint64_t misses_at_clear = 0;
+    // --- atomics ---
     std::atomic<std::uint64_t> pinned_entries{0};
-    std::atomic<std::uint32_t> reads_recorded{0};
-    std::array<std::atomic<Entry*>, kReadBufferSize> read_buffer{};
-    std::atomic<std::uint64_t> hits{0};
-    std::atomic<std::uint64_t> misses{0};
     std::atomic<std::uint64_t> evictions{0};
+    // Written by readers without the lock (see ReadStripe); drained under the exclusive lock.
+    std::unique_ptr<ReadStripe[]> stripes;
 
     Shard() { lru.prev = lru.next = &lru; }
   };
@@ -570,6 +856,11 @@ class PagedResourcePool final : public ResourcePool {
       shard_count = choose_shards(config);
       shard_mask = shard_count - 1;
       shards = std::make_unique<Shard[]>(shard_count);
+      const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+      stripe_count = std::clamp<std::uint32_t>(std::bit_ceil(hw), 1u, 8u);
+      for (std::uint32_t i = 0; i < shard_count; ++i) {
+        shards[i].stripes = std::make_unique<ReadStripe[]>(stripe_count);
+      }
       if (!config.key_formatter) {
         config.key_formatter = [](const K& k) { return pool_detail::default_key_text(k); };
       }
@@ -635,32 +926,37 @@ class PagedResourcePool final : public ResourcePool {
       s.lru.next = l;
     }
 
-    // Replays buffered reads into the LRU list, stamping each entry's recency and access
-    // count, and folds the reads into the hit counter. Requires: exclusive lock. Every entry
-    // in the buffer is attached: entries are only detached under the exclusive lock, after a
-    // drain. Reads recorded past the buffer's end were dropped (lossy) but still count as hits.
-    static void drain_reads(Shard& s) noexcept {
-      const std::uint32_t recorded = s.reads_recorded.load(std::memory_order_relaxed);
-      if (recorded == 0) return;
-      const std::uint32_t n = std::min(recorded, kReadBufferSize);
-      const std::int64_t now = monotonic_ms();
-      for (std::uint32_t i = 0; i < n; ++i) {
-        Entry* e = s.read_buffer[i].load(std::memory_order_relaxed);
-        if (e == nullptr) continue;
-        s.read_buffer[i].store(nullptr, std::memory_order_relaxed);
-        touch(e, now);
-        if (s.lru.next != e) {
-          unlink(e);
-          push_front(s, e);
+    // Replays the shard's read rings into its LRU list, stamping each entry's recency and
+    // access count. Requires: exclusive lock. Reads recorded while it runs are either
+    // replayed or left for the next drain.
+    void drain_reads(Shard& s) const noexcept {
+      std::int64_t now = 0;
+      for (std::uint32_t k = 0; k < stripe_count; ++k) {
+        ReadStripe& st = s.stripes[k];
+        const std::uint64_t end_recorded = st.recorded.load(std::memory_order_acquire);
+        const std::uint64_t begin = st.drained.load(std::memory_order_relaxed);
+        if (end_recorded == begin) continue;
+        if (now == 0) now = monotonic_ms();
+        const std::uint64_t end = std::min(end_recorded, begin + kRingSize);
+        for (std::uint64_t pos = begin; pos < end; ++pos) {
+          std::atomic<Entry*>& cell = st.ring[pos & (kRingSize - 1)];
+          Entry* e = cell.load(std::memory_order_acquire);
+          if (e == nullptr) continue;  // claimed, not yet stored: that event is dropped
+          cell.store(nullptr, std::memory_order_relaxed);
+          if ((e->state.load(std::memory_order_relaxed) & (kDetachedBit | kFreedBit)) != 0) continue;
+          touch(e, now);
+          if (s.lru.next != e) {
+            unlink(e);
+            push_front(s, e);
+          }
         }
+        st.drained.store(end_recorded, std::memory_order_release);
       }
-      s.hits.store(s.hits.load(std::memory_order_relaxed) + recorded, std::memory_order_relaxed);
-      s.reads_recorded.store(0, std::memory_order_relaxed);
     }
 
     // Requires: exclusive lock (the only writer of recency and access counts).
     static void touch(Entry* e, std::int64_t now) noexcept {
-      e->last_access_ms.store(now, std::memory_order_relaxed);
+      e->set_last_access(now);
       e->access_count.store(e->access_count.load(std::memory_order_relaxed) + 1,
                             std::memory_order_relaxed);
     }
@@ -671,15 +967,21 @@ class PagedResourcePool final : public ResourcePool {
       return lock;
     }
 
-    // Records a hit. Requires: shared lock on s. The hit path's only atomic read-modify-write
-    // besides the lock itself. Returns true when the buffer just filled (the caller drains).
-    static bool record_read(Shard& s, Entry* e) noexcept {
-      const std::uint32_t i = s.reads_recorded.fetch_add(1, std::memory_order_relaxed);
-      if (i < kReadBufferSize) {
-        s.read_buffer[i].store(e, std::memory_order_relaxed);
-        return i == kReadBufferSize - 1;
-      }
-      return false;  // full: a drain is pending; this event is dropped (lossy)
+    // This thread's read stripe of shard s.
+    ReadStripe& stripe_of(Shard& s) const noexcept {
+      return s.stripes[pool_detail::thread_index() & (stripe_count - 1)];
+    }
+
+    // Counts a hit on e and queues it for promotion. Needs no lock. Returns true when the
+    // caller should drain the shard (it filled the ring, or every kRingSize-th dropped read
+    // while a full ring waits).
+    static bool record_read(ReadStripe& st, Entry* e) noexcept {
+      const std::uint64_t pos = st.recorded.fetch_add(1, std::memory_order_relaxed);
+      const std::uint64_t drained = st.drained.load(std::memory_order_acquire);
+      if (pos < drained) return false;  // the drainer already passed this position: dropped
+      const std::uint64_t ahead = pos - drained;
+      if (ahead < kRingSize) st.ring[pos & (kRingSize - 1)].store(e, std::memory_order_release);
+      return ahead % kRingSize == kRingSize - 1;
     }
 
     // Requires: s's lock held (shared or exclusive) or e detached and owned by the caller.
@@ -706,6 +1008,8 @@ class PagedResourcePool final : public ResourcePool {
     }
     static void destroy(Shard& s, Entry* e) noexcept {
       if (e->size_small == kLargeSize) s.large_sizes.erase(e);
+      // A read ring may still name this chunk; the mark tells the drainer to skip it.
+      e->state.store(kFreedBit, std::memory_order_relaxed);
       std::destroy_at(e);
       s.arena.deallocate(e);
     }
@@ -727,31 +1031,64 @@ class PagedResourcePool final : public ResourcePool {
     }
 
     // ----- operations -----
+    // True when a hit on e falls inside the promotion delay (counted, not queued).
+    bool within_refresh(const Entry* e) const noexcept {
+      return config.lru_refresh_ms != 0 &&
+             monotonic_ms() - e->last_access() < static_cast<std::int64_t>(config.lru_refresh_ms);
+    }
+
+    // Counts the hit on e in this thread's stripe; drains if the stripe asks for it.
+    // Requires: no lock of s held by this thread; e was found resident.
+    void count_hit(Shard& s, ReadStripe& st, Entry* e) const {
+      if (within_refresh(e)) {
+        st.unqueued_hits.fetch_add(1, std::memory_order_relaxed);
+      } else if (record_read(st, e)) {
+        // Whoever holds the lock drains on release anyway: do not queue behind it.
+        std::unique_lock<std::shared_mutex> lock(s.mutex, std::try_to_lock);
+        if (lock.owns_lock()) drain_reads(s);
+      }
+    }
+
     std::optional<V> get(const K& key) const {
       const std::uint64_t h = hash_of(key);
       Shard& s = shards[shard_of(h)];
+      ReadStripe& st = stripe_of(s);
+      if constexpr (kOptimisticReads) {
+        // Lock-free: probe, copy the value, then check that no writer moved a slot meanwhile.
+        // A few retries, then the shared lock (a writer is busy on this shard).
+        for (int attempt = 0; attempt < 4; ++attempt) {
+          const std::uint32_t version = s.table.read_begin();
+          if ((version & 1u) != 0) break;
+          Entry* e = s.table.find_racy(h, key, key_equal);
+          V value{};
+          if (e != nullptr) value = e->racy_value();
+          if (!s.table.read_validate(version)) continue;
+          if (e == nullptr) {
+            st.misses.fetch_add(1, std::memory_order_relaxed);
+            return std::nullopt;
+          }
+          count_hit(s, st, e);
+          return value;
+        }
+      }
       std::optional<V> result;
-      bool drain = false;
+      Entry* e = nullptr;
       {
         std::shared_lock<std::shared_mutex> lock(s.mutex);
-        Entry* e = s.table.find(h, key, key_equal);
+        e = s.table.find(h, key, key_equal);
         if (e == nullptr) {
-          s.misses.fetch_add(1, std::memory_order_relaxed);
+          st.misses.fetch_add(1, std::memory_order_relaxed);
           return std::nullopt;
         }
-        if (config.lru_refresh_ms != 0 &&
-            monotonic_ms() - e->last_access_ms.load(std::memory_order_relaxed) <
-                static_cast<std::int64_t>(config.lru_refresh_ms)) {
-          s.hits.fetch_add(1, std::memory_order_relaxed);  // recent enough: no promotion
-        } else {
-          drain = record_read(s, e);
-        }
         result.emplace(e->value);
+        if (within_refresh(e)) {
+          st.unqueued_hits.fetch_add(1, std::memory_order_relaxed);
+          return result;
+        }
+        if (!record_read(st, e)) return result;
       }
-      if (drain) {
-        std::unique_lock<std::shared_mutex> lock(s.mutex);
-        drain_reads(s);
-      }
+      std::unique_lock<std::shared_mutex> lock(s.mutex, std::try_to_lock);
+      if (lock.owns_lock()) drain_reads(s);
       return result;
     }
 
@@ -773,7 +1110,7 @@ class PagedResourcePool final : public ResourcePool {
       if (e == nullptr) return {nullptr, si};
       const std::uint32_t old = e->state.fetch_add(kPinUnit, std::memory_order_acq_rel);
       if (old / kPinUnit == 0) s.pinned_entries.fetch_add(1, std::memory_order_relaxed);
-      e->last_access_ms.store(monotonic_ms(), std::memory_order_relaxed);
+      e->set_last_access(monotonic_ms());
       unlink(e);
       push_front(s, e);
       return {e, si};
@@ -931,7 +1268,7 @@ class PagedResourcePool final : public ResourcePool {
         if (pit != pending.end()) {
           // A duplicate of a key this call already found missing: count the lookup as a miss
           // too, so hits + misses equals lookups.
-          shards[shard_of(pit->second.hash)].misses.fetch_add(1, std::memory_order_relaxed);
+          stripe_of(shards[shard_of(pit->second.hash)]).misses.fetch_add(1, std::memory_order_relaxed);
           pit->second.positions.push_back(i);
           continue;
         }
@@ -1075,8 +1412,8 @@ class PagedResourcePool final : public ResourcePool {
         dropped += all.size();
         inflight_count.fetch_sub(s.inflight.size(), std::memory_order_relaxed);
         s.inflight.clear();
-        s.hits.store(0, std::memory_order_relaxed);
-        s.misses.store(0, std::memory_order_relaxed);
+        s.hits_at_clear = stripe_hits(s);
+        s.misses_at_clear = stripe_misses(s);
         s.evictions.store(0, std::memory_order_relaxed);
       }
       rejected_oversize.store(0, std::memory_order_relaxed);
@@ -1105,7 +1442,7 @@ class PagedResourcePool final : public ResourcePool {
           push_front(s, e);
         } else {
           const std::int64_t priority =
-              e->last_access_ms.load(std::memory_order_relaxed) -
+              e->last_access() -
               static_cast<std::int64_t>(size_aware ? size_of(s, e) / 1024 : 0);
           if (best == nullptr || priority < best_priority) {
             best = e;
@@ -1145,7 +1482,7 @@ class PagedResourcePool final : public ResourcePool {
       std::shared_lock<std::shared_mutex> lock(s.mutex, std::try_to_lock);
       if (!lock.owns_lock()) return INT64_MAX - 1;
       if (s.lru.prev == &s.lru) return INT64_MAX;
-      return static_cast<Entry*>(s.lru.prev)->last_access_ms.load(std::memory_order_relaxed);
+      return static_cast<Entry*>(s.lru.prev)->last_access();
     }
 
     // Evicts unpinned entries in policy order while `more(freed)` holds. Returns bytes freed.
@@ -1243,12 +1580,29 @@ class PagedResourcePool final : public ResourcePool {
       v.size_bytes = size_of(s, e);
       v.pin_count = e->pins();
       v.loaded_at_ms = epoch_ms + static_cast<std::int64_t>(e->loaded_at_s) * 1000;
-      v.last_access_at_ms = e->last_access_ms.load(std::memory_order_relaxed);
+      v.last_access_at_ms = e->last_access();
       v.access_count = e->access_count.load(std::memory_order_relaxed);
       return v;
     }
 
     // ----- observation -----
+    // Totals since the pool was created (clear() subtracts its snapshot of them).
+    std::uint64_t stripe_hits(const Shard& s) const noexcept {
+      std::uint64_t n = 0;
+      for (std::uint32_t k = 0; k < stripe_count; ++k) {
+        n += s.stripes[k].recorded.load(std::memory_order_relaxed) +
+             s.stripes[k].unqueued_hits.load(std::memory_order_relaxed);
+      }
+      return n;
+    }
+    std::uint64_t stripe_misses(const Shard& s) const noexcept {
+      std::uint64_t n = 0;
+      for (std::uint32_t k = 0; k < stripe_count; ++k) {
+        n += s.stripes[k].misses.load(std::memory_order_relaxed);
+      }
+      return n;
+    }
+
     PoolStats stats() const {
       PoolStats st;
       st.name = config.name;
@@ -1257,12 +1611,10 @@ class PagedResourcePool final : public ResourcePool {
         {
           std::shared_lock<std::shared_mutex> lock(s.mutex);
           st.entry_count += s.table.size();
+          st.hits += stripe_hits(s) - s.hits_at_clear;
+          st.misses += stripe_misses(s) - s.misses_at_clear;
         }
         st.pinned_count += s.pinned_entries.load(std::memory_order_relaxed);
-        // Reads not yet drained are hits too.
-        st.hits += s.hits.load(std::memory_order_relaxed) +
-                   s.reads_recorded.load(std::memory_order_relaxed);
-        st.misses += s.misses.load(std::memory_order_relaxed);
         st.evictions += s.evictions.load(std::memory_order_relaxed);
       }
       st.total_bytes = total_bytes.load(std::memory_order_relaxed);
@@ -1329,6 +1681,7 @@ class PagedResourcePool final : public ResourcePool {
     const std::int64_t epoch_ms = monotonic_ms();
     std::uint32_t shard_count = 1;
     std::uint32_t shard_mask = 0;
+    std::uint32_t stripe_count = 1;  // read stripes per shard, a power of two
     std::unique_ptr<Shard[]> shards;
     Hash hasher;
     KeyEqual key_equal;

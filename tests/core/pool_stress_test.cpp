@@ -21,15 +21,37 @@ struct Value {
 };
 
 using Pool = PagedResourcePool<std::uint64_t, Value>;
+static_assert(!Pool::lock_free_reads(), "a 16-byte value is read under the shard lock");
+
+// The same information packed in one word, so that get() takes the lock-free path.
+using PackedPool = PagedResourcePool<std::uint64_t, std::uint64_t>;
+static_assert(PackedPool::lock_free_reads());
+
+// How a workload builds and inspects values, for both value types.
+struct StructValues {
+  using V = Value;
+  static V make(std::uint64_t key, std::uint64_t size) { return Value{key, size}; }
+  static std::uint64_t key_of(const V& v) { return v.key; }
+  static std::uint64_t size_of(const V& v) { return v.size; }
+};
+struct PackedValues {
+  using V = std::uint64_t;
+  static V make(std::uint64_t key, std::uint64_t size) { return key << 20 | size; }
+  static std::uint64_t key_of(V v) { return v >> 20; }
+  static std::uint64_t size_of(V v) { return v & 0xfffff; }
+};
 
 // One run of the mixed workload. With `with_clear`, thread 0 occasionally clears the pool
 // (which resets the counters, so exact lookup accounting is checked only without it).
+template <class Values = StructValues>
 void run_mixed_workload(bool with_clear) {
-  PoolConfig<std::uint64_t, Value> c;
+  using V = typename Values::V;
+  using Pool = PagedResourcePool<std::uint64_t, V>;
+  PoolConfig<std::uint64_t, V> c;
   c.name = "stress";
   c.max_bytes = 64 * 1024;
-  c.sizer = [](const Value& v) { return v.size; };
-  c.policy = EvictionPolicy<Value>::size_aware_lru();
+  c.sizer = [](const V& v) { return Values::size_of(v); };
+  c.policy = EvictionPolicy<V>::size_aware_lru();
   c.shards = 4;
   auto pool = std::make_shared<Pool>(c);
 
@@ -43,7 +65,7 @@ void run_mixed_workload(bool with_clear) {
 
   auto worker = [&](int id) {
     std::mt19937_64 rng(static_cast<std::uint64_t>(id) * 7919 + 1);
-    std::vector<Pool::PinHandle> pins;
+    std::vector<typename Pool::PinHandle> pins;
     std::uint64_t local_lookups = 0;
     while (!stop.load(std::memory_order_relaxed)) {
       const std::uint64_t key = rng() % 512;
@@ -52,17 +74,17 @@ void run_mixed_workload(bool with_clear) {
         case 0:
         case 1:
           if (auto v = pool->get(key)) {
-            if (v->key != key) violations.fetch_add(1);
+            if (Values::key_of(*v) != key) violations.fetch_add(1);
           }
           ++local_lookups;
           break;
         case 2:
-          pool->insert(key, Value{key, size});
+          pool->insert(key, Values::make(key, size));
           break;
         case 3: {
           auto h = pool->pin(key);
           if (h) {
-            if (h->key != key) violations.fetch_add(1);
+            if (Values::key_of(*h) != key) violations.fetch_add(1);
             pins.push_back(std::move(h));
           }
           break;
@@ -72,7 +94,7 @@ void run_mixed_workload(bool with_clear) {
             // A pinned entry must still be resident unless evict()/clear() or a replacing
             // insert removed it; count only what nothing explains.
             auto& h = pins.back();
-            if (h->key != h.key()) violations.fetch_add(1);
+            if (Values::key_of(*h) != h.key()) violations.fetch_add(1);
             pins.pop_back();
           }
           break;
@@ -83,9 +105,9 @@ void run_mixed_workload(bool with_clear) {
           try {
             auto v = pool->load_or_share(key, [&](std::uint64_t k) {
               if (k % 7 == 0) throw std::runtime_error("injected");
-              return Value{k, size};
+              return Values::make(k, size);
             });
-            if (v.key != key) violations.fetch_add(1);
+            if (Values::key_of(v) != key) violations.fetch_add(1);
           } catch (const std::runtime_error&) {
           }
           ++local_lookups;
@@ -98,12 +120,12 @@ void run_mixed_workload(bool with_clear) {
             LoadManyStats st;
             auto values = pool->load_many(keys, [&](const std::vector<std::uint64_t>& ks) {
               if (fail) throw std::runtime_error("injected batch failure");
-              std::vector<Value> out;
-              for (auto k : ks) out.push_back(Value{k, size});
+              std::vector<V> out;
+              for (auto k : ks) out.push_back(Values::make(k, size));
               return out;
             }, &st);
             for (std::size_t i = 0; i < keys.size(); ++i) {
-              if (values[i].key != keys[i]) violations.fetch_add(1);
+              if (Values::key_of(values[i]) != keys[i]) violations.fetch_add(1);
             }
             if (st.hits + st.loaded + st.joined != keys.size()) violations.fetch_add(1);
           } catch (const std::runtime_error&) {
@@ -162,6 +184,70 @@ void run_mixed_workload(bool with_clear) {
 TEST(PoolStress, MixedOperationsWithClearKeepInvariants) { run_mixed_workload(true); }
 
 TEST(PoolStress, MixedOperationsCountEveryLookupOnce) { run_mixed_workload(false); }
+
+// The same two runs on one-word values: get() reads without any lock (seqlock-validated),
+// concurrently with inserts, evictions (backward shifts), pins, loads and clear().
+TEST(PoolStress, LockFreeReadsWithClearKeepInvariants) { run_mixed_workload<PackedValues>(true); }
+
+TEST(PoolStress, LockFreeReadsCountEveryLookupOnce) { run_mixed_workload<PackedValues>(false); }
+
+// Lock-free readers racing a table that grows (16 slots to 64 Ki, the larger arrays mmap'd
+// and retired with MADV_DONTNEED) and shifts (evictions): a key published as inserted and
+// not evicted must be found (no false miss from a half-moved table), and every value found
+// must be its key's.
+void race_readers_against_a_growing_table() {
+  PoolConfig<std::uint64_t, std::uint64_t> c;
+  c.name = "grow";
+  c.max_bytes = std::uint64_t{1} << 40;
+  c.sizer = [](const std::uint64_t&) { return std::uint64_t{8}; };
+  c.policy = EvictionPolicy<std::uint64_t>::lru();
+  c.shards = 1;
+  PackedPool pool(c);
+  constexpr std::uint64_t kKeys = 40'000;
+  // Keys below `published` are resident, except that the writer evicts multiples of 5
+  // behind itself (each eviction shifts a probe run back): only those may miss.
+  std::atomic<std::uint64_t> published{0};
+  std::atomic<bool> done{false};
+  std::atomic<std::uint64_t> false_misses{0};
+  std::atomic<std::uint64_t> wrong_values{0};
+  std::atomic<std::uint64_t> checked{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 3; ++t) {
+    readers.emplace_back([&, t] {
+      std::mt19937_64 rng(static_cast<std::uint64_t>(t) + 99);
+      while (!done.load(std::memory_order_acquire)) {
+        const std::uint64_t n = published.load(std::memory_order_acquire);
+        if (n == 0) continue;
+        const std::uint64_t k = rng() % n;
+        const auto v = pool.get(k);
+        if (v.has_value()) {
+          if (*v != k * 3 + 1) wrong_values.fetch_add(1);
+        } else if (k % 5 != 0) {
+          false_misses.fetch_add(1);
+        }
+        checked.fetch_add(1, std::memory_order_relaxed);
+      }
+    });
+  }
+  for (std::uint64_t k = 0; k < kKeys; ++k) {
+    pool.insert(k, k * 3 + 1);
+    if (k % 5 == 0 && k >= 1000) pool.evict(k - 1000);
+    published.store(k + 1, std::memory_order_release);
+  }
+  done.store(true, std::memory_order_release);
+  for (auto& r : readers) r.join();
+  EXPECT_GT(checked.load(), 0u);
+  EXPECT_EQ(false_misses.load(), 0u);
+  EXPECT_EQ(wrong_values.load(), 0u);
+  EXPECT_EQ(pool.verify_invariants(), "");
+  const auto st = pool.stats();
+  EXPECT_EQ(st.hits + st.misses, checked.load());
+}
+
+TEST(PoolStress, LockFreeReadsNeverMissOrTearWhileTheTableGrowsAndShifts) {
+  // Several rounds: each window in which a reader can meet a moving slot is short.
+  for (int round = 0; round < 4; ++round) race_readers_against_a_growing_table();
+}
 
 // Pins are never lost to budget or pressure eviction, whatever the concurrent load.
 TEST(PoolStress, PinnedEntriesSurviveConcurrentPressure) {
