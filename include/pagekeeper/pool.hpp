@@ -344,6 +344,8 @@ class PagedResourcePool final : public ResourcePool {
   // A value larger than max_bytes is not cached (and a previous entry for `key` is removed,
   // since it is stale); returns false in that case, true when the value was admitted (it may
   // still be this insert's own victim when everything else is pinned or kNeverEvict).
+  // Room is made before the key is looked up (see Core::insert), so replacing a resident key
+  // in a full pool may evict up to the old value's size more than strictly needed.
   bool insert(K key, V value) {
     const std::uint64_t size = core_->config.sizer(value);
     return core_->insert(std::move(key), std::move(value), size);
@@ -640,6 +642,13 @@ class PagedResourcePool final : public ResourcePool {
         const std::uintptr_t s = a->load(i);
         if (s != 0) fn(entry_of(s));
       }
+    }
+
+    // Starts loading the slot line a lookup of hash h probes first. Requires the shard lock,
+    // or kOptimisticReads (replaced arrays stay mapped; a stale one only wastes the prefetch).
+    void prefetch(std::uint64_t h) const noexcept {
+      const Slots* a = slots_.load(std::memory_order_acquire);
+      if (a != nullptr) __builtin_prefetch(a->slot_ptr(a->home(h)));
     }
 
     std::size_t size() const noexcept { return count_; }
@@ -1022,12 +1031,25 @@ class PagedResourcePool final : public ResourcePool {
       const std::uint64_t size = size_of(s, e);
       s.bytes -= size;
       total_bytes.fetch_sub(size, std::memory_order_relaxed);
+      // Unpinned (the common case): nobody can pin it (pin() needs this lock) and nobody
+      // holds a pin to release, so no read-modify-write is needed. The acquire pairs with
+      // the last unpin's release.
+      if (e->state.load(std::memory_order_acquire) == 0) {
+        destroy(s, e);
+        return;
+      }
       const std::uint32_t old = e->state.fetch_or(kDetachedBit, std::memory_order_acq_rel);
       if (old / kPinUnit == 0) {
         destroy(s, e);
       } else {
         s.pinned_entries.fetch_sub(1, std::memory_order_relaxed);
       }
+    }
+
+    // Counts one eviction. Requires: exclusive lock on s (the counter's only writers hold it,
+    // so a plain increment suffices).
+    static void count_eviction(Shard& s) noexcept {
+      s.evictions.store(s.evictions.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     }
 
     // ----- operations -----
@@ -1148,16 +1170,44 @@ class PagedResourcePool final : public ResourcePool {
     bool insert(K key, V value, std::uint64_t size) {
       const std::uint64_t h = hash_of(key);
       Shard& s = shards[shard_of(h)];
+      // Starts the one memory miss nothing earlier can hide. Before the lock only when slot
+      // arrays are retired rather than freed (lock-free reads), else under it.
+      if constexpr (kOptimisticReads) s.table.prefetch(h);
       {
         auto lock = lock_exclusive(s);
+        if constexpr (!kOptimisticReads) s.table.prefetch(h);
         if (size > max_bytes()) {
           reject_oversize_locked(s, h, key);
           return false;
         }
+        // Room is made before the lookup of the new key, so that in a large pool the
+        // eviction work overlaps the load of the key's table slot. The cost: a replacing
+        // insert into a full pool may evict up to the replaced value's size more than
+        // strictly needed.
+        make_room_locked(s, size);
         insert_locked(s, h, std::move(key), std::move(value), size);
       }
       enforce_budget(shard_of(h));
       return true;
+    }
+
+    // Before an insert of `incoming` bytes into s would put the pool over budget, evicts
+    // from s (down to the low watermark, as enforce_budget() would after the insert) under
+    // the lock the insert already holds: one lock round instead of two, and in a large pool
+    // the victims' lines are already in cache (prefetch_next_victim) while the new key's
+    // slot is still loading. Custom policies order across shards: enforce_budget() handles
+    // them. Requires: exclusive lock on s.
+    void make_room_locked(Shard& s, std::uint64_t incoming) noexcept {
+      if (config.policy->kind() == EvictionPolicy<V>::Kind::kCustom) return;
+      if (total_bytes.load(std::memory_order_relaxed) + incoming <= max_bytes()) return;
+      const std::uint64_t target = fraction_of_max(config.low_watermark);
+      while (total_bytes.load(std::memory_order_relaxed) + incoming > target) {
+        Entry* victim = pick_victim(s);
+        if (victim == nullptr) return;
+        detach(s, victim, hash_of(victim->key));
+        count_eviction(s);
+        prefetch_next_victim(s);
+      }
     }
 
     static constexpr std::uint32_t kAnyShard = UINT32_MAX;
@@ -1396,7 +1446,7 @@ class PagedResourcePool final : public ResourcePool {
       Entry* e = s.table.find(h, key, key_equal);
       if (e == nullptr) return false;
       detach(s, e, h);
-      s.evictions.fetch_add(1, std::memory_order_relaxed);
+      count_eviction(s);
       return true;
     }
 
@@ -1455,6 +1505,18 @@ class PagedResourcePool final : public ResourcePool {
       return best;
     }
 
+    // In a pool larger than the caches every eviction would wait on memory three times: for
+    // the victim, for its predecessor (whose link changes) and for the victim's table slot.
+    // After each eviction the next victim is already in cache (its link just changed), so
+    // start loading its predecessor and its slot now; the next eviction from this shard
+    // finds all three in cache. Requires: exclusive lock on s.
+    void prefetch_next_victim(Shard& s) const noexcept {
+      Link* next = s.lru.prev;
+      if (next == &s.lru) return;
+      __builtin_prefetch(next->prev, 1, 0);  // non-temporal: dead once evicted
+      s.table.prefetch(hash_of(static_cast<Entry*>(next)->key));
+    }
+
     // Where to evict next. After an insert (`near` given) it is the shard written, as in
     // LevelDB's sharded cache: keys hash uniformly, so shard tails age alike, and peeking at
     // other shards' tails would cost cache misses on every insert of a large pool; other
@@ -1498,7 +1560,8 @@ class PagedResourcePool final : public ResourcePool {
           if (victim == nullptr) break;
           freed += size_of(s, victim);
           detach(s, victim, hash_of(victim->key));
-          s.evictions.fetch_add(1, std::memory_order_relaxed);
+          prefetch_next_victim(s);
+          count_eviction(s);
         }
         return freed;
       }
@@ -1526,7 +1589,8 @@ class PagedResourcePool final : public ResourcePool {
           }
           freed += size_of(s, victim);
           detach(s, victim, hash_of(victim->key));
-          s.evictions.fetch_add(1, std::memory_order_relaxed);
+          prefetch_next_victim(s);
+          count_eviction(s);
         }
       }
       return freed;
@@ -1559,7 +1623,7 @@ class PagedResourcePool final : public ResourcePool {
         if (!more(freed)) break;
         freed += size_of(shards[c.shard], c.entry);
         detach(shards[c.shard], c.entry, hash_of(c.entry->key));
-        shards[c.shard].evictions.fetch_add(1, std::memory_order_relaxed);
+        count_eviction(shards[c.shard]);
       }
       return freed;
     }

@@ -215,9 +215,12 @@ void race_readers_against_a_growing_table() {
   for (int t = 0; t < 3; ++t) {
     readers.emplace_back([&, t] {
       std::mt19937_64 rng(static_cast<std::uint64_t>(t) + 99);
-      while (!done.load(std::memory_order_acquire)) {
+      // At least 1000 checks each, even if this thread is scheduled only after the writer
+      // finished (a loaded CI machine): the table is then stable and every check still holds.
+      for (std::uint64_t local = 0; !done.load(std::memory_order_acquire) || local < 1000;) {
         const std::uint64_t n = published.load(std::memory_order_acquire);
         if (n == 0) continue;
+        ++local;
         const std::uint64_t k = rng() % n;
         const auto v = pool.get(k);
         if (v.has_value()) {
