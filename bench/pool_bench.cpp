@@ -87,18 +87,33 @@ std::unique_ptr<U64Pool> g_pool;
 std::unique_ptr<U64Pool> g_refresh_pool;
 std::unique_ptr<MutexLru> g_baseline;
 
+// Uniformly random hits over the working set, distinct per thread: 1M draws, so the walk
+// does not repeat one permutation of the 64k keys. A repeated permutation (access_sequence)
+// is a friendly case for a list-based LRU: after the first pass the list holds the keys in
+// access order, so each splice touches the node of the key accessed next and prefetches it.
+constexpr std::size_t kRandomDraws = std::size_t{1} << 20;
+std::vector<std::uint64_t> random_sequence(int thread) {
+  std::vector<std::uint64_t> keys(kRandomDraws);
+  std::mt19937_64 rng(4321 + static_cast<std::uint64_t>(thread));
+  for (auto& k : keys) k = rng() & (kWorkingSet - 1);
+  return keys;
+}
+
 // The measured loop shared by the get-hit benchmarks: each thread walks its own permutation
 // of the working set, which thread 0 has loaded into `cache` before the loop starts. The
 // pointer is read only inside the loop, after the threads' start barrier: thread 0 may be
 // replacing it (and destroying the previous run's cache) until then.
 template <class Cache>
-void get_hit_loop(benchmark::State& state, const std::unique_ptr<Cache>& cache) {
-  const auto keys = access_sequence(state.thread_index());
+void get_hit_loop(benchmark::State& state, const std::unique_ptr<Cache>& cache,
+                  bool uniform_random = false) {
+  const auto keys = uniform_random ? random_sequence(state.thread_index())
+                                   : access_sequence(state.thread_index());
+  const std::size_t mask = keys.size() - 1;
   std::size_t i = 0;
   std::uint64_t found = 0;
   for (auto _ : state) {
     found += cache->get(keys[i]).has_value();
-    i = (i + 1) & (kWorkingSet - 1);
+    i = (i + 1) & mask;
   }
   benchmark::DoNotOptimize(found);
   state.SetItemsProcessed(state.iterations());
@@ -133,6 +148,22 @@ void BM_BaselineMutexLruGetHit(benchmark::State& state) {
   get_hit_loop(state, g_baseline);
 }
 BENCHMARK(BM_BaselineMutexLruGetHit)->Threads(1)->Threads(2)->UseRealTime();
+
+// The same two on uniformly random hits (see random_sequence).
+void BM_PoolGetHitUniform(benchmark::State& state) {
+  if (state.thread_index() == 0) g_pool = make_loaded_pool(0);
+  get_hit_loop(state, g_pool, true);
+}
+BENCHMARK(BM_PoolGetHitUniform)->Threads(1)->Threads(2)->UseRealTime();
+
+void BM_BaselineMutexLruGetHitUniform(benchmark::State& state) {
+  if (state.thread_index() == 0) {
+    g_baseline = std::make_unique<MutexLru>(kWorkingSet * 2);
+    for (std::uint64_t i = 0; i < kWorkingSet; ++i) g_baseline->put(i, i);
+  }
+  get_hit_loop(state, g_baseline, true);
+}
+BENCHMARK(BM_BaselineMutexLruGetHitUniform)->Threads(1)->Threads(2)->UseRealTime();
 
 // Keys for the insert benchmarks: a bijective scramble of a counter, so keys are spread like
 // real ones (content hashes, ids) rather than sequential, which would hand an identity-hashed

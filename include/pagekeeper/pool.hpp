@@ -228,16 +228,32 @@ class ThreadIndexRegistry {
   std::vector<bool> held_;
 };
 
-inline std::uint32_t thread_index() noexcept {
+// The fast path reads a constant-initialized thread_local (no TLS guard); the first call on
+// a thread takes an index from the registry and registers its return at thread exit.
+namespace thread_index_detail {
+inline thread_local std::uint32_t cached = 0;  // index + 1; 0: none yet
+
+[[gnu::noinline]] inline std::uint32_t assign() noexcept {
   struct Holder {
     std::uint32_t index = ThreadIndexRegistry::instance().acquire();
     Holder() = default;
     Holder(const Holder&) = delete;
     Holder& operator=(const Holder&) = delete;
-    ~Holder() { ThreadIndexRegistry::instance().release(index); }
+    ~Holder() {
+      cached = 0;
+      ThreadIndexRegistry::instance().release(index);
+    }
   };
   thread_local const Holder holder;
+  cached = holder.index + 1;
   return holder.index;
+}
+}  // namespace thread_index_detail
+
+inline std::uint32_t thread_index() noexcept {
+  const std::uint32_t c = thread_index_detail::cached;
+  if (c != 0) [[likely]] return c - 1;
+  return thread_index_detail::assign();
 }
 
 // True when T can be read and written as one lock-free atomic word (std::atomic_ref) and
@@ -824,8 +840,9 @@ class PagedResourcePool final : public ResourcePool {
   // One thread stripe of a shard's read recording (Caffeine's striped read buffer): hits are
   // counted here and queued in a ring for promotion; the ring is replayed into the shard's
   // LRU list under its exclusive lock. Threads map to stripes by pagekeeper's thread index,
-  // so concurrent readers write different cache lines.
-  //   Positions are numbered by `recorded` (claimed with fetch_add: exact counts). A reader
+  // so concurrent readers write different cache lines; a stripe is owned by one thread (plain
+  // increments) or, for threads beyond the owned stripes, shared (fetch_add).
+  //   Positions are numbered by `recorded` (exact counts either way). A reader
   //   stores its entry at its position if it lies within kRingSize of `drained`, else the
   //   event is dropped (lossy, still a hit). A position whose entry arrives after the drainer
   //   passed it leaves a stale pointer for a later lap: the drainer skips chunks that are
@@ -866,9 +883,9 @@ class PagedResourcePool final : public ResourcePool {
       shard_mask = shard_count - 1;
       shards = std::make_unique<Shard[]>(shard_count);
       const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
-      stripe_count = std::clamp<std::uint32_t>(std::bit_ceil(hw), 1u, 8u);
+      stripe_count = std::clamp<std::uint32_t>(2 * hw, 4u, 16u);
       for (std::uint32_t i = 0; i < shard_count; ++i) {
-        shards[i].stripes = std::make_unique<ReadStripe[]>(stripe_count);
+        shards[i].stripes = std::make_unique<ReadStripe[]>(stripe_count + 1);
       }
       if (!config.key_formatter) {
         config.key_formatter = [](const K& k) { return pool_detail::default_key_text(k); };
@@ -940,19 +957,29 @@ class PagedResourcePool final : public ResourcePool {
     // replayed or left for the next drain.
     void drain_reads(Shard& s) const noexcept {
       std::int64_t now = 0;
-      for (std::uint32_t k = 0; k < stripe_count; ++k) {
+      for (std::uint32_t k = 0; k <= stripe_count; ++k) {
         ReadStripe& st = s.stripes[k];
         const std::uint64_t end_recorded = st.recorded.load(std::memory_order_acquire);
         const std::uint64_t begin = st.drained.load(std::memory_order_relaxed);
         if (end_recorded == begin) continue;
         if (now == 0) now = monotonic_ms();
         const std::uint64_t end = std::min(end_recorded, begin + kRingSize);
+        // Two passes: the first takes the entries and starts loading their list neighbours
+        // (random lines in a large pool), the second moves them, so the misses overlap.
+        std::array<Entry*, kRingSize> taken;
+        std::size_t n = 0;
         for (std::uint64_t pos = begin; pos < end; ++pos) {
           std::atomic<Entry*>& cell = st.ring[pos & (kRingSize - 1)];
           Entry* e = cell.load(std::memory_order_acquire);
           if (e == nullptr) continue;  // claimed, not yet stored: that event is dropped
           cell.store(nullptr, std::memory_order_relaxed);
           if ((e->state.load(std::memory_order_relaxed) & (kDetachedBit | kFreedBit)) != 0) continue;
+          __builtin_prefetch(e->prev, 1);
+          __builtin_prefetch(e->next, 1);
+          taken[n++] = e;
+        }
+        for (std::size_t i = 0; i < n; ++i) {
+          Entry* e = taken[i];
           touch(e, now);
           if (s.lru.next != e) {
             unlink(e);
@@ -976,15 +1003,43 @@ class PagedResourcePool final : public ResourcePool {
       return lock;
     }
 
-    // This thread's read stripe of shard s.
-    ReadStripe& stripe_of(Shard& s) const noexcept {
-      return s.stripes[pool_detail::thread_index() & (stripe_count - 1)];
+    // This thread's read stripe of shard s. Threads whose index is below stripe_count own
+    // their stripe (indices of live threads are distinct, and a stripe passes to the next
+    // holder of an index through the registry's mutex), so its counters take plain
+    // increments instead of read-modify-writes: on the hit path that is the difference
+    // between a full memory barrier per hit and none. Other threads share the last stripe.
+    struct StripeRef {
+      ReadStripe& stripe;
+      bool owned;
+    };
+    StripeRef stripe_of(Shard& s) const noexcept {
+      const std::uint32_t i = pool_detail::thread_index();
+      if (i < stripe_count) return {s.stripes[i], true};
+      return {s.stripes[stripe_count], false};
+    }
+
+    static void bump(std::atomic<std::uint64_t>& counter, bool owned) noexcept {
+      if (owned) {
+        counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+      } else {
+        counter.fetch_add(1, std::memory_order_relaxed);
+      }
     }
 
     // Counts a hit on e and queues it for promotion. Needs no lock. Returns true when the
     // caller should drain the shard (it filled the ring, or every kRingSize-th dropped read
     // while a full ring waits).
-    static bool record_read(ReadStripe& st, Entry* e) noexcept {
+    static bool record_read(StripeRef ref, Entry* e) noexcept {
+      ReadStripe& st = ref.stripe;
+      if (ref.owned) {
+        // Sole writer: store the entry, then publish the position (release), so a drainer
+        // that sees the position sees the entry.
+        const std::uint64_t pos = st.recorded.load(std::memory_order_relaxed);
+        const std::uint64_t ahead = pos - st.drained.load(std::memory_order_acquire);
+        if (ahead < kRingSize) st.ring[pos & (kRingSize - 1)].store(e, std::memory_order_relaxed);
+        st.recorded.store(pos + 1, std::memory_order_release);
+        return ahead % kRingSize == kRingSize - 1;
+      }
       const std::uint64_t pos = st.recorded.fetch_add(1, std::memory_order_relaxed);
       const std::uint64_t drained = st.drained.load(std::memory_order_acquire);
       if (pos < drained) return false;  // the drainer already passed this position: dropped
@@ -1061,20 +1116,25 @@ class PagedResourcePool final : public ResourcePool {
 
     // Counts the hit on e in this thread's stripe; drains if the stripe asks for it.
     // Requires: no lock of s held by this thread; e was found resident.
-    void count_hit(Shard& s, ReadStripe& st, Entry* e) const {
+    void count_hit(Shard& s, StripeRef st, Entry* e) const {
       if (within_refresh(e)) {
-        st.unqueued_hits.fetch_add(1, std::memory_order_relaxed);
+        bump(st.stripe.unqueued_hits, st.owned);
       } else if (record_read(st, e)) {
-        // Whoever holds the lock drains on release anyway: do not queue behind it.
-        std::unique_lock<std::shared_mutex> lock(s.mutex, std::try_to_lock);
-        if (lock.owns_lock()) drain_reads(s);
+        try_drain(s);
       }
+    }
+
+    // Drains s unless its lock is held: whoever holds it drains on release anyway, so a
+    // reader does not queue behind it. Out of line: once per kRingSize hits.
+    [[gnu::noinline]] void try_drain(Shard& s) const noexcept {
+      std::unique_lock<std::shared_mutex> lock(s.mutex, std::try_to_lock);
+      if (lock.owns_lock()) drain_reads(s);
     }
 
     std::optional<V> get(const K& key) const {
       const std::uint64_t h = hash_of(key);
       Shard& s = shards[shard_of(h)];
-      ReadStripe& st = stripe_of(s);
+      const StripeRef st = stripe_of(s);
       if constexpr (kOptimisticReads) {
         // Lock-free: probe, copy the value, then check that no writer moved a slot meanwhile.
         // A few retries, then the shared lock (a writer is busy on this shard).
@@ -1086,31 +1146,37 @@ class PagedResourcePool final : public ResourcePool {
           if (e != nullptr) value = e->racy_value();
           if (!s.table.read_validate(version)) continue;
           if (e == nullptr) {
-            st.misses.fetch_add(1, std::memory_order_relaxed);
+            bump(st.stripe.misses, st.owned);
             return std::nullopt;
           }
           count_hit(s, st, e);
           return value;
         }
       }
+      return get_locked(s, st, h, key);
+    }
+
+    // get() under the shard's lock taken shared: for keys and values that are not atomic
+    // words, and for lock-free reads that kept meeting a writer.
+    [[gnu::noinline]] std::optional<V> get_locked(Shard& s, StripeRef st, std::uint64_t h,
+                                                   const K& key) const {
       std::optional<V> result;
       Entry* e = nullptr;
       {
         std::shared_lock<std::shared_mutex> lock(s.mutex);
         e = s.table.find(h, key, key_equal);
         if (e == nullptr) {
-          st.misses.fetch_add(1, std::memory_order_relaxed);
+          bump(st.stripe.misses, st.owned);
           return std::nullopt;
         }
         result.emplace(e->value);
         if (within_refresh(e)) {
-          st.unqueued_hits.fetch_add(1, std::memory_order_relaxed);
+          bump(st.stripe.unqueued_hits, st.owned);
           return result;
         }
         if (!record_read(st, e)) return result;
       }
-      std::unique_lock<std::shared_mutex> lock(s.mutex, std::try_to_lock);
-      if (lock.owns_lock()) drain_reads(s);
+      try_drain(s);
       return result;
     }
 
@@ -1318,7 +1384,8 @@ class PagedResourcePool final : public ResourcePool {
         if (pit != pending.end()) {
           // A duplicate of a key this call already found missing: count the lookup as a miss
           // too, so hits + misses equals lookups.
-          stripe_of(shards[shard_of(pit->second.hash)]).misses.fetch_add(1, std::memory_order_relaxed);
+          const StripeRef st = stripe_of(shards[shard_of(pit->second.hash)]);
+          bump(st.stripe.misses, st.owned);
           pit->second.positions.push_back(i);
           continue;
         }
@@ -1653,7 +1720,7 @@ class PagedResourcePool final : public ResourcePool {
     // Totals since the pool was created (clear() subtracts its snapshot of them).
     std::uint64_t stripe_hits(const Shard& s) const noexcept {
       std::uint64_t n = 0;
-      for (std::uint32_t k = 0; k < stripe_count; ++k) {
+      for (std::uint32_t k = 0; k <= stripe_count; ++k) {
         n += s.stripes[k].recorded.load(std::memory_order_relaxed) +
              s.stripes[k].unqueued_hits.load(std::memory_order_relaxed);
       }
@@ -1661,7 +1728,7 @@ class PagedResourcePool final : public ResourcePool {
     }
     std::uint64_t stripe_misses(const Shard& s) const noexcept {
       std::uint64_t n = 0;
-      for (std::uint32_t k = 0; k < stripe_count; ++k) {
+      for (std::uint32_t k = 0; k <= stripe_count; ++k) {
         n += s.stripes[k].misses.load(std::memory_order_relaxed);
       }
       return n;
@@ -1745,7 +1812,8 @@ class PagedResourcePool final : public ResourcePool {
     const std::int64_t epoch_ms = monotonic_ms();
     std::uint32_t shard_count = 1;
     std::uint32_t shard_mask = 0;
-    std::uint32_t stripe_count = 1;  // read stripes per shard, a power of two
+    // Owned read stripes per shard (plus one shared by threads with larger indices).
+    std::uint32_t stripe_count = 1;
     std::unique_ptr<Shard[]> shards;
     Hash hasher;
     KeyEqual key_equal;
