@@ -125,6 +125,11 @@ class EmbeddingService {
   // Embeds through the pool; keys[i] is the key of texts[i] under `canonical`.
   EmbedBatchResult run(std::string canonical, std::span<const std::string_view> texts,
                        std::vector<EmbeddingKey> keys);
+  // Calls the embedder of `canonical` on `texts` (in chunks of its max_batch()) and checks
+  // what it returns; counts the calls and texts in `accounting`. Runs outside pool locks.
+  std::vector<EmbeddingVector> embed_uncached(const std::string& canonical,
+                                              std::span<const std::string_view> texts,
+                                              EmbedAccounting& accounting) const;
 
   std::shared_ptr<ModelRegistry> models_;
   std::shared_ptr<Pool> pool_;

@@ -370,11 +370,18 @@ class PagedResourcePool final : public ResourcePool {
   // Single-flight load. `loader` is called as loader(key) or loader() and returns V; it
   // signals failure by throwing. Returns the cached value on a hit; otherwise joins the load
   // in flight for `key` or runs `loader` (outside every lock) and inserts its value once.
-  // Rethrows the loader's exception to this caller and to every waiter.
+  // Rethrows the loader's exception to this caller and to every waiter. `stats`, when
+  // given, receives what this call did (one of hits, loaded, joined is 1), as in load_many.
   template <class Loader>
-  V load_or_share(const K& key, Loader&& loader) {
-    if (auto hit = core_->get(key)) return std::move(*hit);
-    return core_->load_missing(key, std::forward<Loader>(loader));
+  V load_or_share(const K& key, Loader&& loader, LoadManyStats* stats = nullptr) {
+    LoadManyStats local;
+    LoadManyStats& st = stats != nullptr ? *stats : local;
+    st = LoadManyStats{};
+    if (auto hit = core_->get(key)) {
+      st.hits = 1;
+      return std::move(*hit);
+    }
+    return core_->load_missing(key, std::forward<Loader>(loader), st);
   }
 
   // Bulk form (Caffeine's getAll). Returns the values of `keys` in order. One call of
@@ -537,6 +544,10 @@ class PagedResourcePool final : public ResourcePool {
     std::size_t waiters = 0;   // guarded by mutex
     std::optional<V> value;    // written once, before done; immutable after
     std::exception_ptr error;  // likewise
+    // Set under the shard's lock by a caller that joins this load. The loader's caller
+    // completes the flight only if someone joined: the in-flight slot is removed under the
+    // same lock first, so nobody can join after it reads this.
+    bool joined = false;
 
     void set_value(const V& v) {
       bool notify = false;
@@ -1312,6 +1323,7 @@ class PagedResourcePool final : public ResourcePool {
       }
       K k = key;
       V v = value;
+      make_room_locked(s, size);  // as insert() does: same lock, this shard's LRU tail
       insert_locked(s, h, std::move(k), std::move(v), size);
       return true;
     }
@@ -1326,19 +1338,26 @@ class PagedResourcePool final : public ResourcePool {
     }
 
     template <class Loader>
-    V load_missing(const K& key, Loader&& loader) {
+    V load_missing(const K& key, Loader&& loader, LoadManyStats& stats) {
       const std::uint64_t h = hash_of(key);
       Shard& s = shards[shard_of(h)];
       std::shared_ptr<Flight> flight;
       {
         auto lock = lock_exclusive(s);
-        if (Entry* e = s.table.find(h, key, key_equal)) return e->value;  // raced in
+        if (Entry* e = s.table.find(h, key, key_equal)) {  // raced in
+          stats.hits = 1;
+          return e->value;
+        }
         auto it = s.inflight.find(key);
         if (it != s.inflight.end()) {
           std::shared_ptr<Flight> joined = it->second;
+          joined->joined = true;
           lock.unlock();
+          stats.joined = 1;
           return joined->wait();  // rethrows the loader's exception
         }
+        stats.loaded = 1;
+        stats.loader_keys = 1;
         flight = std::make_shared<Flight>();
         s.inflight.emplace(key, flight);
         inflight_count.fetch_add(1, std::memory_order_relaxed);
@@ -1361,23 +1380,34 @@ class PagedResourcePool final : public ResourcePool {
         auto lock = lock_exclusive(s);
         inserted = complete_locked(s, h, key, flight, *value, size);
       }
-      flight->set_value(*value);
+      if (flight->joined) flight->set_value(*value);
       if (inserted) enforce_budget(shard_of(h));
       return std::move(*value);
     }
+
+    // Distinct missing keys -> positions in `keys` (the first inline: duplicates are rare,
+    // and this runs per key on the all-miss path).
+    struct Pending {
+      std::uint64_t hash;
+      std::size_t first_position;
+      std::vector<std::size_t> more_positions;
+      std::shared_ptr<Flight> flight;  // ours, or the one we joined
+      bool ours = false;
+      bool resolved = false;  // found resident after all (raced in)
+
+      std::size_t count() const noexcept { return 1 + more_positions.size(); }
+      template <class Fn>
+      void for_each_position(Fn&& fn) const {
+        fn(first_position);
+        for (std::size_t pos : more_positions) fn(pos);
+      }
+    };
 
     template <class BatchLoader>
     std::vector<V> load_many(const std::vector<K>& keys, BatchLoader&& batch_loader,
                              LoadManyStats* out_stats) {
       LoadManyStats local;
       std::vector<std::optional<V>> results(keys.size());
-      // Distinct missing keys -> positions in `keys`.
-      struct Pending {
-        std::uint64_t hash;
-        std::vector<std::size_t> positions;
-        std::shared_ptr<Flight> flight;  // ours, or the one we joined
-        bool ours = false;
-      };
       std::unordered_map<K, Pending, Hash, KeyEqual> pending;
       for (std::size_t i = 0; i < keys.size(); ++i) {
         auto pit = pending.find(keys[i]);
@@ -1386,7 +1416,7 @@ class PagedResourcePool final : public ResourcePool {
           // too, so hits + misses equals lookups.
           const StripeRef st = stripe_of(shards[shard_of(pit->second.hash)]);
           bump(st.stripe.misses, st.owned);
-          pit->second.positions.push_back(i);
+          pit->second.more_positions.push_back(i);
           continue;
         }
         if (auto hit = get(keys[i])) {
@@ -1396,7 +1426,7 @@ class PagedResourcePool final : public ResourcePool {
         }
         Pending p;
         p.hash = hash_of(keys[i]);
-        p.positions.push_back(i);
+        p.first_position = i;
         pending.emplace(keys[i], std::move(p));
       }
 
@@ -1411,6 +1441,10 @@ class PagedResourcePool final : public ResourcePool {
       std::vector<Pending*> ours;  // in shard order, like to_load
       to_load.reserve(by_shard.size());
       ours.reserve(by_shard.size());
+      // This call's flights in one allocation (each handed out through an aliasing pointer)
+      // rather than one per missing key.
+      std::shared_ptr<Flight[]> flights;
+      std::size_t flights_used = 0;
       std::unique_lock<std::shared_mutex> lock;
       std::uint32_t locked_shard = UINT32_MAX;
       for (auto& [si, kv] : by_shard) {
@@ -1423,17 +1457,20 @@ class PagedResourcePool final : public ResourcePool {
           locked_shard = si;
         }
         if (Entry* e = s.table.find(p.hash, key, key_equal)) {  // raced in
-          for (std::size_t pos : p.positions) results[pos] = e->value;
-          local.hits += p.positions.size();
-          p.positions.clear();
+          p.for_each_position([&](std::size_t pos) { results[pos] = e->value; });
+          local.hits += p.count();
+          p.resolved = true;
           continue;
         }
         auto it = s.inflight.find(key);
         if (it != s.inflight.end()) {
           p.flight = it->second;
+          p.flight->joined = true;
           continue;
         }
-        p.flight = std::make_shared<Flight>();
+        // (Not make_shared<Flight[]>: libstdc++ 12 copies a prototype element into each.)
+        if (!flights) flights = std::shared_ptr<Flight[]>(new Flight[by_shard.size()]);
+        p.flight = std::shared_ptr<Flight>(flights, &flights[flights_used++]);
         p.ours = true;
         s.inflight.emplace(key, p.flight);
         inflight_count.fetch_add(1, std::memory_order_relaxed);
@@ -1462,7 +1499,7 @@ class PagedResourcePool final : public ResourcePool {
               auto lock = lock_exclusive(s);
               abandon_locked(s, to_load[j], ours[j]->flight);
             }
-            ours[j]->flight->set_exception(error);
+            if (ours[j]->flight->joined) ours[j]->flight->set_exception(error);
           }
           throw;
         }
@@ -1480,9 +1517,11 @@ class PagedResourcePool final : public ResourcePool {
             }
           }
           for (std::size_t j = begin; j < end; ++j) {
-            ours[j]->flight->set_value(values[j]);
-            for (std::size_t pos : ours[j]->positions) results[pos] = values[j];
-            local.loaded += ours[j]->positions.size();
+            Pending& p = *ours[j];
+            if (p.flight->joined) p.flight->set_value(values[j]);
+            for (std::size_t pos : p.more_positions) results[pos] = values[j];
+            results[p.first_position] = std::move(values[j]);  // its last use
+            local.loaded += p.count();
           }
           begin = end;
         }
@@ -1493,10 +1532,10 @@ class PagedResourcePool final : public ResourcePool {
       // Wait for loads we joined (after completing ours, so two batches joining each other
       // cannot deadlock).
       for (auto& [key, p] : pending) {
-        if (p.ours || p.positions.empty()) continue;
+        if (p.ours || p.resolved) continue;
         const V& v = p.flight->wait();  // rethrows the other loader's failure
-        for (std::size_t pos : p.positions) results[pos] = v;
-        local.joined += p.positions.size();
+        p.for_each_position([&](std::size_t pos) { results[pos] = v; });
+        local.joined += p.count();
       }
 
       std::vector<V> out;

@@ -8,19 +8,10 @@
 #include <cstring>
 #include <mutex>
 #include <stdexcept>
-#include <unordered_map>
 #include <utility>
 
 namespace pagekeeper {
 namespace {
-
-struct ContentHashHash {
-  std::size_t operator()(const ContentHash& h) const noexcept {
-    std::size_t prefix = 0;
-    std::memcpy(&prefix, h.data(), sizeof(prefix));
-    return prefix;
-  }
-};
 
 EmbeddingService::Pool::Config pool_config(const EmbeddingServiceConfig& config) {
   EmbeddingService::Pool::Config pc;
@@ -90,23 +81,18 @@ std::uint64_t EmbeddingService::entry_bytes(std::size_t dimensions) {
 
 EmbedResult EmbeddingService::embed(std::string_view text, std::string_view model) {
   std::string canonical = models_->resolve(model);
-  // Hit fast path without load_many's bookkeeping. contains() counts nothing, so the pool
-  // counts exactly one lookup either way: get()'s hit here, or load_many's below. (If the
-  // entry is evicted between the two calls, get() counts a miss and load_many one more.)
-  EmbeddingKey key{std::move(canonical), sha256(text)};
-  if (pool_->contains(key)) {
-    if (std::optional<EmbeddingVector> hit = pool_->get(key)) {
-      EmbedAccounting accounting;
-      accounting.hits = 1;
-      return EmbedResult{std::move(*hit), std::move(key.model), accounting};
-    }
-  }
-  const std::string_view one[1] = {text};
-  std::string model_name = key.model;
-  std::vector<EmbeddingKey> keys;
-  keys.push_back(std::move(key));
-  EmbedBatchResult batch = run(std::move(model_name), one, std::move(keys));
-  return EmbedResult{std::move(batch.vectors.front()), std::move(batch.model), batch.accounting};
+  EmbeddingKey key{canonical, sha256(text)};
+  // One key: the pool's single-key load (one lookup on a hit, no batch bookkeeping).
+  EmbedAccounting accounting;
+  LoadManyStats stats;
+  EmbeddingVector vector = pool_->load_or_share(
+      key,
+      [&] { return std::move(embed_uncached(canonical, std::span(&text, 1), accounting).front()); },
+      &stats);
+  accounting.hits = stats.hits;
+  accounting.joined = stats.joined;
+  accounting.misses = stats.loaded + stats.joined;
+  return EmbedResult{std::move(vector), std::move(canonical), accounting};
 }
 
 EmbedBatchResult EmbeddingService::embed_batch(std::span<const std::string> texts,
@@ -127,56 +113,30 @@ EmbedBatchResult EmbeddingService::run(std::string canonical,
   // Runs outside every pool lock, with exactly the distinct keys nobody has cached or is
   // embedding. Any exception leaves the pool unchanged for these keys.
   auto embed_missing = [&](const std::vector<EmbeddingKey>& missing) {
-    std::shared_ptr<Embedder> embedder = models_->embedder(canonical);
-    if (embedder->name() != canonical) {
-      throw EmbedderError("embedding model '" + canonical + "' is provided by an embedder named '" +
-                          embedder->name() + "'");
+    // Which text each missing key came from: a sorted index (one allocation) rather than a
+    // hash map (one per key), since this runs for every text on the all-miss path.
+    std::vector<std::pair<std::uint64_t, std::size_t>> index;
+    index.reserve(keys.size());
+    auto prefix_of = [](const ContentHash& h) {
+      std::uint64_t prefix = 0;
+      std::memcpy(&prefix, h.data(), sizeof(prefix));
+      return prefix;
+    };
+    for (std::size_t i = 0; i < keys.size(); ++i) index.emplace_back(prefix_of(keys[i].content_hash), i);
+    std::sort(index.begin(), index.end());
+    std::vector<std::string_view> missing_texts;
+    missing_texts.reserve(missing.size());
+    for (const EmbeddingKey& key : missing) {
+      const std::uint64_t prefix = prefix_of(key.content_hash);
+      auto it = std::lower_bound(index.begin(), index.end(), std::pair<std::uint64_t, std::size_t>{prefix, 0});
+      // Equal prefixes (2^-64 per pair) fall back to comparing whole hashes.
+      while (it != index.end() && it->first == prefix && !(keys[it->second].content_hash == key.content_hash)) ++it;
+      if (it == index.end() || it->first != prefix) {
+        throw std::logic_error("EmbeddingService: the pool asked for a key this call does not hold");
+      }
+      missing_texts.push_back(texts[it->second]);
     }
-    const std::size_t dims = embedder->dimensions();
-    const std::size_t chunk_size = std::max<std::size_t>(1, embedder->max_batch());
-    // Which text each missing key came from (built only on the miss path).
-    std::unordered_map<ContentHash, std::size_t, ContentHashHash> text_of;
-    text_of.reserve(keys.size());
-    for (std::size_t i = 0; i < keys.size(); ++i) text_of.emplace(keys[i].content_hash, i);
-
-    std::vector<EmbeddingVector> values;
-    values.reserve(missing.size());
-    std::vector<std::string> chunk;
-    for (std::size_t begin = 0; begin < missing.size(); begin += chunk_size) {
-      const std::size_t end = std::min(missing.size(), begin + chunk_size);
-      chunk.clear();
-      for (std::size_t j = begin; j < end; ++j) {
-        chunk.emplace_back(texts[text_of.at(missing[j].content_hash)]);
-      }
-      std::vector<std::vector<float>> produced;
-      try {
-        produced = embedder->embed(chunk);
-      } catch (const EmbedderError&) {
-        throw;
-      } catch (const std::exception& e) {
-        throw EmbedderError("embedding model '" + canonical + "' failed: " + e.what());
-      }
-      ++accounting.embedder_calls;
-      accounting.embedded += chunk.size();
-      if (produced.size() != chunk.size()) {
-        throw EmbedderError("embedding model '" + canonical + "' returned " +
-                            std::to_string(produced.size()) + " vectors for " +
-                            std::to_string(chunk.size()) + " texts");
-      }
-      for (std::size_t j = 0; j < produced.size(); ++j) {
-        if (produced[j].size() != dims) {
-          throw EmbedderError("embedding model '" + canonical + "' returned a vector of " +
-                              std::to_string(produced[j].size()) + " dimensions, expected " +
-                              std::to_string(dims));
-        }
-        if (!all_finite(produced[j])) {
-          throw EmbedderError("embedding model '" + canonical +
-                              "' returned a vector with a non-finite value");
-        }
-        values.emplace_back(std::span<const float>(produced[j]));
-      }
-    }
-    return values;
+    return embed_uncached(canonical, missing_texts, accounting);
   };
 
   LoadManyStats stats;
@@ -185,6 +145,54 @@ EmbedBatchResult EmbeddingService::run(std::string canonical,
   accounting.joined = stats.joined;
   accounting.misses = stats.loaded + stats.joined;
   return EmbedBatchResult{std::move(vectors), std::move(canonical), accounting};
+}
+
+std::vector<EmbeddingVector> EmbeddingService::embed_uncached(
+    const std::string& canonical, std::span<const std::string_view> texts,
+    EmbedAccounting& accounting) const {
+  std::shared_ptr<Embedder> embedder = models_->embedder(canonical);
+  if (embedder->name() != canonical) {
+    throw EmbedderError("embedding model '" + canonical + "' is provided by an embedder named '" +
+                        embedder->name() + "'");
+  }
+  const std::size_t dims = embedder->dimensions();
+  const std::size_t chunk_size = std::max<std::size_t>(1, embedder->max_batch());
+  std::vector<EmbeddingVector> values;
+  values.reserve(texts.size());
+  std::vector<std::string> chunk;
+  for (std::size_t begin = 0; begin < texts.size(); begin += chunk_size) {
+    const std::size_t end = std::min(texts.size(), begin + chunk_size);
+    chunk.assign(texts.begin() + static_cast<std::ptrdiff_t>(begin),
+                 texts.begin() + static_cast<std::ptrdiff_t>(end));
+    std::vector<std::vector<float>> produced;
+    try {
+      produced = embedder->embed(chunk);
+    } catch (const EmbedderError&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw EmbedderError("embedding model '" + canonical + "' failed: " + e.what());
+    }
+    ++accounting.embedder_calls;
+    accounting.embedded += chunk.size();
+    if (produced.size() != chunk.size()) {
+      throw EmbedderError("embedding model '" + canonical + "' returned " +
+                          std::to_string(produced.size()) + " vectors for " +
+                          std::to_string(chunk.size()) + " texts");
+    }
+    for (const std::vector<float>& vector : produced) {
+      if (vector.size() != dims) {
+        throw EmbedderError("embedding model '" + canonical + "' returned a vector of " +
+                            std::to_string(vector.size()) + " dimensions, expected " +
+                            std::to_string(dims));
+      }
+      if (!all_finite(vector)) {
+        throw EmbedderError("embedding model '" + canonical +
+                            "' returned a vector with a non-finite value");
+      }
+      values.emplace_back(std::span<const float>(vector));
+    }
+  }
+  return values;
 }
 
 bool EmbeddingService::put(std::string_view text, std::string_view model,
