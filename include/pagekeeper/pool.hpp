@@ -1217,15 +1217,30 @@ class PagedResourcePool final : public ResourcePool {
 
     void unpin(std::uint32_t si, Entry* e) noexcept {
       Shard& s = shards[si];
-      const std::uint32_t old = e->state.fetch_sub(kPinUnit, std::memory_order_acq_rel);
-      if (old / kPinUnit != 1) return;
-      if (old & kDetachedBit) {
-        // Last pin of an entry that was forcibly removed: free it.
-        std::unique_lock<std::shared_mutex> lock(s.mutex);
-        destroy(s, e);
-      } else {
-        s.pinned_entries.fetch_sub(1, std::memory_order_relaxed);
+      // Not the last pin: no lock (pin() holds the lock exclusively, so the count cannot
+      // rise from under a holder of the shared lock below).
+      std::uint32_t current = e->state.load(std::memory_order_relaxed);
+      while (current / kPinUnit > 1) {
+        if (e->state.compare_exchange_weak(current, current - kPinUnit, std::memory_order_acq_rel)) {
+          return;
+        }
       }
+      // The last pin: its count and the shard's pinned_entries change together under the
+      // shard lock, so a holder of the lock (verify_invariants, eviction) never sees one
+      // without the other.
+      std::uint32_t old = 0;
+      {
+        std::shared_lock<std::shared_mutex> lock(s.mutex);
+        old = e->state.fetch_sub(kPinUnit, std::memory_order_acq_rel);
+        if (old / kPinUnit != 1) return;  // another handle released in between
+        if ((old & kDetachedBit) == 0) {
+          s.pinned_entries.fetch_sub(1, std::memory_order_relaxed);
+          return;
+        }
+      }
+      // Last pin of an entry that was forcibly removed: nobody else can reach it; free it.
+      std::unique_lock<std::shared_mutex> lock(s.mutex);
+      destroy(s, e);
     }
 
     // Requires: exclusive lock on s. Inserts or replaces; returns the new entry.
