@@ -12,6 +12,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <benchmark/benchmark.h>
@@ -120,11 +121,13 @@ constexpr std::size_t kMissTexts = 64 * 1024;
 void BM_LexicalDirect(benchmark::State& state) {
   const auto batch = static_cast<std::size_t>(state.range(0));
   const auto texts = make_texts(kMissTexts, 200, 11);
+  // Views made up front, so the baseline pays nothing to hand its texts over.
+  const std::vector<std::string_view> views(texts.begin(), texts.end());
   LexicalEmbedder embedder;
   std::size_t next = 0;
   for (auto _ : state) {
     if (next + batch > texts.size()) next = 0;
-    auto vectors = embedder.embed(std::span<const std::string>(texts.data() + next, batch));
+    auto vectors = embedder.embed(std::span<const std::string_view>(views.data() + next, batch));
     benchmark::DoNotOptimize(vectors.data());
     next += batch;
   }
@@ -232,7 +235,8 @@ class FixedVectorEmbedder final : public pagekeeper::Embedder {
   std::string name() const override { return "fixed"; }
   std::size_t dimensions() const override { return 384; }
   std::size_t max_batch() const override { return 64; }
-  std::vector<std::vector<float>> embed(std::span<const std::string> texts) override {
+  using Embedder::embed;
+  std::vector<std::vector<float>> embed(std::span<const std::string_view> texts) override {
     return std::vector<std::vector<float>>(texts.size(), vector_);
   }
 

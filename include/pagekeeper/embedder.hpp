@@ -17,6 +17,8 @@
 #include <string_view>
 #include <vector>
 
+#include "pagekeeper/embedding_vector.hpp"
+
 namespace pagekeeper {
 
 // An embedder could not produce vectors. `what()` names the backend and the cause.
@@ -43,9 +45,32 @@ class Embedder {
   // The most texts one embed() call accepts; callers split larger batches.
   virtual std::size_t max_batch() const = 0;
   // Embeds `texts` (at most max_batch()), returning exactly texts.size() vectors of
-  // dimensions() floats each, in input order. Throws EmbedderInputError for input it
-  // refuses and EmbedderError for any other failure; never aborts the process.
-  virtual std::vector<std::vector<float>> embed(std::span<const std::string> texts) = 0;
+  // dimensions() floats each, in input order. The texts are views: they are valid for the
+  // duration of the call only, and an embedder never keeps one (so callers hand over texts
+  // without copying them). Throws EmbedderInputError for input it refuses and EmbedderError
+  // for any other failure; never aborts the process. This is the one embed method every
+  // backend must implement.
+  virtual std::vector<std::vector<float>> embed(std::span<const std::string_view> texts) = 0;
+
+  // The same for owned strings: views them (the text bytes are not copied) and calls the
+  // overload above, with its guarantees. Classes that override embed() re-export this one
+  // with `using Embedder::embed;`.
+  std::vector<std::vector<float>> embed(std::span<const std::string> texts) {
+    const std::vector<std::string_view> views(texts.begin(), texts.end());
+    return embed(std::span<const std::string_view>(views));
+  }
+
+  // The same vectors as embed(texts), with the same errors and guarantees, each in its own
+  // compact EmbeddingVector (the form the embedding cache stores). The default copies
+  // embed()'s output; a backend that can write each vector straight into its final storage
+  // overrides it (the lexical embedder does), saving one allocation and one copy per text.
+  virtual std::vector<EmbeddingVector> embed_compact(std::span<const std::string_view> texts) {
+    std::vector<std::vector<float>> produced = embed(texts);
+    std::vector<EmbeddingVector> out;
+    out.reserve(produced.size());
+    for (const std::vector<float>& vector : produced) out.emplace_back(std::span<const float>(vector));
+    return out;
+  }
 };
 
 }  // namespace pagekeeper

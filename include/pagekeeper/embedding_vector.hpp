@@ -17,6 +17,7 @@
 #include <memory>
 #include <span>
 #include <stdexcept>
+#include <utility>
 #include <vector>
 
 namespace pagekeeper {
@@ -39,6 +40,23 @@ class EmbeddingVector {
     std::copy(values.begin(), values.end(), data.get());
     data_ = std::move(data);
     size_ = static_cast<std::uint32_t>(values.size());
+  }
+
+  // A vector of `size` floats written in place by `fill(std::span<float>)` before the
+  // handle exists (so it is still immutable once anyone can see it): an embedder's output
+  // lands in the final allocation with no second copy. `fill` must write every float; an
+  // exception from it propagates and frees the allocation. Throws std::length_error beyond
+  // 2^32-1 floats.
+  template <class Fill>
+  static EmbeddingVector filled(std::size_t size, Fill&& fill) {
+    if (size > UINT32_MAX) throw std::length_error("EmbeddingVector: too many floats");
+    EmbeddingVector out;
+    if (size == 0) return out;
+    auto data = std::make_shared_for_overwrite<float[]>(size);
+    std::forward<Fill>(fill)(std::span<float>(data.get(), size));
+    out.data_ = std::move(data);
+    out.size_ = static_cast<std::uint32_t>(size);
+    return out;
   }
 
   std::size_t size() const noexcept { return size_; }

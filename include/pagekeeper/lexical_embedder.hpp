@@ -63,10 +63,16 @@ class LexicalEmbedder final : public Embedder {
   std::size_t max_batch() const override { return options_.max_batch; }
 
   // Never throws for any input bytes (besides std::bad_alloc); accepts any number of texts.
-  std::vector<std::vector<float>> embed(std::span<const std::string> texts) override;
+  using Embedder::embed;
+  std::vector<std::vector<float>> embed(std::span<const std::string_view> texts) override;
+  // The same vectors, each computed straight into its EmbeddingVector (no second copy).
+  std::vector<EmbeddingVector> embed_compact(std::span<const std::string_view> texts) override;
 
   // One text, the same result as embed() gives for it.
   std::vector<float> embed_one(std::string_view text) const;
+  // The same, written into `out`, which must hold exactly dimensions() floats (every one of
+  // them is written). Throws std::invalid_argument for another size.
+  void embed_into(std::string_view text, std::span<float> out) const;
 
  private:
   LexicalEmbedderOptions options_;

@@ -108,11 +108,12 @@ class LlamaEmbedder : public Embedder {
   // See the file comment. Throws EmbedderInputError for a refused text (empty, invalid UTF-8,
   // too long under Overflow::kRefuse, more than max_batch() texts) and EmbedderError when
   // llama.cpp fails; a failed call has no effect on later calls.
-  std::vector<std::vector<float>> embed(std::span<const std::string> texts) override;
+  using Embedder::embed;
+  std::vector<std::vector<float>> embed(std::span<const std::string_view> texts) override;
 
   // The model's tokens for `text` ([CLS]/[SEP] included when add_special), before any limit
   // is applied. Throws EmbedderInputError for invalid UTF-8.
-  std::vector<std::int32_t> tokenize(const std::string& text, bool add_special) const;
+  std::vector<std::int32_t> tokenize(std::string_view text, bool add_special) const;
   // Most tokens one text may have (special tokens included).
   std::size_t max_tokens() const noexcept { return max_tokens_; }
   const std::shared_ptr<LlamaModel>& model() const noexcept { return model_; }
@@ -127,7 +128,7 @@ class LlamaEmbedder : public Embedder {
   LlamaEmbedder(std::shared_ptr<LlamaModel> model, const LlamaEmbedderConfig& config);
   Worker& acquire();
   void release(Worker& worker);
-  std::vector<std::vector<std::int32_t>> prepare(std::span<const std::string> texts) const;
+  std::vector<std::vector<std::int32_t>> prepare(std::span<const std::string_view> texts) const;
   void run(Worker& worker, const std::vector<std::vector<std::int32_t>>& tokens,
            std::size_t first, std::size_t count, std::vector<std::vector<float>>& out);
 

@@ -78,7 +78,8 @@ class OpenAIEmbedder final : public Embedder {
   // One request (plus retries) for `texts`; an empty list returns {} without a request.
   // Throws EmbedderInputError for more than max_batch() texts and for 400/413/422 answers,
   // EmbedderError for every other failure.
-  std::vector<std::vector<float>> embed(std::span<const std::string> texts) override;
+  using Embedder::embed;
+  std::vector<std::vector<float>> embed(std::span<const std::string_view> texts) override;
 
   // The full URL requests go to, for messages and logs.
   const std::string& endpoint() const { return endpoint_; }

@@ -159,14 +159,14 @@ std::vector<EmbeddingVector> EmbeddingService::embed_uncached(
   const std::size_t chunk_size = std::max<std::size_t>(1, embedder->max_batch());
   std::vector<EmbeddingVector> values;
   values.reserve(texts.size());
-  std::vector<std::string> chunk;
+  // Chunks are views of the caller's texts: nothing is copied on the way to the embedder,
+  // and the embedder writes each vector into the compact form the pool stores.
   for (std::size_t begin = 0; begin < texts.size(); begin += chunk_size) {
-    const std::size_t end = std::min(texts.size(), begin + chunk_size);
-    chunk.assign(texts.begin() + static_cast<std::ptrdiff_t>(begin),
-                 texts.begin() + static_cast<std::ptrdiff_t>(end));
-    std::vector<std::vector<float>> produced;
+    const std::span<const std::string_view> chunk =
+        texts.subspan(begin, std::min(chunk_size, texts.size() - begin));
+    std::vector<EmbeddingVector> produced;
     try {
-      produced = embedder->embed(chunk);
+      produced = embedder->embed_compact(chunk);
     } catch (const EmbedderError&) {
       throw;
     } catch (const std::exception& e) {
@@ -179,17 +179,17 @@ std::vector<EmbeddingVector> EmbeddingService::embed_uncached(
                           std::to_string(produced.size()) + " vectors for " +
                           std::to_string(chunk.size()) + " texts");
     }
-    for (const std::vector<float>& vector : produced) {
+    for (EmbeddingVector& vector : produced) {
       if (vector.size() != dims) {
         throw EmbedderError("embedding model '" + canonical + "' returned a vector of " +
                             std::to_string(vector.size()) + " dimensions, expected " +
                             std::to_string(dims));
       }
-      if (!all_finite(vector)) {
+      if (!all_finite(vector.values())) {
         throw EmbedderError("embedding model '" + canonical +
                             "' returned a vector with a non-finite value");
       }
-      values.emplace_back(std::span<const float>(vector));
+      values.push_back(std::move(vector));
     }
   }
   return values;

@@ -105,12 +105,25 @@ LexicalEmbedder::LexicalEmbedder(LexicalEmbedderOptions options) : options_(opti
 }
 
 std::vector<float> LexicalEmbedder::embed_one(std::string_view text) const {
+  std::vector<float> vec(options_.dimensions);
+  embed_into(text, vec);
+  return vec;
+}
+
+void LexicalEmbedder::embed_into(std::string_view text, std::span<float> vec) const {
   const std::size_t dims = options_.dimensions;
-  std::vector<float> vec(dims, 0.0f);
+  if (vec.size() != dims) {
+    throw std::invalid_argument("LexicalEmbedder::embed_into: output holds " +
+                                std::to_string(vec.size()) + " floats, expected " +
+                                std::to_string(dims));
+  }
 
   std::string normalized;
   const std::vector<std::string_view> words = split_words(text, normalized);
-  if (words.empty()) return vec;  // documented: no words -> the zero vector
+  if (words.empty()) {  // documented: no words -> the zero vector
+    std::fill(vec.begin(), vec.end(), 0.0f);
+    return;
+  }
 
   std::vector<Feature> features;
   features.reserve(words.size() * 12);
@@ -147,16 +160,29 @@ std::vector<float> LexicalEmbedder::embed_one(std::string_view text) const {
 
   double sum_squares = 0.0;
   for (const double v : acc) sum_squares += v * v;
-  if (sum_squares == 0.0) return vec;  // every feature cancelled out: still a defined value
+  if (sum_squares == 0.0) {  // every feature cancelled out: still a defined value
+    std::fill(vec.begin(), vec.end(), 0.0f);
+    return;
+  }
   const double norm = std::sqrt(sum_squares);
   for (std::size_t i = 0; i < dims; ++i) vec[i] = static_cast<float>(acc[i] / norm);
-  return vec;
 }
 
-std::vector<std::vector<float>> LexicalEmbedder::embed(std::span<const std::string> texts) {
+std::vector<std::vector<float>> LexicalEmbedder::embed(std::span<const std::string_view> texts) {
   std::vector<std::vector<float>> out;
   out.reserve(texts.size());
-  for (const std::string& text : texts) out.push_back(embed_one(text));
+  for (const std::string_view text : texts) out.push_back(embed_one(text));
+  return out;
+}
+
+std::vector<EmbeddingVector> LexicalEmbedder::embed_compact(
+    std::span<const std::string_view> texts) {
+  std::vector<EmbeddingVector> out;
+  out.reserve(texts.size());
+  for (const std::string_view text : texts) {
+    out.push_back(EmbeddingVector::filled(options_.dimensions,
+                                          [&](std::span<float> vec) { embed_into(text, vec); }));
+  }
   return out;
 }
 

@@ -33,7 +33,7 @@ constexpr std::uint32_t kContextQuantum = 256;
 constexpr std::uint32_t kMaxBatchTokens = 1u << 16;
 
 // Strict UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF).
-bool valid_utf8(const std::string& s) {
+bool valid_utf8(std::string_view s) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
   const auto* end = p + s.size();
   while (p < end) {
@@ -205,7 +205,7 @@ LlamaEmbedder::LlamaEmbedder(std::shared_ptr<LlamaModel> model, const LlamaEmbed
 
 LlamaEmbedder::~LlamaEmbedder() = default;
 
-std::vector<std::int32_t> LlamaEmbedder::tokenize(const std::string& text, bool add_special) const {
+std::vector<std::int32_t> LlamaEmbedder::tokenize(std::string_view text, bool add_special) const {
   if (!valid_utf8(text)) throw EmbedderInputError("llama.cpp embedder: text is not valid UTF-8");
   if (text.size() > static_cast<std::size_t>(INT32_MAX) / 2) {
     throw EmbedderInputError("llama.cpp embedder: text of " + std::to_string(text.size()) +
@@ -227,7 +227,7 @@ std::vector<std::int32_t> LlamaEmbedder::tokenize(const std::string& text, bool 
 }
 
 std::vector<std::vector<std::int32_t>> LlamaEmbedder::prepare(
-    std::span<const std::string> texts) const {
+    std::span<const std::string_view> texts) const {
   if (texts.size() > max_batch_) {
     throw EmbedderInputError("llama.cpp embedder: " + std::to_string(texts.size()) +
                              " texts in one call, at most " + std::to_string(max_batch_));
@@ -238,7 +238,7 @@ std::vector<std::vector<std::int32_t>> LlamaEmbedder::prepare(
   std::vector<std::vector<std::int32_t>> all;
   all.reserve(texts.size());
   for (std::size_t i = 0; i < texts.size(); ++i) {
-    const std::string& text = texts[i];
+    const std::string_view text = texts[i];
     const std::string which = "llama.cpp embedder: text " + std::to_string(i);
     if (text.empty()) throw EmbedderInputError(which + " is empty");
     if (!valid_utf8(text)) throw EmbedderInputError(which + " is not valid UTF-8");
@@ -340,7 +340,7 @@ void LlamaEmbedder::run(Worker& worker, const std::vector<std::vector<std::int32
   }
 }
 
-std::vector<std::vector<float>> LlamaEmbedder::embed(std::span<const std::string> texts) {
+std::vector<std::vector<float>> LlamaEmbedder::embed(std::span<const std::string_view> texts) {
   const auto tokens = prepare(texts);
   std::vector<std::vector<float>> out(texts.size());
   if (texts.empty()) return out;
@@ -421,11 +421,11 @@ std::unique_ptr<LlamaEmbedder> LlamaEmbedder::create(std::shared_ptr<LlamaModelL
 
 LlamaEmbedder::~LlamaEmbedder() = default;
 
-std::vector<std::int32_t> LlamaEmbedder::tokenize(const std::string&, bool) const {
+std::vector<std::int32_t> LlamaEmbedder::tokenize(std::string_view, bool) const {
   throw_unavailable();
 }
 
-std::vector<std::vector<float>> LlamaEmbedder::embed(std::span<const std::string>) {
+std::vector<std::vector<float>> LlamaEmbedder::embed(std::span<const std::string_view>) {
   throw_unavailable();
 }
 

@@ -195,7 +195,7 @@ OpenAIEmbedder::OpenAIEmbedder(OpenAIEmbedderConfig config) : config_(std::move(
   name_ = config_.name.empty() ? "openai:" + config_.model : config_.name;
 }
 
-std::vector<std::vector<float>> OpenAIEmbedder::embed(std::span<const std::string> texts) {
+std::vector<std::vector<float>> OpenAIEmbedder::embed(std::span<const std::string_view> texts) {
   if (texts.empty()) return {};
   if (texts.size() > config_.max_batch) {
     throw EmbedderInputError(name_ + ": " + std::to_string(texts.size()) +
@@ -204,7 +204,7 @@ std::vector<std::vector<float>> OpenAIEmbedder::embed(std::span<const std::strin
   json request = {{"model", config_.model},
                   {"input", json::array()},
                   {"encoding_format", "float"}};
-  for (const std::string& text : texts) request["input"].push_back(text);
+  for (const std::string_view text : texts) request["input"].push_back(std::string(text));
   if (config_.send_dimensions) request["dimensions"] = config_.dimensions;
   // A text that is not valid UTF-8 cannot be sent as JSON: that is the caller's input.
   std::string body;

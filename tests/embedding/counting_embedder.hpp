@@ -28,7 +28,8 @@ class CountingEmbedder final : public Embedder {
   std::size_t dimensions() const override { return inner_.dimensions(); }
   std::size_t max_batch() const override { return max_batch_; }
 
-  std::vector<std::vector<float>> embed(std::span<const std::string> texts) override {
+  using Embedder::embed;
+  std::vector<std::vector<float>> embed(std::span<const std::string_view> texts) override {
     calls_.fetch_add(1);
     texts_.fetch_add(texts.size());
     {

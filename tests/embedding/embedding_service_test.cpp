@@ -214,7 +214,7 @@ TEST(EmbeddingService, FailureInALaterChunkCachesNothingOfTheCall) {
     std::string name() const override { return "flaky"; }
     std::size_t dimensions() const override { return inner->dimensions(); }
     std::size_t max_batch() const override { return 2; }
-    std::vector<std::vector<float>> embed(std::span<const std::string> t) override {
+    std::vector<std::vector<float>> embed(std::span<const std::string_view> t) override {
       if (calls.fetch_add(1) == 1) throw EmbedderError("flaky: second chunk failed");
       return inner->embed(t);
     }

@@ -2,7 +2,9 @@
 
 #include <cmath>
 #include <cstring>
+#include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -26,6 +28,25 @@ std::uint64_t fingerprint(const std::vector<float>& v) {
 
 constexpr const char* kKnownText =
     "The quick brown fox jumps over the lazy dog; the dog sleeps. Caf\xc3\xa9 na\xc3\xafve!";
+
+// embed_compact() writes each vector straight into its EmbeddingVector: the same bits as
+// embed(), including the zero vector of a text without words (whose storage is written, not
+// left uninitialized).
+TEST(LexicalEmbedder, CompactVectorsEqualEmbedBitForBit) {
+  LexicalEmbedder embedder;
+  const std::vector<std::string> texts = {kKnownText, "", " ;; ", "a", "pagekeeper keeps pages"};
+  const std::vector<std::string_view> views(texts.begin(), texts.end());
+  const auto expected = embedder.embed(texts);
+  const auto compact = embedder.embed_compact(views);
+  ASSERT_EQ(compact.size(), texts.size());
+  for (std::size_t i = 0; i < texts.size(); ++i) {
+    ASSERT_EQ(compact[i].size(), 384u) << i;
+    EXPECT_EQ(compact[i].to_vector(), expected[i]) << i;
+    EXPECT_EQ(fingerprint(compact[i].to_vector()), fingerprint(expected[i])) << i;
+  }
+  std::vector<float> wrong(383);
+  EXPECT_THROW(embedder.embed_into("a", wrong), std::invalid_argument);
+}
 
 TEST(LexicalEmbedder, NameDimensionsAndUnitNorm) {
   LexicalEmbedder embedder;
