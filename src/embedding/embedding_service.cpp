@@ -6,6 +6,7 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <iterator>
 #include <mutex>
 #include <stdexcept>
 #include <utility>
@@ -158,7 +159,7 @@ std::vector<EmbeddingVector> EmbeddingService::embed_uncached(
   const std::size_t dims = embedder->dimensions();
   const std::size_t chunk_size = std::max<std::size_t>(1, embedder->max_batch());
   std::vector<EmbeddingVector> values;
-  values.reserve(texts.size());
+  if (texts.size() > chunk_size) values.reserve(texts.size());
   // Chunks are views of the caller's texts: nothing is copied on the way to the embedder,
   // and the embedder writes each vector into the compact form the pool stores.
   for (std::size_t begin = 0; begin < texts.size(); begin += chunk_size) {
@@ -179,7 +180,7 @@ std::vector<EmbeddingVector> EmbeddingService::embed_uncached(
                           std::to_string(produced.size()) + " vectors for " +
                           std::to_string(chunk.size()) + " texts");
     }
-    for (EmbeddingVector& vector : produced) {
+    for (const EmbeddingVector& vector : produced) {
       if (vector.size() != dims) {
         throw EmbedderError("embedding model '" + canonical + "' returned a vector of " +
                             std::to_string(vector.size()) + " dimensions, expected " +
@@ -189,8 +190,10 @@ std::vector<EmbeddingVector> EmbeddingService::embed_uncached(
         throw EmbedderError("embedding model '" + canonical +
                             "' returned a vector with a non-finite value");
       }
-      values.push_back(std::move(vector));
     }
+    if (chunk.size() == texts.size()) return produced;  // one chunk: its vectors are the result
+    values.insert(values.end(), std::make_move_iterator(produced.begin()),
+                  std::make_move_iterator(produced.end()));
   }
   return values;
 }
