@@ -497,8 +497,10 @@ class PagedResourcePool final : public ResourcePool {
     Entry(const K& k, const V& v, std::uint32_t size_field, std::uint32_t loaded_s, std::int64_t now)
       requires(kOptimisticReads)
         : size_small(size_field), loaded_at_s(loaded_s) {
-      std::atomic_ref<K>(key).store(k, std::memory_order_relaxed);
-      std::atomic_ref<V>(value).store(v, std::memory_order_relaxed);
+      // Release: a reader whose acquire load sees these (a reused chunk) also sees the
+      // version change of the erase that freed the chunk before, and fails validation.
+      std::atomic_ref<K>(key).store(k, std::memory_order_release);
+      std::atomic_ref<V>(value).store(v, std::memory_order_release);
       set_last_access(now);
     }
     // pins * kPinUnit | detached, or kFreedBit once destroyed. Detached entries are out of the
@@ -526,11 +528,13 @@ class PagedResourcePool final : public ResourcePool {
       std::atomic_ref<std::int64_t>(last_access_raw).store(ms, std::memory_order_relaxed);
     }
     // The key and value as a lock-free reader sees them. Requires: kOptimisticReads.
+    // Acquire, so the version check that follows cannot be satisfied by a stale version
+    // (no standalone fences: ThreadSanitizer does not model them).
     K racy_key() const noexcept {
-      return std::atomic_ref<K>(const_cast<K&>(key)).load(std::memory_order_relaxed);
+      return std::atomic_ref<K>(const_cast<K&>(key)).load(std::memory_order_acquire);
     }
     V racy_value() const noexcept {
-      return std::atomic_ref<V>(const_cast<V&>(value)).load(std::memory_order_relaxed);
+      return std::atomic_ref<V>(const_cast<V&>(value)).load(std::memory_order_acquire);
     }
   };
 
@@ -619,9 +623,12 @@ class PagedResourcePool final : public ResourcePool {
     }
     // The version a lock-free read starts from; odd while a writer is moving slots.
     std::uint32_t read_begin() const noexcept { return version_.load(std::memory_order_acquire); }
-    // True when no slot moved since read_begin() returned `v` (and v was even).
+    // True when no slot moved since read_begin() returned `v` (and v was even). Every load
+    // the read made (slots, key, value) was an acquire, so none of them can be ordered after
+    // this one, and any of them that saw a write inside a window makes this load see the
+    // window's odd version (a seqlock without standalone fences, which ThreadSanitizer does
+    // not model).
     bool read_validate(std::uint32_t v) const noexcept {
-      std::atomic_thread_fence(std::memory_order_acquire);
       return (v & 1u) == 0 && version_.load(std::memory_order_relaxed) == v;
     }
 
@@ -731,8 +738,9 @@ class PagedResourcePool final : public ResourcePool {
       explicit WriteWindow(Table& t) noexcept : table_(t) {
         if constexpr (kOptimisticReads) {
           start_ = t.version_.load(std::memory_order_relaxed);
+          // Relaxed is enough: the slot stores inside the window are releases, so a reader
+          // that sees one of them sees this odd version too.
           t.version_.store(start_ + 1, std::memory_order_relaxed);
-          std::atomic_thread_fence(std::memory_order_release);
         }
       }
       ~WriteWindow() {
