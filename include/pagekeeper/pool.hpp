@@ -1122,8 +1122,16 @@ class PagedResourcePool final : public ResourcePool {
 
     // Counts one eviction. Requires: exclusive lock on s (the counter's only writers hold it,
     // so a plain increment suffices).
-    static void count_eviction(Shard& s) noexcept {
-      s.evictions.store(s.evictions.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    static void count_eviction(Shard& s) noexcept { bump(s.evictions, /*owned=*/true); }
+
+    // Evicts `victim` (an unpinned entry picked from s by policy), counts it and starts
+    // loading the next victim. Returns the bytes freed. Requires: exclusive lock on s.
+    std::uint64_t evict_locked(Shard& s, Entry* victim) noexcept {
+      const std::uint64_t size = size_of(s, victim);
+      detach(s, victim, hash_of(victim->key));
+      count_eviction(s);
+      prefetch_next_victim(s);
+      return size;
     }
 
     // ----- operations -----
@@ -1133,14 +1141,14 @@ class PagedResourcePool final : public ResourcePool {
              monotonic_ms() - e->last_access() < static_cast<std::int64_t>(config.lru_refresh_ms);
     }
 
-    // Counts the hit on e in this thread's stripe; drains if the stripe asks for it.
-    // Requires: no lock of s held by this thread; e was found resident.
-    void count_hit(Shard& s, StripeRef st, Entry* e) const {
+    // Counts the hit on e in this thread's stripe, queued for promotion unless it falls in
+    // the promotion delay. Returns true when the caller should try_drain() the shard.
+    bool record_hit(StripeRef st, Entry* e) const noexcept {
       if (within_refresh(e)) {
         bump(st.stripe.unqueued_hits, st.owned);
-      } else if (record_read(st, e)) {
-        try_drain(s);
+        return false;
       }
+      return record_read(st, e);
     }
 
     // Drains s unless its lock is held: whoever holds it drains on release anyway, so a
@@ -1168,7 +1176,7 @@ class PagedResourcePool final : public ResourcePool {
             bump(st.stripe.misses, st.owned);
             return std::nullopt;
           }
-          count_hit(s, st, e);
+          if (record_hit(st, e)) try_drain(s);
           return value;
         }
       }
@@ -1189,11 +1197,7 @@ class PagedResourcePool final : public ResourcePool {
           return std::nullopt;
         }
         result.emplace(e->value);
-        if (within_refresh(e)) {
-          bump(st.stripe.unqueued_hits, st.owned);
-          return result;
-        }
-        if (!record_read(st, e)) return result;
+        if (!record_hit(st, e)) return result;
       }
       try_drain(s);
       return result;
@@ -1304,9 +1308,7 @@ class PagedResourcePool final : public ResourcePool {
       while (total_bytes.load(std::memory_order_relaxed) + incoming > target) {
         Entry* victim = pick_victim(s);
         if (victim == nullptr) return;
-        detach(s, victim, hash_of(victim->key));
-        count_eviction(s);
-        prefetch_next_victim(s);
+        evict_locked(s, victim);
       }
     }
 
@@ -1687,10 +1689,7 @@ class PagedResourcePool final : public ResourcePool {
         while (more(freed)) {
           Entry* victim = pick_victim(s);
           if (victim == nullptr) break;
-          freed += size_of(s, victim);
-          detach(s, victim, hash_of(victim->key));
-          prefetch_next_victim(s);
-          count_eviction(s);
+          freed += evict_locked(s, victim);
         }
         return freed;
       }
@@ -1716,10 +1715,7 @@ class PagedResourcePool final : public ResourcePool {
             ++exhausted_count;
             break;
           }
-          freed += size_of(s, victim);
-          detach(s, victim, hash_of(victim->key));
-          prefetch_next_victim(s);
-          count_eviction(s);
+          freed += evict_locked(s, victim);
         }
       }
       return freed;

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
-#include <cstring>
 #include <iterator>
 #include <mutex>
 #include <stdexcept>
@@ -116,20 +115,17 @@ EmbedBatchResult EmbeddingService::run(std::string canonical,
   auto embed_missing = [&](const std::vector<EmbeddingKey>& missing) {
     // Which text each missing key came from: a sorted index (one allocation) rather than a
     // hash map (one per key), since this runs for every text on the all-miss path.
-    std::vector<std::pair<std::uint64_t, std::size_t>> index;
+    // Sorted by the key's hash (the content hash's first 8 bytes, as the pool hashes it).
+    const EmbeddingKeyHash hash_of;
+    std::vector<std::pair<std::size_t, std::size_t>> index;
     index.reserve(keys.size());
-    auto prefix_of = [](const ContentHash& h) {
-      std::uint64_t prefix = 0;
-      std::memcpy(&prefix, h.data(), sizeof(prefix));
-      return prefix;
-    };
-    for (std::size_t i = 0; i < keys.size(); ++i) index.emplace_back(prefix_of(keys[i].content_hash), i);
+    for (std::size_t i = 0; i < keys.size(); ++i) index.emplace_back(hash_of(keys[i]), i);
     std::sort(index.begin(), index.end());
     std::vector<std::string_view> missing_texts;
     missing_texts.reserve(missing.size());
     for (const EmbeddingKey& key : missing) {
-      const std::uint64_t prefix = prefix_of(key.content_hash);
-      auto it = std::lower_bound(index.begin(), index.end(), std::pair<std::uint64_t, std::size_t>{prefix, 0});
+      const std::size_t prefix = hash_of(key);
+      auto it = std::lower_bound(index.begin(), index.end(), std::pair<std::size_t, std::size_t>{prefix, 0});
       // Equal prefixes (2^-64 per pair) fall back to comparing whole hashes.
       while (it != index.end() && it->first == prefix && !(keys[it->second].content_hash == key.content_hash)) ++it;
       if (it == index.end() || it->first != prefix) {
