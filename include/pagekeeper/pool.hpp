@@ -439,7 +439,7 @@ class PagedResourcePool final : public ResourcePool {
   // evicts down to low_watermark * new_max if the pool is now over it. Returns bytes freed.
   // config().max_bytes keeps the value the pool was created with.
   std::uint64_t set_max_bytes(std::uint64_t new_max) {
-    core_->max_bytes_.store(new_max, std::memory_order_relaxed);
+    core_->set_max_bytes(new_max);
     return core_->enforce_budget();
   }
   std::uint64_t usage_bytes() const override {
@@ -1100,11 +1100,13 @@ class PagedResourcePool final : public ResourcePool {
     // Removes e from table, list and accounting; frees it unless a pin keeps it alive.
     // Requires: exclusive lock on s.
     void detach(Shard& s, Entry* e, std::uint64_t h) noexcept {
-      s.table.erase(h, e, rehasher());
-      unlink(e);
+      // The accounting first: a locked instruction waits for every earlier store, and the
+      // table and list stores below may wait on memory in a large pool.
       const std::uint64_t size = size_of(s, e);
       s.bytes -= size;
       total_bytes.fetch_sub(size, std::memory_order_relaxed);
+      s.table.erase(h, e, rehasher());
+      unlink(e);
       // Unpinned (the common case): nobody can pin it (pin() needs this lock) and nobody
       // holds a pin to release, so no read-modify-write is needed. The acquire pairs with
       // the last unpin's release.
@@ -1257,12 +1259,21 @@ class PagedResourcePool final : public ResourcePool {
 
     // Requires: exclusive lock on s. Inserts or replaces; returns the new entry.
     void insert_locked(Shard& s, std::uint64_t h, K&& key, V&& value, std::uint64_t size) {
-      if (Entry* old = s.table.find(h, key, key_equal)) detach(s, old, h);
-      Entry* e = create(s, std::move(key), std::move(value), size, monotonic_ms());
-      s.table.insert(h, e, rehasher());
-      push_front(s, e);
-      s.bytes += size;
+      // The accounting first, before the stores that may wait on memory (see detach()).
       total_bytes.fetch_add(size, std::memory_order_relaxed);
+      s.bytes += size;
+      Entry* e = nullptr;
+      try {
+        if (Entry* old = s.table.find(h, key, key_equal)) detach(s, old, h);
+        e = create(s, std::move(key), std::move(value), size, monotonic_ms());
+        s.table.insert(h, e, rehasher());
+      } catch (...) {  // allocation failed: nothing was inserted
+        if (e != nullptr) destroy(s, e);
+        s.bytes -= size;
+        total_bytes.fetch_sub(size, std::memory_order_relaxed);
+        throw;
+      }
+      push_front(s, e);
     }
 
     // Requires: exclusive lock on s. Removes a stale entry for a value that will not be cached.
@@ -1304,7 +1315,7 @@ class PagedResourcePool final : public ResourcePool {
     void make_room_locked(Shard& s, std::uint64_t incoming) noexcept {
       if (config.policy->kind() == EvictionPolicy<V>::Kind::kCustom) return;
       if (total_bytes.load(std::memory_order_relaxed) + incoming <= max_bytes()) return;
-      const std::uint64_t target = fraction_of_max(config.low_watermark);
+      const std::uint64_t target = low_watermark_bytes();
       while (total_bytes.load(std::memory_order_relaxed) + incoming > target) {
         Entry* victim = pick_victim(s);
         if (victim == nullptr) return;
@@ -1317,12 +1328,19 @@ class PagedResourcePool final : public ResourcePool {
     // `near`: the shard just written, whose tail is compared first (see oldest_shard).
     std::uint64_t enforce_budget(std::uint32_t near = kAnyShard) {
       if (total_bytes.load(std::memory_order_relaxed) > max_bytes()) {
-        return evict_to(fraction_of_max(config.low_watermark), near);
+        return evict_to(low_watermark_bytes(), near);
       }
       return 0;
     }
 
     std::uint64_t max_bytes() const noexcept { return max_bytes_.load(std::memory_order_relaxed); }
+    std::uint64_t low_watermark_bytes() const noexcept {
+      return low_watermark_bytes_.load(std::memory_order_relaxed);
+    }
+    void set_max_bytes(std::uint64_t new_max) noexcept {
+      max_bytes_.store(new_max, std::memory_order_relaxed);
+      low_watermark_bytes_.store(fraction_of_max(config.low_watermark), std::memory_order_relaxed);
+    }
 
     template <class Loader>
     V invoke_loader(Loader& loader, const K& key) {
@@ -1644,7 +1662,10 @@ class PagedResourcePool final : public ResourcePool {
     void prefetch_next_victim(Shard& s) const noexcept {
       Link* next = s.lru.prev;
       if (next == &s.lru) return;
-      __builtin_prefetch(next->prev, 1, 0);  // non-temporal: dead once evicted
+      // Both lines: a 56-byte entry often straddles two, and its key may lie in the second.
+      const auto* after = reinterpret_cast<const char*>(static_cast<Entry*>(next->prev));
+      __builtin_prefetch(after, 1);
+      __builtin_prefetch(after + sizeof(Entry) - 1, 1);
       s.table.prefetch(hash_of(static_cast<Entry*>(next)->key));
     }
 
@@ -1877,6 +1898,9 @@ class PagedResourcePool final : public ResourcePool {
     KeyEqual key_equal;
     std::atomic<std::uint64_t> total_bytes{0};
     std::atomic<std::uint64_t> max_bytes_{config.max_bytes};
+    // fraction_of_max(config.low_watermark), kept beside max_bytes_ so that an insert into a
+    // full pool does not redo the floating-point product.
+    std::atomic<std::uint64_t> low_watermark_bytes_{fraction_of_max(config.low_watermark)};
     std::atomic<std::uint64_t> inflight_count{0};
     std::atomic<std::uint64_t> rejected_oversize{0};
     std::atomic<std::uint32_t> rotor{0};
