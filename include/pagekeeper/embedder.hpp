@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "pagekeeper/embedding_vector.hpp"
+#include "pagekeeper/vector_slab.hpp"
 
 namespace pagekeeper {
 
@@ -61,14 +62,20 @@ class Embedder {
   }
 
   // The same vectors as embed(texts), with the same errors and guarantees, each in its own
-  // compact EmbeddingVector (the form the embedding cache stores). The default copies
-  // embed()'s output; a backend that can write each vector straight into its final storage
-  // overrides it (the lexical embedder does), saving one allocation and one copy per text.
-  virtual std::vector<EmbeddingVector> embed_compact(std::span<const std::string_view> texts) {
+  // compact EmbeddingVector (the form the embedding cache stores), built in `storage` (the
+  // cache's slab for dimensions() floats; a vector of another length, which the caller then
+  // rejects, is built on the heap). The default copies embed()'s output; a backend that can
+  // write each vector straight into its final storage overrides it (the lexical embedder
+  // does), saving one allocation and one copy per text.
+  virtual std::vector<EmbeddingVector> embed_compact(std::span<const std::string_view> texts,
+                                                     VectorSlab& storage) {
     std::vector<std::vector<float>> produced = embed(texts);
     std::vector<EmbeddingVector> out;
     out.reserve(produced.size());
-    for (const std::vector<float>& vector : produced) out.emplace_back(std::span<const float>(vector));
+    for (const std::vector<float>& vector : produced) {
+      out.push_back(vector.size() == storage.dimensions() ? storage.copy(vector)
+                                                          : EmbeddingVector(std::span<const float>(vector)));
+    }
     return out;
   }
 };

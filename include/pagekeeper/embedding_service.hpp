@@ -8,9 +8,12 @@
 //   - Keys: EmbeddingKey{canonical model name, SHA-256 of the exact text bytes}. The model
 //     name is resolved through the ModelRegistry first, so aliases share slots.
 //   - Storage: one PagedResourcePool named `embedding-cache` (256 MiB by default, size-aware
-//     LRU). A value is an EmbeddingVector (float32, one allocation, no spare capacity); its
-//     size in the budget is EmbeddingVector::memory_bytes() + sizeof(EmbeddingKey), i.e.
-//     1640 bytes for 384 dimensions (the pool's own per-entry bookkeeping is not included).
+//     LRU). A value is an EmbeddingVector (float32, one chunk, no spare capacity) built in the
+//     service's VectorSlab for its dimension count, so filling the cache maps memory a block
+//     at a time and eviction recycles chunks without malloc; its size in the budget is
+//     EmbeddingVector::memory_bytes() + sizeof(EmbeddingKey), i.e. 1632 bytes for 384
+//     dimensions (the pool's own per-entry bookkeeping is not included). The slabs keep their
+//     blocks for the next vectors; clear() returns the blocks no vector uses any more.
 //   - embed_batch(): one pool lookup per text; the distinct texts that are neither cached
 //     nor being embedded by another request go to the embedder (each exactly once, in
 //     chunks of at most max_batch()); texts another request is embedding are joined. The
@@ -30,6 +33,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -41,6 +45,7 @@
 #include "pagekeeper/model_registry.hpp"
 #include "pagekeeper/pool.hpp"
 #include "pagekeeper/resource_pool.hpp"
+#include "pagekeeper/vector_slab.hpp"
 
 namespace pagekeeper {
 
@@ -110,6 +115,8 @@ class EmbeddingService {
   bool contains(std::string_view text, std::string_view model = "default") const;
 
   // Drops every cached vector and resets the pool's counters; returns the entries dropped.
+  // Then returns to the kernel the storage blocks no vector uses any more (vectors callers
+  // still hold keep theirs).
   std::size_t clear();
   PoolStats stats() const;
 
@@ -121,6 +128,13 @@ class EmbeddingService {
   // Budget bytes one cached vector of `dimensions` floats occupies.
   static std::uint64_t entry_bytes(std::size_t dimensions);
 
+  // The storage of vectors of `dimensions` floats (nullopt before the first such vector).
+  std::optional<VectorSlab::Stats> storage_stats(std::size_t dimensions) const;
+
+  // put() gives a slab to at most this many dimension counts (vectors of further ones are
+  // built on the heap); every embedder's dimension count gets one (there are few models).
+  static constexpr std::size_t kMaxSlabs = 8;
+
  private:
   // Embeds through the pool; keys[i] is the key of texts[i] under `canonical`.
   EmbedBatchResult run(std::string canonical, std::span<const std::string_view> texts,
@@ -131,8 +145,17 @@ class EmbeddingService {
                                               std::span<const std::string_view> texts,
                                               EmbedAccounting& accounting) const;
 
+  // The slab for vectors of `dimensions` (> 0) floats, created on first use; null when
+  // kMaxSlabs exist already and `beyond_cap` is false.
+  VectorSlab* slab_for(std::size_t dimensions, bool beyond_cap) const;
+
   std::shared_ptr<ModelRegistry> models_;
   std::shared_ptr<Pool> pool_;
+  std::size_t slab_block_bytes_;  // largest block a slab maps (from the budget)
+  mutable std::mutex slabs_mutex_;
+  // Guarded by slabs_mutex_ (the list; each slab is thread-safe). Never shrinks, so a
+  // pointer from slab_for() stays valid for the service's lifetime. Vectors may outlive it.
+  mutable std::vector<std::unique_ptr<VectorSlab>> slabs_;
 };
 
 }  // namespace pagekeeper

@@ -65,8 +65,9 @@ class LexicalEmbedder final : public Embedder {
   // Never throws for any input bytes (besides std::bad_alloc); accepts any number of texts.
   using Embedder::embed;
   std::vector<std::vector<float>> embed(std::span<const std::string_view> texts) override;
-  // The same vectors, each computed straight into its EmbeddingVector (no second copy).
-  std::vector<EmbeddingVector> embed_compact(std::span<const std::string_view> texts) override;
+  // The same vectors, each computed straight into its chunk of `storage` (no second copy).
+  std::vector<EmbeddingVector> embed_compact(std::span<const std::string_view> texts,
+                                             VectorSlab& storage) override;
 
   // One text, the same result as embed() gives for it.
   std::vector<float> embed_one(std::string_view text) const;

@@ -13,7 +13,8 @@ target_sources(pagekeeper PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/lexical_embedder.cpp
   ${CMAKE_CURRENT_LIST_DIR}/model_registry.cpp
   ${CMAKE_CURRENT_LIST_DIR}/openai_embedder.cpp
-  ${CMAKE_CURRENT_LIST_DIR}/embedding_service.cpp)
+  ${CMAKE_CURRENT_LIST_DIR}/embedding_service.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/vector_slab.cpp)
 # Lexical vectors must be bit-identical on every platform: forbid fused multiply-add.
 set_source_files_properties(${CMAKE_CURRENT_LIST_DIR}/lexical_embedder.cpp
   PROPERTIES COMPILE_OPTIONS "-ffp-contract=off")

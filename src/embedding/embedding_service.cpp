@@ -50,11 +50,41 @@ bool all_finite(std::span<const float> values) {
 std::mutex g_default_mutex;
 std::shared_ptr<EmbeddingService> g_default;  // guarded by g_default_mutex
 
+// A slab's largest block: a sixteenth of the budget (so a small cache maps little beyond it),
+// between 64 KiB and 2 MiB (larger blocks save nothing: the kernel still populates them a
+// page at a time).
+std::size_t slab_block_bytes(std::uint64_t max_bytes) {
+  constexpr std::uint64_t kMin = std::uint64_t{64} << 10;
+  constexpr std::uint64_t kMax = std::uint64_t{2} << 20;
+  return static_cast<std::size_t>(std::clamp(std::bit_floor(max_bytes / 16), kMin, kMax));
+}
+
 }  // namespace
 
 EmbeddingService::EmbeddingService(EmbeddingServiceConfig config)
     : models_(config.models ? std::move(config.models) : ModelRegistry::with_builtin_models()),
-      pool_(std::make_shared<Pool>(pool_config(config))) {}
+      pool_(std::make_shared<Pool>(pool_config(config))),
+      slab_block_bytes_(slab_block_bytes(config.max_bytes)) {}
+
+VectorSlab* EmbeddingService::slab_for(std::size_t dimensions, bool beyond_cap) const {
+  std::lock_guard lock(slabs_mutex_);
+  for (const std::unique_ptr<VectorSlab>& slab : slabs_) {
+    if (slab->dimensions() == dimensions) return slab.get();
+  }
+  if (slabs_.size() >= kMaxSlabs && !beyond_cap) return nullptr;
+  slabs_.push_back(std::make_unique<VectorSlab>(
+      dimensions, VectorSlab::Options{.first_block_bytes = std::size_t{64} << 10,
+                                      .max_block_bytes = slab_block_bytes_}));
+  return slabs_.back().get();
+}
+
+std::optional<VectorSlab::Stats> EmbeddingService::storage_stats(std::size_t dimensions) const {
+  std::lock_guard lock(slabs_mutex_);
+  for (const std::unique_ptr<VectorSlab>& slab : slabs_) {
+    if (slab->dimensions() == dimensions) return slab->stats();
+  }
+  return std::nullopt;
+}
 
 std::shared_ptr<EmbeddingService> EmbeddingService::process_default() {
   std::lock_guard lock(g_default_mutex);
@@ -75,8 +105,7 @@ std::shared_ptr<EmbeddingService> EmbeddingService::init_process_default(
 }
 
 std::uint64_t EmbeddingService::entry_bytes(std::size_t dimensions) {
-  return sizeof(EmbeddingVector) + (dimensions == 0 ? 0 : EmbeddingVector::kControlBlockBytes) +
-         dimensions * sizeof(float) + sizeof(EmbeddingKey);
+  return sizeof(EmbeddingVector) + EmbeddingVector::chunk_bytes(dimensions) + sizeof(EmbeddingKey);
 }
 
 EmbedResult EmbeddingService::embed(std::string_view text, std::string_view model) {
@@ -153,6 +182,8 @@ std::vector<EmbeddingVector> EmbeddingService::embed_uncached(
                         embedder->name() + "'");
   }
   const std::size_t dims = embedder->dimensions();
+  if (dims == 0) throw EmbedderError("embedding model '" + canonical + "' has 0 dimensions");
+  VectorSlab& slab = *slab_for(dims, /*beyond_cap=*/true);
   const std::size_t chunk_size = std::max<std::size_t>(1, embedder->max_batch());
   std::vector<EmbeddingVector> values;
   if (texts.size() > chunk_size) values.reserve(texts.size());
@@ -163,7 +194,7 @@ std::vector<EmbeddingVector> EmbeddingService::embed_uncached(
         texts.subspan(begin, std::min(chunk_size, texts.size() - begin));
     std::vector<EmbeddingVector> produced;
     try {
-      produced = embedder->embed_compact(chunk);
+      produced = embedder->embed_compact(chunk, slab);
     } catch (const EmbedderError&) {
       throw;
     } catch (const std::exception& e) {
@@ -200,15 +231,21 @@ bool EmbeddingService::put(std::string_view text, std::string_view model,
   if (!all_finite(vector)) {
     throw std::invalid_argument("EmbeddingService::put: vector has a non-finite value");
   }
-  return pool_->insert(EmbeddingKey{models_->resolve(model), sha256(text)},
-                       EmbeddingVector(vector));
+  EmbeddingKey key{models_->resolve(model), sha256(text)};
+  VectorSlab* slab = slab_for(vector.size(), /*beyond_cap=*/false);
+  return pool_->insert(std::move(key), slab != nullptr ? slab->copy(vector) : EmbeddingVector(vector));
 }
 
 bool EmbeddingService::contains(std::string_view text, std::string_view model) const {
   return pool_->contains(EmbeddingKey{models_->resolve(model), sha256(text)});
 }
 
-std::size_t EmbeddingService::clear() { return pool_->clear(); }
+std::size_t EmbeddingService::clear() {
+  const std::size_t dropped = pool_->clear();
+  std::lock_guard lock(slabs_mutex_);
+  for (const std::unique_ptr<VectorSlab>& slab : slabs_) slab->trim();
+  return dropped;
+}
 
 PoolStats EmbeddingService::stats() const { return pool_->stats(); }
 

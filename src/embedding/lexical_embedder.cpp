@@ -175,13 +175,14 @@ std::vector<std::vector<float>> LexicalEmbedder::embed(std::span<const std::stri
   return out;
 }
 
-std::vector<EmbeddingVector> LexicalEmbedder::embed_compact(
-    std::span<const std::string_view> texts) {
+std::vector<EmbeddingVector> LexicalEmbedder::embed_compact(std::span<const std::string_view> texts,
+                                                            VectorSlab& storage) {
   std::vector<EmbeddingVector> out;
   out.reserve(texts.size());
+  const bool in_slab = storage.dimensions() == options_.dimensions;
   for (const std::string_view text : texts) {
-    out.push_back(EmbeddingVector::filled(options_.dimensions,
-                                          [&](std::span<float> vec) { embed_into(text, vec); }));
+    auto fill = [&](std::span<float> vec) { embed_into(text, vec); };
+    out.push_back(in_slab ? storage.make(fill) : EmbeddingVector::filled(options_.dimensions, fill));
   }
   return out;
 }

@@ -85,8 +85,9 @@ class NamedLexicalEmbedder final : public Embedder {
   std::size_t dimensions() const override { return lexical_.dimensions(); }
   std::size_t max_batch() const override { return lexical_.max_batch(); }
   std::vector<std::vector<float>> embed(std::span<const std::string_view> texts) override { return lexical_.embed(texts); }
-  std::vector<EmbeddingVector> embed_compact(std::span<const std::string_view> texts) override {
-    return lexical_.embed_compact(texts);
+  std::vector<EmbeddingVector> embed_compact(std::span<const std::string_view> texts,
+                                             VectorSlab& storage) override {
+    return lexical_.embed_compact(texts, storage);
   }
 
  private:

@@ -277,8 +277,8 @@ TEST(EmbeddingService, PoolIsNamedSizedAndCountsRealBytes) {
   EmbeddingService service(EmbeddingServiceConfig{.models = std::make_shared<ModelRegistry>()});
   EXPECT_EQ(service.pool()->tier_name(), "embedding-cache");
   EXPECT_EQ(service.pool()->capacity_bytes(), 256u << 20);
-  // 384 floats + the 24-byte handle + a 16-byte control block + the 64-byte key.
-  EXPECT_EQ(EmbeddingService::entry_bytes(384), 1536u + 24u + 16u + 64u);
+  // 384 floats + the 16-byte handle + the chunk's 16-byte header + the 64-byte key.
+  EXPECT_EQ(EmbeddingService::entry_bytes(384), 1536u + 16u + 16u + 64u);
   Fixture f;
   f.service->embed("one", "counting");
   EXPECT_EQ(f.service->stats().total_bytes, EmbeddingService::entry_bytes(384));

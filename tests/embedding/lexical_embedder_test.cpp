@@ -37,7 +37,8 @@ TEST(LexicalEmbedder, CompactVectorsEqualEmbedBitForBit) {
   const std::vector<std::string> texts = {kKnownText, "", " ;; ", "a", "pagekeeper keeps pages"};
   const std::vector<std::string_view> views(texts.begin(), texts.end());
   const auto expected = embedder.embed(texts);
-  const auto compact = embedder.embed_compact(views);
+  VectorSlab slab(384);
+  const auto compact = embedder.embed_compact(views, slab);
   ASSERT_EQ(compact.size(), texts.size());
   for (std::size_t i = 0; i < texts.size(); ++i) {
     ASSERT_EQ(compact[i].size(), 384u) << i;

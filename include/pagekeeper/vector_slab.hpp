@@ -1,0 +1,105 @@
+// pagekeeper/vector_slab.hpp
+//
+// VectorSlab: storage for EmbeddingVectors of one dimension count. The embedding cache
+// (EmbeddingService) keeps one per dimension count and builds every vector it caches in it,
+// so that neither filling the cache nor evicting from it goes through malloc:
+//
+//   - Chunks: every vector occupies one fixed-size chunk, EmbeddingVector::chunk_bytes(
+//     dimensions) (a 16-byte header and the floats, no over-allocation: 1,552 bytes for 384
+//     dimensions), carved in order from large blocks.
+//   - Blocks: anonymous mappings obtained with MAP_POPULATE, so the kernel supplies a whole
+//     block's pages in one call instead of taking one page fault per 4 KiB as the cache's
+//     first writes reach them. Blocks grow from Options::first_block_bytes, doubling, up to
+//     Options::max_block_bytes, so a small cache maps little and a large one few blocks.
+//   - Recycling: a chunk whose last reference is dropped goes on a free list and is the next
+//     one handed out (last in, first out, so its header is still in cache). An evicting cache
+//     therefore reuses its own chunks and never grows past the blocks its byte budget (plus
+//     the vectors callers still hold) needed once.
+//   - Keeping and returning memory: blocks are kept while the slab exists, since a cache
+//     refills the memory its budget allows (an eviction does not return memory to the kernel,
+//     as freeing to malloc did not either). trim() returns every block none of whose chunks
+//     is in use to the kernel (EmbeddingService::clear() calls it); a block with one live
+//     vector stays. The mappings are released when the slab and its last vector are gone:
+//     vectors may outlive the slab object.
+//
+// Thread safety: every method may be called concurrently from any thread. Locking rule:
+// chunks are handed out (make, copy) and blocks carved, mapped or trimmed under the slab's
+// one mutex; a chunk is returned WITHOUT a lock, on whatever thread drops its last reference
+// (a lock-free push onto an atomic list, which the next allocation that finds its own list
+// empty takes whole, so no pop races a push: no ABA). Returning never blocks, so a vector may
+// be dropped under any other lock (the pool destroys evicted values under a shard lock).
+
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <utility>
+
+#include "pagekeeper/embedding_vector.hpp"
+
+namespace pagekeeper {
+
+class VectorSlab {
+ public:
+  struct Options {
+    // Size of the first block; each further block doubles, up to max_block_bytes. Both are
+    // rounded up to a whole number of pages and to at least one chunk.
+    std::size_t first_block_bytes = std::size_t{64} << 10;
+    std::size_t max_block_bytes = std::size_t{2} << 20;
+  };
+
+  struct Stats {
+    std::size_t blocks = 0;            // blocks mapped now
+    std::uint64_t mapped_bytes = 0;    // their bytes (all resident: they are populated)
+    std::size_t live_vectors = 0;      // chunks referenced by a vector now
+    std::uint64_t chunk_bytes = 0;     // bytes of one chunk
+  };
+
+  // Throws std::invalid_argument for 0 dimensions or more than 2^32-1.
+  explicit VectorSlab(std::size_t dimensions, Options options);
+  explicit VectorSlab(std::size_t dimensions) : VectorSlab(dimensions, Options{}) {}
+  ~VectorSlab();
+  VectorSlab(const VectorSlab&) = delete;
+  VectorSlab& operator=(const VectorSlab&) = delete;
+
+  std::size_t dimensions() const noexcept { return dimensions_; }
+
+  // A vector of dimensions() floats written in place by `fill(std::span<float>)` in one of
+  // this slab's chunks, before the handle exists (as EmbeddingVector::filled). `fill` must
+  // write every float; an exception from it propagates and the chunk goes back to the slab.
+  // Throws std::bad_alloc when no block can be mapped.
+  template <class Fill>
+  EmbeddingVector make(Fill&& fill) {
+    Header* header = allocate();
+    try {
+      std::forward<Fill>(fill)(std::span<float>(EmbeddingVector::floats_of(header), dimensions_));
+    } catch (...) {
+      EmbeddingVector::free_chunk(header);
+      throw;
+    }
+    return EmbeddingVector(header, dimensions_);
+  }
+
+  // A copy of `values`, which must hold exactly dimensions() floats (std::invalid_argument
+  // otherwise).
+  EmbeddingVector copy(std::span<const float> values);
+
+  // Returns every block with no chunk in use to the kernel; returns the bytes unmapped.
+  std::uint64_t trim();
+
+  Stats stats() const;
+
+ private:
+  struct Core;
+  friend class EmbeddingVector;
+  using Header = EmbeddingVector::Header;
+
+  // A chunk with one reference, owned by this slab. Throws std::bad_alloc.
+  Header* allocate();
+
+  std::size_t dimensions_;
+  Core* core_;
+};
+
+}  // namespace pagekeeper

@@ -1,0 +1,171 @@
+// VectorSlab: chunks are recycled (a refill maps no new block), vectors outlive the slab and
+// stay valid while held, trim() returns only wholly free blocks.
+
+#include "pagekeeper/vector_slab.hpp"
+
+#include <cstddef>
+#include <set>
+#include <stdexcept>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace pagekeeper {
+namespace {
+
+// A vector whose every float encodes (tag, index), so a chunk handed out twice or written by
+// someone else shows up as a wrong value.
+EmbeddingVector tagged(VectorSlab& slab, int tag) {
+  return slab.make([&](std::span<float> out) {
+    for (std::size_t i = 0; i < out.size(); ++i) out[i] = static_cast<float>(tag * 1000 + static_cast<int>(i));
+  });
+}
+
+bool holds_tag(const EmbeddingVector& v, int tag) {
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (v[i] != static_cast<float>(tag * 1000 + static_cast<int>(i))) return false;
+  }
+  return true;
+}
+
+constexpr std::size_t kDims = 384;
+constexpr std::size_t kChunk = 16 + kDims * sizeof(float);
+
+TEST(VectorSlab, ChunksAreExactlyHeaderAndFloats) {
+  EXPECT_EQ(EmbeddingVector::chunk_bytes(384), kChunk);
+  EXPECT_EQ(EmbeddingVector::chunk_bytes(3), 16u + 16u);  // 12 bytes of floats, rounded to 8
+  EXPECT_EQ(EmbeddingVector::chunk_bytes(0), 0u);
+  VectorSlab slab(kDims);
+  EXPECT_EQ(slab.stats().chunk_bytes, kChunk);
+  EXPECT_EQ(slab.stats().blocks, 0u);  // nothing mapped before the first vector
+  const EmbeddingVector v = tagged(slab, 1);
+  EXPECT_EQ(v.size(), kDims);
+  EXPECT_EQ(v.memory_bytes(), sizeof(EmbeddingVector) + kChunk);
+  EXPECT_TRUE(holds_tag(v, 1));
+  EXPECT_EQ(slab.stats().live_vectors, 1u);
+  EXPECT_EQ(slab.stats().blocks, 1u);
+}
+
+TEST(VectorSlab, RejectsBadSizes) {
+  EXPECT_THROW(VectorSlab(0), std::invalid_argument);
+  VectorSlab slab(4);
+  EXPECT_THROW(slab.copy(std::vector<float>(5, 1.0f)), std::invalid_argument);
+  EXPECT_EQ(slab.copy(std::vector<float>{1, 2, 3, 4}).to_vector(), (std::vector<float>{1, 2, 3, 4}));
+}
+
+TEST(VectorSlab, FreedChunkIsTheNextOneHandedOut) {
+  VectorSlab slab(kDims);
+  const float* first = nullptr;
+  {
+    const EmbeddingVector v = tagged(slab, 1);
+    first = v.data();
+    EXPECT_EQ(slab.stats().live_vectors, 1u);
+  }
+  EXPECT_EQ(slab.stats().live_vectors, 0u);
+  const EmbeddingVector again = tagged(slab, 2);
+  EXPECT_EQ(again.data(), first);
+  EXPECT_TRUE(holds_tag(again, 2));
+}
+
+TEST(VectorSlab, CopiesShareTheChunkUntilTheLastGoes) {
+  VectorSlab slab(kDims);
+  EmbeddingVector a = tagged(slab, 3);
+  EmbeddingVector b = a;
+  EXPECT_TRUE(a.same_storage(b));
+  a = EmbeddingVector();
+  EXPECT_EQ(slab.stats().live_vectors, 1u);
+  const EmbeddingVector other = tagged(slab, 4);  // must not reuse b's chunk
+  EXPECT_FALSE(other.same_storage(b));
+  EXPECT_TRUE(holds_tag(b, 3));
+  b = EmbeddingVector();
+  EXPECT_EQ(slab.stats().live_vectors, 1u);
+}
+
+TEST(VectorSlab, RefillingAfterReleaseMapsNoNewBlock) {
+  VectorSlab slab(kDims, VectorSlab::Options{.first_block_bytes = 64 << 10, .max_block_bytes = 256 << 10});
+  constexpr int kVectors = 1000;  // about 1.5 MB: several blocks
+  std::vector<EmbeddingVector> held;
+  for (int i = 0; i < kVectors; ++i) held.push_back(tagged(slab, i));
+  const VectorSlab::Stats full = slab.stats();
+  EXPECT_GT(full.blocks, 2u);
+  EXPECT_EQ(full.live_vectors, static_cast<std::size_t>(kVectors));
+  std::set<const float*> chunks;
+  for (const EmbeddingVector& v : held) chunks.insert(v.data());
+  for (int round = 0; round < 3; ++round) {
+    held.clear();
+    for (int i = 0; i < kVectors; ++i) held.push_back(tagged(slab, round * kVectors + i));
+    EXPECT_EQ(slab.stats().blocks, full.blocks) << round;
+    EXPECT_EQ(slab.stats().mapped_bytes, full.mapped_bytes) << round;
+    for (const EmbeddingVector& v : held) EXPECT_TRUE(chunks.contains(v.data()));
+  }
+  for (int i = 0; i < kVectors; ++i) EXPECT_TRUE(holds_tag(held[i], 2 * kVectors + i)) << i;
+}
+
+TEST(VectorSlab, BlocksGrowByDoublingUpToTheMaximum) {
+  VectorSlab slab(kDims, VectorSlab::Options{.first_block_bytes = 64 << 10, .max_block_bytes = 256 << 10});
+  std::vector<EmbeddingVector> held;
+  while (slab.stats().blocks < 5) held.push_back(tagged(slab, 0));
+  // 64 + 128 + 256 + 256 + 256 KiB.
+  EXPECT_EQ(slab.stats().mapped_bytes, std::uint64_t{960} << 10);
+}
+
+TEST(VectorSlab, TrimReturnsOnlyWhollyFreeBlocks) {
+  VectorSlab slab(kDims, VectorSlab::Options{.first_block_bytes = 64 << 10, .max_block_bytes = 64 << 10});
+  std::vector<EmbeddingVector> held;
+  for (int i = 0; i < 200; ++i) held.push_back(tagged(slab, i));  // 300 KB: 5 blocks of 64 KiB
+  const std::size_t blocks = slab.stats().blocks;
+  ASSERT_EQ(blocks, 5u);
+  EmbeddingVector kept = held[100];  // lives in the third block
+  held.clear();
+  EXPECT_EQ(slab.trim(), std::uint64_t{4} * (64 << 10));
+  EXPECT_EQ(slab.stats().blocks, 1u);
+  EXPECT_TRUE(holds_tag(kept, 100));
+  // The kept block's free chunks are still handed out, and new blocks come when they run out.
+  for (int i = 0; i < 200; ++i) held.push_back(tagged(slab, 1000 + i));
+  EXPECT_TRUE(holds_tag(kept, 100));
+  for (int i = 0; i < 200; ++i) EXPECT_TRUE(holds_tag(held[i], 1000 + i)) << i;
+  held.clear();
+  kept = EmbeddingVector();
+  EXPECT_GT(slab.trim(), 0u);
+  EXPECT_EQ(slab.stats().blocks, 0u);
+  EXPECT_EQ(slab.stats().mapped_bytes, 0u);
+  EXPECT_TRUE(holds_tag(tagged(slab, 7), 7));  // maps again
+}
+
+TEST(VectorSlab, VectorsOutliveTheSlab) {
+  std::vector<EmbeddingVector> held;
+  {
+    VectorSlab slab(kDims);
+    for (int i = 0; i < 100; ++i) held.push_back(tagged(slab, i));
+  }
+  for (int i = 0; i < 100; ++i) EXPECT_TRUE(holds_tag(held[i], i)) << i;
+  held.clear();  // the last one unmaps the blocks (ASan and LeakSanitizer check it)
+}
+
+TEST(VectorSlab, AThrowingFillGivesItsChunkBack) {
+  VectorSlab slab(kDims);
+  const float* chunk = nullptr;
+  EXPECT_THROW(slab.make([&](std::span<float> out) {
+    chunk = out.data();
+    throw std::runtime_error("fill failed");
+  }),
+               std::runtime_error);
+  EXPECT_EQ(slab.stats().live_vectors, 0u);
+  EXPECT_EQ(tagged(slab, 5).data(), chunk);
+}
+
+TEST(EmbeddingVector, HeapVectorsBehaveAsSlabOnes) {
+  const EmbeddingVector heap(std::vector<float>{1.5f, -2.0f, 3.0f});
+  EXPECT_EQ(heap.memory_bytes(), sizeof(EmbeddingVector) + 32u);
+  const EmbeddingVector copy = heap;
+  EXPECT_TRUE(copy.same_storage(heap));
+  VectorSlab slab(3);
+  const EmbeddingVector in_slab = slab.copy(heap.values());
+  EXPECT_EQ(in_slab, heap);
+  EXPECT_FALSE(in_slab.same_storage(heap));
+  EXPECT_TRUE(EmbeddingVector().empty());
+  EXPECT_EQ(EmbeddingVector().memory_bytes(), sizeof(EmbeddingVector));
+}
+
+}  // namespace
+}  // namespace pagekeeper
