@@ -599,6 +599,16 @@ class PagedResourcePool final : public ResourcePool {
   // at once (MADV_DONTNEED; a late reader then sees empty slots and fails validation), a
   // small one is kept (less than 64 KiB in all). Without optimistic reads old arrays are
   // freed at once.
+  //
+  // Staged inserts: a new entry first goes to a small stage (kStageSize slots on the
+  // reader-visible lines, always in cache) and reaches the main array when the stage is
+  // flushed, kStageSize at a time with their slot lines prefetched together. In a table
+  // larger than the caches, placing a key means waiting on one random line of memory; a
+  // flush waits on all of them at once instead of one per insert. Lookups search the stage
+  // first (skipped unless a 64-bit filter of staged hashes says it may match), so the newest
+  // entry for a key wins; the main array may still hold an older entry for a staged key
+  // until the flush, which the owner removes then (see Core::flush_stage). Staging never
+  // moves a slot that a reader may be probing except inside a write window.
   class Table {
    public:
     Table() = default;
@@ -609,9 +619,19 @@ class PagedResourcePool final : public ResourcePool {
       for (const Retired& r : retired_) release(r.slots, r.bytes, r.mapped);
     }
 
-    // Lookup for holders of the shard lock (shared or exclusive).
+    static constexpr std::uint32_t kStageSize = 16;
+
+    // Lookup for holders of the shard lock (shared or exclusive): the newest entry for key.
     Entry* find(std::uint64_t h, const K& key, const KeyEqual& eq) const noexcept {
       return find_in<false>(h, key, eq);
+    }
+    // Lookup in the stage only (cheap: no memory beyond the table's own lines). Requires: the lock.
+    Entry* find_staged(std::uint64_t h, const K& key, const KeyEqual& eq) const noexcept {
+      return find_staged_in<false>(h, key, eq);
+    }
+    // Lookup in the main array only (an entry that a staged one replaces). Requires: the lock.
+    Entry* find_main(std::uint64_t h, const K& key, const KeyEqual& eq) const noexcept {
+      return find_main_in<false>(slots_.load(std::memory_order_relaxed), h, key, eq);
     }
 
     // Lookup for lock-free readers: returns a candidate that is only valid if
@@ -632,20 +652,58 @@ class PagedResourcePool final : public ResourcePool {
       return (v & 1u) == 0 && version_.load(std::memory_order_relaxed) == v;
     }
 
-    // Requires: exclusive lock; no entry with this key is present; e is fully built.
-    // rehash(e) recomputes an entry's hash (needed when the table grows).
+    // Adds e to the stage. Grows the main array first if it could not take every staged
+    // entry, so that flushing never allocates. Requires: exclusive lock; the stage is not
+    // full; no staged entry has this key; e is fully built. rehash(e) recomputes an entry's
+    // hash (needed when the table grows). Throws std::bad_alloc (nothing changed).
     template <class Rehash>
-    void insert(std::uint64_t h, Entry* e, Rehash&& rehash) {
+    void stage(std::uint64_t h, Entry* e, Rehash&& rehash) {
+      const std::uint32_t n = staged_count_.load(std::memory_order_relaxed);
+      const Slots* a = slots_.load(std::memory_order_relaxed);
+      if (a == nullptr || (count_ + n + 1) * 4 > (a->mask + 1) * 3) grow(rehash);
+      staged_hash_[n] = h;
+      // Release: a reader that sees the count or the filter bit sees the slot and the entry.
+      staged_[n].store(tag_of(h) | reinterpret_cast<std::uintptr_t>(e), std::memory_order_release);
+      staged_count_.store(n + 1, std::memory_order_release);
+      staged_filter_.store(staged_filter_.load(std::memory_order_relaxed) | filter_bit(h),
+                           std::memory_order_release);
+    }
+    bool stage_full() const noexcept {
+      return staged_count_.load(std::memory_order_relaxed) == kStageSize;
+    }
+    std::uint32_t staged_count() const noexcept { return staged_count_.load(std::memory_order_relaxed); }
+    Entry* staged_entry(std::uint32_t i) const noexcept {
+      return entry_of(staged_[i].load(std::memory_order_relaxed));
+    }
+    std::uint64_t staged_hash(std::uint32_t i) const noexcept { return staged_hash_[i]; }
+    // Whether e (with hash h) is staged. Requires: the lock.
+    bool is_staged(std::uint64_t h, const Entry* e) const noexcept { return staged_index(h, e) < kStageSize; }
+
+    // Moves every staged entry into the main array (room was made by stage()). Requires:
+    // exclusive lock; the main array holds no other entry for any staged key.
+    void place_staged() noexcept {
       Slots* a = slots_.load(std::memory_order_relaxed);
-      if (a == nullptr || (count_ + 1) * 4 > (a->mask + 1) * 3) a = grow(rehash);
-      place(a, tag_of(h), a->home(h), reinterpret_cast<std::uintptr_t>(e));
-      ++count_;
+      const std::uint32_t n = staged_count_.load(std::memory_order_relaxed);
+      for (std::uint32_t i = 0; i < n; ++i) {
+        // A reader that misses it here finds it in the stage, which is emptied only after.
+        place(a, tag_of(staged_hash_[i]), a->home(staged_hash_[i]),
+              staged_[i].load(std::memory_order_relaxed) & kPtrMask);
+      }
+      count_ += n;
+      // Emptying the stage moves nothing: every entry it held is in the main array now.
+      staged_filter_.store(0, std::memory_order_release);
+      staged_count_.store(0, std::memory_order_release);
     }
 
-    // Requires: exclusive lock; e is present. rehash(e) recomputes an entry's hash, needed
-    // only for entries whose distance was too large to record.
+    // Requires: exclusive lock; e is present (staged or in the main array). rehash(e)
+    // recomputes an entry's hash, needed only for entries whose distance was too large to
+    // record.
     template <class Rehash>
     void erase(std::uint64_t h, const Entry* e, Rehash&& rehash) noexcept {
+      if (const std::uint32_t k = staged_index(h, e); k < kStageSize) {
+        unstage(k);
+        return;
+      }
       Slots* a = slots_.load(std::memory_order_relaxed);
       std::size_t i = a->home(h);
       while ((a->load(i) & kPtrMask) != reinterpret_cast<std::uintptr_t>(e)) i = (i + 1) & a->mask;
@@ -667,15 +725,18 @@ class PagedResourcePool final : public ResourcePool {
       --count_;
     }
 
-    // Requires: the shard lock (shared or exclusive).
+    // Visits every entry, staged ones included (so an entry and a staged one replacing it
+    // are both visited until the flush). Requires: the shard lock (shared or exclusive).
     template <class Fn>
     void for_each(Fn&& fn) const {
       const Slots* a = slots_.load(std::memory_order_relaxed);
-      if (a == nullptr) return;
-      for (std::size_t i = 0; i <= a->mask; ++i) {
-        const std::uintptr_t s = a->load(i);
-        if (s != 0) fn(entry_of(s));
+      if (a != nullptr) {
+        for (std::size_t i = 0; i <= a->mask; ++i) {
+          const std::uintptr_t s = a->load(i);
+          if (s != 0) fn(entry_of(s));
+        }
       }
+      for (std::uint32_t k = 0, n = staged_count(); k < n; ++k) fn(staged_entry(k));
     }
 
     // Starts loading the slot line a lookup of hash h probes first. Requires the shard lock,
@@ -685,7 +746,8 @@ class PagedResourcePool final : public ResourcePool {
       if (a != nullptr) __builtin_prefetch(a->slot_ptr(a->home(h)));
     }
 
-    std::size_t size() const noexcept { return count_; }
+    // Entries held, staged ones included. Requires: the lock.
+    std::size_t size() const noexcept { return count_ + staged_count(); }
     std::size_t slot_count() const noexcept {
       const Slots* a = slots_.load(std::memory_order_relaxed);
       return a == nullptr ? 0 : a->mask + 1;
@@ -755,8 +817,38 @@ class PagedResourcePool final : public ResourcePool {
     };
 
     template <bool kRacy>
+    static bool key_matches(const Entry* e, const K& key, const KeyEqual& eq) noexcept {
+      if constexpr (kRacy) {
+        return eq(e->racy_key(), key);
+      } else {
+        return eq(e->key, key);
+      }
+    }
+
+    template <bool kRacy>
     Entry* find_in(std::uint64_t h, const K& key, const KeyEqual& eq) const noexcept {
       const Slots* a = slots_.load(std::memory_order_acquire);
+      if (Entry* e = find_staged_in<kRacy>(h, key, eq)) return e;
+      return find_main_in<kRacy>(a, h, key, eq);
+    }
+
+    template <bool kRacy>
+    Entry* find_staged_in(std::uint64_t h, const K& key, const KeyEqual& eq) const noexcept {
+      if ((staged_filter_.load(std::memory_order_acquire) & filter_bit(h)) == 0) return nullptr;
+      const std::uintptr_t tag = tag_of(h);
+      // A racy reader may see a count from a later stage generation: stay in bounds.
+      const std::uint32_t n = std::min(staged_count_.load(std::memory_order_acquire), kStageSize);
+      for (std::uint32_t k = 0; k < n; ++k) {
+        const std::uintptr_t s = staged_[k].load(std::memory_order_acquire);
+        if (s != 0 && (s & kTagMask) == tag && key_matches<kRacy>(entry_of(s), key, eq)) {
+          return entry_of(s);
+        }
+      }
+      return nullptr;
+    }
+
+    template <bool kRacy>
+    static Entry* find_main_in(const Slots* a, std::uint64_t h, const K& key, const KeyEqual& eq) noexcept {
       if (a == nullptr) return nullptr;
       const std::uintptr_t tag = tag_of(h);
       const std::size_t mask = a->mask;
@@ -764,14 +856,7 @@ class PagedResourcePool final : public ResourcePool {
       for (std::size_t i = a->home(h), n = 0; n <= mask; i = (i + 1) & mask, ++n) {
         const std::uintptr_t s = a->load(i);
         if (s == 0) return nullptr;
-        if ((s & kTagMask) == tag) {
-          Entry* e = entry_of(s);
-          if constexpr (kRacy) {
-            if (eq(e->racy_key(), key)) return e;
-          } else {
-            if (eq(e->key, key)) return e;
-          }
-        }
+        if ((s & kTagMask) == tag && key_matches<kRacy>(entry_of(s), key, eq)) return entry_of(s);
       }
       return nullptr;
     }
@@ -784,6 +869,32 @@ class PagedResourcePool final : public ResourcePool {
     }
     static std::uintptr_t tag_of(std::uint64_t h) noexcept {
       return static_cast<std::uintptr_t>((h >> 16) & 0xff) << 56;
+    }
+    // Stage filter bit: hash bits that neither the shard, the tag nor (in tables below 2^34
+    // slots) the home position use.
+    static std::uint64_t filter_bit(std::uint64_t h) noexcept { return std::uint64_t{1} << ((h >> 24) & 63); }
+
+    // The stage position of e, or kStageSize. Requires: the lock.
+    std::uint32_t staged_index(std::uint64_t h, const Entry* e) const noexcept {
+      if ((staged_filter_.load(std::memory_order_relaxed) & filter_bit(h)) == 0) return kStageSize;
+      const auto p = reinterpret_cast<std::uintptr_t>(e);
+      for (std::uint32_t k = 0, n = staged_count(); k < n; ++k) {
+        if ((staged_[k].load(std::memory_order_relaxed) & kPtrMask) == p) return k;
+      }
+      return kStageSize;
+    }
+
+    // Removes stage position k (the last one moves into it). Requires: exclusive lock.
+    void unstage(std::uint32_t k) noexcept {
+      WriteWindow window(*this);  // a reader scanning the stage could miss the moved entry
+      const std::uint32_t last = staged_count() - 1;
+      staged_hash_[k] = staged_hash_[last];
+      staged_[k].store(staged_[last].load(std::memory_order_relaxed), std::memory_order_release);
+      staged_[last].store(0, std::memory_order_release);
+      std::uint64_t filter = 0;
+      for (std::uint32_t i = 0; i < last; ++i) filter |= filter_bit(staged_hash_[i]);
+      staged_count_.store(last, std::memory_order_release);
+      staged_filter_.store(filter, std::memory_order_release);
     }
     // Linear probing from `home`; records the distance travelled.
     static void place(Slots* a, std::uintptr_t tag, std::size_t home_index, std::uintptr_t pointer) noexcept {
@@ -850,7 +961,12 @@ class PagedResourcePool final : public ResourcePool {
     // arena, read stripes) must not invalidate what every lock-free probe reads.
     alignas(64) std::atomic<Slots*> slots_{nullptr};
     std::atomic<std::uint32_t> version_{0};
-    alignas(64) std::size_t count_ = 0;
+    std::atomic<std::uint32_t> staged_count_{0};
+    std::atomic<std::uint64_t> staged_filter_{0};  // OR of filter_bit() of staged hashes
+    std::array<std::atomic<std::uintptr_t>, kStageSize> staged_{};  // tag | Entry*, as slots
+    // --- writer-only ---
+    alignas(64) std::array<std::uint64_t, kStageSize> staged_hash_{};
+    std::size_t count_ = 0;  // entries in the main array
     std::vector<Retired> retired_;
   };
 
@@ -1129,8 +1245,7 @@ class PagedResourcePool final : public ResourcePool {
     // Evicts `victim` (an unpinned entry picked from s by policy), counts it and starts
     // loading the next victim. Returns the bytes freed. Requires: exclusive lock on s.
     std::uint64_t evict_locked(Shard& s, Entry* victim) noexcept {
-      const std::uint64_t size = size_of(s, victim);
-      detach(s, victim, hash_of(victim->key));
+      const std::uint64_t size = detach_newest(s, victim, hash_of(victim->key));
       count_eviction(s);
       prefetch_next_victim(s);
       return size;
@@ -1264,9 +1379,12 @@ class PagedResourcePool final : public ResourcePool {
       s.bytes += size;
       Entry* e = nullptr;
       try {
-        if (Entry* old = s.table.find(h, key, key_equal)) detach(s, old, h);
+        // Only the stage is searched here: an older entry in the main array is found and
+        // detached when the stage is flushed (until then lookups see the staged one).
+        if (Entry* old = s.table.find_staged(h, key, key_equal)) detach(s, old, h);
         e = create(s, std::move(key), std::move(value), size, monotonic_ms());
-        s.table.insert(h, e, rehasher());
+        if (s.table.stage_full()) flush_stage(s);
+        s.table.stage(h, e, rehasher());
       } catch (...) {  // allocation failed: nothing was inserted
         if (e != nullptr) destroy(s, e);
         s.bytes -= size;
@@ -1276,10 +1394,38 @@ class PagedResourcePool final : public ResourcePool {
       push_front(s, e);
     }
 
+    // Moves s's staged entries into its main table, detaching the older entries they
+    // replace (a replacement, not an eviction). The slot lines of all of them are loaded
+    // together first. Requires: exclusive lock on s.
+    void flush_stage(Shard& s) noexcept {
+      const std::uint32_t n = s.table.staged_count();
+      if (n == 0) return;
+      for (std::uint32_t k = 0; k < n; ++k) s.table.prefetch(s.table.staged_hash(k));
+      for (std::uint32_t k = 0; k < n; ++k) {
+        const std::uint64_t h = s.table.staged_hash(k);
+        if (Entry* old = s.table.find_main(h, s.table.staged_entry(k)->key, key_equal)) detach(s, old, h);
+      }
+      s.table.place_staged();
+    }
+
+    // Detaches e, the newest entry for its key (the one lookups return). If e is still
+    // staged, an older entry for the key in the main table is detached too: it would
+    // otherwise become visible again. Returns the bytes freed. Requires: exclusive lock on s.
+    std::uint64_t detach_newest(Shard& s, Entry* e, std::uint64_t h) noexcept {
+      Entry* older = s.table.is_staged(h, e) ? s.table.find_main(h, e->key, key_equal) : nullptr;
+      std::uint64_t freed = size_of(s, e);
+      detach(s, e, h);
+      if (older != nullptr) {
+        freed += size_of(s, older);
+        detach(s, older, h);
+      }
+      return freed;
+    }
+
     // Requires: exclusive lock on s. Removes a stale entry for a value that will not be cached.
     void reject_oversize_locked(Shard& s, std::uint64_t h, const K& key) {
       rejected_oversize.fetch_add(1, std::memory_order_relaxed);
-      if (Entry* old = s.table.find(h, key, key_equal)) detach(s, old, h);
+      if (Entry* old = s.table.find(h, key, key_equal)) detach_newest(s, old, h);
     }
 
     bool insert(K key, V value, std::uint64_t size) {
@@ -1594,7 +1740,7 @@ class PagedResourcePool final : public ResourcePool {
       auto lock = lock_exclusive(s);
       Entry* e = s.table.find(h, key, key_equal);
       if (e == nullptr) return false;
-      detach(s, e, h);
+      detach_newest(s, e, h);
       count_eviction(s);
       return true;
     }
@@ -1747,7 +1893,10 @@ class PagedResourcePool final : public ResourcePool {
       // Take every shard lock in index order (the only multi-lock path, always in this order).
       std::vector<std::unique_lock<std::shared_mutex>> locks;
       locks.reserve(shard_count);
-      for (std::uint32_t i = 0; i < shard_count; ++i) locks.push_back(lock_exclusive(shards[i]));
+      for (std::uint32_t i = 0; i < shard_count; ++i) {
+        locks.push_back(lock_exclusive(shards[i]));
+        flush_stage(shards[i]);  // so that no candidate replaces another
+      }
       struct Candidate {
         std::int64_t priority;
         std::uint32_t shard;
@@ -1813,13 +1962,16 @@ class PagedResourcePool final : public ResourcePool {
       return n;
     }
 
-    PoolStats stats() const {
+    // Not const: flushes the stages, so that an entry replaced by a staged one is not
+    // counted beside it.
+    PoolStats stats() {
       PoolStats st;
       st.name = config.name;
       for (std::uint32_t i = 0; i < shard_count; ++i) {
         Shard& s = shards[i];
         {
-          std::shared_lock<std::shared_mutex> lock(s.mutex);
+          auto lock = lock_exclusive(s);
+          flush_stage(s);
           st.entry_count += s.table.size();
           st.hits += stripe_hits(s) - s.hits_at_clear;
           st.misses += stripe_misses(s) - s.misses_at_clear;
@@ -1837,11 +1989,12 @@ class PagedResourcePool final : public ResourcePool {
       return st;
     }
 
-    std::vector<EntrySnapshot> snapshot() const {
+    std::vector<EntrySnapshot> snapshot() {
       std::vector<EntrySnapshot> out;
       for (std::uint32_t i = 0; i < shard_count; ++i) {
         Shard& s = shards[i];
         auto lock = lock_exclusive(s);  // replay pending reads so recency and counts are current
+        flush_stage(s);
         s.table.for_each([&](Entry* e) {
           const EntryView v = view_of(s, e);
           out.push_back({config.key_formatter(e->key), v.size_bytes, v.pin_count, v.loaded_at_ms,
@@ -1851,9 +2004,13 @@ class PagedResourcePool final : public ResourcePool {
       return out;
     }
 
-    std::string verify_invariants() const {
+    // Flushes the stages first (a staged entry and the one it replaces are both listed).
+    std::string verify_invariants() {
       std::vector<std::unique_lock<std::shared_mutex>> locks;
-      for (std::uint32_t i = 0; i < shard_count; ++i) locks.emplace_back(shards[i].mutex);
+      for (std::uint32_t i = 0; i < shard_count; ++i) {
+        locks.emplace_back(shards[i].mutex);
+        flush_stage(shards[i]);
+      }
       std::uint64_t sum_all = 0;
       std::ostringstream err;
       for (std::uint32_t i = 0; i < shard_count; ++i) {

@@ -321,6 +321,59 @@ TEST(Pool, InsertReplacesAndOldPinsKeepTheOldValue) {
   EXPECT_EQ(pool->verify_invariants(), "");
 }
 
+// New entries wait in a small per-shard stage before they reach the main table, and an
+// insert looks for an older entry of its key only in the stage: one in the main table is
+// replaced when the stage is flushed. These pin down what callers see meanwhile.
+// push_out_of_stage() inserts enough other keys into a one-shard pool to flush "k" out of the stage.
+void push_out_of_stage(StrPool& pool) {
+  for (int i = 0; i < 40; ++i) pool.insert(numbered("filler", i), 1);
+}
+
+TEST(Pool, ReplacingAnEntryOfTheMainTableIsExactForObservers) {
+  auto pool = make_pool(1000);
+  pool->insert("k", 10);
+  push_out_of_stage(*pool);
+  pool->insert("k", 20);  // staged; the main table holds k=10 until the next flush
+  EXPECT_EQ(pool->get("k"), 20u);
+  EXPECT_TRUE(pool->contains("k"));
+  const PoolStats st = pool->stats();
+  EXPECT_EQ(st.entry_count, 41u);
+  EXPECT_EQ(st.total_bytes, 60u);
+  std::size_t k_rows = 0;
+  for (const EntrySnapshot& e : pool->snapshot()) k_rows += e.key == "k" ? 1 : 0;
+  EXPECT_EQ(k_rows, 1u);
+  EXPECT_EQ(pool->verify_invariants(), "");
+}
+
+TEST(Pool, EvictingAStagedReplacementNeverResurrectsTheOldValue) {
+  auto pool = make_pool(1000);
+  pool->insert("k", 10);
+  push_out_of_stage(*pool);
+  pool->insert("k", 20);
+  EXPECT_TRUE(pool->evict("k"));
+  EXPECT_EQ(pool->get("k"), std::nullopt);
+  EXPECT_FALSE(pool->evict("k"));
+  EXPECT_EQ(pool->stats().total_bytes, 40u);
+  EXPECT_EQ(pool->verify_invariants(), "");
+}
+
+TEST(Pool, LruEvictionOfAStagedReplacementTakesThePinnedOldEntryAlong) {
+  auto pool = make_pool(1000);
+  pool->insert("k", 10);
+  push_out_of_stage(*pool);
+  auto old = pool->pin("k");
+  pool->insert("k", 20);
+  // Evicts everything unpinned in LRU order: the new value goes, and the old one (replaced,
+  // only kept by its pin) must go with it rather than become visible again.
+  pool->evict_at_least(1'000'000);
+  EXPECT_EQ(pool->get("k"), std::nullopt);
+  EXPECT_EQ(*old, 10u);
+  EXPECT_EQ(pool->stats().entry_count, 0u);
+  EXPECT_EQ(pool->stats().pinned_count, 0u);
+  old.release();
+  EXPECT_EQ(pool->verify_invariants(), "");
+}
+
 TEST(Pool, ForcedEvictIgnoresPinsAndHandleStaysReadable) {
   auto pool = make_pool(100);
   pool->insert("k", 10);
