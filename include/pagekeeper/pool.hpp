@@ -1269,13 +1269,16 @@ class PagedResourcePool final : public ResourcePool {
     }
 
     // Drains s unless its lock is held: whoever holds it drains on release anyway, so a
-    // reader does not queue behind it. Out of line: once per kRingSize hits.
-    [[gnu::noinline]] void try_drain(Shard& s) const noexcept {
+    // reader does not queue behind it. Out of line: once per kRingSize hits. Also flushes
+    // the insert stage, so that while a pool is only read its lookups skip the stage.
+    [[gnu::noinline]] void try_drain(Shard& s) noexcept {
       std::unique_lock<std::shared_mutex> lock(s.mutex, std::try_to_lock);
-      if (lock.owns_lock()) drain_reads(s);
+      if (!lock.owns_lock()) return;
+      drain_reads(s);
+      flush_stage(s);
     }
 
-    std::optional<V> get(const K& key) const {
+    std::optional<V> get(const K& key) {
       const std::uint64_t h = hash_of(key);
       Shard& s = shards[shard_of(h)];
       const StripeRef st = stripe_of(s);
@@ -1303,7 +1306,7 @@ class PagedResourcePool final : public ResourcePool {
     // get() under the shard's lock taken shared: for keys and values that are not atomic
     // words, and for lock-free reads that kept meeting a writer.
     [[gnu::noinline]] std::optional<V> get_locked(Shard& s, StripeRef st, std::uint64_t h,
-                                                   const K& key) const {
+                                                   const K& key) {
       std::optional<V> result;
       Entry* e = nullptr;
       {
