@@ -679,18 +679,38 @@ class PagedResourcePool final : public ResourcePool {
     // Whether e (with hash h) is staged. Requires: the lock.
     bool is_staged(std::uint64_t h, const Entry* e) const noexcept { return staged_index(h, e) < kStageSize; }
 
-    // Moves every staged entry into the main array (room was made by stage()). Requires:
-    // exclusive lock; the main array holds no other entry for any staged key.
-    void place_staged() noexcept {
+    // Places staged entry k in the main array unless the main array holds an entry with the
+    // same key: then returns that entry and places nothing (one probe either way). A reader
+    // that misses the entry in the main array meanwhile finds it in the stage, which is
+    // emptied only by end_flush(). Requires: exclusive lock; room made by stage().
+    Entry* place_staged_unless_present(std::uint32_t k, const KeyEqual& eq) noexcept {
       Slots* a = slots_.load(std::memory_order_relaxed);
-      const std::uint32_t n = staged_count_.load(std::memory_order_relaxed);
-      for (std::uint32_t i = 0; i < n; ++i) {
-        // A reader that misses it here finds it in the stage, which is emptied only after.
-        place(a, tag_of(staged_hash_[i]), a->home(staged_hash_[i]),
-              staged_[i].load(std::memory_order_relaxed) & kPtrMask);
+      const std::uint64_t h = staged_hash_[k];
+      const std::uintptr_t tag = tag_of(h);
+      const std::uintptr_t pointer = staged_[k].load(std::memory_order_relaxed) & kPtrMask;
+      const K& key = entry_of(pointer)->key;
+      std::size_t i = a->home(h);
+      std::size_t dist = 0;
+      for (std::uintptr_t s = a->load(i); s != 0; s = a->load(i)) {
+        if ((s & kTagMask) == tag && eq(entry_of(s)->key, key)) return entry_of(s);
+        i = (i + 1) & a->mask;
+        ++dist;
       }
-      count_ += n;
-      // Emptying the stage moves nothing: every entry it held is in the main array now.
+      a->store(i, with_distance(tag | pointer, dist));
+      ++count_;
+      return nullptr;
+    }
+    // Places staged entry k in the main array. Requires: exclusive lock; room made by
+    // stage(); no entry with its key in the main array.
+    void place_staged(std::uint32_t k) noexcept {
+      Slots* a = slots_.load(std::memory_order_relaxed);
+      const std::uint64_t h = staged_hash_[k];
+      place(a, tag_of(h), a->home(h), staged_[k].load(std::memory_order_relaxed) & kPtrMask);
+      ++count_;
+    }
+    // Empties the stage once every staged entry was placed. It moves nothing a reader needs:
+    // every entry the stage held is in the main array now. Requires: exclusive lock.
+    void end_flush() noexcept {
       staged_filter_.store(0, std::memory_order_release);
       staged_count_.store(0, std::memory_order_release);
     }
@@ -1216,13 +1236,11 @@ class PagedResourcePool final : public ResourcePool {
     // Removes e from table, list and accounting; frees it unless a pin keeps it alive.
     // Requires: exclusive lock on s.
     void detach(Shard& s, Entry* e, std::uint64_t h) noexcept {
-      // The accounting first: a locked instruction waits for every earlier store, and the
-      // table and list stores below may wait on memory in a large pool.
+      s.table.erase(h, e, rehasher());
+      unlink(e);
       const std::uint64_t size = size_of(s, e);
       s.bytes -= size;
       total_bytes.fetch_sub(size, std::memory_order_relaxed);
-      s.table.erase(h, e, rehasher());
-      unlink(e);
       // Unpinned (the common case): nobody can pin it (pin() needs this lock) and nobody
       // holds a pin to release, so no read-modify-write is needed. The acquire pairs with
       // the last unpin's release.
@@ -1377,24 +1395,20 @@ class PagedResourcePool final : public ResourcePool {
 
     // Requires: exclusive lock on s. Inserts or replaces; returns the new entry.
     void insert_locked(Shard& s, std::uint64_t h, K&& key, V&& value, std::uint64_t size) {
-      // The accounting first, before the stores that may wait on memory (see detach()).
-      total_bytes.fetch_add(size, std::memory_order_relaxed);
-      s.bytes += size;
-      Entry* e = nullptr;
+      // Only the stage is searched here: an older entry in the main array is found and
+      // detached when the stage is flushed (until then lookups see the staged one).
+      if (Entry* old = s.table.find_staged(h, key, key_equal)) detach(s, old, h);
+      Entry* e = create(s, std::move(key), std::move(value), size, monotonic_ms());
       try {
-        // Only the stage is searched here: an older entry in the main array is found and
-        // detached when the stage is flushed (until then lookups see the staged one).
-        if (Entry* old = s.table.find_staged(h, key, key_equal)) detach(s, old, h);
-        e = create(s, std::move(key), std::move(value), size, monotonic_ms());
         if (s.table.stage_full()) flush_stage(s);
         s.table.stage(h, e, rehasher());
-      } catch (...) {  // allocation failed: nothing was inserted
-        if (e != nullptr) destroy(s, e);
-        s.bytes -= size;
-        total_bytes.fetch_sub(size, std::memory_order_relaxed);
+      } catch (...) {  // the table could not grow: nothing was inserted
+        destroy(s, e);
         throw;
       }
       push_front(s, e);
+      s.bytes += size;
+      total_bytes.fetch_add(size, std::memory_order_relaxed);
     }
 
     // Moves s's staged entries into its main table, detaching the older entries they
@@ -1405,10 +1419,12 @@ class PagedResourcePool final : public ResourcePool {
       if (n == 0) return;
       for (std::uint32_t k = 0; k < n; ++k) s.table.prefetch(s.table.staged_hash(k));
       for (std::uint32_t k = 0; k < n; ++k) {
-        const std::uint64_t h = s.table.staged_hash(k);
-        if (Entry* old = s.table.find_main(h, s.table.staged_entry(k)->key, key_equal)) detach(s, old, h);
+        if (Entry* old = s.table.place_staged_unless_present(k, key_equal)) {
+          detach(s, old, s.table.staged_hash(k));
+          s.table.place_staged(k);
+        }
       }
-      s.table.place_staged();
+      s.table.end_flush();
     }
 
     // Detaches e, the newest entry for its key (the one lookups return). If e is still
