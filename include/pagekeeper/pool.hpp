@@ -759,11 +759,16 @@ class PagedResourcePool final : public ResourcePool {
       for (std::uint32_t k = 0, n = staged_count(); k < n; ++k) fn(staged_entry(k));
     }
 
-    // Starts loading the slot line a lookup of hash h probes first. Requires the shard lock,
-    // or kOptimisticReads (replaced arrays stay mapped; a stale one only wastes the prefetch).
+    // Starts loading the slot lines a probe for hash h touches: the home slot's line and the
+    // next one, into which a probe (and an erase's backward shift, which scans to the end
+    // of the run) often crosses. Requires the shard lock, or kOptimisticReads (replaced
+    // arrays stay mapped; a stale one only wastes the prefetch).
     void prefetch(std::uint64_t h) const noexcept {
       const Slots* a = slots_.load(std::memory_order_acquire);
-      if (a != nullptr) __builtin_prefetch(a->slot_ptr(a->home(h)));
+      if (a == nullptr) return;
+      const auto* line = reinterpret_cast<const char*>(a->slot_ptr(a->home(h)));
+      __builtin_prefetch(line);
+      __builtin_prefetch(line + 64);  // at worst one line past the array: a prefetch never faults
     }
 
     // Entries held, staged ones included. Requires: the lock.
