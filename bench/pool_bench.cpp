@@ -6,6 +6,7 @@
 
 #include <cstdio>
 
+#include <algorithm>
 #include <cstdint>
 #include <list>
 #include <memory>
@@ -199,6 +200,33 @@ void BM_BaselineMutexLruInsertEvict(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_BaselineMutexLruInsertEvict)->Arg(10'000)->Arg(100'000)->Arg(1'000'000);
+
+// The machine's cost of one random cache line, for reading the insert figures: a dependent
+// walk (each load's address comes from the previous one) over a random cyclic permutation of
+// 64-byte lines spread over Arg MiB. Up to the caches' size it measures a cache hit, past it
+// a memory access with its TLB miss: the wait a pool larger than the caches meets on every
+// line of its table or entries that it did not start loading early.
+void BM_RandomLineLatency(benchmark::State& state) {
+  const auto lines = static_cast<std::size_t>(state.range(0)) * (std::size_t{1} << 20) / 64;
+  struct alignas(64) Line {
+    std::size_t next;
+  };
+  std::vector<Line> memory(lines);
+  std::vector<std::size_t> order(lines);
+  for (std::size_t i = 0; i < lines; ++i) order[i] = i;
+  std::shuffle(order.begin(), order.end(), std::mt19937_64(7));
+  for (std::size_t i = 0; i < lines; ++i) memory[order[i]].next = order[(i + 1) % lines];
+  std::size_t at = order[0];
+  for (auto _ : state) {
+    for (int k = 0; k < 1000; ++k) at = memory[at].next;
+    benchmark::DoNotOptimize(at);
+  }
+  state.SetItemsProcessed(state.iterations() * 1000);
+  // Seconds per line (shown as e.g. 170n): the rate of lines, inverted.
+  state.counters["per_line"] = benchmark::Counter(static_cast<double>(state.iterations()) * 1000,
+                                                  benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_RandomLineLatency)->Arg(1)->Arg(4)->Arg(16)->Arg(64);
 
 // Resident bytes the process gains per entry beyond sizeof(key) + sizeof(value), measured
 // as the growth of its resident set (/proc/self/statm) around filling a pool with 1M
