@@ -281,3 +281,70 @@ void BM_FixedEmbedderDirect(benchmark::State& state) {
 BENCHMARK(BM_FixedEmbedderDirect)->Arg(1)->Arg(64);
 
 }  // namespace
+
+namespace {
+
+// The embedding pool's own all-miss cost, without hashing, embedding or vector storage: the
+// service's pool (its sizer: 1,632 budget bytes per 384-d entry), keys hashed and grouped
+// before the timed loop, and a loader that returns copies of one prebuilt vector (a
+// reference-count increment each). This is what the service spends in load_or_share /
+// load_many with their inserts and evictions. Arg: texts per call (1: load_or_share, as
+// embed() does; 64: load_many, as embed_batch() does). Filling: a 256 MiB pool cleared
+// (untimed) when the keys run out, as BM_EmbedAllMiss; Full: a full 16 MiB pool evicting,
+// as BM_EmbedAllMissFullCache.
+void pool_all_miss(benchmark::State& state, std::uint64_t max_bytes, bool filling) {
+  const auto batch = static_cast<std::size_t>(state.range(0));
+  std::vector<std::vector<pagekeeper::EmbeddingKey>> batches;
+  {
+    const auto texts = make_texts(kMissTexts, 200, 11);
+    for (std::size_t b = 0; b + batch <= texts.size(); b += batch) {
+      batches.emplace_back();
+      for (std::size_t i = b; i < b + batch; ++i) {
+        batches.back().push_back(pagekeeper::EmbeddingKey::of("lexical", texts[i]));
+      }
+    }
+  }
+  const pagekeeper::EmbeddingVector prebuilt(LexicalEmbedder().embed_one("a representative vector"));
+  auto service = make_service(max_bytes);  // for its pool and the pool's configuration
+  const std::shared_ptr<EmbeddingService::Pool> pool = service->pool();
+  auto load_one = [&] { return prebuilt; };
+  auto load_batch = [&](const std::vector<pagekeeper::EmbeddingKey>& missing) {
+    return std::vector<pagekeeper::EmbeddingVector>(missing.size(), prebuilt);
+  };
+  std::size_t next = 0;
+  auto run = [&] {
+    if (next == batches.size()) next = 0;
+    pagekeeper::LoadManyStats stats;
+    if (batch == 1) {
+      benchmark::DoNotOptimize(pool->load_or_share(batches[next].front(), load_one, &stats).data());
+    } else {
+      benchmark::DoNotOptimize(pool->load_many(batches[next], load_batch, &stats).data());
+    }
+    ++next;
+    return stats.loaded;
+  };
+  if (!filling) {
+    while (pool->stats().evictions == 0) run();  // fill (before the timed loop)
+  }
+  for (auto _ : state) {
+    if (filling && next == batches.size()) {
+      state.PauseTiming();
+      pool->clear();
+      state.ResumeTiming();
+    }
+    if (run() != batch) state.SkipWithError("expected misses");
+  }
+  state.SetItemsProcessed(state.iterations() * batch);
+}
+
+void BM_PoolAllMissFilling(benchmark::State& state) {
+  pool_all_miss(state, std::uint64_t{256} << 20, /*filling=*/true);
+}
+BENCHMARK(BM_PoolAllMissFilling)->Arg(1)->Arg(64);
+
+void BM_PoolAllMissFull(benchmark::State& state) {
+  pool_all_miss(state, std::uint64_t{16} << 20, /*filling=*/false);
+}
+BENCHMARK(BM_PoolAllMissFull)->Arg(1)->Arg(64);
+
+}  // namespace
