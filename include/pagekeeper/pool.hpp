@@ -171,6 +171,9 @@ class SlabArena {
     if (free_ != nullptr) {
       void* p = free_;
       free_ = *static_cast<void**>(free_);
+      // The next allocation reads the new head's link: start loading it now (freed chunks
+      // of a large pool are cold by the time they are reused).
+      if (free_ != nullptr) __builtin_prefetch(free_, 1);
       return p;
     }
     if (blocks_.empty() || blocks_.back().used == blocks_.back().capacity) {
@@ -597,8 +600,8 @@ class PagedResourcePool final : public ResourcePool {
   // at all. A replaced slot array may still be probed by such a reader, so it is retired,
   // not freed, while the table lives: a large (mmap'd) one gives its pages back to the system
   // at once (MADV_DONTNEED; a late reader then sees empty slots and fails validation), a
-  // small one is kept (less than 64 KiB in all). Without optimistic reads old arrays are
-  // freed at once.
+  // small one is kept (less than 64 KiB in all). The same holds without optimistic reads,
+  // so that prefetch() may be called without the lock (load_many prefetches a batch's slots).
   //
   // Staged inserts: a new entry first goes to a small stage (kStageSize slots on the
   // reader-visible lines, always in cache) and reaches the main array when the stage is
@@ -761,8 +764,8 @@ class PagedResourcePool final : public ResourcePool {
 
     // Starts loading the slot lines a probe for hash h touches: the home slot's line and the
     // next one, into which a probe (and an erase's backward shift, which scans to the end
-    // of the run) often crosses. Requires the shard lock, or kOptimisticReads (replaced
-    // arrays stay mapped; a stale one only wastes the prefetch).
+    // of the run) often crosses. Needs no lock: replaced arrays stay mapped (a stale one
+    // only wastes the prefetch).
     void prefetch(std::uint64_t h) const noexcept {
       const Slots* a = slots_.load(std::memory_order_acquire);
       if (a == nullptr) return;
@@ -972,12 +975,8 @@ class PagedResourcePool final : public ResourcePool {
         slots_.store(fresh, std::memory_order_release);
       }
       if (old != nullptr) {
-        if constexpr (kOptimisticReads) {
-          retired_.push_back({old, old->bytes, old->mapped});
-          if (old->mapped) ::madvise(old, old->bytes, MADV_DONTNEED);
-        } else {
-          release(old, old->bytes, old->mapped);
-        }
+        retired_.push_back({old, old->bytes, old->mapped});
+        if (old->mapped) ::madvise(old, old->bytes, MADV_DONTNEED);
       }
       return fresh;
     }
@@ -1301,8 +1300,10 @@ class PagedResourcePool final : public ResourcePool {
       flush_stage(s);
     }
 
-    std::optional<V> get(const K& key) {
-      const std::uint64_t h = hash_of(key);
+    std::optional<V> get(const K& key) { return get_hashed(key, hash_of(key)); }
+
+    // get() of a key whose hash (hash_of) the caller computed.
+    std::optional<V> get_hashed(const K& key, std::uint64_t h) {
       Shard& s = shards[shard_of(h)];
       const StripeRef st = stripe_of(s);
       if constexpr (kOptimisticReads) {
@@ -1455,12 +1456,11 @@ class PagedResourcePool final : public ResourcePool {
     bool insert(K key, V value, std::uint64_t size) {
       const std::uint64_t h = hash_of(key);
       Shard& s = shards[shard_of(h)];
-      // Starts the one memory miss nothing earlier can hide. Before the lock only when slot
-      // arrays are retired rather than freed (lock-free reads), else under it.
-      if constexpr (kOptimisticReads) s.table.prefetch(h);
+      // The key's slot lines, needed when the stage is flushed (they often stay cached until
+      // then) or at once when it already holds the key.
+      s.table.prefetch(h);
       {
         auto lock = lock_exclusive(s);
-        if constexpr (!kOptimisticReads) s.table.prefetch(h);
         if (size > max_bytes()) {
           reject_oversize_locked(s, h, key);
           return false;
@@ -1622,6 +1622,13 @@ class PagedResourcePool final : public ResourcePool {
       LoadManyStats local;
       std::vector<std::optional<V>> results(keys.size());
       std::unordered_map<K, Pending, Hash, KeyEqual> pending;
+      // Every key's table slot lines first, so that in a large pool the batch waits on
+      // memory about once rather than once per key.
+      std::vector<std::uint64_t> hashes(keys.size());
+      for (std::size_t i = 0; i < keys.size(); ++i) {
+        hashes[i] = hash_of(keys[i]);
+        shards[shard_of(hashes[i])].table.prefetch(hashes[i]);
+      }
       for (std::size_t i = 0; i < keys.size(); ++i) {
         auto pit = pending.find(keys[i]);
         if (pit != pending.end()) {
@@ -1632,13 +1639,13 @@ class PagedResourcePool final : public ResourcePool {
           pit->second.more_positions.push_back(i);
           continue;
         }
-        if (auto hit = get(keys[i])) {
+        if (auto hit = get_hashed(keys[i], hashes[i])) {
           results[i] = std::move(hit);
           ++local.hits;
           continue;
         }
         Pending p;
-        p.hash = hash_of(keys[i]);
+        p.hash = hashes[i];
         p.first_position = i;
         pending.emplace(keys[i], std::move(p));
       }
