@@ -174,20 +174,37 @@ class SlabArena {
       // The next allocation reads the new head's link: start loading it now (freed chunks
       // of a large pool are cold by the time they are reused).
       if (free_ != nullptr) __builtin_prefetch(free_, 1);
+      ++live_;
       return p;
     }
-    if (blocks_.empty() || blocks_.back().used == blocks_.back().capacity) {
+    // Blocks fill in order: after reset() the kept blocks are carved again from the first.
+    while (current_ < blocks_.size() && blocks_[current_].used == blocks_[current_].capacity) ++current_;
+    if (current_ == blocks_.size()) {
       const std::size_t capacity = blocks_.empty() ? 16 : std::min<std::size_t>(blocks_.back().capacity * 2, 4096);
       blocks_.push_back({static_cast<std::byte*>(::operator new(capacity * kChunk, std::align_val_t(Align))),
                          capacity, 0});
     }
-    Block& b = blocks_.back();
+    Block& b = blocks_[current_];
+    ++live_;
     return b.memory + kChunk * b.used++;
   }
 
   void deallocate(void* p) noexcept {
     *static_cast<void**>(p) = free_;
     free_ = p;
+    --live_;
+  }
+
+  // When no chunk is in use, forgets the free list and carves the kept blocks again from
+  // the start: allocations that follow (a pool refilled after clear()) walk memory in
+  // order instead of a free list scattered over it. Returns whether it did. The memory
+  // stays mapped (a lock-free reader may still look at an old chunk).
+  bool reset_if_unused() noexcept {
+    if (live_ != 0) return false;
+    for (Block& b : blocks_) b.used = 0;
+    free_ = nullptr;
+    current_ = 0;
+    return true;
   }
 
  private:
@@ -197,7 +214,9 @@ class SlabArena {
     std::size_t used;
   };
   std::vector<Block> blocks_;
+  std::size_t current_ = 0;  // the block being carved
   void* free_ = nullptr;
+  std::size_t live_ = 0;  // chunks allocated and not yet deallocated
 };
 
 // Small per-thread numbers: the lowest number not held by a live thread, taken on a thread's
@@ -1785,6 +1804,7 @@ class PagedResourcePool final : public ResourcePool {
         all.reserve(s.table.size());
         s.table.for_each([&](Entry* e) { all.push_back(e); });
         for (Entry* e : all) detach(s, e, hash_of(e->key));
+        s.arena.reset_if_unused();  // not while a handle still pins a dropped entry
         dropped += all.size();
         inflight_count.fetch_sub(s.inflight.size(), std::memory_order_relaxed);
         s.inflight.clear();

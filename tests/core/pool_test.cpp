@@ -374,6 +374,37 @@ TEST(Pool, LruEvictionOfAStagedReplacementTakesThePinnedOldEntryAlong) {
   EXPECT_EQ(pool->verify_invariants(), "");
 }
 
+TEST(SlabArena, ResetCarvesTheKeptBlocksAgainInOrderOnlyWhenNothingIsInUse) {
+  pool_detail::SlabArena<48, 8> arena;
+  std::vector<void*> chunks;
+  for (int i = 0; i < 100; ++i) chunks.push_back(arena.allocate());
+  void* kept = chunks.back();
+  chunks.pop_back();
+  for (void* p : chunks) arena.deallocate(p);
+  EXPECT_FALSE(arena.reset_if_unused());  // one chunk is still in use
+  arena.deallocate(kept);
+  EXPECT_TRUE(arena.reset_if_unused());
+  // Allocation starts over at the first block, in address order, not from the free list
+  // (which would hand out the most recently freed chunk, `kept`, first).
+  EXPECT_EQ(arena.allocate(), chunks.front());
+  EXPECT_EQ(arena.allocate(), chunks[1]);
+}
+
+TEST(Pool, ClearThenRefillReusesTheArenaInOrder) {
+  auto pool = make_pool(1'000'000);
+  for (int i = 0; i < 1000; ++i) pool->insert(numbered("a", i), 1);
+  auto pinned = pool->pin("a1");
+  pool->clear();  // a pinned entry stays alive: the arena must not start over under it
+  for (int i = 0; i < 1000; ++i) pool->insert(numbered("b", i), 2);
+  EXPECT_EQ(*pinned, 1u);
+  EXPECT_EQ(pinned.key(), "a1");
+  pinned.release();
+  pool->clear();  // nothing in use: reset
+  for (int i = 0; i < 1000; ++i) pool->insert(numbered("c", i), 1);
+  EXPECT_EQ(pool->stats().entry_count, 1000u);
+  EXPECT_EQ(pool->verify_invariants(), "");
+}
+
 TEST(Pool, ForcedEvictIgnoresPinsAndHandleStaysReadable) {
   auto pool = make_pool(100);
   pool->insert("k", 10);
