@@ -1640,7 +1640,6 @@ class PagedResourcePool final : public ResourcePool {
                              LoadManyStats* out_stats) {
       LoadManyStats local;
       std::vector<std::optional<V>> results(keys.size());
-      std::unordered_map<K, Pending, Hash, KeyEqual> pending;
       // Every key's table slot lines first, so that in a large pool the batch waits on
       // memory about once rather than once per key.
       std::vector<std::uint64_t> hashes(keys.size());
@@ -1648,14 +1647,29 @@ class PagedResourcePool final : public ResourcePool {
         hashes[i] = hash_of(keys[i]);
         shards[shard_of(hashes[i])].table.prefetch(hashes[i]);
       }
+      // The distinct missing keys (a key is keys[first_position]), found again through a
+      // small open-addressing index over this call's keys: no allocation per key.
+      std::vector<Pending> pending;
+      pending.reserve(keys.size());  // never reallocates: pointers into it stay valid
+      constexpr std::uint32_t kNoPending = UINT32_MAX;
+      const std::size_t index_mask = std::bit_ceil(std::max<std::size_t>(2 * keys.size(), 2)) - 1;
+      std::vector<std::uint32_t> index(index_mask + 1, kNoPending);
       for (std::size_t i = 0; i < keys.size(); ++i) {
-        auto pit = pending.find(keys[i]);
-        if (pit != pending.end()) {
+        std::size_t slot = hashes[i] & index_mask;
+        Pending* duplicate = nullptr;
+        for (; index[slot] != kNoPending; slot = (slot + 1) & index_mask) {
+          Pending& p = pending[index[slot]];
+          if (p.hash == hashes[i] && key_equal(keys[p.first_position], keys[i])) {
+            duplicate = &p;
+            break;
+          }
+        }
+        if (duplicate != nullptr) {
           // A duplicate of a key this call already found missing: count the lookup as a miss
           // too, so hits + misses equals lookups.
-          const StripeRef st = stripe_of(shards[shard_of(pit->second.hash)]);
+          const StripeRef st = stripe_of(shards[shard_of(duplicate->hash)]);
           bump(st.stripe.misses, st.owned);
-          pit->second.more_positions.push_back(i);
+          duplicate->more_positions.push_back(i);
           continue;
         }
         if (auto hit = get_hashed(keys[i], hashes[i])) {
@@ -1663,17 +1677,17 @@ class PagedResourcePool final : public ResourcePool {
           ++local.hits;
           continue;
         }
-        Pending p;
+        index[slot] = static_cast<std::uint32_t>(pending.size());
+        Pending& p = pending.emplace_back();
         p.hash = hashes[i];
         p.first_position = i;
-        pending.emplace(keys[i], std::move(p));
       }
 
       // Claim in-flight slots (or join others'), shard by shard: missing keys are visited in
       // shard order so each shard's lock is taken once per batch, not once per key.
-      std::vector<std::pair<std::uint32_t, typename decltype(pending)::value_type*>> by_shard;
+      std::vector<std::pair<std::uint32_t, Pending*>> by_shard;
       by_shard.reserve(pending.size());
-      for (auto& kv : pending) by_shard.emplace_back(shard_of(kv.second.hash), &kv);
+      for (Pending& p : pending) by_shard.emplace_back(shard_of(p.hash), &p);
       std::sort(by_shard.begin(), by_shard.end(),
                 [](const auto& a, const auto& b) { return a.first < b.first; });
       std::vector<K> to_load;
@@ -1686,9 +1700,9 @@ class PagedResourcePool final : public ResourcePool {
       std::size_t flights_used = 0;
       std::unique_lock<std::shared_mutex> lock;
       std::uint32_t locked_shard = UINT32_MAX;
-      for (auto& [si, kv] : by_shard) {
-        const K& key = kv->first;
-        Pending& p = kv->second;
+      for (auto& [si, pp] : by_shard) {
+        Pending& p = *pp;
+        const K& key = keys[p.first_position];
         Shard& s = shards[si];
         if (si != locked_shard) {
           if (lock.owns_lock()) lock.unlock();
@@ -1770,7 +1784,7 @@ class PagedResourcePool final : public ResourcePool {
 
       // Wait for loads we joined (after completing ours, so two batches joining each other
       // cannot deadlock).
-      for (auto& [key, p] : pending) {
+      for (Pending& p : pending) {
         if (p.ours || p.resolved) continue;
         const V& v = p.flight->wait();  // rethrows the other loader's failure
         p.for_each_position([&](std::size_t pos) { results[pos] = v; });
