@@ -40,6 +40,11 @@
 //   - Writers (insert, eviction, pin, load completion) take one shard's lock exclusively; no
 //     code path holds two shard locks at once, except custom-policy eviction and
 //     verification, which take all of them in index order.
+//   - New entries are staged: they wait in a 16-slot per-shard stage, which lookups search
+//     first, and reach the table 16 at a time with their slot lines loaded together (in a
+//     pool larger than the caches, one memory wait per 16 inserts instead of one each). An
+//     older entry of a staged key is replaced at that flush; until then lookups cannot reach
+//     it, and stats(), snapshot() and verify_invariants() flush first.
 //   total_bytes is an atomic changed only under the owning shard's lock.
 //   Entries live in a per-shard slab arena (no per-entry malloc header; a 40-byte header per
 //   entry) and are found through a per-shard open-addressing table of tagged pointers, which
