@@ -148,6 +148,8 @@ class EmbeddingService {
   // The slab for vectors of `dimensions` (> 0) floats, created on first use; null when
   // kMaxSlabs exist already and `beyond_cap` is false.
   VectorSlab* slab_for(std::size_t dimensions, bool beyond_cap) const;
+  // The slab for `dimensions`, or null. Requires: slabs_mutex_.
+  VectorSlab* find_slab_locked(std::size_t dimensions) const;
 
   std::shared_ptr<ModelRegistry> models_;
   std::shared_ptr<Pool> pool_;

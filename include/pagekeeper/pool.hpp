@@ -719,7 +719,7 @@ class PagedResourcePool final : public ResourcePool {
       std::size_t i = a->home(h);
       std::size_t dist = 0;
       for (std::uintptr_t s = a->load(i); s != 0; s = a->load(i)) {
-        if ((s & kTagMask) == tag && eq(entry_of(s)->key, key)) return entry_of(s);
+        if ((s & kTagMask) == tag && key_matches<false>(entry_of(s), key, eq)) return entry_of(s);
         i = (i + 1) & a->mask;
         ++dist;
       }
@@ -1186,6 +1186,14 @@ class PagedResourcePool final : public ResourcePool {
       return lock;
     }
 
+    // lock_exclusive() for observers that walk or count the table: the stage is flushed
+    // too, so that a staged entry and the older one it replaces are never both seen.
+    std::unique_lock<std::shared_mutex> lock_flushed(Shard& s) {
+      auto lock = lock_exclusive(s);
+      flush_stage(s);
+      return lock;
+    }
+
     // This thread's read stripe of shard s. Threads whose index is below stripe_count own
     // their stripe (indices of live threads are distinct, and a stripe passes to the next
     // holder of an index through the registry's mutex), so its counters take plain
@@ -1423,7 +1431,8 @@ class PagedResourcePool final : public ResourcePool {
       destroy(s, e);
     }
 
-    // Requires: exclusive lock on s. Inserts or replaces; returns the new entry.
+    // Requires: exclusive lock on s. Inserts or replaces (a replaced main-table entry goes at
+    // the next flush of the stage).
     void insert_locked(Shard& s, std::uint64_t h, K&& key, V&& value, std::uint64_t size) {
       // Only the stage is searched here: an older entry in the main array is found and
       // detached when the stage is flushed (until then lookups see the staged one).
@@ -1964,8 +1973,7 @@ class PagedResourcePool final : public ResourcePool {
       std::vector<std::unique_lock<std::shared_mutex>> locks;
       locks.reserve(shard_count);
       for (std::uint32_t i = 0; i < shard_count; ++i) {
-        locks.push_back(lock_exclusive(shards[i]));
-        flush_stage(shards[i]);  // so that no candidate replaces another
+        locks.push_back(lock_flushed(shards[i]));  // so that no candidate replaces another
       }
       struct Candidate {
         std::int64_t priority;
@@ -2040,8 +2048,7 @@ class PagedResourcePool final : public ResourcePool {
       for (std::uint32_t i = 0; i < shard_count; ++i) {
         Shard& s = shards[i];
         {
-          auto lock = lock_exclusive(s);
-          flush_stage(s);
+          auto lock = lock_flushed(s);
           st.entry_count += s.table.size();
           st.hits += stripe_hits(s) - s.hits_at_clear;
           st.misses += stripe_misses(s) - s.misses_at_clear;
@@ -2063,8 +2070,7 @@ class PagedResourcePool final : public ResourcePool {
       std::vector<EntrySnapshot> out;
       for (std::uint32_t i = 0; i < shard_count; ++i) {
         Shard& s = shards[i];
-        auto lock = lock_exclusive(s);  // replay pending reads so recency and counts are current
-        flush_stage(s);
+        auto lock = lock_flushed(s);  // replay pending reads so recency and counts are current
         s.table.for_each([&](Entry* e) {
           const EntryView v = view_of(s, e);
           out.push_back({config.key_formatter(e->key), v.size_bytes, v.pin_count, v.loaded_at_ms,

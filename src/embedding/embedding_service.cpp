@@ -66,11 +66,16 @@ EmbeddingService::EmbeddingService(EmbeddingServiceConfig config)
       pool_(std::make_shared<Pool>(pool_config(config))),
       slab_block_bytes_(slab_block_bytes(config.max_bytes)) {}
 
-VectorSlab* EmbeddingService::slab_for(std::size_t dimensions, bool beyond_cap) const {
-  std::lock_guard lock(slabs_mutex_);
+VectorSlab* EmbeddingService::find_slab_locked(std::size_t dimensions) const {
   for (const std::unique_ptr<VectorSlab>& slab : slabs_) {
     if (slab->dimensions() == dimensions) return slab.get();
   }
+  return nullptr;
+}
+
+VectorSlab* EmbeddingService::slab_for(std::size_t dimensions, bool beyond_cap) const {
+  std::lock_guard lock(slabs_mutex_);
+  if (VectorSlab* slab = find_slab_locked(dimensions)) return slab;
   if (slabs_.size() >= kMaxSlabs && !beyond_cap) return nullptr;
   slabs_.push_back(std::make_unique<VectorSlab>(
       dimensions, VectorSlab::Options{.first_block_bytes = std::size_t{64} << 10,
@@ -80,9 +85,7 @@ VectorSlab* EmbeddingService::slab_for(std::size_t dimensions, bool beyond_cap) 
 
 std::optional<VectorSlab::Stats> EmbeddingService::storage_stats(std::size_t dimensions) const {
   std::lock_guard lock(slabs_mutex_);
-  for (const std::unique_ptr<VectorSlab>& slab : slabs_) {
-    if (slab->dimensions() == dimensions) return slab->stats();
-  }
+  if (const VectorSlab* slab = find_slab_locked(dimensions)) return slab->stats();
   return std::nullopt;
 }
 
