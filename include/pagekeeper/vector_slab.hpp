@@ -72,6 +72,12 @@ class VectorSlab {
   template <class Fill>
   EmbeddingVector make(Fill&& fill) {
     Header* header = allocate();
+    // A recycled or freshly mapped chunk is cold: start loading its lines for writing, so
+    // they arrive while `fill` computes instead of stalling its stores.
+    float* floats = EmbeddingVector::floats_of(header);
+    for (std::size_t offset = 0; offset < dimensions_; offset += 64 / sizeof(float)) {
+      __builtin_prefetch(floats + offset, 1, 3);
+    }
     try {
       std::forward<Fill>(fill)(std::span<float>(EmbeddingVector::floats_of(header), dimensions_));
     } catch (...) {

@@ -49,13 +49,13 @@ bool is_separator(unsigned char c) {
   return !alnum;
 }
 
-// Lowercases ASCII and returns the words as views into `normalized`.
-std::vector<std::string_view> split_words(std::string_view text, std::string& normalized) {
+// Lowercases ASCII into `normalized` and sets `words` to views of its words.
+void split_words(std::string_view text, std::string& normalized, std::vector<std::string_view>& words) {
   normalized.assign(text);
   for (char& ch : normalized) {
     if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
   }
-  std::vector<std::string_view> words;
+  words.clear();
   const std::string_view all(normalized);
   std::size_t i = 0;
   while (i < all.size()) {
@@ -64,7 +64,6 @@ std::vector<std::string_view> split_words(std::string_view text, std::string& no
     while (i < all.size() && !is_separator(static_cast<unsigned char>(all[i]))) ++i;
     if (i > start) words.push_back(all.substr(start, i - start));
   }
-  return words;
 }
 
 void add_char_grams(std::string_view word, std::string& bounded, std::vector<std::size_t>& starts,
@@ -88,6 +87,27 @@ void add_char_grams(std::string_view word, std::string& bounded, std::vector<std
     }
   }
 }
+
+// The working buffers of one embed_into() call, kept per thread and reused: a text then
+// costs no allocation, and the buffers stay in this core's cache from one text to the next
+// whatever the caller does in between (the cache's own work between two misses would
+// otherwise hand the next text different, cold heap blocks).
+struct Scratch {
+  std::string normalized;
+  std::vector<std::string_view> words;
+  std::vector<Feature> features;
+  std::string gram;
+  std::vector<std::size_t> starts;
+  std::vector<double> acc;
+
+  // A very long text leaves very large buffers; they are not kept for the next one.
+  void release_if_large() {
+    constexpr std::size_t kKeepFeatures = std::size_t{1} << 16;
+    if (features.capacity() > kKeepFeatures) *this = Scratch{};
+  }
+};
+
+thread_local Scratch t_scratch;
 
 }  // namespace
 
@@ -118,17 +138,23 @@ void LexicalEmbedder::embed_into(std::string_view text, std::span<float> vec) co
                                 std::to_string(dims));
   }
 
-  std::string normalized;
-  const std::vector<std::string_view> words = split_words(text, normalized);
+  Scratch& buffers = t_scratch;
+  struct ReleaseLarge {
+    Scratch& buffers;
+    ~ReleaseLarge() { buffers.release_if_large(); }
+  } release_large{buffers};
+  std::vector<std::string_view>& words = buffers.words;
+  split_words(text, buffers.normalized, words);
   if (words.empty()) {  // documented: no words -> the zero vector
     std::fill(vec.begin(), vec.end(), 0.0f);
     return;
   }
 
-  std::vector<Feature> features;
+  std::vector<Feature>& features = buffers.features;
+  features.clear();
   features.reserve(words.size() * 12);
-  std::string scratch;
-  std::vector<std::size_t> starts;
+  std::string& scratch = buffers.gram;
+  std::vector<std::size_t>& starts = buffers.starts;
   for (std::size_t w = 0; w < words.size(); ++w) {
     const std::string_view word = words[w];
     features.push_back({XXH3_64bits_withSeed(word.data(), word.size(), kUnigramSeed), 0});
@@ -143,7 +169,8 @@ void LexicalEmbedder::embed_into(std::string_view text, std::span<float> vec) co
 
   // Count term frequencies; the sort also fixes the accumulation order.
   std::sort(features.begin(), features.end());
-  std::vector<double> acc(dims, 0.0);
+  std::vector<double>& acc = buffers.acc;
+  acc.assign(dims, 0.0);
   for (std::size_t i = 0; i < features.size();) {
     std::size_t j = i + 1;
     while (j < features.size() && features[j] == features[i]) ++j;

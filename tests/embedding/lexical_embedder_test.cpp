@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -88,6 +89,27 @@ TEST(LexicalEmbedder, DeterministicAcrossCallsInstancesAndBatching) {
   EXPECT_EQ(batch[0], batch[2]);
   EXPECT_EQ(batch[0], b.embed_one(kKnownText));
   EXPECT_EQ(batch[1], b.embed_one("second text"));
+}
+
+// The embedder reuses per-thread working buffers between texts: whatever a thread embedded
+// before (a huge text, a text without words, another dimension count) must not change the
+// next vector by a bit.
+TEST(LexicalEmbedder, PerThreadBuffersCarryNothingFromOneTextToTheNext) {
+  LexicalEmbedder embedder;
+  std::vector<float> fresh;
+  std::thread([&] { fresh = LexicalEmbedder().embed_one(kKnownText); }).join();
+
+  std::string huge;
+  for (int i = 0; huge.size() < 400'000; ++i) huge += "word" + std::to_string(i) + " ";
+  const std::vector<float> huge_vector = embedder.embed_one(huge);  // beyond what is kept
+  EXPECT_NEAR(norm(huge_vector), 1.0, 1e-5);
+  EXPECT_EQ(embedder.embed_one(kKnownText), fresh);
+  EXPECT_EQ(embedder.embed_one("  ... !!! "), std::vector<float>(384, 0.0f));
+  EXPECT_EQ(embedder.embed_one(kKnownText), fresh);
+  EXPECT_EQ(LexicalEmbedder(LexicalEmbedderOptions{.dimensions = 1000}).embed_one("long tail").size(), 1000u);
+  EXPECT_EQ(LexicalEmbedder(LexicalEmbedderOptions{.dimensions = 16}).embed_one("short").size(), 16u);
+  EXPECT_EQ(embedder.embed_one(kKnownText), fresh);
+  EXPECT_EQ(embedder.embed_one(huge), huge_vector);
 }
 
 TEST(LexicalEmbedder, NearDuplicatesAreMoreSimilarThanUnrelatedTexts) {
