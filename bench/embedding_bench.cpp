@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <memory>
@@ -188,6 +189,78 @@ void BM_EmbedAllMissFullCache(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * batch);
 }
 BENCHMARK(BM_EmbedAllMissFullCache)->Arg(1)->Arg(64);
+
+// The all-miss overhead as one paired measurement: each iteration embeds a block of texts
+// with the lexical embedder called directly, then a block of other never-seen texts through
+// the service, timing each block, so both sides see the same machine from one millisecond
+// to the next (this machine's speed drifts by several percent between separate benchmark
+// runs, as much as the overhead being measured). Reported per text: direct_ns, service_ns
+// and overhead (service / direct). Args: texts per call (1: embed(), 64: embed_batch()),
+// and the cache (0: filling a default 256 MiB cache, cleared untimed when the texts run
+// out; 1: a full 16 MiB cache, evicting).
+void BM_EmbedAllMissPaired(benchmark::State& state) {
+  using Clock = std::chrono::steady_clock;
+  const auto batch = static_cast<std::size_t>(state.range(0));
+  const bool full = state.range(1) != 0;
+  constexpr std::size_t kBlock = 256;  // texts per side per iteration (about 5 ms)
+  const auto direct_texts = make_texts(kMissTexts, 200, 12);
+  const std::vector<std::string_view> direct_views(direct_texts.begin(), direct_texts.end());
+  const auto texts = make_texts(kMissTexts, 200, 11);
+  LexicalEmbedder embedder;
+  auto service = make_service(full ? std::uint64_t{16} << 20 : std::uint64_t{256} << 20);
+  std::size_t next = 0;
+  auto embed_block = [&] {
+    std::size_t embedded = 0;
+    for (std::size_t k = 0; k < kBlock; k += batch, next += batch) {
+      if (batch == 1) {
+        embedded += service->embed(texts[next]).accounting.embedded;
+      } else {
+        embedded +=
+            service->embed_batch(std::span<const std::string>(texts.data() + next, batch)).accounting.embedded;
+      }
+    }
+    return embedded;
+  };
+  if (full) {
+    while (service->stats().evictions == 0) {  // fill, untimed
+      if (next + kBlock > texts.size()) next = 0;
+      embed_block();
+    }
+  }
+  std::size_t direct_next = 0;
+  Clock::duration direct_time{};
+  Clock::duration service_time{};
+  for (auto _ : state) {
+    if (direct_next + kBlock > direct_views.size()) direct_next = 0;
+    if (next + kBlock > texts.size()) {
+      next = 0;
+      if (!full) {
+        state.PauseTiming();
+        service->clear();
+        state.ResumeTiming();
+      }
+    }
+    const auto t0 = Clock::now();
+    for (std::size_t k = 0; k < kBlock; k += batch, direct_next += batch) {
+      auto vectors = embedder.embed(std::span<const std::string_view>(direct_views.data() + direct_next, batch));
+      benchmark::DoNotOptimize(vectors.data());
+    }
+    const auto t1 = Clock::now();
+    const std::size_t embedded = embed_block();
+    const auto t2 = Clock::now();
+    if (embedded != kBlock) state.SkipWithError("expected misses");
+    direct_time += t1 - t0;
+    service_time += t2 - t1;
+  }
+  const double texts_per_side = static_cast<double>(state.iterations() * kBlock);
+  const double direct_ns = std::chrono::duration<double, std::nano>(direct_time).count() / texts_per_side;
+  const double service_ns = std::chrono::duration<double, std::nano>(service_time).count() / texts_per_side;
+  state.counters["direct_ns"] = direct_ns;
+  state.counters["service_ns"] = service_ns;
+  state.counters["overhead"] = service_ns / direct_ns;
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(kBlock));
+}
+BENCHMARK(BM_EmbedAllMissPaired)->Args({1, 0})->Args({64, 0})->Args({1, 1})->Args({64, 1})->Unit(benchmark::kMillisecond);
 
 // What this machine's kernel charges for memory a filling cache keeps: mapping and
 // populating (MAP_POPULATE) 2 MiB blocks, as the vector slab does, and writing every line,

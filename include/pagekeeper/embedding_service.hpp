@@ -79,6 +79,9 @@ struct EmbeddingServiceConfig {
   // Passed to the pool (see PoolConfig).
   double low_watermark = 1.0;
   std::uint32_t shards = 0;
+  // Vector storage maps its next block on a background thread while the cache fills, so
+  // no request waits on the kernel for the cache's memory (VectorSlab::Options::map_ahead).
+  bool map_storage_ahead = true;
 };
 
 class EmbeddingService {
@@ -154,6 +157,7 @@ class EmbeddingService {
   std::shared_ptr<ModelRegistry> models_;
   std::shared_ptr<Pool> pool_;
   std::size_t slab_block_bytes_;  // largest block a slab maps (from the budget)
+  bool map_storage_ahead_;       // VectorSlab::Options::map_ahead for every slab
   mutable std::mutex slabs_mutex_;
   // Guarded by slabs_mutex_ (the list; each slab is thread-safe). Never shrinks, so a
   // pointer from slab_for() stays valid for the service's lifetime. Vectors may outlive it.

@@ -64,7 +64,8 @@ std::size_t slab_block_bytes(std::uint64_t max_bytes) {
 EmbeddingService::EmbeddingService(EmbeddingServiceConfig config)
     : models_(config.models ? std::move(config.models) : ModelRegistry::with_builtin_models()),
       pool_(std::make_shared<Pool>(pool_config(config))),
-      slab_block_bytes_(slab_block_bytes(config.max_bytes)) {}
+      slab_block_bytes_(slab_block_bytes(config.max_bytes)),
+      map_storage_ahead_(config.map_storage_ahead) {}
 
 VectorSlab* EmbeddingService::find_slab_locked(std::size_t dimensions) const {
   for (const std::unique_ptr<VectorSlab>& slab : slabs_) {
@@ -79,7 +80,8 @@ VectorSlab* EmbeddingService::slab_for(std::size_t dimensions, bool beyond_cap) 
   if (slabs_.size() >= kMaxSlabs && !beyond_cap) return nullptr;
   slabs_.push_back(std::make_unique<VectorSlab>(
       dimensions, VectorSlab::Options{.first_block_bytes = std::size_t{64} << 10,
-                                      .max_block_bytes = slab_block_bytes_}));
+                                      .max_block_bytes = slab_block_bytes_,
+                                      .map_ahead = map_storage_ahead_}));
   return slabs_.back().get();
 }
 

@@ -8,10 +8,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <mutex>
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <system_error>
+#include <thread>
 #include <vector>
 
 namespace pagekeeper {
@@ -22,8 +25,8 @@ struct VectorSlab::Core {
     std::size_t bytes;
   };
 
-  Core(std::size_t chunk, std::size_t first_block, std::size_t max_block)
-      : chunk_bytes(chunk), next_block_bytes(first_block), max_block_bytes(max_block) {}
+  Core(std::size_t chunk, std::size_t first_block, std::size_t max_block, bool ahead)
+      : chunk_bytes(chunk), next_block_bytes(first_block), max_block_bytes(max_block), map_ahead(ahead) {}
 
   // The lock-free side, on its own cache line: chunks returned by any thread (linked through
   // Header::link), and the references keeping the core alive (the VectorSlab object plus one
@@ -42,6 +45,70 @@ struct VectorSlab::Core {
   std::byte* carve_end = nullptr;
   std::vector<Block> blocks;        // sorted by address (trim finds a chunk's block)
 
+  // Mapping ahead (guarded by `mutex` too). The worker runs only while the VectorSlab object
+  // lives: its destructor stops and joins it before dropping its reference.
+  const bool map_ahead;
+  Block spare{nullptr, 0};         // mapped ahead, not in `blocks` yet (null: none)
+  bool ahead_requested = false;    // the worker has a request it has not finished
+  bool stopping = false;
+  std::uint64_t blocks_mapped_ahead = 0;
+  std::condition_variable wake;    // the worker waits here for a request or stopping
+  std::thread worker;              // not joinable until the first request
+
+  static std::byte* map(std::size_t bytes) noexcept {
+    void* mapped = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    return mapped == MAP_FAILED ? nullptr : static_cast<std::byte*>(mapped);
+  }
+
+  // The worker: maps and populates the next block outside the mutex, hands it over under it.
+  void map_ahead_loop() {
+    std::unique_lock lock(mutex);
+    for (;;) {
+      wake.wait(lock, [this] { return stopping || ahead_requested; });
+      if (stopping) return;
+      const std::size_t bytes = next_block_bytes;
+      lock.unlock();
+      std::byte* mapped = map(bytes);  // failure: the allocation maps when the time comes
+      lock.lock();
+      ahead_requested = false;
+      if (mapped == nullptr) continue;
+      if (stopping || spare.begin != nullptr) {
+        ::munmap(mapped, bytes);
+        continue;
+      }
+      spare = Block{mapped, bytes};
+    }
+  }
+
+  // Asks the worker for the next block once the one being carved is half used. Requires
+  // `mutex`. Never throws: without a thread, blocks are mapped when needed.
+  void maybe_request_ahead() noexcept {
+    if (!map_ahead || ahead_requested || spare.begin != nullptr || stopping) return;
+    const auto left = static_cast<std::size_t>(carve_end - carve_next);
+    const auto carvable = static_cast<std::size_t>(carve_end - carve_block);
+    if (left * 2 > carvable) return;
+    if (!worker.joinable()) {
+      try {
+        worker = std::thread([this] { map_ahead_loop(); });
+      } catch (const std::system_error&) {
+        return;
+      }
+    }
+    ahead_requested = true;
+    wake.notify_one();
+  }
+
+  // Stops and joins the worker. Called by ~VectorSlab, without the mutex.
+  void stop_worker() noexcept {
+    {
+      std::lock_guard lock(mutex);
+      stopping = true;
+    }
+    wake.notify_all();
+    if (worker.joinable()) worker.join();
+  }
+
   // Pushes a chunk whose last reference is gone; any thread, no lock.
   void push_returned(Header* header) noexcept {
     Header* head = returned.load(std::memory_order_relaxed);
@@ -55,16 +122,24 @@ struct VectorSlab::Core {
   void unref() noexcept {
     if (refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
     for (const Block& block : blocks) ::munmap(block.begin, block.bytes);
+    if (spare.begin != nullptr) ::munmap(spare.begin, spare.bytes);
     delete this;
   }
 
   // Maps the next block and makes it the one chunks are carved from. Requires `mutex`.
+  // Takes the spare block when the map-ahead thread has one ready.
   void map_block() {
-    const std::size_t bytes = next_block_bytes;
-    void* mapped = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
-                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-    if (mapped == MAP_FAILED) throw std::bad_alloc();
-    auto* begin = static_cast<std::byte*>(mapped);
+    std::size_t bytes = next_block_bytes;
+    std::byte* begin = nullptr;
+    if (spare.begin != nullptr) {
+      begin = spare.begin;
+      bytes = spare.bytes;
+      spare = Block{nullptr, 0};
+      ++blocks_mapped_ahead;
+    } else {
+      begin = map(bytes);
+      if (begin == nullptr) throw std::bad_alloc();
+    }
     const Block block{begin, bytes};
     blocks.insert(std::upper_bound(blocks.begin(), blocks.end(), block,
                                    [](const Block& a, const Block& b) { return a.begin < b.begin; }),
@@ -108,10 +183,13 @@ VectorSlab::VectorSlab(std::size_t dimensions, Options options) : dimensions_(di
   const std::size_t chunk = EmbeddingVector::chunk_bytes(dimensions);
   const std::size_t first = round_up(std::max(options.first_block_bytes, chunk), page);
   const std::size_t max = std::max(first, round_up(options.max_block_bytes, page));
-  core_ = new Core(chunk, first, max);
+  core_ = new Core(chunk, first, max, options.map_ahead);
 }
 
-VectorSlab::~VectorSlab() { core_->unref(); }
+VectorSlab::~VectorSlab() {
+  core_->stop_worker();
+  core_->unref();
+}
 
 VectorSlab::Header* VectorSlab::allocate() {
   Core& core = *core_;
@@ -130,6 +208,7 @@ VectorSlab::Header* VectorSlab::allocate() {
       }
       header = new (core.carve_next) Header{};
       core.carve_next += core.chunk_bytes;
+      core.maybe_request_ahead();
     }
   }
   header->refs.store(1, std::memory_order_relaxed);
@@ -150,6 +229,12 @@ std::uint64_t VectorSlab::trim() {
   Core& core = *core_;
   std::lock_guard lock(core.mutex);
   core.take_returned();
+  std::uint64_t spare_unmapped = 0;
+  if (core.spare.begin != nullptr) {
+    ::munmap(core.spare.begin, core.spare.bytes);
+    spare_unmapped = core.spare.bytes;
+    core.spare = Core::Block{nullptr, 0};
+  }
   // Free chunks per block; a block none of whose carved chunks is in use goes back.
   std::vector<std::size_t> free_chunks(core.blocks.size(), 0);
   for (const Header* h = core.free_list; h != nullptr; h = static_cast<const Header*>(h->link)) {
@@ -165,7 +250,7 @@ std::uint64_t VectorSlab::trim() {
     release[i] = free_chunks[i] == carved;
     any = any || release[i];
   }
-  if (!any) return 0;
+  if (!any) return spare_unmapped;
   // Unlink the chunks of the released blocks (before unmapping them: the links live there).
   Header* kept_head = nullptr;
   Header* kept_tail = nullptr;
@@ -180,7 +265,7 @@ std::uint64_t VectorSlab::trim() {
   }
   if (kept_tail != nullptr) kept_tail->link = nullptr;
   core.free_list = kept_head;
-  std::uint64_t unmapped = 0;
+  std::uint64_t unmapped = spare_unmapped;
   std::vector<Core::Block> kept;
   kept.reserve(core.blocks.size());
   for (std::size_t i = 0; i < core.blocks.size(); ++i) {
@@ -202,6 +287,12 @@ VectorSlab::Stats VectorSlab::stats() const {
   Stats stats;
   stats.blocks = core_->blocks.size();
   for (const Core::Block& block : core_->blocks) stats.mapped_bytes += block.bytes;
+  if (core_->spare.begin != nullptr) {
+    ++stats.blocks;
+    stats.mapped_bytes += core_->spare.bytes;
+    stats.spare_bytes = core_->spare.bytes;
+  }
+  stats.blocks_mapped_ahead = core_->blocks_mapped_ahead;
   stats.live_vectors = core_->refs.load(std::memory_order_relaxed) - 1;  // less this object's
   stats.chunk_bytes = core_->chunk_bytes;
   return stats;

@@ -9,7 +9,7 @@ pagekeeper_add_test(embedding_service_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/embedding_service_test.cpp)
 pagekeeper_add_test(embedding_service_concurrency_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/embedding_service_concurrency_test.cpp LABELS concurrent)
-pagekeeper_add_test(vector_slab_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/vector_slab_test.cpp)
+pagekeeper_add_test(vector_slab_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/vector_slab_test.cpp LABELS concurrent)
 pagekeeper_add_test(vector_slab_concurrency_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/vector_slab_concurrency_test.cpp LABELS concurrent)
 pagekeeper_add_test(embedding_storage_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/embedding_storage_test.cpp)

@@ -3,9 +3,11 @@
 
 #include "pagekeeper/vector_slab.hpp"
 
+#include <chrono>
 #include <cstddef>
 #include <set>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -152,6 +154,86 @@ TEST(VectorSlab, AThrowingFillGivesItsChunkBack) {
                std::runtime_error);
   EXPECT_EQ(slab.stats().live_vectors, 0u);
   EXPECT_EQ(tagged(slab, 5).data(), chunk);
+}
+
+// Polls until the slab's map-ahead thread has a spare block ready (or 10 s pass).
+bool wait_for_spare(const VectorSlab& slab) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (slab.stats().spare_bytes == 0) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
+constexpr std::size_t kBlock = std::size_t{64} << 10;
+constexpr std::size_t kChunksPerBlock = kBlock / kChunk;  // 42
+
+TEST(VectorSlab, MapAheadHandsTheNextBlockOverReady) {
+  VectorSlab slab(kDims, VectorSlab::Options{.first_block_bytes = kBlock, .max_block_bytes = kBlock, .map_ahead = true});
+  std::vector<EmbeddingVector> held;
+  for (std::size_t i = 0; i < kChunksPerBlock / 2; ++i) held.push_back(tagged(slab, static_cast<int>(i)));
+  EXPECT_EQ(slab.stats().blocks_mapped_ahead, 0u);
+  // The block being carved is half used: the slab's thread maps the next one.
+  ASSERT_TRUE(wait_for_spare(slab));
+  VectorSlab::Stats st = slab.stats();
+  EXPECT_EQ(st.spare_bytes, kBlock);
+  EXPECT_EQ(st.blocks, 2u);  // the spare is counted: it is resident memory
+  EXPECT_EQ(st.mapped_bytes, 2 * kBlock);
+  // Filling past the first block takes the spare instead of mapping.
+  for (std::size_t i = held.size(); i < kChunksPerBlock + 1; ++i) held.push_back(tagged(slab, static_cast<int>(i)));
+  st = slab.stats();
+  EXPECT_EQ(st.blocks_mapped_ahead, 1u);
+  EXPECT_EQ(st.blocks, 2u);
+  EXPECT_EQ(st.spare_bytes, 0u);
+  // And again for the third block.
+  for (std::size_t i = held.size(); i < 3 * kChunksPerBlock / 2 + 1; ++i) held.push_back(tagged(slab, static_cast<int>(i)));
+  ASSERT_TRUE(wait_for_spare(slab));
+  for (std::size_t i = held.size(); i < 2 * kChunksPerBlock + 1; ++i) held.push_back(tagged(slab, static_cast<int>(i)));
+  EXPECT_EQ(slab.stats().blocks_mapped_ahead, 2u);
+  for (std::size_t i = 0; i < held.size(); ++i) EXPECT_TRUE(holds_tag(held[i], static_cast<int>(i))) << i;
+}
+
+TEST(VectorSlab, WithoutMapAheadNothingIsMappedBeforeItIsNeeded) {
+  VectorSlab slab(kDims, VectorSlab::Options{.first_block_bytes = kBlock, .max_block_bytes = kBlock});
+  std::vector<EmbeddingVector> held;
+  for (std::size_t i = 0; i < kChunksPerBlock; ++i) held.push_back(tagged(slab, static_cast<int>(i)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(slab.stats().blocks, 1u);
+  EXPECT_EQ(slab.stats().spare_bytes, 0u);
+  held.push_back(tagged(slab, 0));
+  EXPECT_EQ(slab.stats().blocks, 2u);
+  EXPECT_EQ(slab.stats().blocks_mapped_ahead, 0u);
+}
+
+TEST(VectorSlab, TrimReturnsTheSpareBlockToo) {
+  VectorSlab slab(kDims, VectorSlab::Options{.first_block_bytes = kBlock, .max_block_bytes = kBlock, .map_ahead = true});
+  {
+    std::vector<EmbeddingVector> held;
+    for (std::size_t i = 0; i < kChunksPerBlock / 2 + 1; ++i) held.push_back(tagged(slab, 1));
+    ASSERT_TRUE(wait_for_spare(slab));
+  }
+  EXPECT_EQ(slab.trim(), 2 * kBlock);
+  EXPECT_EQ(slab.stats().mapped_bytes, 0u);
+  EXPECT_EQ(slab.stats().blocks, 0u);
+  // Still usable, and maps ahead again.
+  std::vector<EmbeddingVector> held;
+  for (std::size_t i = 0; i < kChunksPerBlock; ++i) held.push_back(tagged(slab, static_cast<int>(i)));
+  ASSERT_TRUE(wait_for_spare(slab));
+  for (std::size_t i = 0; i < held.size(); ++i) EXPECT_TRUE(holds_tag(held[i], static_cast<int>(i)));
+}
+
+// The slab object may go while its thread is mapping, and its vectors may outlive both.
+TEST(VectorSlab, DestroyedWhileMappingAhead) {
+  std::vector<EmbeddingVector> kept;
+  for (int round = 0; round < 50; ++round) {
+    VectorSlab slab(kDims, VectorSlab::Options{.first_block_bytes = kBlock, .max_block_bytes = std::size_t{2} << 20,
+                                               .map_ahead = true});
+    for (std::size_t i = 0; i < kChunksPerBlock / 2 + 1; ++i) kept.push_back(tagged(slab, round));
+  }
+  for (std::size_t i = 0; i < kept.size(); ++i) {
+    EXPECT_TRUE(holds_tag(kept[i], static_cast<int>(i / (kChunksPerBlock / 2 + 1)))) << i;
+  }
 }
 
 TEST(EmbeddingVector, HeapVectorsBehaveAsSlabOnes) {
