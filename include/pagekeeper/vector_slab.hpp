@@ -92,7 +92,7 @@ class VectorSlab {
       __builtin_prefetch(floats + offset, 1, 3);
     }
     try {
-      std::forward<Fill>(fill)(std::span<float>(EmbeddingVector::floats_of(header), dimensions_));
+      std::forward<Fill>(fill)(std::span<float>(floats, dimensions_));
     } catch (...) {
       EmbeddingVector::free_chunk(header);
       throw;

@@ -99,6 +99,16 @@ struct VectorSlab::Core {
     wake.notify_one();
   }
 
+  // Unmaps the spare block, if any; returns its bytes. Requires `mutex`, or the last
+  // reference (unref).
+  std::uint64_t drop_spare() noexcept {
+    if (spare.begin == nullptr) return 0;
+    ::munmap(spare.begin, spare.bytes);
+    const std::uint64_t bytes = spare.bytes;
+    spare = Block{nullptr, 0};
+    return bytes;
+  }
+
   // Stops and joins the worker. Called by ~VectorSlab, without the mutex.
   void stop_worker() noexcept {
     {
@@ -122,7 +132,7 @@ struct VectorSlab::Core {
   void unref() noexcept {
     if (refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
     for (const Block& block : blocks) ::munmap(block.begin, block.bytes);
-    if (spare.begin != nullptr) ::munmap(spare.begin, spare.bytes);
+    drop_spare();
     delete this;
   }
 
@@ -229,12 +239,7 @@ std::uint64_t VectorSlab::trim() {
   Core& core = *core_;
   std::lock_guard lock(core.mutex);
   core.take_returned();
-  std::uint64_t spare_unmapped = 0;
-  if (core.spare.begin != nullptr) {
-    ::munmap(core.spare.begin, core.spare.bytes);
-    spare_unmapped = core.spare.bytes;
-    core.spare = Core::Block{nullptr, 0};
-  }
+  const std::uint64_t spare_unmapped = core.drop_spare();
   // Free chunks per block; a block none of whose carved chunks is in use goes back.
   std::vector<std::size_t> free_chunks(core.blocks.size(), 0);
   for (const Header* h = core.free_list; h != nullptr; h = static_cast<const Header*>(h->link)) {
