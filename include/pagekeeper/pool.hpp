@@ -1025,18 +1025,25 @@ class PagedResourcePool final : public ResourcePool {
   // LRU list under its exclusive lock. Threads map to stripes by pagekeeper's thread index,
   // so concurrent readers write different cache lines; a stripe is owned by one thread (plain
   // increments) or, for threads beyond the owned stripes, shared (fetch_add).
-  //   Positions are numbered by `recorded` (exact counts either way). A reader
-  //   stores its entry at its position if it lies within kRingSize of `drained`, else the
-  //   event is dropped (lossy, still a hit). A position whose entry arrives after the drainer
-  //   passed it leaves a stale pointer for a later lap: the drainer skips chunks that are
-  //   detached or freed (arena memory is never unmapped while the pool lives) and at worst
-  //   promotes a live entry once too often.
+  //   Positions are numbered by `recorded` (exact counts either way); a reader stores its
+  //   entry in cell `position % kRingSize` and asks for a drain every kRingSize positions.
+  //   It never reads what the drainer writes, so with two threads a hit does not wait on a
+  //   line the other core just wrote. A ring that was not drained in time (its shard's lock
+  //   was busy) is overwritten: the oldest events are lost, the newest kept (lossy, still
+  //   hits). The drainer replays at most the last kRingSize positions; a cell may hold an
+  //   older or newer event than its position (a shared stripe's claimed position not yet
+  //   stored, or a lap) or a stale pointer: the drainer skips chunks that are detached or
+  //   freed (arena memory is never unmapped while the pool lives) and at worst promotes a
+  //   live entry once too often. One thread alone drains every kRingSize hits and before
+  //   every eviction, so it loses nothing and sees exact LRU order.
   struct alignas(64) ReadStripe {
     std::atomic<std::uint64_t> recorded{0};       // hits queued for promotion, ever
-    std::atomic<std::uint64_t> drained{0};        // ring position consumed up to
     std::atomic<std::uint64_t> unqueued_hits{0};  // hits inside the promotion delay, ever
     std::atomic<std::uint64_t> misses{0};         // ever
     std::array<std::atomic<Entry*>, kRingSize> ring{};
+    // Ring position replayed up to. Guarded by the shard's exclusive lock; on its own line
+    // so that the drainer writes nothing the owner reads.
+    alignas(64) std::uint64_t drained = 0;
   };
 
   struct alignas(64) Shard {
@@ -1142,20 +1149,18 @@ class PagedResourcePool final : public ResourcePool {
       std::int64_t now = 0;
       for (std::uint32_t k = 0; k <= stripe_count; ++k) {
         ReadStripe& st = s.stripes[k];
-        const std::uint64_t end_recorded = st.recorded.load(std::memory_order_acquire);
-        const std::uint64_t begin = st.drained.load(std::memory_order_relaxed);
-        if (end_recorded == begin) continue;
+        const std::uint64_t end = st.recorded.load(std::memory_order_acquire);
+        if (end == st.drained) continue;
         if (now == 0) now = monotonic_ms();
-        const std::uint64_t end = std::min(end_recorded, begin + kRingSize);
+        // Positions more than a ring behind were overwritten: replay the last kRingSize.
+        const std::uint64_t begin = std::max(st.drained, end - std::min<std::uint64_t>(end, kRingSize));
         // Two passes: the first takes the entries and starts loading their list neighbours
         // (random lines in a large pool), the second moves them, so the misses overlap.
         std::array<Entry*, kRingSize> taken;
         std::size_t n = 0;
         for (std::uint64_t pos = begin; pos < end; ++pos) {
-          std::atomic<Entry*>& cell = st.ring[pos & (kRingSize - 1)];
-          Entry* e = cell.load(std::memory_order_acquire);
-          if (e == nullptr) continue;  // claimed, not yet stored: that event is dropped
-          cell.store(nullptr, std::memory_order_relaxed);
+          Entry* e = st.ring[pos & (kRingSize - 1)].load(std::memory_order_acquire);
+          if (e == nullptr) continue;  // a shared stripe's first lap, claimed, not yet stored
           if ((e->state.load(std::memory_order_relaxed) & (kDetachedBit | kFreedBit)) != 0) continue;
           __builtin_prefetch(e->prev, 1);
           __builtin_prefetch(e->next, 1);
@@ -1169,7 +1174,7 @@ class PagedResourcePool final : public ResourcePool {
             push_front(s, e);
           }
         }
-        st.drained.store(end_recorded, std::memory_order_release);
+        st.drained = end;
       }
     }
 
@@ -1218,25 +1223,21 @@ class PagedResourcePool final : public ResourcePool {
     }
 
     // Counts a hit on e and queues it for promotion. Needs no lock. Returns true when the
-    // caller should drain the shard (it filled the ring, or every kRingSize-th dropped read
-    // while a full ring waits).
+    // caller should drain the shard (every kRingSize-th position of its stripe).
     static bool record_read(StripeRef ref, Entry* e) noexcept {
       ReadStripe& st = ref.stripe;
+      std::uint64_t pos = 0;
       if (ref.owned) {
         // Sole writer: store the entry, then publish the position (release), so a drainer
         // that sees the position sees the entry.
-        const std::uint64_t pos = st.recorded.load(std::memory_order_relaxed);
-        const std::uint64_t ahead = pos - st.drained.load(std::memory_order_acquire);
-        if (ahead < kRingSize) st.ring[pos & (kRingSize - 1)].store(e, std::memory_order_relaxed);
+        pos = st.recorded.load(std::memory_order_relaxed);
+        st.ring[pos & (kRingSize - 1)].store(e, std::memory_order_relaxed);
         st.recorded.store(pos + 1, std::memory_order_release);
-        return ahead % kRingSize == kRingSize - 1;
+      } else {
+        pos = st.recorded.fetch_add(1, std::memory_order_relaxed);
+        st.ring[pos & (kRingSize - 1)].store(e, std::memory_order_release);
       }
-      const std::uint64_t pos = st.recorded.fetch_add(1, std::memory_order_relaxed);
-      const std::uint64_t drained = st.drained.load(std::memory_order_acquire);
-      if (pos < drained) return false;  // the drainer already passed this position: dropped
-      const std::uint64_t ahead = pos - drained;
-      if (ahead < kRingSize) st.ring[pos & (kRingSize - 1)].store(e, std::memory_order_release);
-      return ahead % kRingSize == kRingSize - 1;
+      return (pos & (kRingSize - 1)) == kRingSize - 1;
     }
 
     // Requires: s's lock held (shared or exclusive) or e detached and owned by the caller.
@@ -1332,15 +1333,36 @@ class PagedResourcePool final : public ResourcePool {
       flush_stage(s);
     }
 
-    std::optional<V> get(const K& key) { return get_hashed(key, hash_of(key)); }
+    // Inlined into the caller: on a hit the work is a few dozen instructions around two
+    // dependent loads (the slot, then the entry), and a caller that looks up many keys in a
+    // row (a batch, a scan) gets several lookups in flight at once only if each is short.
+    [[gnu::always_inline]] std::optional<V> get(const K& key) { return get_hashed(key, hash_of(key)); }
 
-    // get() of a key whose hash (hash_of) the caller computed.
-    std::optional<V> get_hashed(const K& key, std::uint64_t h) {
+    // get() of a key whose hash (hash_of) the caller computed. The inline part is the
+    // lock-free hit: one probe, validated; everything else (a miss, a writer moving slots,
+    // types read under the lock) goes to get_retry().
+    [[gnu::always_inline]] std::optional<V> get_hashed(const K& key, std::uint64_t h) {
+      if constexpr (kOptimisticReads) {
+        Shard& s = shards[shard_of(h)];
+        const std::uint32_t version = s.table.read_begin();
+        if (Entry* e = s.table.find_racy(h, key, key_equal)) [[likely]] {
+          const V value = e->racy_value();
+          if (s.table.read_validate(version)) [[likely]] {
+            if (record_hit(stripe_of(s), e)) [[unlikely]] try_drain(s);
+            return value;
+          }
+        }
+      }
+      return get_retry(key, h);
+    }
+
+    // The rest of get(): a miss, or a lock-free read that met a writer (a few retries, then
+    // the shared lock), or a type that is always read under the lock.
+    [[gnu::noinline]] std::optional<V> get_retry(const K& key, std::uint64_t h) {
       Shard& s = shards[shard_of(h)];
       const StripeRef st = stripe_of(s);
       if constexpr (kOptimisticReads) {
         // Lock-free: probe, copy the value, then check that no writer moved a slot meanwhile.
-        // A few retries, then the shared lock (a writer is busy on this shard).
         for (int attempt = 0; attempt < 4; ++attempt) {
           const std::uint32_t version = s.table.read_begin();
           if ((version & 1u) != 0) break;
