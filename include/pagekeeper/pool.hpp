@@ -612,24 +612,32 @@ class PagedResourcePool final : public ResourcePool {
     }
   };
 
-  // Open-addressing (linear probing, backward-shift deletion) table of Entry pointers whose
-  // top 16 bits carry a hash tag, so most probes are rejected without touching the entry.
+  // Open-addressing table of Entry pointers in chunks of one cache line (F14's layout): a
+  // control word with seven 8-bit hash tags (0: empty slot) and an overflow count, then
+  // seven pointers. A lookup reads one control word, matches the key's tag in all seven
+  // lanes at once (SWAR) and touches only the entries whose tag matches, so a hit costs
+  // the key's home line plus its entry, with no probe loop to mispredict: how far a key sits
+  // from its home slot varies, and a branch on each slot loaded mispredicts often, which
+  // throws away the lookups the processor had started after it. A chunk's overflow count
+  // says how many keys whose probe passed it live further on (saturating at 255): a lookup
+  // stops at the first chunk whose count is zero. Chunks follow each other linearly.
   //
-  // Locking rule: every mutation happens under the owning shard's exclusive lock. Slots are
-  // atomics, so with kOptimisticReads a reader may probe without any lock: mutations that
-  // move or remove slots (erase's backward shift, growth) run inside a write window that
-  // makes the version odd and then advances it, and a lock-free reader validates its probe
-  // against the version it started from (a seqlock). Plain inserts only fill an empty slot,
-  // with release order after the entry was built, so a reader sees the entry whole or not
-  // at all. A replaced slot array may still be probed by such a reader, so it is retired,
-  // not freed, while the table lives: a large (mmap'd) one gives its pages back to the system
-  // at once (MADV_DONTNEED; a late reader then sees empty slots and fails validation), a
-  // small one is kept (less than 64 KiB in all). The same holds without optimistic reads,
-  // so that prefetch() may be called without the lock (load_many prefetches a batch's slots).
+  // Locking rule: every mutation happens under the owning shard's exclusive lock. Control
+  // words and slots are atomics, so with kOptimisticReads a reader may probe without any
+  // lock: mutations that remove or move entries (erase, growth) run inside a write window
+  // that makes the version odd and then advances it, and a lock-free reader validates its
+  // probe against the version it started from (a seqlock). Plain inserts only fill an empty
+  // slot, pointer first and tag second, both with release order after the entry was built,
+  // so a reader sees the entry whole or not at all. A replaced chunk array may still be
+  // probed by such a reader, so it is retired, not freed, while the table lives: a large
+  // (mmap'd) one gives its pages back to the system at once (MADV_DONTNEED; a late reader
+  // then sees empty chunks and fails validation), a small one is kept (less than 64 KiB in
+  // all). The same holds without optimistic reads, so that prefetch() may be called without
+  // the lock (load_many prefetches a batch's home lines).
   //
   // Staged inserts: a new entry first goes to a small stage (kStageSize slots on the
   // reader-visible lines, always in cache) and reaches the main array when the stage is
-  // flushed, kStageSize at a time with their slot lines prefetched together. In a table
+  // flushed, kStageSize at a time with their home lines prefetched together. In a table
   // larger than the caches, placing a key means waiting on one random line of memory; a
   // flush waits on all of them at once instead of one per insert. Lookups search the stage
   // first (skipped unless a 64-bit filter of staged hashes says it may match), so the newest
@@ -642,8 +650,8 @@ class PagedResourcePool final : public ResourcePool {
     Table(const Table&) = delete;
     Table& operator=(const Table&) = delete;
     ~Table() {
-      if (Slots* a = slots_.load(std::memory_order_relaxed)) release(a, a->bytes, a->mapped);
-      for (const Retired& r : retired_) release(r.slots, r.bytes, r.mapped);
+      if (Chunks* a = chunks_.load(std::memory_order_relaxed)) release(a, a->bytes, a->mapped);
+      for (const Retired& r : retired_) release(r.chunks, r.bytes, r.mapped);
     }
 
     static constexpr std::uint32_t kStageSize = 16;
@@ -658,7 +666,7 @@ class PagedResourcePool final : public ResourcePool {
     }
     // Lookup in the main array only (an entry that a staged one replaces). Requires: the lock.
     Entry* find_main(std::uint64_t h, const K& key, const KeyEqual& eq) const noexcept {
-      return find_main_in<false>(slots_.load(std::memory_order_relaxed), h, key, eq);
+      return find_main_in<false>(chunks_.load(std::memory_order_relaxed), h, key, eq);
     }
 
     // Lookup for lock-free readers: returns a candidate that is only valid if
@@ -671,10 +679,10 @@ class PagedResourcePool final : public ResourcePool {
     // The version a lock-free read starts from; odd while a writer is moving slots.
     std::uint32_t read_begin() const noexcept { return version_.load(std::memory_order_acquire); }
     // True when no slot moved since read_begin() returned `v` (and v was even). Every load
-    // the read made (slots, key, value) was an acquire, so none of them can be ordered after
-    // this one, and any of them that saw a write inside a window makes this load see the
-    // window's odd version (a seqlock without standalone fences, which ThreadSanitizer does
-    // not model).
+    // the read made (control words, slots, key, value) was an acquire, so none of them can
+    // be ordered after this one, and any of them that saw a write inside a window makes this
+    // load see the window's odd version (a seqlock without standalone fences, which
+    // ThreadSanitizer does not model).
     bool read_validate(std::uint32_t v) const noexcept {
       return (v & 1u) == 0 && version_.load(std::memory_order_relaxed) == v;
     }
@@ -686,11 +694,11 @@ class PagedResourcePool final : public ResourcePool {
     template <class Rehash>
     void stage(std::uint64_t h, Entry* e, Rehash&& rehash) {
       const std::uint32_t n = staged_count_.load(std::memory_order_relaxed);
-      const Slots* a = slots_.load(std::memory_order_relaxed);
-      if (a == nullptr || (count_ + n + 1) * 4 > (a->mask + 1) * 3) grow(rehash);
+      const Chunks* a = chunks_.load(std::memory_order_relaxed);
+      if (a == nullptr || (count_ + n + 1) * 4 > (a->mask + 1) * kChunkSlots * 3) grow(rehash);
       staged_hash_[n] = h;
       // Release: a reader that sees the count or the filter bit sees the slot and the entry.
-      staged_[n].store(tag_of(h) | reinterpret_cast<std::uintptr_t>(e), std::memory_order_release);
+      staged_[n].store(staged_tag(h) | reinterpret_cast<std::uintptr_t>(e), std::memory_order_release);
       staged_count_.store(n + 1, std::memory_order_release);
       staged_filter_.store(staged_filter_.load(std::memory_order_relaxed) | filter_bit(h),
                            std::memory_order_release);
@@ -700,39 +708,29 @@ class PagedResourcePool final : public ResourcePool {
     }
     std::uint32_t staged_count() const noexcept { return staged_count_.load(std::memory_order_relaxed); }
     Entry* staged_entry(std::uint32_t i) const noexcept {
-      return entry_of(staged_[i].load(std::memory_order_relaxed));
+      return staged_entry_of(staged_[i].load(std::memory_order_relaxed));
     }
     std::uint64_t staged_hash(std::uint32_t i) const noexcept { return staged_hash_[i]; }
     // Whether e (with hash h) is staged. Requires: the lock.
     bool is_staged(std::uint64_t h, const Entry* e) const noexcept { return staged_index(h, e) < kStageSize; }
 
     // Places staged entry k in the main array unless the main array holds an entry with the
-    // same key: then returns that entry and places nothing (one probe either way). A reader
-    // that misses the entry in the main array meanwhile finds it in the stage, which is
-    // emptied only by end_flush(). Requires: exclusive lock; room made by stage().
+    // same key: then returns that entry and places nothing. A reader that misses the entry
+    // in the main array meanwhile finds it in the stage, which is emptied only by
+    // end_flush(). Requires: exclusive lock; room made by stage().
     Entry* place_staged_unless_present(std::uint32_t k, const KeyEqual& eq) noexcept {
-      Slots* a = slots_.load(std::memory_order_relaxed);
+      Chunks* a = chunks_.load(std::memory_order_relaxed);
       const std::uint64_t h = staged_hash_[k];
-      const std::uintptr_t tag = tag_of(h);
-      const std::uintptr_t pointer = staged_[k].load(std::memory_order_relaxed) & kPtrMask;
-      const K& key = entry_of(pointer)->key;
-      std::size_t i = a->home(h);
-      std::size_t dist = 0;
-      for (std::uintptr_t s = a->load(i); s != 0; s = a->load(i)) {
-        if ((s & kTagMask) == tag && key_matches<false>(entry_of(s), key, eq)) return entry_of(s);
-        i = (i + 1) & a->mask;
-        ++dist;
-      }
-      a->store(i, with_distance(tag | pointer, dist));
+      Entry* e = staged_entry(k);
+      if (Entry* present = find_main_in<false>(a, h, e->key, eq)) return present;
+      place(a, h, e);
       ++count_;
       return nullptr;
     }
     // Places staged entry k in the main array. Requires: exclusive lock; room made by
     // stage(); no entry with its key in the main array.
     void place_staged(std::uint32_t k) noexcept {
-      Slots* a = slots_.load(std::memory_order_relaxed);
-      const std::uint64_t h = staged_hash_[k];
-      place(a, tag_of(h), a->home(h), staged_[k].load(std::memory_order_relaxed) & kPtrMask);
+      place(chunks_.load(std::memory_order_relaxed), staged_hash_[k], staged_entry(k));
       ++count_;
     }
     // Empties the stage once every staged entry was placed. It moves nothing a reader needs:
@@ -742,106 +740,143 @@ class PagedResourcePool final : public ResourcePool {
       staged_count_.store(0, std::memory_order_release);
     }
 
-    // Requires: exclusive lock; e is present (staged or in the main array). rehash(e)
-    // recomputes an entry's hash, needed only for entries whose distance was too large to
-    // record.
+    // Requires: exclusive lock; e is present (staged or in the main array) with hash h.
     template <class Rehash>
-    void erase(std::uint64_t h, const Entry* e, Rehash&& rehash) noexcept {
+    void erase(std::uint64_t h, const Entry* e, Rehash&& /*rehash*/) noexcept {
       if (const std::uint32_t k = staged_index(h, e); k < kStageSize) {
         unstage(k);
         return;
       }
-      Slots* a = slots_.load(std::memory_order_relaxed);
-      std::size_t i = a->home(h);
-      while ((a->load(i) & kPtrMask) != reinterpret_cast<std::uintptr_t>(e)) i = (i + 1) & a->mask;
-      WriteWindow window(*this);
-      // Backward shift: pull later members of the probe run into the hole when their home
-      // position lies cyclically at or before the hole.
-      for (std::size_t j = (i + 1) & a->mask;; j = (j + 1) & a->mask) {
-        const std::uintptr_t sj = a->load(j);
-        if (sj == 0) break;
-        std::size_t dist = distance_of(sj);
-        if (dist == kFarAway) dist = (j - a->home(rehash(entry_of(sj)))) & a->mask;
-        const std::size_t shift = (j - i) & a->mask;
-        if (dist >= shift) {
-          a->store(i, with_distance(sj, dist - shift));
-          i = j;
+      Chunks* a = chunks_.load(std::memory_order_relaxed);
+      const std::uint64_t tag = tag_of(h);
+      const std::size_t home = a->home(h);
+      for (std::size_t c = home;; c = (c + 1) & a->mask) {
+        Chunk& chunk = a->chunk(c);
+        const std::uint64_t ctrl = chunk.ctrl.load(std::memory_order_relaxed);
+        for (std::uint64_t m = match(ctrl, tag); m != 0; m &= m - 1) {
+          const unsigned lane = lane_of(m);
+          if (chunk.slot[lane].load(std::memory_order_relaxed) != e) continue;
+          // A window: a reader may hold e's pointer, and e is freed (and its chunk reused)
+          // after this returns.
+          WriteWindow window(*this);
+          chunk.ctrl.store(ctrl & ~(std::uint64_t{0xff} << (8 * lane)), std::memory_order_release);
+          chunk.slot[lane].store(nullptr, std::memory_order_release);
+          // e's probe passed the chunks from its home to this one: take it off their counts.
+          for (std::size_t d = home; d != c; d = (d + 1) & a->mask) {
+            std::atomic<std::uint64_t>& passed = a->chunk(d).ctrl;
+            const std::uint64_t word = passed.load(std::memory_order_relaxed);
+            if (overflow_of(word) != kOverflowSaturated) {
+              passed.store(word - kOverflowOne, std::memory_order_release);
+            }
+          }
+          --count_;
+          return;
         }
       }
-      a->store(i, 0);
-      --count_;
     }
 
     // Visits every entry, staged ones included (so an entry and a staged one replacing it
     // are both visited until the flush). Requires: the shard lock (shared or exclusive).
     template <class Fn>
     void for_each(Fn&& fn) const {
-      const Slots* a = slots_.load(std::memory_order_relaxed);
+      const Chunks* a = chunks_.load(std::memory_order_relaxed);
       if (a != nullptr) {
-        for (std::size_t i = 0; i <= a->mask; ++i) {
-          const std::uintptr_t s = a->load(i);
-          if (s != 0) fn(entry_of(s));
+        for (std::size_t c = 0; c <= a->mask; ++c) {
+          const Chunk& chunk = a->chunk(c);
+          for (std::uint64_t m = occupied(chunk.ctrl.load(std::memory_order_relaxed)); m != 0; m &= m - 1) {
+            fn(chunk.slot[lane_of(m)].load(std::memory_order_relaxed));
+          }
         }
       }
       for (std::uint32_t k = 0, n = staged_count(); k < n; ++k) fn(staged_entry(k));
     }
 
-    // Starts loading the slot lines a probe for hash h touches: the home slot's line and the
-    // next one, into which a probe (and an erase's backward shift, which scans to the end
-    // of the run) often crosses. Needs no lock: replaced arrays stay mapped (a stale one
-    // only wastes the prefetch).
+    // Starts loading the line a lookup of hash h reads (its home chunk). Needs no lock:
+    // replaced arrays stay mapped (a stale one only wastes the prefetch).
     void prefetch(std::uint64_t h) const noexcept {
-      const Slots* a = slots_.load(std::memory_order_acquire);
+      const Chunks* a = chunks_.load(std::memory_order_acquire);
       if (a == nullptr) return;
-      const auto* line = reinterpret_cast<const char*>(a->slot_ptr(a->home(h)));
-      __builtin_prefetch(line);
-      __builtin_prefetch(line + 64);  // at worst one line past the array: a prefetch never faults
+      __builtin_prefetch(&a->chunk(a->home(h)));
     }
 
     // Entries held, staged ones included. Requires: the lock.
     std::size_t size() const noexcept { return count_ + staged_count(); }
-    std::size_t slot_count() const noexcept {
-      const Slots* a = slots_.load(std::memory_order_relaxed);
-      return a == nullptr ? 0 : a->mask + 1;
+
+    // Checks the main array's own invariants: the entry count, and every chunk's overflow
+    // count against the entries whose probe passes it (exact below saturation; a saturated
+    // count may overstate, never understate). rehash(e) recomputes an entry's hash. Returns
+    // "" or what is wrong. Requires: exclusive lock. O(entries x probe length).
+    template <class Rehash>
+    std::string audit(Rehash&& rehash) const {
+      const Chunks* a = chunks_.load(std::memory_order_relaxed);
+      if (a == nullptr) return count_ == 0 ? "" : "entries counted without an array; ";
+      std::vector<std::uint64_t> passing(a->mask + 1, 0);
+      std::size_t found = 0;
+      std::ostringstream err;
+      for (std::size_t c = 0; c <= a->mask; ++c) {
+        const Chunk& chunk = a->chunk(c);
+        const std::uint64_t ctrl = chunk.ctrl.load(std::memory_order_relaxed);
+        for (std::uint64_t m = occupied(ctrl); m != 0; m &= m - 1) {
+          const unsigned lane = lane_of(m);
+          const Entry* e = chunk.slot[lane].load(std::memory_order_relaxed);
+          if (e == nullptr) {
+            err << "chunk " << c << " lane " << lane << ": tag without entry; ";
+            continue;
+          }
+          ++found;
+          const std::uint64_t h = rehash(e);
+          if (((ctrl >> (8 * lane)) & 0xff) != tag_of(h)) err << "chunk " << c << ": wrong tag; ";
+          for (std::size_t d = a->home(h); d != c; d = (d + 1) & a->mask) ++passing[d];
+        }
+      }
+      for (std::size_t c = 0; c <= a->mask; ++c) {
+        const std::uint64_t stored = overflow_of(a->chunk(c).ctrl.load(std::memory_order_relaxed));
+        if (stored != std::min(passing[c], kOverflowSaturated) && stored != kOverflowSaturated) {
+          err << "chunk " << c << ": overflow " << stored << ", " << passing[c] << " pass it; ";
+        }
+      }
+      if (found != count_) err << "array holds " << found << " entries, counted " << count_ << "; ";
+      return err.str();
     }
 
    private:
-    // Slot layout: [63..56] hash tag, [55..48] probe distance from the home slot (kFarAway:
-    // too far to record, recompute from the entry), [47..0] the Entry pointer. The recorded
-    // distance lets deletion shift entries back without touching them (a cache miss each in
-    // a large pool); the tag rejects most non-matching probes without touching the entry.
-    static constexpr std::uintptr_t kPtrMask = (std::uintptr_t{1} << 48) - 1;
-    static constexpr std::uintptr_t kFarAway = 0xff;
-    static constexpr std::uintptr_t kTagMask = std::uintptr_t{0xff} << 56;
-    static constexpr int kDistanceShift = 48;
-    // Slot arrays from this size on are mmap'd, so that a retired one can return its pages.
+    static constexpr unsigned kChunkSlots = 7;
+    static constexpr std::uint64_t kLaneLow = 0x0001010101010101ULL;   // 1 in each tag lane
+    static constexpr std::uint64_t kLaneLow7 = 0x007f7f7f7f7f7f7fULL;  // low 7 bits of each lane
+    static constexpr std::uint64_t kLaneHigh = 0x0080808080808080ULL;  // top bit of each lane
+    static constexpr std::uint64_t kOverflowOne = std::uint64_t{1} << 56;
+    static constexpr std::uint64_t kOverflowSaturated = 0xff;
+    // Chunk arrays from this size on are mmap'd, so that a retired one can return its pages.
     static constexpr std::size_t kMapBytes = std::size_t{64} << 10;
     static constexpr std::size_t kHeaderBytes = 64;
 
-    // One slot array: a header, then the slots. A header zeroed by MADV_DONTNEED reads as
-    // mask 0, so a late reader probes slot 0 only, finds it empty and fails validation.
-    struct Slots {
-      std::size_t mask;
-      unsigned shift;
+    // One cache line: bytes 0..6 of ctrl are the tags of slots 0..6 (0: empty), byte 7 the
+    // overflow count.
+    struct alignas(64) Chunk {
+      std::atomic<std::uint64_t> ctrl;
+      std::array<std::atomic<Entry*>, kChunkSlots> slot;
+    };
+    static_assert(sizeof(Chunk) == 64);
+
+    // One chunk array: a header, then the chunks. A header zeroed by MADV_DONTNEED reads as
+    // mask 0 and shift 0, so a late reader probes chunk 0 only, finds it empty and fails
+    // validation.
+    struct Chunks {
+      std::size_t mask;  // chunk count - 1
+      unsigned shift;    // 64 - log2(chunk count), at most 63 (two chunks or more)
       bool mapped;
       std::size_t bytes;
 
-      std::atomic<std::uintptr_t>* slot_ptr(std::size_t i) const noexcept {
-        auto* base = reinterpret_cast<std::byte*>(const_cast<Slots*>(this)) + kHeaderBytes;
-        return reinterpret_cast<std::atomic<std::uintptr_t>*>(base) + i;
-      }
-      std::uintptr_t load(std::size_t i) const noexcept {
-        return slot_ptr(i)->load(std::memory_order_acquire);
-      }
-      void store(std::size_t i, std::uintptr_t v) noexcept {
-        slot_ptr(i)->store(v, std::memory_order_release);
+      Chunk& chunk(std::size_t c) const noexcept {
+        auto* base = reinterpret_cast<std::byte*>(const_cast<Chunks*>(this)) + kHeaderBytes;
+        return reinterpret_cast<Chunk*>(base)[c];
       }
       std::size_t home(std::uint64_t h) const noexcept {
         return static_cast<std::size_t>(h >> shift) & mask;
       }
     };
     struct Retired {
-      Slots* slots;
+      Chunks* chunks;
       std::size_t bytes;
       bool mapped;
     };
@@ -852,8 +887,8 @@ class PagedResourcePool final : public ResourcePool {
       explicit WriteWindow(Table& t) noexcept : table_(t) {
         if constexpr (kOptimisticReads) {
           start_ = t.version_.load(std::memory_order_relaxed);
-          // Relaxed is enough: the slot stores inside the window are releases, so a reader
-          // that sees one of them sees this odd version too.
+          // Relaxed is enough: the stores inside the window are releases, so a reader that
+          // sees one of them sees this odd version too.
           t.version_.store(start_ + 1, std::memory_order_relaxed);
         }
       }
@@ -879,7 +914,7 @@ class PagedResourcePool final : public ResourcePool {
 
     template <bool kRacy>
     Entry* find_in(std::uint64_t h, const K& key, const KeyEqual& eq) const noexcept {
-      const Slots* a = slots_.load(std::memory_order_acquire);
+      const Chunks* a = chunks_.load(std::memory_order_acquire);
       if (Entry* e = find_staged_in<kRacy>(h, key, eq)) return e;
       return find_main_in<kRacy>(a, h, key, eq);
     }
@@ -887,43 +922,85 @@ class PagedResourcePool final : public ResourcePool {
     template <bool kRacy>
     Entry* find_staged_in(std::uint64_t h, const K& key, const KeyEqual& eq) const noexcept {
       if ((staged_filter_.load(std::memory_order_acquire) & filter_bit(h)) == 0) return nullptr;
-      const std::uintptr_t tag = tag_of(h);
+      const std::uintptr_t tag = staged_tag(h);
       // A racy reader may see a count from a later stage generation: stay in bounds.
       const std::uint32_t n = std::min(staged_count_.load(std::memory_order_acquire), kStageSize);
       for (std::uint32_t k = 0; k < n; ++k) {
         const std::uintptr_t s = staged_[k].load(std::memory_order_acquire);
-        if (s != 0 && (s & kTagMask) == tag && key_matches<kRacy>(entry_of(s), key, eq)) {
-          return entry_of(s);
+        if (s != 0 && (s & kStagedTagMask) == tag && key_matches<kRacy>(staged_entry_of(s), key, eq)) {
+          return staged_entry_of(s);
         }
       }
       return nullptr;
     }
 
     template <bool kRacy>
-    static Entry* find_main_in(const Slots* a, std::uint64_t h, const K& key, const KeyEqual& eq) noexcept {
+    static Entry* find_main_in(const Chunks* a, std::uint64_t h, const K& key, const KeyEqual& eq) noexcept {
       if (a == nullptr) return nullptr;
-      const std::uintptr_t tag = tag_of(h);
+      const std::uint64_t tag = tag_of(h);
       const std::size_t mask = a->mask;
-      // Bounded: a racy reader may see a table that is being rewritten.
-      for (std::size_t i = a->home(h), n = 0; n <= mask; i = (i + 1) & mask, ++n) {
-        const std::uintptr_t s = a->load(i);
-        if (s == 0) return nullptr;
-        if ((s & kTagMask) == tag && key_matches<kRacy>(entry_of(s), key, eq)) return entry_of(s);
+      // Bounded: a racy reader may see an array that is being rewritten.
+      for (std::size_t c = a->home(h), n = 0; n <= mask; c = (c + 1) & mask, ++n) {
+        const Chunk& chunk = a->chunk(c);
+        const std::uint64_t ctrl = chunk.ctrl.load(std::memory_order_acquire);
+        for (std::uint64_t m = match(ctrl, tag); m != 0; m &= m - 1) {
+          Entry* e = chunk.slot[lane_of(m)].load(std::memory_order_acquire);
+          // Null only for a racy reader that met an erase (it then fails validation).
+          if (e != nullptr && key_matches<kRacy>(e, key, eq)) return e;
+        }
+        if (overflow_of(ctrl) == 0) return nullptr;
       }
       return nullptr;
     }
 
-    static Entry* entry_of(std::uintptr_t s) noexcept { return reinterpret_cast<Entry*>(s & kPtrMask); }
-    static std::size_t distance_of(std::uintptr_t s) noexcept { return (s >> kDistanceShift) & 0xff; }
-    static std::uintptr_t with_distance(std::uintptr_t s, std::size_t dist) noexcept {
-      const std::uintptr_t d = dist >= kFarAway ? kFarAway : dist;
-      return (s & ~(std::uintptr_t{0xff} << kDistanceShift)) | (d << kDistanceShift);
+    // Places e in the first free slot of its probe, counting it on every full chunk it
+    // passes. Requires: exclusive lock; a free slot exists.
+    static void place(Chunks* a, std::uint64_t h, Entry* e) noexcept {
+      const std::uint64_t tag = tag_of(h);
+      for (std::size_t c = a->home(h);; c = (c + 1) & a->mask) {
+        Chunk& chunk = a->chunk(c);
+        const std::uint64_t ctrl = chunk.ctrl.load(std::memory_order_relaxed);
+        if (const std::uint64_t free = match(ctrl, 0)) {
+          const unsigned lane = lane_of(free);
+          chunk.slot[lane].store(e, std::memory_order_release);
+          chunk.ctrl.store(ctrl | (tag << (8 * lane)), std::memory_order_release);
+          return;
+        }
+        if (overflow_of(ctrl) != kOverflowSaturated) {
+          chunk.ctrl.store(ctrl + kOverflowOne, std::memory_order_release);
+        }
+      }
     }
-    static std::uintptr_t tag_of(std::uint64_t h) noexcept {
+
+    // The main array's tag of hash h: 8 bits that neither the shard, the stage filter nor
+    // (in arrays below 2^40 chunks) the home chunk use; never 0, which marks an empty slot.
+    static std::uint64_t tag_of(std::uint64_t h) noexcept {
+      const std::uint64_t t = (h >> 16) & 0xff;
+      return t == 0 ? 1 : t;
+    }
+    // One bit (the top bit of the lane) for each of the seven tag lanes of ctrl equal to
+    // tag. Exact: the addition cannot carry from one lane into the next.
+    static std::uint64_t match(std::uint64_t ctrl, std::uint64_t tag) noexcept {
+      const std::uint64_t x = ctrl ^ (kLaneLow * tag);
+      return ~(((x & kLaneLow7) + kLaneLow7) | x | kLaneLow7) & kLaneHigh;
+    }
+    static std::uint64_t occupied(std::uint64_t ctrl) noexcept { return ~match(ctrl, 0) & kLaneHigh; }
+    static unsigned lane_of(std::uint64_t bits) noexcept {
+      return static_cast<unsigned>(std::countr_zero(bits)) >> 3;
+    }
+    static std::uint64_t overflow_of(std::uint64_t ctrl) noexcept { return ctrl >> 56; }
+
+    // Stage slots hold tag | Entry*, the tag in the top 8 bits (user-space pointers use 48).
+    static constexpr std::uintptr_t kStagedPtrMask = (std::uintptr_t{1} << 48) - 1;
+    static constexpr std::uintptr_t kStagedTagMask = std::uintptr_t{0xff} << 56;
+    static std::uintptr_t staged_tag(std::uint64_t h) noexcept {
       return static_cast<std::uintptr_t>((h >> 16) & 0xff) << 56;
     }
+    static Entry* staged_entry_of(std::uintptr_t s) noexcept {
+      return reinterpret_cast<Entry*>(s & kStagedPtrMask);
+    }
     // Stage filter bit: hash bits that neither the shard, the tag nor (in tables below 2^34
-    // slots) the home position use.
+    // chunks) the home position use.
     static std::uint64_t filter_bit(std::uint64_t h) noexcept { return std::uint64_t{1} << ((h >> 24) & 63); }
 
     // The stage position of e, or kStageSize. Requires: the lock.
@@ -931,7 +1008,7 @@ class PagedResourcePool final : public ResourcePool {
       if ((staged_filter_.load(std::memory_order_relaxed) & filter_bit(h)) == 0) return kStageSize;
       const auto p = reinterpret_cast<std::uintptr_t>(e);
       for (std::uint32_t k = 0, n = staged_count(); k < n; ++k) {
-        if ((staged_[k].load(std::memory_order_relaxed) & kPtrMask) == p) return k;
+        if ((staged_[k].load(std::memory_order_relaxed) & kStagedPtrMask) == p) return k;
       }
       return kStageSize;
     }
@@ -948,19 +1025,9 @@ class PagedResourcePool final : public ResourcePool {
       staged_count_.store(last, std::memory_order_release);
       staged_filter_.store(filter, std::memory_order_release);
     }
-    // Linear probing from `home`; records the distance travelled.
-    static void place(Slots* a, std::uintptr_t tag, std::size_t home_index, std::uintptr_t pointer) noexcept {
-      std::size_t i = home_index;
-      std::size_t dist = 0;
-      while (a->load(i) != 0) {
-        i = (i + 1) & a->mask;
-        ++dist;
-      }
-      a->store(i, with_distance(tag | pointer, dist));
-    }
 
-    static Slots* allocate(std::size_t n) {
-      const std::size_t bytes = kHeaderBytes + n * sizeof(std::atomic<std::uintptr_t>);
+    static Chunks* allocate(std::size_t chunk_count) {
+      const std::size_t bytes = kHeaderBytes + chunk_count * sizeof(Chunk);
       const bool mapped = bytes >= kMapBytes;
       void* memory = nullptr;
       if (mapped) {
@@ -969,11 +1036,12 @@ class PagedResourcePool final : public ResourcePool {
       } else {
         memory = ::operator new(bytes, std::align_val_t(kHeaderBytes));
       }
-      auto* a = ::new (memory) Slots{n - 1, 64u - static_cast<unsigned>(std::countr_zero(n)), mapped, bytes};
-      std::uninitialized_value_construct_n(a->slot_ptr(0), n);
+      auto* a = ::new (memory) Chunks{chunk_count - 1, 64u - static_cast<unsigned>(std::countr_zero(chunk_count)),
+                                      mapped, bytes};
+      std::uninitialized_value_construct_n(&a->chunk(0), chunk_count);  // all empty
       return a;
     }
-    static void release(Slots* a, std::size_t bytes, bool mapped) noexcept {
+    static void release(Chunks* a, std::size_t bytes, bool mapped) noexcept {
       if (mapped) {
         ::munmap(a, bytes);
       } else {
@@ -983,20 +1051,22 @@ class PagedResourcePool final : public ResourcePool {
 
     // Rebuilds into an array twice the size, publishes it, retires the old one.
     template <class Rehash>
-    Slots* grow(Rehash& rehash) {
-      Slots* old = slots_.load(std::memory_order_relaxed);
-      const std::size_t n = old == nullptr ? 16 : (old->mask + 1) * 2;
-      Slots* fresh = allocate(n);
+    Chunks* grow(Rehash& rehash) {
+      Chunks* old = chunks_.load(std::memory_order_relaxed);
+      const std::size_t n = old == nullptr ? 4 : (old->mask + 1) * 2;
+      Chunks* fresh = allocate(n);
       if (old != nullptr) {
-        // The new home needs one more hash bit than the slot keeps: recompute from the entry.
-        for (std::size_t i = 0; i <= old->mask; ++i) {
-          const std::uintptr_t s = old->load(i);
-          if (s != 0) place(fresh, s & kTagMask, fresh->home(rehash(entry_of(s))), s & kPtrMask);
+        for (std::size_t c = 0; c <= old->mask; ++c) {
+          const Chunk& chunk = old->chunk(c);
+          for (std::uint64_t m = occupied(chunk.ctrl.load(std::memory_order_relaxed)); m != 0; m &= m - 1) {
+            Entry* e = chunk.slot[lane_of(m)].load(std::memory_order_relaxed);
+            place(fresh, rehash(e), e);
+          }
         }
       }
       {
         WriteWindow window(*this);
-        slots_.store(fresh, std::memory_order_release);
+        chunks_.store(fresh, std::memory_order_release);
       }
       if (old != nullptr) {
         retired_.push_back({old, old->bytes, old->mapped});
@@ -1007,11 +1077,11 @@ class PagedResourcePool final : public ResourcePool {
 
     // Reader-visible state on its own cache line: writers to the rest of the shard (list,
     // arena, read stripes) must not invalidate what every lock-free probe reads.
-    alignas(64) std::atomic<Slots*> slots_{nullptr};
+    alignas(64) std::atomic<Chunks*> chunks_{nullptr};
     std::atomic<std::uint32_t> version_{0};
     std::atomic<std::uint32_t> staged_count_{0};
     std::atomic<std::uint64_t> staged_filter_{0};  // OR of filter_bit() of staged hashes
-    std::array<std::atomic<std::uintptr_t>, kStageSize> staged_{};  // tag | Entry*, as slots
+    std::array<std::atomic<std::uintptr_t>, kStageSize> staged_{};  // tag | Entry*
     // --- writer-only ---
     alignas(64) std::array<std::uint64_t, kStageSize> staged_hash_{};
     std::size_t count_ = 0;  // entries in the main array
@@ -2123,6 +2193,9 @@ class PagedResourcePool final : public ResourcePool {
           if (s.table.find(hash_of(e->key), e->key, key_equal) != e) {
             err << "shard " << i << ": listed entry missing from table; ";
           }
+        }
+        if (const std::string table = s.table.audit(rehasher()); !table.empty()) {
+          err << "shard " << i << ": " << table;
         }
         if (listed != s.table.size()) {
           err << "shard " << i << ": list has " << listed << " entries, table " << s.table.size()
