@@ -24,19 +24,22 @@
 //
 // Design and locking rule
 //   Keys hash into shards (a power of two). Each shard has a reader-writer lock, an exact
-//   LRU list and an open-addressing table whose slots are atomics.
+//   LRU list and an open-addressing table in chunks of one cache line (F14's layout: seven
+//   hash tags matched at once, seven pointers, an overflow count) whose words are atomics.
 //   - Hits (get) never take a lock exclusively. When K and V are each one lock-free atomic
-//     word (lock_free_reads()), get() takes no lock at all: it probes the table, copies the
-//     value and validates against the table's version (a seqlock that only slot moves and
-//     table growth advance), retrying or falling back to the shared lock if a writer
-//     interfered. Other types are read under the shard's lock taken shared.
+//     word (lock_free_reads()), get() takes no lock at all: it reads the key's home chunk,
+//     copies the value and validates against the table's version (a seqlock that only
+//     erasures and table growth advance), retrying or falling back to the shared lock if a
+//     writer interfered. Other types are read under the shard's lock taken shared. The
+//     lock-free hit is inlined into the caller; everything else is out of line.
 //   - A hit is counted and queued in this thread's stripe of the shard's read rings
 //     (Caffeine's striped read buffer; threads map to stripes by a small per-thread index,
-//     so concurrent readers write different cache lines). Rings are replayed into the LRU
-//     list under the exclusive lock, when one fills and before every eviction, so a single
-//     thread sees exact LRU. Under concurrent reads a full ring whose shard is busy drops
-//     recency events (lossy, as in Caffeine): order is then approximate, never the budget,
-//     the pins or the hit and miss counts.
+//     so concurrent readers write different cache lines, and a reader never reads what the
+//     drainer writes). Rings are replayed into the LRU list under the exclusive lock, when
+//     one fills and before every eviction, so a single thread sees exact LRU. Under
+//     concurrent reads a ring whose shard was busy when it filled is overwritten (lossy, as
+//     in Caffeine): order is then approximate, never the budget, the pins or the hit and
+//     miss counts.
 //   - Writers (insert, eviction, pin, load completion) take one shard's lock exclusively; no
 //     code path holds two shard locks at once, except custom-policy eviction and
 //     verification, which take all of them in index order.
@@ -46,9 +49,12 @@
 //     older entry of a staged key is replaced at that flush; until then lookups cannot reach
 //     it, and stats(), snapshot() and verify_invariants() flush first.
 //   total_bytes is an atomic changed only under the owning shard's lock.
-//   Entries live in a per-shard slab arena (no per-entry malloc header; a 40-byte header per
-//   entry) and are found through a per-shard open-addressing table of tagged pointers, which
-//   keeps bookkeeping under 64 bytes per entry (docs/PERFORMANCE.md has the measured figure).
+//   Entries live in a per-shard split arena (no per-entry malloc header): an entry's record
+//   (key and value, what lookups read) and its 40-byte header (links, pins, recency, what
+//   the LRU bookkeeping writes) lie in separate arrays, so the bookkeeping that follows hits
+//   on one core never writes a line that lookups on another core read. With the table's
+//   share this keeps bookkeeping under 64 bytes per entry (docs/PERFORMANCE.md has the
+//   measured figure).
 //
 // Value type requirements: V is copy-constructible (get() returns a copy: use
 // std::shared_ptr<const T> for large values). V's destructor runs under a shard lock and must
@@ -156,72 +162,124 @@ std::string default_key_text(const K& key) {
   }
 }
 
-// Fixed-size chunk allocator for pool entries: no per-chunk header (a general allocator adds
-// 8-16 bytes and rounds up), freed chunks are reused through an intrusive free list. Blocks
-// grow geometrically up to 4096 chunks, so slack stays small. Not thread-safe: each shard
-// uses its own under its exclusive lock. Memory returns to the system on destruction.
-template <std::size_t Size, std::size_t Align>
-class SlabArena {
-  static constexpr std::size_t kChunk = (std::max(Size, sizeof(void*)) + Align - 1) / Align * Align;
+// Fixed-size allocator for pool entries stored as two parts: a record (what a lookup reads:
+// key and value) and a header (what the LRU bookkeeping writes: links, pin state, recency).
+// A block keeps the records of its entries in one array and their headers in another, so the
+// bookkeeping that one core does after a hit never writes a line that a lookup on another
+// core reads (when two cores do not share a cache, such a line costs every later reader a
+// transfer), and a lookup's lines hold records only, several per line. Blocks are
+// kBlockBytes and aligned to that size, so each part finds its partner by arithmetic. No
+// per-entry allocator header; freed entries are reused through an intrusive free list
+// through their headers. Blocks come from regions that double from one block up to 32 (2 MiB
+// with the default block size), mapped directly: a block's untouched pages cost nothing, so
+// a small pool holds a few pages, not whole blocks. Not thread-safe: each shard uses its own
+// under its exclusive lock. Memory returns to the system on destruction.
+template <std::size_t RecordSize, std::size_t RecordAlign, std::size_t HeaderSize, std::size_t HeaderAlign>
+class SplitArena {
+  static_assert(RecordSize % RecordAlign == 0 && HeaderSize % HeaderAlign == 0);
+  static_assert(HeaderSize >= sizeof(void*), "the free list links through headers");
 
  public:
-  SlabArena() = default;
-  SlabArena(const SlabArena&) = delete;
-  SlabArena& operator=(const SlabArena&) = delete;
-  ~SlabArena() {
-    for (const Block& b : blocks_) ::operator delete(b.memory, std::align_val_t(Align));
+  static constexpr std::size_t kBlockBytes =
+      std::bit_ceil(std::max<std::size_t>(std::size_t{64} << 10, 64 * (RecordSize + HeaderSize)));
+  // Headers start on their own cache line after the records.
+  static constexpr std::size_t kPerBlock = (kBlockBytes - 64 - HeaderAlign) / (RecordSize + HeaderSize);
+  static constexpr std::size_t kHeadersOffset =
+      (kPerBlock * RecordSize + std::max<std::size_t>(64, HeaderAlign) - 1) /
+      std::max<std::size_t>(64, HeaderAlign) * std::max<std::size_t>(64, HeaderAlign);
+  static_assert(kHeadersOffset + kPerBlock * HeaderSize <= kBlockBytes);
+  static_assert(RecordAlign <= kBlockBytes && HeaderAlign <= kBlockBytes);
+
+  SplitArena() = default;
+  SplitArena(const SplitArena&) = delete;
+  SplitArena& operator=(const SplitArena&) = delete;
+  ~SplitArena() {
+    for (const Region& r : regions_) ::munmap(r.memory, r.blocks * kBlockBytes);
   }
 
+  // The record of the entry whose header is at `header`, and the reverse.
+  static void* record_of(const void* header) noexcept {
+    const auto p = reinterpret_cast<std::uintptr_t>(header);
+    const std::uintptr_t base = p & ~std::uintptr_t{kBlockBytes - 1};
+    return reinterpret_cast<void*>(base + (p - base - kHeadersOffset) / HeaderSize * RecordSize);
+  }
+  static void* header_of(const void* record) noexcept {
+    const auto p = reinterpret_cast<std::uintptr_t>(record);
+    const std::uintptr_t base = p & ~std::uintptr_t{kBlockBytes - 1};
+    return reinterpret_cast<void*>(base + kHeadersOffset + (p - base) / RecordSize * HeaderSize);
+  }
+
+  // Returns the header of a free entry (its record is record_of() it). Throws std::bad_alloc.
   void* allocate() {
     if (free_ != nullptr) {
       void* p = free_;
       free_ = *static_cast<void**>(free_);
-      // The next allocation reads the new head's link: start loading it now (freed chunks
+      // The next allocation reads the new head's link: start loading it now (freed entries
       // of a large pool are cold by the time they are reused).
       if (free_ != nullptr) __builtin_prefetch(free_, 1);
       ++live_;
       return p;
     }
-    // Blocks fill in order: after reset() the kept blocks are carved again from the first.
-    while (current_ < blocks_.size() && blocks_[current_].used == blocks_[current_].capacity) ++current_;
-    if (current_ == blocks_.size()) {
-      const std::size_t capacity = blocks_.empty() ? 16 : std::min<std::size_t>(blocks_.back().capacity * 2, 4096);
-      blocks_.push_back({static_cast<std::byte*>(::operator new(capacity * kChunk, std::align_val_t(Align))),
-                         capacity, 0});
+    // Regions fill in order: after reset_if_unused() the kept ones are carved again from the first.
+    while (current_ < regions_.size() && regions_[current_].used == regions_[current_].blocks * kPerBlock) {
+      ++current_;
     }
-    Block& b = blocks_[current_];
+    if (current_ == regions_.size()) add_region();
+    Region& r = regions_[current_];
+    const std::size_t n = r.used++;
     ++live_;
-    return b.memory + kChunk * b.used++;
+    return r.memory + (n / kPerBlock) * kBlockBytes + kHeadersOffset + (n % kPerBlock) * HeaderSize;
   }
 
-  void deallocate(void* p) noexcept {
-    *static_cast<void**>(p) = free_;
-    free_ = p;
+  void deallocate(void* header) noexcept {
+    *static_cast<void**>(header) = free_;
+    free_ = header;
     --live_;
   }
 
-  // When no chunk is in use, forgets the free list and carves the kept blocks again from
-  // the start: allocations that follow (a pool refilled after clear()) walk memory in
-  // order instead of a free list scattered over it. Returns whether it did. The memory
-  // stays mapped (a lock-free reader may still look at an old chunk).
+  // When no entry is in use, forgets the free list and carves the kept regions again from
+  // the start: allocations that follow (a pool refilled after clear()) walk memory in order
+  // instead of a free list scattered over it. Returns whether it did. The memory stays
+  // mapped (a lock-free reader may still look at an old record).
   bool reset_if_unused() noexcept {
     if (live_ != 0) return false;
-    for (Block& b : blocks_) b.used = 0;
+    for (Region& r : regions_) r.used = 0;
     free_ = nullptr;
     current_ = 0;
     return true;
   }
 
  private:
-  struct Block {
-    std::byte* memory;
-    std::size_t capacity;
-    std::size_t used;
+  struct Region {
+    std::byte* memory;   // kBlockBytes-aligned
+    std::size_t blocks;
+    std::size_t used;    // entries carved, in block order
   };
-  std::vector<Block> blocks_;
-  std::size_t current_ = 0;  // the block being carved
+
+  void add_region() {
+    const std::size_t blocks = regions_.empty() ? 1 : std::min<std::size_t>(regions_.back().blocks * 2, 32);
+    const std::size_t bytes = blocks * kBlockBytes;
+    // Map one block more than needed and trim, so the region starts on a block boundary.
+    void* raw = ::mmap(nullptr, bytes + kBlockBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) throw std::bad_alloc();
+    const auto start = reinterpret_cast<std::uintptr_t>(raw);
+    const std::uintptr_t aligned = (start + kBlockBytes - 1) & ~std::uintptr_t{kBlockBytes - 1};
+    if (aligned > start) ::munmap(raw, aligned - start);
+    if (const std::uintptr_t tail = start + bytes + kBlockBytes - (aligned + bytes); tail > 0) {
+      ::munmap(reinterpret_cast<void*>(aligned + bytes), tail);
+    }
+    try {
+      regions_.push_back({reinterpret_cast<std::byte*>(aligned), blocks, 0});
+    } catch (...) {
+      ::munmap(reinterpret_cast<void*>(aligned), bytes);
+      throw;
+    }
+  }
+
+  std::vector<Region> regions_;
+  std::size_t current_ = 0;  // the region being carved
   void* free_ = nullptr;
-  std::size_t live_ = 0;  // chunks allocated and not yet deallocated
+  std::size_t live_ = 0;  // entries allocated and not yet deallocated
 };
 
 // Small per-thread numbers: the lowest number not held by a live thread, taken on a thread's
@@ -342,10 +400,10 @@ class PagedResourcePool final : public ResourcePool {
 
     explicit operator bool() const noexcept { return entry_ != nullptr; }
     // Requires: *this is non-empty.
-    const V& value() const noexcept { return entry_->value; }
-    const V* operator->() const noexcept { return &entry_->value; }
-    const V& operator*() const noexcept { return entry_->value; }
-    const K& key() const noexcept { return entry_->key; }
+    const V& value() const noexcept { return entry_->value(); }
+    const V* operator->() const noexcept { return &entry_->value(); }
+    const V& operator*() const noexcept { return entry_->value(); }
+    const K& key() const noexcept { return entry_->key(); }
 
     // Drops the pin (idempotent).
     void release() noexcept {
@@ -485,9 +543,10 @@ class PagedResourcePool final : public ResourcePool {
   static constexpr bool lock_free_reads() noexcept { return kOptimisticReads; }
 
   // Bytes of pool bookkeeping per resident entry beyond sizeof(K) + sizeof(V): the entry
-  // header plus its share of the hash table at the current load. For the overhead figure.
+  // header and the record's padding (the hash table's share comes on top, at its current
+  // load). For the overhead figure.
   static constexpr std::size_t entry_header_bytes() noexcept {
-    return sizeof(Entry) - sizeof(K) - sizeof(V);
+    return sizeof(Entry) + sizeof(Record) - sizeof(K) - sizeof(V);
   }
 
  private:
@@ -510,24 +569,31 @@ class PagedResourcePool final : public ResourcePool {
   static constexpr bool kOptimisticReads =
       pool_detail::is_atomic_word<K>() && pool_detail::is_atomic_word<V>();
 
-  struct Entry : Link {
-    template <class KK, class VV>
-      requires(!kOptimisticReads)
-    Entry(KK&& k, VV&& v, std::uint32_t size_field, std::uint32_t loaded_s, std::int64_t now)
-        : size_small(size_field), loaded_at_s(loaded_s), key(std::forward<KK>(k)),
-          value(std::forward<VV>(v)) {
-      set_last_access(now);
+  // What a lookup reads of an entry: its key and value, in the arena's record array (see
+  // SplitArena), apart from the header that the LRU bookkeeping writes. With optimistic
+  // reads, lock-free readers may read a record while it is being (re)built, so key and value
+  // are written only through atomic_ref, never initialized (the record is not constructed:
+  // both are trivially copyable).
+  struct Record {
+    alignas(pool_detail::atomic_word_alignment<K>()) K key;
+    alignas(pool_detail::atomic_word_alignment<V>()) V value;
+
+    // The key and value as a lock-free reader sees them. Requires: kOptimisticReads.
+    // Acquire, so the version check that follows cannot be satisfied by a stale version
+    // (no standalone fences: ThreadSanitizer does not model them).
+    K racy_key() const noexcept {
+      return std::atomic_ref<K>(const_cast<K&>(key)).load(std::memory_order_acquire);
     }
-    // Lock-free readers may read key and value of a chunk while it is being (re)built, so
-    // with optimistic reads both are written only through atomic_ref, never initialized.
-    // NOLINTNEXTLINE(cppcoreguidelines-pro-type-member-init)
-    Entry(const K& k, const V& v, std::uint32_t size_field, std::uint32_t loaded_s, std::int64_t now)
-      requires(kOptimisticReads)
+    V racy_value() const noexcept {
+      return std::atomic_ref<V>(const_cast<V&>(value)).load(std::memory_order_acquire);
+    }
+  };
+
+  // An entry's header: list links, pin state, recency, size. Its record is found from its
+  // address (record()); Entry* is what the list, pins and read rings hold.
+  struct Entry : Link {
+    Entry(std::uint32_t size_field, std::uint32_t loaded_s, std::int64_t now)
         : size_small(size_field), loaded_at_s(loaded_s) {
-      // Release: a reader whose acquire load sees these (a reused chunk) also sees the
-      // version change of the erase that freed the chunk before, and fails validation.
-      std::atomic_ref<K>(key).store(k, std::memory_order_release);
-      std::atomic_ref<V>(value).store(v, std::memory_order_release);
       set_last_access(now);
     }
     // pins * kPinUnit | detached, or kFreedBit once destroyed. Detached entries are out of the
@@ -541,10 +607,14 @@ class PagedResourcePool final : public ResourcePool {
     // Seconds since the pool was created (1 s resolution, 136-year range).
     std::uint32_t loaded_at_s;
     // Monotonic ms of the last recorded access. Accessed only through atomic_ref (see
-    // last_access()), and without an initializer, for the same reason as key and value.
+    // last_access()), and without an initializer: the constructor's store is atomic, since
+    // a drainer may read a reused header's field racily (it skips freed ones).
+    // NOLINTNEXTLINE(cppcoreguidelines-pro-type-member-init)
     std::int64_t last_access_raw;
-    alignas(pool_detail::atomic_word_alignment<K>()) K key;
-    alignas(pool_detail::atomic_word_alignment<V>()) V value;
+
+    Record& record() const noexcept { return *static_cast<Record*>(Arena::record_of(this)); }
+    const K& key() const noexcept { return record().key; }
+    const V& value() const noexcept { return record().value; }
 
     std::uint32_t pins() const noexcept { return state.load(std::memory_order_acquire) / kPinUnit; }
     std::int64_t last_access() const noexcept {
@@ -554,16 +624,15 @@ class PagedResourcePool final : public ResourcePool {
     void set_last_access(std::int64_t ms) noexcept {
       std::atomic_ref<std::int64_t>(last_access_raw).store(ms, std::memory_order_relaxed);
     }
-    // The key and value as a lock-free reader sees them. Requires: kOptimisticReads.
-    // Acquire, so the version check that follows cannot be satisfied by a stale version
-    // (no standalone fences: ThreadSanitizer does not model them).
-    K racy_key() const noexcept {
-      return std::atomic_ref<K>(const_cast<K&>(key)).load(std::memory_order_acquire);
-    }
-    V racy_value() const noexcept {
-      return std::atomic_ref<V>(const_cast<V&>(value)).load(std::memory_order_acquire);
-    }
   };
+
+  using Arena = pool_detail::SplitArena<sizeof(Record), alignof(Record), sizeof(Entry), alignof(Entry)>;
+
+  static Record* record_of(const Entry* e) noexcept { return &e->record(); }
+  // Null for null.
+  static Entry* entry_of(const Record* r) noexcept {
+    return r == nullptr ? nullptr : static_cast<Entry*>(Arena::header_of(r));
+  }
 
   // One load in flight: the loader's caller completes it, joiners wait on it. Lighter than
   // std::promise/shared_future (no call_once, no futex wake when nobody waits), which matters
@@ -658,22 +727,22 @@ class PagedResourcePool final : public ResourcePool {
 
     // Lookup for holders of the shard lock (shared or exclusive): the newest entry for key.
     Entry* find(std::uint64_t h, const K& key, const KeyEqual& eq) const noexcept {
-      return find_in<false>(h, key, eq);
+      return entry_of(find_in<false>(h, key, eq));
     }
     // Lookup in the stage only (cheap: no memory beyond the table's own lines). Requires: the lock.
     Entry* find_staged(std::uint64_t h, const K& key, const KeyEqual& eq) const noexcept {
-      return find_staged_in<false>(h, key, eq);
+      return entry_of(find_staged_in<false>(h, key, eq));
     }
     // Lookup in the main array only (an entry that a staged one replaces). Requires: the lock.
     Entry* find_main(std::uint64_t h, const K& key, const KeyEqual& eq) const noexcept {
-      return find_main_in<false>(chunks_.load(std::memory_order_relaxed), h, key, eq);
+      return entry_of(find_main_in<false>(chunks_.load(std::memory_order_relaxed), h, key, eq));
     }
 
-    // Lookup for lock-free readers: returns a candidate that is only valid if
+    // Lookup for lock-free readers: returns the record of a candidate that is only valid if
     // read_validate(v) holds afterwards, where v = read_begin() was taken before. The entry
-    // may be freed or reused at any time: read it only with Entry::racy_key/racy_value.
+    // may be freed or reused at any time: read it only with Record::racy_key/racy_value.
     // Requires: kOptimisticReads.
-    Entry* find_racy(std::uint64_t h, const K& key, const KeyEqual& eq) const noexcept {
+    Record* find_racy(std::uint64_t h, const K& key, const KeyEqual& eq) const noexcept {
       return find_in<true>(h, key, eq);
     }
     // The version a lock-free read starts from; odd while a writer is moving slots.
@@ -698,7 +767,7 @@ class PagedResourcePool final : public ResourcePool {
       if (a == nullptr || (count_ + n + 1) * 4 > (a->mask + 1) * kChunkSlots * 3) grow(rehash);
       staged_hash_[n] = h;
       // Release: a reader that sees the count or the filter bit sees the slot and the entry.
-      staged_[n].store(staged_tag(h) | reinterpret_cast<std::uintptr_t>(e), std::memory_order_release);
+      staged_[n].store(staged_tag(h) | reinterpret_cast<std::uintptr_t>(record_of(e)), std::memory_order_release);
       staged_count_.store(n + 1, std::memory_order_release);
       staged_filter_.store(staged_filter_.load(std::memory_order_relaxed) | filter_bit(h),
                            std::memory_order_release);
@@ -708,7 +777,7 @@ class PagedResourcePool final : public ResourcePool {
     }
     std::uint32_t staged_count() const noexcept { return staged_count_.load(std::memory_order_relaxed); }
     Entry* staged_entry(std::uint32_t i) const noexcept {
-      return staged_entry_of(staged_[i].load(std::memory_order_relaxed));
+      return entry_of(staged_record_of(staged_[i].load(std::memory_order_relaxed)));
     }
     std::uint64_t staged_hash(std::uint32_t i) const noexcept { return staged_hash_[i]; }
     // Whether e (with hash h) is staged. Requires: the lock.
@@ -722,7 +791,7 @@ class PagedResourcePool final : public ResourcePool {
       Chunks* a = chunks_.load(std::memory_order_relaxed);
       const std::uint64_t h = staged_hash_[k];
       Entry* e = staged_entry(k);
-      if (Entry* present = find_main_in<false>(a, h, e->key, eq)) return present;
+      if (Record* present = find_main_in<false>(a, h, e->key(), eq)) return entry_of(present);
       place(a, h, e);
       ++count_;
       return nullptr;
@@ -748,6 +817,7 @@ class PagedResourcePool final : public ResourcePool {
         return;
       }
       Chunks* a = chunks_.load(std::memory_order_relaxed);
+      const Record* r = record_of(e);
       const std::uint64_t tag = tag_of(h);
       const std::size_t home = a->home(h);
       for (std::size_t c = home;; c = (c + 1) & a->mask) {
@@ -755,8 +825,8 @@ class PagedResourcePool final : public ResourcePool {
         const std::uint64_t ctrl = chunk.ctrl.load(std::memory_order_relaxed);
         for (std::uint64_t m = match(ctrl, tag); m != 0; m &= m - 1) {
           const unsigned lane = lane_of(m);
-          if (chunk.slot[lane].load(std::memory_order_relaxed) != e) continue;
-          // A window: a reader may hold e's pointer, and e is freed (and its chunk reused)
+          if (chunk.slot[lane].load(std::memory_order_relaxed) != r) continue;
+          // A window: a reader may hold e's record, and e is freed (and its memory reused)
           // after this returns.
           WriteWindow window(*this);
           chunk.ctrl.store(ctrl & ~(std::uint64_t{0xff} << (8 * lane)), std::memory_order_release);
@@ -784,7 +854,7 @@ class PagedResourcePool final : public ResourcePool {
         for (std::size_t c = 0; c <= a->mask; ++c) {
           const Chunk& chunk = a->chunk(c);
           for (std::uint64_t m = occupied(chunk.ctrl.load(std::memory_order_relaxed)); m != 0; m &= m - 1) {
-            fn(chunk.slot[lane_of(m)].load(std::memory_order_relaxed));
+            fn(entry_of(chunk.slot[lane_of(m)].load(std::memory_order_relaxed)));
           }
         }
       }
@@ -818,7 +888,7 @@ class PagedResourcePool final : public ResourcePool {
         const std::uint64_t ctrl = chunk.ctrl.load(std::memory_order_relaxed);
         for (std::uint64_t m = occupied(ctrl); m != 0; m &= m - 1) {
           const unsigned lane = lane_of(m);
-          const Entry* e = chunk.slot[lane].load(std::memory_order_relaxed);
+          const Entry* e = entry_of(chunk.slot[lane].load(std::memory_order_relaxed));
           if (e == nullptr) {
             err << "chunk " << c << " lane " << lane << ": tag without entry; ";
             continue;
@@ -851,10 +921,10 @@ class PagedResourcePool final : public ResourcePool {
     static constexpr std::size_t kHeaderBytes = 64;
 
     // One cache line: bytes 0..6 of ctrl are the tags of slots 0..6 (0: empty), byte 7 the
-    // overflow count.
+    // overflow count. Slots point at records, which is what a lookup reads.
     struct alignas(64) Chunk {
       std::atomic<std::uint64_t> ctrl;
-      std::array<std::atomic<Entry*>, kChunkSlots> slot;
+      std::array<std::atomic<Record*>, kChunkSlots> slot;
     };
     static_assert(sizeof(Chunk) == 64);
 
@@ -904,38 +974,38 @@ class PagedResourcePool final : public ResourcePool {
     };
 
     template <bool kRacy>
-    static bool key_matches(const Entry* e, const K& key, const KeyEqual& eq) noexcept {
+    static bool key_matches(const Record* r, const K& key, const KeyEqual& eq) noexcept {
       if constexpr (kRacy) {
-        return eq(e->racy_key(), key);
+        return eq(r->racy_key(), key);
       } else {
-        return eq(e->key, key);
+        return eq(r->key, key);
       }
     }
 
     template <bool kRacy>
-    Entry* find_in(std::uint64_t h, const K& key, const KeyEqual& eq) const noexcept {
+    Record* find_in(std::uint64_t h, const K& key, const KeyEqual& eq) const noexcept {
       const Chunks* a = chunks_.load(std::memory_order_acquire);
-      if (Entry* e = find_staged_in<kRacy>(h, key, eq)) return e;
+      if (Record* r = find_staged_in<kRacy>(h, key, eq)) return r;
       return find_main_in<kRacy>(a, h, key, eq);
     }
 
     template <bool kRacy>
-    Entry* find_staged_in(std::uint64_t h, const K& key, const KeyEqual& eq) const noexcept {
+    Record* find_staged_in(std::uint64_t h, const K& key, const KeyEqual& eq) const noexcept {
       if ((staged_filter_.load(std::memory_order_acquire) & filter_bit(h)) == 0) return nullptr;
       const std::uintptr_t tag = staged_tag(h);
       // A racy reader may see a count from a later stage generation: stay in bounds.
       const std::uint32_t n = std::min(staged_count_.load(std::memory_order_acquire), kStageSize);
       for (std::uint32_t k = 0; k < n; ++k) {
         const std::uintptr_t s = staged_[k].load(std::memory_order_acquire);
-        if (s != 0 && (s & kStagedTagMask) == tag && key_matches<kRacy>(staged_entry_of(s), key, eq)) {
-          return staged_entry_of(s);
+        if (s != 0 && (s & kStagedTagMask) == tag && key_matches<kRacy>(staged_record_of(s), key, eq)) {
+          return staged_record_of(s);
         }
       }
       return nullptr;
     }
 
     template <bool kRacy>
-    static Entry* find_main_in(const Chunks* a, std::uint64_t h, const K& key, const KeyEqual& eq) noexcept {
+    static Record* find_main_in(const Chunks* a, std::uint64_t h, const K& key, const KeyEqual& eq) noexcept {
       if (a == nullptr) return nullptr;
       const std::uint64_t tag = tag_of(h);
       const std::size_t mask = a->mask;
@@ -944,9 +1014,9 @@ class PagedResourcePool final : public ResourcePool {
         const Chunk& chunk = a->chunk(c);
         const std::uint64_t ctrl = chunk.ctrl.load(std::memory_order_acquire);
         for (std::uint64_t m = match(ctrl, tag); m != 0; m &= m - 1) {
-          Entry* e = chunk.slot[lane_of(m)].load(std::memory_order_acquire);
+          Record* r = chunk.slot[lane_of(m)].load(std::memory_order_acquire);
           // Null only for a racy reader that met an erase (it then fails validation).
-          if (e != nullptr && key_matches<kRacy>(e, key, eq)) return e;
+          if (r != nullptr && key_matches<kRacy>(r, key, eq)) return r;
         }
         if (overflow_of(ctrl) == 0) return nullptr;
       }
@@ -962,7 +1032,7 @@ class PagedResourcePool final : public ResourcePool {
         const std::uint64_t ctrl = chunk.ctrl.load(std::memory_order_relaxed);
         if (const std::uint64_t free = match(ctrl, 0)) {
           const unsigned lane = lane_of(free);
-          chunk.slot[lane].store(e, std::memory_order_release);
+          chunk.slot[lane].store(record_of(e), std::memory_order_release);
           chunk.ctrl.store(ctrl | (tag << (8 * lane)), std::memory_order_release);
           return;
         }
@@ -990,14 +1060,14 @@ class PagedResourcePool final : public ResourcePool {
     }
     static std::uint64_t overflow_of(std::uint64_t ctrl) noexcept { return ctrl >> 56; }
 
-    // Stage slots hold tag | Entry*, the tag in the top 8 bits (user-space pointers use 48).
+    // Stage slots hold tag | Record*, the tag in the top 8 bits (user-space pointers use 48).
     static constexpr std::uintptr_t kStagedPtrMask = (std::uintptr_t{1} << 48) - 1;
     static constexpr std::uintptr_t kStagedTagMask = std::uintptr_t{0xff} << 56;
     static std::uintptr_t staged_tag(std::uint64_t h) noexcept {
       return static_cast<std::uintptr_t>((h >> 16) & 0xff) << 56;
     }
-    static Entry* staged_entry_of(std::uintptr_t s) noexcept {
-      return reinterpret_cast<Entry*>(s & kStagedPtrMask);
+    static Record* staged_record_of(std::uintptr_t s) noexcept {
+      return reinterpret_cast<Record*>(s & kStagedPtrMask);
     }
     // Stage filter bit: hash bits that neither the shard, the tag nor (in tables below 2^34
     // chunks) the home position use.
@@ -1006,7 +1076,7 @@ class PagedResourcePool final : public ResourcePool {
     // The stage position of e, or kStageSize. Requires: the lock.
     std::uint32_t staged_index(std::uint64_t h, const Entry* e) const noexcept {
       if ((staged_filter_.load(std::memory_order_relaxed) & filter_bit(h)) == 0) return kStageSize;
-      const auto p = reinterpret_cast<std::uintptr_t>(e);
+      const auto p = reinterpret_cast<std::uintptr_t>(record_of(e));
       for (std::uint32_t k = 0, n = staged_count(); k < n; ++k) {
         if ((staged_[k].load(std::memory_order_relaxed) & kStagedPtrMask) == p) return k;
       }
@@ -1059,7 +1129,7 @@ class PagedResourcePool final : public ResourcePool {
         for (std::size_t c = 0; c <= old->mask; ++c) {
           const Chunk& chunk = old->chunk(c);
           for (std::uint64_t m = occupied(chunk.ctrl.load(std::memory_order_relaxed)); m != 0; m &= m - 1) {
-            Entry* e = chunk.slot[lane_of(m)].load(std::memory_order_relaxed);
+            Entry* e = entry_of(chunk.slot[lane_of(m)].load(std::memory_order_relaxed));
             place(fresh, rehash(e), e);
           }
         }
@@ -1081,7 +1151,7 @@ class PagedResourcePool final : public ResourcePool {
     std::atomic<std::uint32_t> version_{0};
     std::atomic<std::uint32_t> staged_count_{0};
     std::atomic<std::uint64_t> staged_filter_{0};  // OR of filter_bit() of staged hashes
-    std::array<std::atomic<std::uintptr_t>, kStageSize> staged_{};  // tag | Entry*
+    std::array<std::atomic<std::uintptr_t>, kStageSize> staged_{};  // tag | Record*
     // --- writer-only ---
     alignas(64) std::array<std::uint64_t, kStageSize> staged_hash_{};
     std::size_t count_ = 0;  // entries in the main array
@@ -1121,7 +1191,7 @@ class PagedResourcePool final : public ResourcePool {
     // --- guarded by `mutex` held exclusively (reads of table/list with it shared) ---
     Table table;
     Link lru;  // sentinel: lru.next is the most recent, lru.prev the least recent
-    pool_detail::SlabArena<sizeof(Entry), alignof(Entry)> arena;
+    Arena arena;
     std::unordered_map<K, std::shared_ptr<Flight>, Hash, KeyEqual> inflight;
     std::unordered_map<const Entry*, std::uint64_t> large_sizes;
     std::uint64_t bytes = 0;
@@ -1188,7 +1258,7 @@ class PagedResourcePool final : public ResourcePool {
     std::uint64_t hash_of(const K& key) const { return pool_detail::mix64(hasher(key)); }
     // What the table calls to recover an entry's hash when it must move it.
     auto rehasher() const {
-      return [this](const Entry* e) { return hash_of(e->key); };
+      return [this](const Entry* e) { return hash_of(e->key()); };
     }
     std::uint32_t shard_of(std::uint64_t h) const noexcept {
       return static_cast<std::uint32_t>(h) & shard_mask;
@@ -1224,13 +1294,21 @@ class PagedResourcePool final : public ResourcePool {
         if (now == 0) now = monotonic_ms();
         // Positions more than a ring behind were overwritten: replay the last kRingSize.
         const std::uint64_t begin = std::max(st.drained, end - std::min<std::uint64_t>(end, kRingSize));
-        // Two passes: the first takes the entries and starts loading their list neighbours
-        // (random lines in a large pool), the second moves them, so the misses overlap.
+        // Three passes, so the misses of each overlap: the first starts loading the headers
+        // (lookups read records, so a header is cold in a large pool), the second takes the
+        // live entries and starts loading their list neighbours, the third moves them.
         std::array<Entry*, kRingSize> taken;
         std::size_t n = 0;
         for (std::uint64_t pos = begin; pos < end; ++pos) {
           Entry* e = st.ring[pos & (kRingSize - 1)].load(std::memory_order_acquire);
           if (e == nullptr) continue;  // a shared stripe's first lap, claimed, not yet stored
+          __builtin_prefetch(e, 1);
+          taken[n++] = e;
+        }
+        const std::size_t events = n;
+        n = 0;
+        for (std::size_t i = 0; i < events; ++i) {
+          Entry* e = taken[i];
           if ((e->state.load(std::memory_order_relaxed) & (kDetachedBit | kFreedBit)) != 0) continue;
           __builtin_prefetch(e->prev, 1);
           __builtin_prefetch(e->next, 1);
@@ -1318,24 +1396,33 @@ class PagedResourcePool final : public ResourcePool {
 
     // ----- entry lifetime (exclusive lock) -----
     Entry* create(Shard& s, K&& key, V&& value, std::uint64_t size, std::int64_t now) {
-      Entry* e = static_cast<Entry*>(s.arena.allocate());
+      void* header = s.arena.allocate();
+      auto* record = static_cast<Record*>(Arena::record_of(header));
       const std::uint32_t size_field = size >= kLargeSize ? kLargeSize : static_cast<std::uint32_t>(size);
       const std::int64_t age_s = std::max<std::int64_t>(0, (now - epoch_ms) / 1000);
       const auto loaded_s = static_cast<std::uint32_t>(std::min<std::int64_t>(age_s, UINT32_MAX));
       try {
-        if (size_field == kLargeSize) s.large_sizes.emplace(e, size);
-        std::construct_at(e, std::move(key), std::move(value), size_field, loaded_s, now);
+        if (size_field == kLargeSize) s.large_sizes.emplace(static_cast<const Entry*>(header), size);
+        if constexpr (kOptimisticReads) {
+          // Release: a reader whose acquire load sees these (a reused record) also sees the
+          // version change of the erase that freed the record before, and fails validation.
+          std::atomic_ref<K>(record->key).store(key, std::memory_order_release);
+          std::atomic_ref<V>(record->value).store(value, std::memory_order_release);
+        } else {
+          ::new (static_cast<void*>(record)) Record{std::move(key), std::move(value)};
+        }
       } catch (...) {
-        s.large_sizes.erase(e);
-        s.arena.deallocate(e);
+        s.large_sizes.erase(static_cast<const Entry*>(header));
+        s.arena.deallocate(header);
         throw;
       }
-      return e;
+      return std::construct_at(static_cast<Entry*>(header), size_field, loaded_s, now);
     }
     static void destroy(Shard& s, Entry* e) noexcept {
       if (e->size_small == kLargeSize) s.large_sizes.erase(e);
-      // A read ring may still name this chunk; the mark tells the drainer to skip it.
+      // A read ring may still name this header; the mark tells the drainer to skip it.
       e->state.store(kFreedBit, std::memory_order_relaxed);
+      if constexpr (!kOptimisticReads) std::destroy_at(&e->record());
       std::destroy_at(e);
       s.arena.deallocate(e);
     }
@@ -1370,7 +1457,7 @@ class PagedResourcePool final : public ResourcePool {
     // Evicts `victim` (an unpinned entry picked from s by policy), counts it and starts
     // loading the next victim. Returns the bytes freed. Requires: exclusive lock on s.
     std::uint64_t evict_locked(Shard& s, Entry* victim) noexcept {
-      const std::uint64_t size = detach_newest(s, victim, hash_of(victim->key));
+      const std::uint64_t size = detach_newest(s, victim, hash_of(victim->key()));
       count_eviction(s);
       prefetch_next_victim(s);
       return size;
@@ -1415,10 +1502,10 @@ class PagedResourcePool final : public ResourcePool {
       if constexpr (kOptimisticReads) {
         Shard& s = shards[shard_of(h)];
         const std::uint32_t version = s.table.read_begin();
-        if (Entry* e = s.table.find_racy(h, key, key_equal)) [[likely]] {
-          const V value = e->racy_value();
+        if (const Record* r = s.table.find_racy(h, key, key_equal)) [[likely]] {
+          const V value = r->racy_value();
           if (s.table.read_validate(version)) [[likely]] {
-            if (record_hit(stripe_of(s), e)) [[unlikely]] try_drain(s);
+            if (record_hit(stripe_of(s), entry_of(r))) [[unlikely]] try_drain(s);
             return value;
           }
         }
@@ -1436,15 +1523,15 @@ class PagedResourcePool final : public ResourcePool {
         for (int attempt = 0; attempt < 4; ++attempt) {
           const std::uint32_t version = s.table.read_begin();
           if ((version & 1u) != 0) break;
-          Entry* e = s.table.find_racy(h, key, key_equal);
+          const Record* r = s.table.find_racy(h, key, key_equal);
           V value{};
-          if (e != nullptr) value = e->racy_value();
+          if (r != nullptr) value = r->racy_value();
           if (!s.table.read_validate(version)) continue;
-          if (e == nullptr) {
+          if (r == nullptr) {
             bump(st.stripe.misses, st.owned);
             return std::nullopt;
           }
-          if (record_hit(st, e)) try_drain(s);
+          if (record_hit(st, entry_of(r))) try_drain(s);
           return value;
         }
       }
@@ -1464,7 +1551,7 @@ class PagedResourcePool final : public ResourcePool {
           bump(st.stripe.misses, st.owned);
           return std::nullopt;
         }
-        result.emplace(e->value);
+        result.emplace(e->value());
         if (!record_hit(st, e)) return result;
       }
       try_drain(s);
@@ -1562,7 +1649,7 @@ class PagedResourcePool final : public ResourcePool {
     // staged, an older entry for the key in the main table is detached too: it would
     // otherwise become visible again. Returns the bytes freed. Requires: exclusive lock on s.
     std::uint64_t detach_newest(Shard& s, Entry* e, std::uint64_t h) noexcept {
-      Entry* older = s.table.is_staged(h, e) ? s.table.find_main(h, e->key, key_equal) : nullptr;
+      Entry* older = s.table.is_staged(h, e) ? s.table.find_main(h, e->key(), key_equal) : nullptr;
       std::uint64_t freed = size_of(s, e);
       detach(s, e, h);
       if (older != nullptr) {
@@ -1684,7 +1771,7 @@ class PagedResourcePool final : public ResourcePool {
         auto lock = lock_exclusive(s);
         if (Entry* e = s.table.find(h, key, key_equal)) {  // raced in
           stats.hits = 1;
-          return e->value;
+          return e->value();
         }
         auto it = s.inflight.find(key);
         if (it != s.inflight.end()) {
@@ -1816,7 +1903,7 @@ class PagedResourcePool final : public ResourcePool {
           locked_shard = si;
         }
         if (Entry* e = s.table.find(p.hash, key, key_equal)) {  // raced in
-          p.for_each_position([&](std::size_t pos) { results[pos] = e->value; });
+          p.for_each_position([&](std::size_t pos) { results[pos] = e->value(); });
           local.hits += p.count();
           p.resolved = true;
           continue;
@@ -1923,7 +2010,7 @@ class PagedResourcePool final : public ResourcePool {
         std::vector<Entry*> all;
         all.reserve(s.table.size());
         s.table.for_each([&](Entry* e) { all.push_back(e); });
-        for (Entry* e : all) detach(s, e, hash_of(e->key));
+        for (Entry* e : all) detach(s, e, hash_of(e->key()));
         s.arena.reset_if_unused();  // not while a handle still pins a dropped entry
         dropped += all.size();
         inflight_count.fetch_sub(s.inflight.size(), std::memory_order_relaxed);
@@ -1971,19 +2058,24 @@ class PagedResourcePool final : public ResourcePool {
       return best;
     }
 
-    // In a pool larger than the caches every eviction would wait on memory three times: for
-    // the victim, for its predecessor (whose link changes) and for the victim's table slot.
-    // After each eviction the next victim is already in cache (its link just changed), so
-    // start loading its predecessor and its slot now; the next eviction from this shard
-    // finds all three in cache. Requires: exclusive lock on s.
+    // In a pool larger than the caches every eviction would wait on memory four times: for
+    // the victim's header, its record (the key, to find its table slot), its predecessor
+    // (whose link changes) and its home line in the table. After each eviction the next
+    // victim's header is already in cache (its link just changed), and its record was
+    // started one eviction ago: start loading its predecessor's header and record, and its
+    // own home line, now; the next eviction from this shard finds all of them in cache.
+    // Requires: exclusive lock on s.
     void prefetch_next_victim(Shard& s) const noexcept {
       Link* next = s.lru.prev;
       if (next == &s.lru) return;
-      // Both lines: a 56-byte entry often straddles two, and its key may lie in the second.
-      const auto* after = reinterpret_cast<const char*>(static_cast<Entry*>(next->prev));
+      // Both lines of the header (40 bytes may straddle two). A record's address is
+      // arithmetic on its header's, so it needs no load (for the sentinel it is a harmless
+      // address: a prefetch never faults).
+      const Link* after = next->prev;
       __builtin_prefetch(after, 1);
-      __builtin_prefetch(after + sizeof(Entry) - 1, 1);
-      s.table.prefetch(hash_of(static_cast<Entry*>(next)->key));
+      __builtin_prefetch(reinterpret_cast<const char*>(after) + sizeof(Entry) - 1, 1);
+      __builtin_prefetch(Arena::record_of(after));
+      s.table.prefetch(hash_of(static_cast<Entry*>(next)->key()));
     }
 
     // Where to evict next. After an insert (`near` given) it is the shard written, as in
@@ -2077,7 +2169,7 @@ class PagedResourcePool final : public ResourcePool {
       for (std::uint32_t i = 0; i < shard_count; ++i) {
         shards[i].table.for_each([&](Entry* e) {
           if (e->pins() > 0) return;
-          const std::int64_t p = fn(view_of(shards[i], e), e->value);
+          const std::int64_t p = fn(view_of(shards[i], e), e->value());
           if (p != kNeverEvict) candidates.push_back({p, i, e});
         });
       }
@@ -2087,7 +2179,7 @@ class PagedResourcePool final : public ResourcePool {
       for (const Candidate& c : candidates) {
         if (!more(freed)) break;
         freed += size_of(shards[c.shard], c.entry);
-        detach(shards[c.shard], c.entry, hash_of(c.entry->key));
+        detach(shards[c.shard], c.entry, hash_of(c.entry->key()));
         count_eviction(shards[c.shard]);
       }
       return freed;
@@ -2165,7 +2257,7 @@ class PagedResourcePool final : public ResourcePool {
         auto lock = lock_flushed(s);  // replay pending reads so recency and counts are current
         s.table.for_each([&](Entry* e) {
           const EntryView v = view_of(s, e);
-          out.push_back({config.key_formatter(e->key), v.size_bytes, v.pin_count, v.loaded_at_ms,
+          out.push_back({config.key_formatter(e->key()), v.size_bytes, v.pin_count, v.loaded_at_ms,
                          v.last_access_at_ms, v.access_count});
         });
       }
@@ -2190,7 +2282,7 @@ class PagedResourcePool final : public ResourcePool {
           ++listed;
           if (e->pins() > 0) ++pinned;
           if (e->state.load() & kDetachedBit) err << "shard " << i << ": detached entry in list; ";
-          if (s.table.find(hash_of(e->key), e->key, key_equal) != e) {
+          if (s.table.find(hash_of(e->key()), e->key(), key_equal) != e) {
             err << "shard " << i << ": listed entry missing from table; ";
           }
         }

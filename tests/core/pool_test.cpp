@@ -2,6 +2,8 @@
 // additions of issue 2 (load_many, re-entrant loaders, clear() during a load, policies).
 
 #include <atomic>
+#include <cstring>
+#include <set>
 #include <chrono>
 #include <future>
 #include <string>
@@ -374,20 +376,53 @@ TEST(Pool, LruEvictionOfAStagedReplacementTakesThePinnedOldEntryAlong) {
   EXPECT_EQ(pool->verify_invariants(), "");
 }
 
-TEST(SlabArena, ResetCarvesTheKeptBlocksAgainInOrderOnlyWhenNothingIsInUse) {
-  pool_detail::SlabArena<48, 8> arena;
-  std::vector<void*> chunks;
-  for (int i = 0; i < 100; ++i) chunks.push_back(arena.allocate());
-  void* kept = chunks.back();
-  chunks.pop_back();
-  for (void* p : chunks) arena.deallocate(p);
-  EXPECT_FALSE(arena.reset_if_unused());  // one chunk is still in use
+TEST(SplitArena, ResetCarvesTheKeptBlocksAgainInOrderOnlyWhenNothingIsInUse) {
+  pool_detail::SplitArena<16, 8, 40, 8> arena;
+  std::vector<void*> headers;
+  for (int i = 0; i < 100; ++i) headers.push_back(arena.allocate());
+  void* kept = headers.back();
+  headers.pop_back();
+  for (void* p : headers) arena.deallocate(p);
+  EXPECT_FALSE(arena.reset_if_unused());  // one entry is still in use
   arena.deallocate(kept);
   EXPECT_TRUE(arena.reset_if_unused());
   // Allocation starts over at the first block, in address order, not from the free list
-  // (which would hand out the most recently freed chunk, `kept`, first).
-  EXPECT_EQ(arena.allocate(), chunks.front());
-  EXPECT_EQ(arena.allocate(), chunks[1]);
+  // (which would hand out the most recently freed entry, `kept`, first).
+  EXPECT_EQ(arena.allocate(), headers.front());
+  EXPECT_EQ(arena.allocate(), headers[1]);
+}
+
+TEST(SplitArena, RecordsAndHeadersLieInSeparateArraysAndFindEachOther) {
+  using Arena = pool_detail::SplitArena<16, 8, 40, 8>;
+  Arena arena;
+  std::vector<void*> headers;
+  // Past the first block and region, so that partner arithmetic is checked across blocks.
+  const std::size_t n = 3 * Arena::kPerBlock + 5;
+  for (std::size_t i = 0; i < n; ++i) headers.push_back(arena.allocate());
+  std::set<std::uintptr_t> record_lines;
+  std::set<std::uintptr_t> header_lines;
+  for (void* h : headers) {
+    void* r = Arena::record_of(h);
+    EXPECT_EQ(Arena::header_of(r), h);
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(r) % 8, 0u);
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(h) % 8, 0u);
+    // Each record and header is written whole: the test fails under ASan if a part
+    // overlaps its neighbour's or lies outside the mapped block.
+    std::memset(r, 0xab, 16);
+    std::memset(h, 0xcd, 40);
+    record_lines.insert(reinterpret_cast<std::uintptr_t>(r) / 64);
+    record_lines.insert((reinterpret_cast<std::uintptr_t>(r) + 15) / 64);
+    header_lines.insert(reinterpret_cast<std::uintptr_t>(h) / 64);
+    header_lines.insert((reinterpret_cast<std::uintptr_t>(h) + 39) / 64);
+  }
+  for (void* h : headers) {
+    const auto* r = static_cast<const unsigned char*>(Arena::record_of(h));
+    for (int i = 0; i < 16; ++i) ASSERT_EQ(r[i], 0xab);  // no header write landed in a record
+  }
+  // No cache line holds both a record and a header.
+  for (const std::uintptr_t line : record_lines) EXPECT_EQ(header_lines.count(line), 0u) << line;
+  // Records are dense: four 16-byte records per line.
+  EXPECT_LE(record_lines.size(), n / 4 + 4);
 }
 
 TEST(Pool, ClearThenRefillReusesTheArenaInOrder) {
