@@ -231,8 +231,8 @@ BENCHMARK(BM_RandomLineLatency)->Arg(1)->Arg(4)->Arg(16)->Arg(64);
 // Resident bytes the process gains per entry beyond sizeof(key) + sizeof(value), measured
 // as the growth of its resident set (/proc/self/statm) around filling a pool with 1M
 // uint64 -> uint64 entries: the hash table (whose arrays are mmap'd when large), the arena's
-// per-entry share and the pool's own lists; excludes nothing. The heap-only figure
-// (mallinfo2) is reported beside it.
+// per-entry share (mapped directly) and the pool's own lists and heap allocations; excludes
+// nothing.
 std::uint64_t resident_bytes() {
   std::FILE* f = std::fopen("/proc/self/statm", "r");
   if (f == nullptr) return 0;
@@ -246,28 +246,19 @@ std::uint64_t resident_bytes() {
 void BM_PoolMetadataOverhead(benchmark::State& state) {
   constexpr std::uint64_t kEntries = 1'000'000;
   double per_entry = 0;
-  double heap_per_entry = 0;
   for (auto _ : state) {
     malloc_trim(0);
-    auto heap_in_use = [] {
-      const auto mi = mallinfo2();
-      return mi.uordblks + mi.hblkhd;  // small chunks in use + mmap'd blocks
-    };
-    const auto heap_before = heap_in_use();
     const auto rss_before = resident_bytes();
     {
       auto pool = make_u64_pool(kEntries);
       for (std::uint64_t i = 0; i < kEntries; ++i) pool->insert(i, i);
       const auto rss_after = resident_bytes();
-      const auto heap_after = heap_in_use();
       per_entry = (static_cast<double>(rss_after) - static_cast<double>(rss_before)) / kEntries -
                   2 * sizeof(std::uint64_t);
-      heap_per_entry = static_cast<double>(heap_after - heap_before) / kEntries - 2 * sizeof(std::uint64_t);
     }
   }
   if (per_entry <= 0) state.SkipWithError("could not read /proc/self/statm");
   state.counters["overhead_bytes_per_entry"] = per_entry;
-  state.counters["heap_overhead_bytes_per_entry"] = heap_per_entry;
   state.counters["entry_header_bytes"] = static_cast<double>(U64Pool::entry_header_bytes());
 }
 BENCHMARK(BM_PoolMetadataOverhead)->Iterations(1)->Unit(benchmark::kMillisecond);
