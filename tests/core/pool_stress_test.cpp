@@ -186,7 +186,7 @@ TEST(PoolStress, MixedOperationsWithClearKeepInvariants) { run_mixed_workload(tr
 TEST(PoolStress, MixedOperationsCountEveryLookupOnce) { run_mixed_workload(false); }
 
 // The same two runs on one-word values: get() reads without any lock (seqlock-validated),
-// concurrently with inserts, evictions (backward shifts), pins, loads and clear().
+// concurrently with inserts, evictions (erasures in the table), pins, loads and clear().
 TEST(PoolStress, LockFreeReadsWithClearKeepInvariants) { run_mixed_workload<PackedValues>(true); }
 
 TEST(PoolStress, LockFreeReadsCountEveryLookupOnce) { run_mixed_workload<PackedValues>(false); }
