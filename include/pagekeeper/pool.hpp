@@ -44,7 +44,7 @@
 //     code path holds two shard locks at once, except custom-policy eviction and
 //     verification, which take all of them in index order.
 //   - New entries are staged: they wait in a 16-slot per-shard stage, which lookups search
-//     first, and reach the table 16 at a time with their slot lines loaded together (in a
+//     first, and reach the table 16 at a time with their home lines loaded together (in a
 //     pool larger than the caches, one memory wait per 16 inserts instead of one each). An
 //     older entry of a staged key is replaced at that flush; until then lookups cannot reach
 //     it, and stats(), snapshot() and verify_invariants() flush first.
@@ -557,7 +557,7 @@ class PagedResourcePool final : public ResourcePool {
   };
 
   static constexpr std::uint32_t kDetachedBit = 1;
-  // Set on a chunk whose entry was destroyed (it sits in the arena's free list until reused).
+  // Set on a header whose entry was destroyed (it sits in the arena's free list until reused).
   static constexpr std::uint32_t kFreedBit = 0x80000000u;
   static constexpr std::uint32_t kLargeSize = 0xffffffffu;
   static constexpr std::uint32_t kPinUnit = 2;
@@ -745,13 +745,13 @@ class PagedResourcePool final : public ResourcePool {
     Record* find_racy(std::uint64_t h, const K& key, const KeyEqual& eq) const noexcept {
       return find_in<true>(h, key, eq);
     }
-    // The version a lock-free read starts from; odd while a writer is moving slots.
+    // The version a lock-free read starts from; odd while a writer removes or moves entries.
     std::uint32_t read_begin() const noexcept { return version_.load(std::memory_order_acquire); }
-    // True when no slot moved since read_begin() returned `v` (and v was even). Every load
-    // the read made (control words, slots, key, value) was an acquire, so none of them can
-    // be ordered after this one, and any of them that saw a write inside a window makes this
-    // load see the window's odd version (a seqlock without standalone fences, which
-    // ThreadSanitizer does not model).
+    // True when no entry was removed or moved since read_begin() returned `v` (and v was
+    // even). Every load the read made (control words, slots, key, value) was an acquire, so
+    // none of them can be ordered after this one, and any of them that saw a write inside a
+    // window makes this load see the window's odd version (a seqlock without standalone
+    // fences, which ThreadSanitizer does not model).
     bool read_validate(std::uint32_t v) const noexcept {
       return (v & 1u) == 0 && version_.load(std::memory_order_relaxed) == v;
     }
@@ -1172,7 +1172,7 @@ class PagedResourcePool final : public ResourcePool {
   //   was busy) is overwritten: the oldest events are lost, the newest kept (lossy, still
   //   hits). The drainer replays at most the last kRingSize positions; a cell may hold an
   //   older or newer event than its position (a shared stripe's claimed position not yet
-  //   stored, or a lap) or a stale pointer: the drainer skips chunks that are detached or
+  //   stored, or a lap) or a stale pointer: the drainer skips entries that are detached or
   //   freed (arena memory is never unmapped while the pool lives) and at worst promotes a
   //   live entry once too often. One thread alone drains every kRingSize hits and before
   //   every eviction, so it loses nothing and sees exact LRU order.
@@ -1496,7 +1496,7 @@ class PagedResourcePool final : public ResourcePool {
     [[gnu::always_inline]] std::optional<V> get(const K& key) { return get_hashed(key, hash_of(key)); }
 
     // get() of a key whose hash (hash_of) the caller computed. The inline part is the
-    // lock-free hit: one probe, validated; everything else (a miss, a writer moving slots,
+    // lock-free hit: one probe, validated; everything else (a miss, a writer removing entries,
     // types read under the lock) goes to get_retry().
     [[gnu::always_inline]] std::optional<V> get_hashed(const K& key, std::uint64_t h) {
       if constexpr (kOptimisticReads) {
@@ -1519,7 +1519,7 @@ class PagedResourcePool final : public ResourcePool {
       Shard& s = shards[shard_of(h)];
       const StripeRef st = stripe_of(s);
       if constexpr (kOptimisticReads) {
-        // Lock-free: probe, copy the value, then check that no writer moved a slot meanwhile.
+        // Lock-free: probe, copy the value, then check that no writer removed an entry meanwhile.
         for (int attempt = 0; attempt < 4; ++attempt) {
           const std::uint32_t version = s.table.read_begin();
           if ((version & 1u) != 0) break;
@@ -1630,7 +1630,7 @@ class PagedResourcePool final : public ResourcePool {
     }
 
     // Moves s's staged entries into its main table, detaching the older entries they
-    // replace (a replacement, not an eviction). The slot lines of all of them are loaded
+    // replace (a replacement, not an eviction). The home lines of all of them are loaded
     // together first. Requires: exclusive lock on s.
     void flush_stage(Shard& s) noexcept {
       const std::uint32_t n = s.table.staged_count();
@@ -1668,7 +1668,7 @@ class PagedResourcePool final : public ResourcePool {
     bool insert(K key, V value, std::uint64_t size) {
       const std::uint64_t h = hash_of(key);
       Shard& s = shards[shard_of(h)];
-      // The key's slot lines, needed when the stage is flushed (they often stay cached until
+      // The key's home line, needed when the stage is flushed (it often stays cached until
       // then) or at once when it already holds the key.
       s.table.prefetch(h);
       {
@@ -1833,7 +1833,7 @@ class PagedResourcePool final : public ResourcePool {
                              LoadManyStats* out_stats) {
       LoadManyStats local;
       std::vector<std::optional<V>> results(keys.size());
-      // Every key's table slot lines first, so that in a large pool the batch waits on
+      // Every key's table home line first, so that in a large pool the batch waits on
       // memory about once rather than once per key.
       std::vector<std::uint64_t> hashes(keys.size());
       for (std::size_t i = 0; i < keys.size(); ++i) {
