@@ -1611,12 +1611,16 @@ class PagedResourcePool final : public ResourcePool {
     }
 
     // Requires: exclusive lock on s. Inserts or replaces (a replaced main-table entry goes at
-    // the next flush of the stage).
+    // the next flush of the stage). Strong guarantee: if it throws (building the entry, or
+    // growing the table), the shard is as it was, an older value for the key included.
     void insert_locked(Shard& s, std::uint64_t h, K&& key, V&& value, std::uint64_t size) {
-      // Only the stage is searched here: an older entry in the main array is found and
-      // detached when the stage is flushed (until then lookups see the staged one).
-      if (Entry* old = s.table.find_staged(h, key, key_equal)) detach(s, old, h);
+      // Built before anything else changes: building is what may throw.
       Entry* e = create(s, std::move(key), std::move(value), size, monotonic_ms());
+      // Only the stage is searched here: an older entry in the main array is found and
+      // detached when the stage is flushed (until then lookups see the staged one). When an
+      // older one is staged, detaching it frees a stage position and the table already has
+      // room for it (stage() made room when it came), so staging the new one cannot throw.
+      if (Entry* old = s.table.find_staged(h, e->key(), key_equal)) detach(s, old, h);
       try {
         if (s.table.stage_full()) flush_stage(s);
         s.table.stage(h, e, rehasher());

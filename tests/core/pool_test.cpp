@@ -6,6 +6,7 @@
 #include <set>
 #include <chrono>
 #include <future>
+#include <new>
 #include <string>
 #include <thread>
 #include <vector>
@@ -308,6 +309,65 @@ TEST(Pool, OversizeValueIsNotCachedAndDoesNotThrow) {
   EXPECT_EQ(pool->load_or_share("big", [] { return std::uint64_t{500}; }), 500u);
   EXPECT_FALSE(pool->contains("big"));
   EXPECT_EQ(pool->verify_invariants(), "");
+}
+
+// A value whose moves throw std::bad_alloc once a per-thread allowance is used up: it
+// makes every move an insert does a possible failure point (copies never throw).
+struct FragileValue {
+  static thread_local int moves_allowed;
+  int id = 0;
+  explicit FragileValue(int i) : id(i) {}
+  FragileValue(const FragileValue&) = default;
+  FragileValue& operator=(const FragileValue&) = default;
+  FragileValue(FragileValue&& other) : id(other.id) {
+    if (moves_allowed-- <= 0) throw std::bad_alloc();
+  }
+  FragileValue& operator=(FragileValue&& other) {
+    if (moves_allowed-- <= 0) throw std::bad_alloc();
+    id = other.id;
+    return *this;
+  }
+  ~FragileValue() = default;
+};
+thread_local int FragileValue::moves_allowed = 1 << 30;
+
+TEST(Pool, AReplacementThatFailsToBuildKeepsTheOldValue) {
+  PoolConfig<std::string, FragileValue> c;
+  c.name = "fragile";
+  c.max_bytes = 1000;
+  c.sizer = [](const FragileValue&) { return std::uint64_t{8}; };
+  c.policy = EvictionPolicy<FragileValue>::lru();
+  c.shards = 1;
+  // Fail the replacement at its first move, then its second, ... until it goes through:
+  // whichever step throws, the old value stays. A fresh pool each time, so the old entry is
+  // still in the stage (where a replacement meets it) and nowhere else.
+  int failures = 0;
+  for (int allowed = 0;; ++allowed) {
+    ASSERT_LT(allowed, 50);
+    PagedResourcePool<std::string, FragileValue> pool(c);
+    pool.insert("k", FragileValue(1));
+    pool.insert("other", FragileValue(7));
+    FragileValue::moves_allowed = allowed;
+    try {
+      pool.insert("k", FragileValue(2));
+    } catch (const std::bad_alloc&) {
+      FragileValue::moves_allowed = 1 << 30;
+      ++failures;
+      const auto v = pool.get("k");
+      ASSERT_TRUE(v.has_value()) << "old value lost when move " << allowed << " failed";
+      EXPECT_EQ(v->id, 1);
+      EXPECT_EQ(pool.stats().entry_count, 2u);
+      EXPECT_EQ(pool.verify_invariants(), "");
+      continue;
+    }
+    FragileValue::moves_allowed = 1 << 30;
+    EXPECT_EQ(pool.get("k")->id, 2);
+    EXPECT_EQ(pool.get("other")->id, 7);
+    EXPECT_EQ(pool.stats().entry_count, 2u);
+    EXPECT_EQ(pool.verify_invariants(), "");
+    break;
+  }
+  EXPECT_GT(failures, 0);
 }
 
 TEST(Pool, InsertReplacesAndOldPinsKeepTheOldValue) {
