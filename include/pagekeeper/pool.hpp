@@ -183,10 +183,10 @@ class SplitArena {
   static constexpr std::size_t kBlockBytes =
       std::bit_ceil(std::max<std::size_t>(std::size_t{64} << 10, 64 * (RecordSize + HeaderSize)));
   // Headers start on their own cache line after the records.
-  static constexpr std::size_t kPerBlock = (kBlockBytes - 64 - HeaderAlign) / (RecordSize + HeaderSize);
+  static constexpr std::size_t kHeadersAlign = std::max<std::size_t>(64, HeaderAlign);
+  static constexpr std::size_t kPerBlock = (kBlockBytes - kHeadersAlign) / (RecordSize + HeaderSize);
   static constexpr std::size_t kHeadersOffset =
-      (kPerBlock * RecordSize + std::max<std::size_t>(64, HeaderAlign) - 1) /
-      std::max<std::size_t>(64, HeaderAlign) * std::max<std::size_t>(64, HeaderAlign);
+      (kPerBlock * RecordSize + kHeadersAlign - 1) / kHeadersAlign * kHeadersAlign;
   static_assert(kHeadersOffset + kPerBlock * HeaderSize <= kBlockBytes);
   static_assert(RecordAlign <= kBlockBytes && HeaderAlign <= kBlockBytes);
 
@@ -265,7 +265,7 @@ class SplitArena {
     const auto start = reinterpret_cast<std::uintptr_t>(raw);
     const std::uintptr_t aligned = (start + kBlockBytes - 1) & ~std::uintptr_t{kBlockBytes - 1};
     if (aligned > start) ::munmap(raw, aligned - start);
-    if (const std::uintptr_t tail = start + bytes + kBlockBytes - (aligned + bytes); tail > 0) {
+    if (const std::uintptr_t tail = start + kBlockBytes - aligned; tail > 0) {
       ::munmap(reinterpret_cast<void*>(aligned + bytes), tail);
     }
     try {
@@ -681,11 +681,11 @@ class PagedResourcePool final : public ResourcePool {
     }
   };
 
-  // Open-addressing table of Entry pointers in chunks of one cache line (F14's layout): a
+  // Open-addressing table of record pointers in chunks of one cache line (F14's layout): a
   // control word with seven 8-bit hash tags (0: empty slot) and an overflow count, then
   // seven pointers. A lookup reads one control word, matches the key's tag in all seven
-  // lanes at once (SWAR) and touches only the entries whose tag matches, so a hit costs
-  // the key's home line plus its entry, with no probe loop to mispredict: how far a key sits
+  // lanes at once (SWAR) and touches only the records whose tag matches, so a hit costs
+  // the key's home line plus its record, with no probe loop to mispredict: how far a key sits
   // from its home slot varies, and a branch on each slot loaded mispredicts often, which
   // throws away the lookups the processor had started after it. A chunk's overflow count
   // says how many keys whose probe passed it live further on (saturating at 255): a lookup
@@ -810,8 +810,7 @@ class PagedResourcePool final : public ResourcePool {
     }
 
     // Requires: exclusive lock; e is present (staged or in the main array) with hash h.
-    template <class Rehash>
-    void erase(std::uint64_t h, const Entry* e, Rehash&& /*rehash*/) noexcept {
+    void erase(std::uint64_t h, const Entry* e) noexcept {
       if (const std::uint32_t k = staged_index(h, e); k < kStageSize) {
         unstage(k);
         return;
@@ -849,15 +848,8 @@ class PagedResourcePool final : public ResourcePool {
     // are both visited until the flush). Requires: the shard lock (shared or exclusive).
     template <class Fn>
     void for_each(Fn&& fn) const {
-      const Chunks* a = chunks_.load(std::memory_order_relaxed);
-      if (a != nullptr) {
-        for (std::size_t c = 0; c <= a->mask; ++c) {
-          const Chunk& chunk = a->chunk(c);
-          for (std::uint64_t m = occupied(chunk.ctrl.load(std::memory_order_relaxed)); m != 0; m &= m - 1) {
-            fn(entry_of(chunk.slot[lane_of(m)].load(std::memory_order_relaxed)));
-          }
-        }
-      }
+      for_each_occupied(chunks_.load(std::memory_order_relaxed),
+                        [&](std::size_t, unsigned, const Record* r) { fn(entry_of(r)); });
       for (std::uint32_t k = 0, n = staged_count(); k < n; ++k) fn(staged_entry(k));
     }
 
@@ -883,22 +875,17 @@ class PagedResourcePool final : public ResourcePool {
       std::vector<std::uint64_t> passing(a->mask + 1, 0);
       std::size_t found = 0;
       std::ostringstream err;
-      for (std::size_t c = 0; c <= a->mask; ++c) {
-        const Chunk& chunk = a->chunk(c);
-        const std::uint64_t ctrl = chunk.ctrl.load(std::memory_order_relaxed);
-        for (std::uint64_t m = occupied(ctrl); m != 0; m &= m - 1) {
-          const unsigned lane = lane_of(m);
-          const Entry* e = entry_of(chunk.slot[lane].load(std::memory_order_relaxed));
-          if (e == nullptr) {
-            err << "chunk " << c << " lane " << lane << ": tag without entry; ";
-            continue;
-          }
-          ++found;
-          const std::uint64_t h = rehash(e);
-          if (((ctrl >> (8 * lane)) & 0xff) != tag_of(h)) err << "chunk " << c << ": wrong tag; ";
-          for (std::size_t d = a->home(h); d != c; d = (d + 1) & a->mask) ++passing[d];
+      for_each_occupied(a, [&](std::size_t c, unsigned lane, const Record* r) {
+        if (r == nullptr) {
+          err << "chunk " << c << " lane " << lane << ": tag without entry; ";
+          return;
         }
-      }
+        ++found;
+        const std::uint64_t h = rehash(entry_of(r));
+        const std::uint64_t ctrl = a->chunk(c).ctrl.load(std::memory_order_relaxed);
+        if (((ctrl >> (8 * lane)) & 0xff) != tag_of(h)) err << "chunk " << c << ": wrong tag; ";
+        for (std::size_t d = a->home(h); d != c; d = (d + 1) & a->mask) ++passing[d];
+      });
       for (std::size_t c = 0; c <= a->mask; ++c) {
         const std::uint64_t stored = overflow_of(a->chunk(c).ctrl.load(std::memory_order_relaxed));
         if (stored != std::min(passing[c], kOverflowSaturated) && stored != kOverflowSaturated) {
@@ -1023,6 +1010,20 @@ class PagedResourcePool final : public ResourcePool {
       return nullptr;
     }
 
+    // Calls fn(chunk index, lane, record) for every slot of `a` (may be null) that holds a
+    // tag. Requires: the lock.
+    template <class Fn>
+    static void for_each_occupied(const Chunks* a, Fn&& fn) {
+      if (a == nullptr) return;
+      for (std::size_t c = 0; c <= a->mask; ++c) {
+        const Chunk& chunk = a->chunk(c);
+        for (std::uint64_t m = occupied(chunk.ctrl.load(std::memory_order_relaxed)); m != 0; m &= m - 1) {
+          const unsigned lane = lane_of(m);
+          fn(c, lane, chunk.slot[lane].load(std::memory_order_relaxed));
+        }
+      }
+    }
+
     // Places e in the first free slot of its probe, counting it on every full chunk it
     // passes. Requires: exclusive lock; a free slot exists.
     static void place(Chunks* a, std::uint64_t h, Entry* e) noexcept {
@@ -1125,15 +1126,10 @@ class PagedResourcePool final : public ResourcePool {
       Chunks* old = chunks_.load(std::memory_order_relaxed);
       const std::size_t n = old == nullptr ? 4 : (old->mask + 1) * 2;
       Chunks* fresh = allocate(n);
-      if (old != nullptr) {
-        for (std::size_t c = 0; c <= old->mask; ++c) {
-          const Chunk& chunk = old->chunk(c);
-          for (std::uint64_t m = occupied(chunk.ctrl.load(std::memory_order_relaxed)); m != 0; m &= m - 1) {
-            Entry* e = entry_of(chunk.slot[lane_of(m)].load(std::memory_order_relaxed));
-            place(fresh, rehash(e), e);
-          }
-        }
-      }
+      for_each_occupied(old, [&](std::size_t, unsigned, const Record* r) {
+        Entry* e = entry_of(r);
+        place(fresh, rehash(e), e);
+      });
       {
         WriteWindow window(*this);
         chunks_.store(fresh, std::memory_order_release);
@@ -1430,7 +1426,7 @@ class PagedResourcePool final : public ResourcePool {
     // Removes e from table, list and accounting; frees it unless a pin keeps it alive.
     // Requires: exclusive lock on s.
     void detach(Shard& s, Entry* e, std::uint64_t h) noexcept {
-      s.table.erase(h, e, rehasher());
+      s.table.erase(h, e);
       unlink(e);
       const std::uint64_t size = size_of(s, e);
       s.bytes -= size;
@@ -1491,7 +1487,7 @@ class PagedResourcePool final : public ResourcePool {
     }
 
     // Inlined into the caller: on a hit the work is a few dozen instructions around two
-    // dependent loads (the slot, then the entry), and a caller that looks up many keys in a
+    // dependent loads (the home chunk, then the record), and a caller that looks up many keys in a
     // row (a batch, a scan) gets several lookups in flight at once only if each is short.
     [[gnu::always_inline]] std::optional<V> get(const K& key) { return get_hashed(key, hash_of(key)); }
 
