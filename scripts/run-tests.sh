@@ -63,11 +63,26 @@ build() {  # build DIR [CMAKE_BUILD_ARGS...]
   cmake --build "${dir}" -j "${jobs}" "$@" -- -k 0
 }
 
-run_ctest() {  # run_ctest DIR CTEST_ARGS...
+# Runs ctest (under the optional runner given as RUNNER... --); on failure, keeps the failed
+# tests' names where the summary prints them, since a long log's tail may not show them.
+run_ctest() {  # run_ctest DIR [RUNNER... --] CTEST_ARGS...
   local dir="$1"
   shift
-  ctest --test-dir "${dir}" --output-on-failure --no-tests=error --timeout "${test_timeout}" \
-    -j "${ctest_jobs}" "$@"
+  local runner=()
+  if [[ " $* " == *" -- "* ]]; then
+    while [[ "$1" != "--" ]]; do
+      runner+=("$1")
+      shift
+    done
+    shift
+  fi
+  local status=0
+  "${runner[@]}" ctest --test-dir "${dir}" --output-on-failure --no-tests=error \
+    --timeout "${test_timeout}" -j "${ctest_jobs}" "$@" || status=$?
+  if [[ ${status} -ne 0 && -f "${dir}/Testing/Temporary/LastTestsFailed.log" ]]; then
+    cp "${dir}/Testing/Temporary/LastTestsFailed.log" "${build_root}/$(basename "${dir}").failed"
+  fi
+  return "${status}"
 }
 
 config_release() {
@@ -100,8 +115,7 @@ config_tsan() {
   if setarch "$(uname -m)" -R true 2>/dev/null; then
     runner=(setarch "$(uname -m)" -R)
   fi
-  "${runner[@]}" ctest --test-dir "${dir}" --output-on-failure --no-tests=error \
-    --timeout "${test_timeout}" -j "${ctest_jobs}" -L concurrent || status=$?
+  run_ctest "${dir}" "${runner[@]}" -- -L concurrent || status=$?
   return "${status}"
 }
 
@@ -178,12 +192,18 @@ for config in "${configs[@]}"; do
   log "configuration ${config}"
   begin=${SECONDS}
   status=0
+  rm -f "${build_root}/${config}.failed"
   bash "${script}" --config "${config}" || status=$?
   took=$((SECONDS - begin))
   if [[ ${status} -eq 0 ]]; then
     summary+=("$(printf '%-8s PASS  %4d s' "${config}" "${took}")")
   else
     summary+=("$(printf '%-8s FAIL  %4d s  (exit %d)' "${config}" "${took}" "${status}")")
+    if [[ -f "${build_root}/${config}.failed" ]]; then
+      while IFS= read -r failed_test || [[ -n "${failed_test}" ]]; do
+        summary+=("         failed: ${failed_test}")
+      done <"${build_root}/${config}.failed"
+    fi
     failed=1
   fi
 done

@@ -105,7 +105,8 @@ class VectorSlab {
   EmbeddingVector copy(std::span<const float> values);
 
   // Returns every block with no chunk in use, and a spare block, to the kernel; returns the
-  // bytes unmapped.
+  // bytes unmapped. A block the map-ahead thread is mapping at the time is unmapped when it
+  // arrives, so nothing is kept that the slab's state at trim() did not need.
   std::uint64_t trim();
 
   Stats stats() const;

@@ -50,6 +50,10 @@ struct VectorSlab::Core {
   const bool map_ahead;
   Block spare{nullptr, 0};         // mapped ahead, not in `blocks` yet (null: none)
   bool ahead_requested = false;    // the worker has a request it has not finished
+  // Bumped by trim(): a block requested before the slab was trimmed is not wanted (trim
+  // returns memory; a spare installed after it would undo that).
+  std::uint64_t trim_epoch = 0;
+  std::uint64_t request_epoch = 0;  // trim_epoch when the pending request was made
   bool stopping = false;
   std::uint64_t blocks_mapped_ahead = 0;
   std::condition_variable wake;    // the worker waits here for a request or stopping
@@ -73,7 +77,7 @@ struct VectorSlab::Core {
       lock.lock();
       ahead_requested = false;
       if (mapped == nullptr) continue;
-      if (stopping || spare.begin != nullptr) {
+      if (stopping || spare.begin != nullptr || trim_epoch != request_epoch) {
         ::munmap(mapped, bytes);
         continue;
       }
@@ -96,6 +100,7 @@ struct VectorSlab::Core {
       }
     }
     ahead_requested = true;
+    request_epoch = trim_epoch;
     wake.notify_one();
   }
 
@@ -239,6 +244,7 @@ std::uint64_t VectorSlab::trim() {
   Core& core = *core_;
   std::lock_guard lock(core.mutex);
   core.take_returned();
+  ++core.trim_epoch;  // a block requested before now is unmapped when it arrives
   const std::uint64_t spare_unmapped = core.drop_spare();
   // Free chunks per block; a block none of whose carved chunks is in use goes back.
   std::vector<std::size_t> free_chunks(core.blocks.size(), 0);

@@ -223,6 +223,28 @@ TEST(VectorSlab, TrimReturnsTheSpareBlockToo) {
   for (std::size_t i = 0; i < held.size(); ++i) EXPECT_TRUE(holds_tag(held[i], static_cast<int>(i)));
 }
 
+// trim() returns memory for good: a block the slab's thread was mapping ahead when trim ran
+// is unmapped when it arrives, not kept as a spare (it used to be, so that a cleared cache
+// could show a block more than it holds).
+TEST(VectorSlab, TrimCancelsABlockBeingMappedAhead) {
+  constexpr std::size_t kBigBlock = std::size_t{1} << 20;  // the next, mapped ahead, is 2 MiB
+  constexpr std::size_t kBigChunks = kBigBlock / kChunk;
+  for (int round = 0; round < 10; ++round) {
+    VectorSlab slab(kDims, VectorSlab::Options{.first_block_bytes = kBigBlock, .max_block_bytes = 4 * kBigBlock,
+                                               .map_ahead = true});
+    std::vector<EmbeddingVector> held;
+    for (std::size_t i = 0; i < kBigChunks / 2 + 1; ++i) held.push_back(tagged(slab, round));
+    held.resize(1);  // one live vector keeps the first block
+    slab.trim();     // the request for the next block is out (the thread may not have started)
+    // Long enough for the thread to map and populate 2 MiB many times over.
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    const VectorSlab::Stats st = slab.stats();
+    EXPECT_EQ(st.spare_bytes, 0u) << round;
+    EXPECT_EQ(st.blocks, 1u) << round;
+    EXPECT_TRUE(holds_tag(held[0], round));
+  }
+}
+
 // The slab object may go while its thread is mapping, and its vectors may outlive both.
 TEST(VectorSlab, DestroyedWhileMappingAhead) {
   std::vector<EmbeddingVector> kept;
