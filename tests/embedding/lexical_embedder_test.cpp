@@ -1,6 +1,7 @@
 #include "pagekeeper/lexical_embedder.hpp"
 
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -79,6 +80,32 @@ TEST(LexicalEmbedder, KnownTextGivesFixedVector) {
   EXPECT_EQ(v[28], 0.125047684f);
   EXPECT_EQ(v[322], 0.0756157637f);
   EXPECT_EQ(v[334], -0.0937237963f);
+}
+
+// The known-text check on a long text (25 KB): many features per vector index, most of
+// them repeated (term frequencies above 1, so the logarithm matters), in two dimension
+// counts. A faster way to order or accumulate the features must keep these bits.
+std::string long_known_text() {
+  static const char* const kWords[] = {"cache", "vector", "model", "paging", "memory", "budget", "text",
+                                       "batch", "embedding", "pressure", "the", "of", "and", "query",
+                                       "index", "lexical", "token", "entry", "na\xc3\xafve", "x"};
+  std::string text;
+  std::uint32_t state = 12345;
+  for (int i = 0; i < 4000; ++i) {
+    state = state * 1664525u + 1013904223u;
+    text += kWords[(state >> 16) % 20];
+    text += (state & 7) == 0 ? ". " : " ";
+    if ((state & 63) == 1) text += std::to_string(state % 1000) + " ";
+  }
+  return text;
+}
+
+TEST(LexicalEmbedder, LongKnownTextGivesFixedVectors) {
+  const std::string text = long_known_text();
+  ASSERT_EQ(text.size(), 25229u);
+  EXPECT_EQ(fingerprint(LexicalEmbedder().embed_one(text)), 0x51d203a3fbdc1145ULL);
+  EXPECT_EQ(fingerprint(LexicalEmbedder(LexicalEmbedderOptions{.dimensions = 17}).embed_one(text)),
+            0xff1ff2b9d9e4ae0aULL);
 }
 
 TEST(LexicalEmbedder, DeterministicAcrossCallsInstancesAndBatching) {
