@@ -13,7 +13,8 @@
 //     at a time and eviction recycles chunks without malloc; its size in the budget is
 //     EmbeddingVector::memory_bytes() + sizeof(EmbeddingKey), i.e. 1632 bytes for 384
 //     dimensions (the pool's own per-entry bookkeeping is not included). The slabs keep their
-//     blocks for the next vectors; clear() returns the blocks no vector uses any more.
+//     blocks for the next vectors; clear(), and every eviction a PressureBroker makes through
+//     resource_pool(), return the blocks no vector uses any more to the kernel.
 //   - embed_batch(): one pool lookup per text; the distinct texts that are neither cached
 //     nor being embedded by another request go to the embedder (each exactly once, in
 //     chunks of at most max_batch()); texts another request is embedding are joined. The
@@ -123,9 +124,17 @@ class EmbeddingService {
   std::size_t clear();
   PoolStats stats() const;
 
-  // The pool, for registration with a PressureBroker (the caller registers it) and for
-  // inspection.
+  // The pool, for inspection and direct use. Its evictions free vectors into the slabs,
+  // which keep the memory for the next vectors.
   std::shared_ptr<Pool> pool() const { return pool_; }
+  // The pool as a PressureBroker sees it (register this one, not pool()): the same tier,
+  // name, budget and statistics, but an eviction through it (evict_at_least) then returns
+  // to the kernel every storage block that no vector uses any more, so relieving memory
+  // pressure lowers the process's resident memory, not only the cache's accounting. Blocks
+  // come back wholly free when the evicted vectors filled them: a cache that filled in
+  // order gives back its oldest blocks; vectors scattered by churn free few whole blocks.
+  // Always the same object; it keeps the pool and the storage alive.
+  std::shared_ptr<ResourcePool> resource_pool() const { return tier_; }
   ModelRegistry& models() const { return *models_; }
 
   // Budget bytes one cached vector of `dimensions` floats occupies.
@@ -148,20 +157,16 @@ class EmbeddingService {
                                               std::span<const std::string_view> texts,
                                               EmbedAccounting& accounting) const;
 
-  // The slab for vectors of `dimensions` (> 0) floats, created on first use; null when
-  // kMaxSlabs exist already and `beyond_cap` is false.
-  VectorSlab* slab_for(std::size_t dimensions, bool beyond_cap) const;
-  // The slab for `dimensions`, or null. Requires: slabs_mutex_.
-  VectorSlab* find_slab_locked(std::size_t dimensions) const;
+  // The slabs, one per dimension count (defined in embedding_service.cpp). Shared with
+  // resource_pool(), which a broker may hold longer than the service.
+  struct Storage;
+  // resource_pool()'s implementation: the pool, whose evictions also trim the storage.
+  class TrimmingTier;
 
   std::shared_ptr<ModelRegistry> models_;
   std::shared_ptr<Pool> pool_;
-  std::size_t slab_block_bytes_;  // largest block a slab maps (from the budget)
-  bool map_storage_ahead_;       // VectorSlab::Options::map_ahead for every slab
-  mutable std::mutex slabs_mutex_;
-  // Guarded by slabs_mutex_ (the list; each slab is thread-safe). Never shrinks, so a
-  // pointer from slab_for() stays valid for the service's lifetime. Vectors may outlive it.
-  mutable std::vector<std::unique_ptr<VectorSlab>> slabs_;
+  std::shared_ptr<Storage> storage_;
+  std::shared_ptr<ResourcePool> tier_;  // resource_pool()
 };
 
 }  // namespace pagekeeper

@@ -61,34 +61,83 @@ std::size_t slab_block_bytes(std::uint64_t max_bytes) {
 
 }  // namespace
 
+// The service's vector storage: one slab per dimension count.
+// Locking rule: `mutex` guards the list; each slab is thread-safe. The list never shrinks,
+// so a pointer from slab_for() stays valid while the Storage lives. Vectors may outlive it.
+struct EmbeddingService::Storage {
+  Storage(std::size_t block_bytes, bool ahead) : max_block_bytes(block_bytes), map_ahead(ahead) {}
+
+  // The slab for vectors of `dimensions` (> 0) floats, created on first use; null when
+  // kMaxSlabs exist already and `beyond_cap` is false.
+  VectorSlab* slab_for(std::size_t dimensions, bool beyond_cap) {
+    std::lock_guard lock(mutex);
+    if (VectorSlab* slab = find_locked(dimensions)) return slab;
+    if (slabs.size() >= kMaxSlabs && !beyond_cap) return nullptr;
+    slabs.push_back(std::make_unique<VectorSlab>(
+        dimensions, VectorSlab::Options{.first_block_bytes = std::size_t{64} << 10,
+                                        .max_block_bytes = max_block_bytes,
+                                        .map_ahead = map_ahead}));
+    return slabs.back().get();
+  }
+
+  std::optional<VectorSlab::Stats> stats(std::size_t dimensions) const {
+    std::lock_guard lock(mutex);
+    if (const VectorSlab* slab = find_locked(dimensions)) return slab->stats();
+    return std::nullopt;
+  }
+
+  // Returns every slab's unused blocks to the kernel (VectorSlab::trim); returns the bytes.
+  std::uint64_t trim() {
+    std::lock_guard lock(mutex);
+    std::uint64_t unmapped = 0;
+    for (const std::unique_ptr<VectorSlab>& slab : slabs) unmapped += slab->trim();
+    return unmapped;
+  }
+
+ private:
+  VectorSlab* find_locked(std::size_t dimensions) const {
+    for (const std::unique_ptr<VectorSlab>& slab : slabs) {
+      if (slab->dimensions() == dimensions) return slab.get();
+    }
+    return nullptr;
+  }
+
+  const std::size_t max_block_bytes;  // largest block a slab maps (from the budget)
+  const bool map_ahead;              // VectorSlab::Options::map_ahead for every slab
+  mutable std::mutex mutex;
+  std::vector<std::unique_ptr<VectorSlab>> slabs;  // guarded by `mutex`
+};
+
+class EmbeddingService::TrimmingTier final : public ResourcePool {
+ public:
+  TrimmingTier(std::shared_ptr<Pool> pool, std::shared_ptr<Storage> storage)
+      : pool_(std::move(pool)), storage_(std::move(storage)) {}
+
+  std::string tier_name() const override { return pool_->tier_name(); }
+  std::uint64_t capacity_bytes() const override { return pool_->capacity_bytes(); }
+  std::uint64_t usage_bytes() const override { return pool_->usage_bytes(); }
+  double pressure() const override { return pool_->pressure(); }
+  std::uint64_t evict_at_least(std::uint64_t bytes) override {
+    const std::uint64_t freed = pool_->evict_at_least(bytes);
+    if (freed > 0) storage_->trim();
+    return freed;
+  }
+  std::vector<EntrySnapshot> snapshot() const override { return pool_->snapshot(); }
+  PoolStats stats() const override { return pool_->stats(); }
+
+ private:
+  std::shared_ptr<Pool> pool_;
+  std::shared_ptr<Storage> storage_;
+};
+
 EmbeddingService::EmbeddingService(EmbeddingServiceConfig config)
     : models_(config.models ? std::move(config.models) : ModelRegistry::with_builtin_models()),
       pool_(std::make_shared<Pool>(pool_config(config))),
-      slab_block_bytes_(slab_block_bytes(config.max_bytes)),
-      map_storage_ahead_(config.map_storage_ahead) {}
-
-VectorSlab* EmbeddingService::find_slab_locked(std::size_t dimensions) const {
-  for (const std::unique_ptr<VectorSlab>& slab : slabs_) {
-    if (slab->dimensions() == dimensions) return slab.get();
-  }
-  return nullptr;
-}
-
-VectorSlab* EmbeddingService::slab_for(std::size_t dimensions, bool beyond_cap) const {
-  std::lock_guard lock(slabs_mutex_);
-  if (VectorSlab* slab = find_slab_locked(dimensions)) return slab;
-  if (slabs_.size() >= kMaxSlabs && !beyond_cap) return nullptr;
-  slabs_.push_back(std::make_unique<VectorSlab>(
-      dimensions, VectorSlab::Options{.first_block_bytes = std::size_t{64} << 10,
-                                      .max_block_bytes = slab_block_bytes_,
-                                      .map_ahead = map_storage_ahead_}));
-  return slabs_.back().get();
-}
+      storage_(std::make_shared<Storage>(slab_block_bytes(config.max_bytes), config.map_storage_ahead)),
+      tier_(std::make_shared<TrimmingTier>(pool_, storage_)) {}
 
 std::optional<VectorSlab::Stats> EmbeddingService::storage_stats(std::size_t dimensions) const {
-  std::lock_guard lock(slabs_mutex_);
-  if (const VectorSlab* slab = find_slab_locked(dimensions)) return slab->stats();
-  return std::nullopt;
+  return storage_->stats(dimensions);
 }
 
 std::shared_ptr<EmbeddingService> EmbeddingService::process_default() {
@@ -188,7 +237,7 @@ std::vector<EmbeddingVector> EmbeddingService::embed_uncached(
   }
   const std::size_t dims = embedder->dimensions();
   if (dims == 0) throw EmbedderError("embedding model '" + canonical + "' has 0 dimensions");
-  VectorSlab& slab = *slab_for(dims, /*beyond_cap=*/true);
+  VectorSlab& slab = *storage_->slab_for(dims, /*beyond_cap=*/true);
   const std::size_t chunk_size = std::max<std::size_t>(1, embedder->max_batch());
   std::vector<EmbeddingVector> values;
   if (texts.size() > chunk_size) values.reserve(texts.size());
@@ -237,7 +286,7 @@ bool EmbeddingService::put(std::string_view text, std::string_view model,
     throw std::invalid_argument("EmbeddingService::put: vector has a non-finite value");
   }
   EmbeddingKey key{models_->resolve(model), sha256(text)};
-  VectorSlab* slab = slab_for(vector.size(), /*beyond_cap=*/false);
+  VectorSlab* slab = storage_->slab_for(vector.size(), /*beyond_cap=*/false);
   return pool_->insert(std::move(key), slab != nullptr ? slab->copy(vector) : EmbeddingVector(vector));
 }
 
@@ -247,8 +296,7 @@ bool EmbeddingService::contains(std::string_view text, std::string_view model) c
 
 std::size_t EmbeddingService::clear() {
   const std::size_t dropped = pool_->clear();
-  std::lock_guard lock(slabs_mutex_);
-  for (const std::unique_ptr<VectorSlab>& slab : slabs_) slab->trim();
+  storage_->trim();
   return dropped;
 }
 

@@ -222,7 +222,7 @@ Daemon::Impl::Impl(ServerConfig c, DaemonServices services) : config(std::move(c
     if (config.host_memory) host = std::make_shared<HostMemory>();
     broker = std::make_shared<PressureBroker>(config.broker, std::move(host));
   }
-  broker->register_pool(embeddings->pool());
+  broker->register_pool(embeddings->resource_pool());
   if (llama_models) {
     broker->register_pool(llama_models->resource_pool());
     // Kept embedders pin their models; when the broker acts on the model pool, let go of them

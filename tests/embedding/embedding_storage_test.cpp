@@ -10,16 +10,21 @@
 
 #include <gtest/gtest.h>
 
+#include "pagekeeper/broker.hpp"
 #include "pagekeeper/lexical_embedder.hpp"
 
 namespace pagekeeper {
 namespace {
 
-std::unique_ptr<EmbeddingService> lexical_service(std::uint64_t max_bytes) {
+std::unique_ptr<EmbeddingService> lexical_service(std::uint64_t max_bytes, bool map_ahead = true,
+                                                  std::uint32_t shards = 0) {
   auto models = std::make_shared<ModelRegistry>("lexical");
   models->add(std::make_shared<LexicalEmbedder>());
-  return std::make_unique<EmbeddingService>(
-      EmbeddingServiceConfig{.pool_name = "storage-test", .max_bytes = max_bytes, .models = models});
+  return std::make_unique<EmbeddingService>(EmbeddingServiceConfig{.pool_name = "storage-test",
+                                                                   .max_bytes = max_bytes,
+                                                                   .models = models,
+                                                                   .shards = shards,
+                                                                   .map_storage_ahead = map_ahead});
 }
 
 std::vector<std::string> texts(const std::string& prefix, int count) {
@@ -90,6 +95,56 @@ TEST(EmbeddingStorage, ClearReturnsBlocksNoVectorUses) {
   EXPECT_EQ(after.blocks, 1u);  // the block of the held vector
   EXPECT_EQ(after.live_vectors, 1u);
   EXPECT_EQ(held.vector.to_vector(), LexicalEmbedder().embed_one("fill storage text 0"));
+}
+
+// Relieving pressure must lower resident memory, not only the cache's accounting: a broker
+// that evicts through resource_pool() gets the blocks the evicted vectors filled returned to
+// the kernel. Evicting through pool() directly keeps them for the next vectors.
+TEST(EmbeddingStorage, BrokerEvictionReturnsTheBlocksItEmptied) {
+  constexpr int kTexts = 3000;
+  const std::uint64_t budget = EmbeddingService::entry_bytes(384) * kTexts;
+  for (const bool through_resource_pool : {true, false}) {
+    // One shard: eviction in exact LRU order (shards order their victims by a millisecond
+    // clock, and these vectors are all cached within one).
+    auto service = lexical_service(budget, /*map_ahead=*/false, /*shards=*/1);
+    // Vectors are built in the order they are cached: the oldest fill the first blocks.
+    service->embed_batch(texts("pressure", kTexts));
+    ASSERT_EQ(service->stats().entry_count, static_cast<std::uint64_t>(kTexts));
+    const VectorSlab::Stats full = *service->storage_stats(384);
+    PressureBroker broker;
+    broker.register_pool(through_resource_pool ? service->resource_pool() : service->pool());
+    // Pressure 1.0 is critical: the pass evicts the oldest 40% (down to 0.60).
+    EXPECT_GT(broker.relieve().bytes_freed, 0u);
+    EXPECT_LE(service->stats().pressure, 0.60);
+    const VectorSlab::Stats relieved = *service->storage_stats(384);
+    EXPECT_EQ(relieved.live_vectors, service->stats().entry_count);
+    if (through_resource_pool) {
+      // Blocks of 64, 128, then 256 KiB (168 vectors each): the oldest 1,200 vectors wholly
+      // fill the first two and at least five of the 256 KiB ones.
+      EXPECT_LE(relieved.mapped_bytes, full.mapped_bytes - (std::uint64_t{(64 + 128 + 5 * 256)} << 10));
+      EXPECT_LE(relieved.blocks, full.blocks - 7);
+    } else {
+      EXPECT_EQ(relieved.mapped_bytes, full.mapped_bytes);
+    }
+    // What stayed cached is intact and still hits.
+    const std::vector<std::string> all = texts("pressure", kTexts);
+    std::uint64_t kept = 0;
+    std::string a_kept_text;
+    for (const std::string& text : all) {
+      if (!service->contains(text)) continue;
+      if (kept++ % 100 == 0) {
+        const EmbedResult r = service->embed(text);
+        EXPECT_EQ(r.accounting.hits, 1u);
+        EXPECT_EQ(r.vector.to_vector(), LexicalEmbedder().embed_one(text));
+      }
+      a_kept_text = text;
+    }
+    EXPECT_EQ(kept, service->stats().entry_count);
+    // And the cache refills (into the kept blocks' free chunks, then new blocks).
+    service->embed_batch(texts("refill", kTexts / 2));
+    EXPECT_EQ(service->embed(a_kept_text).vector.to_vector(), LexicalEmbedder().embed_one(a_kept_text));
+    EXPECT_EQ(service->storage_stats(384)->live_vectors, service->stats().entry_count);
+  }
 }
 
 TEST(EmbeddingStorage, VectorsOutliveTheService) {
