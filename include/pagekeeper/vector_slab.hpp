@@ -26,8 +26,9 @@
 //   - Keeping and returning memory: blocks are kept while the slab exists, since a cache
 //     refills the memory its budget allows (an eviction does not return memory to the kernel,
 //     as freeing to malloc did not either). trim() returns every block none of whose chunks
-//     is in use to the kernel (EmbeddingService::clear() calls it); a block with one live
-//     vector stays. The mappings are released when the slab and its last vector are gone:
+//     is in use to the kernel (EmbeddingService::clear() calls it, and so does every
+//     eviction a PressureBroker makes through EmbeddingService::resource_pool()); a block
+//     with one live vector stays. The mappings are released when the slab and its last vector are gone:
 //     vectors may outlive the slab object.
 //
 // Thread safety: every method may be called concurrently from any thread. Locking rule:
