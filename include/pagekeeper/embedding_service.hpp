@@ -142,6 +142,8 @@ class EmbeddingService {
 
   // The storage of vectors of `dimensions` floats (nullopt before the first such vector).
   std::optional<VectorSlab::Stats> storage_stats(std::size_t dimensions) const;
+  // The storage of every dimension count that has had a vector, in order of first use.
+  std::vector<VectorSlab::Stats> storage_stats() const;
 
   // put() gives a slab to at most this many dimension counts (vectors of further ones are
   // built on the heap); every embedder's dimension count gets one (there are few models).

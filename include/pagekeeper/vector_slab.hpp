@@ -62,6 +62,7 @@ class VectorSlab {
   };
 
   struct Stats {
+    std::size_t dimensions = 0;        // floats per vector
     std::size_t blocks = 0;            // blocks mapped now, a spare block included
     std::uint64_t mapped_bytes = 0;    // their bytes (all resident: they are populated)
     std::uint64_t spare_bytes = 0;     // of which mapped ahead and not carved from yet

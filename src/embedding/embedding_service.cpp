@@ -86,6 +86,14 @@ struct EmbeddingService::Storage {
     return std::nullopt;
   }
 
+  std::vector<VectorSlab::Stats> all_stats() const {
+    std::lock_guard lock(mutex);
+    std::vector<VectorSlab::Stats> out;
+    out.reserve(slabs.size());
+    for (const std::unique_ptr<VectorSlab>& slab : slabs) out.push_back(slab->stats());
+    return out;
+  }
+
   // Returns every slab's unused blocks to the kernel (VectorSlab::trim); returns the bytes.
   std::uint64_t trim() {
     std::lock_guard lock(mutex);
@@ -139,6 +147,8 @@ EmbeddingService::EmbeddingService(EmbeddingServiceConfig config)
 std::optional<VectorSlab::Stats> EmbeddingService::storage_stats(std::size_t dimensions) const {
   return storage_->stats(dimensions);
 }
+
+std::vector<VectorSlab::Stats> EmbeddingService::storage_stats() const { return storage_->all_stats(); }
 
 std::shared_ptr<EmbeddingService> EmbeddingService::process_default() {
   std::lock_guard lock(g_default_mutex);

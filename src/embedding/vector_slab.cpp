@@ -296,6 +296,7 @@ std::uint64_t VectorSlab::trim() {
 VectorSlab::Stats VectorSlab::stats() const {
   std::lock_guard lock(core_->mutex);
   Stats stats;
+  stats.dimensions = dimensions_;
   stats.blocks = core_->blocks.size();
   for (const Core::Block& block : core_->blocks) stats.mapped_bytes += block.bytes;
   if (core_->spare.begin != nullptr) {

@@ -268,6 +268,21 @@ std::string Daemon::Impl::prometheus_text() const {
     out.family("pagekeeper_host_memory_limit_bytes", "gauge", "Host memory limit (cgroup or /proc/meminfo).");
     out.sample("pagekeeper_host_memory_limit_bytes", {}, static_cast<double>(snap.host_memory->limit_bytes));
   }
+  // The embedding cache's real memory: its budget counts vectors, its storage maps blocks.
+  const std::vector<VectorSlab::Stats> storage = embeddings->storage_stats();
+  out.family("pagekeeper_embedding_storage_bytes", "gauge",
+             "Memory mapped for cached vectors (populated, so resident), by dimension count; a block "
+             "mapped ahead included.");
+  for (const VectorSlab::Stats& st : storage) {
+    out.sample("pagekeeper_embedding_storage_bytes", {{"dimensions", std::to_string(st.dimensions)}},
+               static_cast<double>(st.mapped_bytes));
+  }
+  out.family("pagekeeper_embedding_storage_vectors", "gauge",
+             "Vectors alive in that storage: cached, or held by a request in flight.");
+  for (const VectorSlab::Stats& st : storage) {
+    out.sample("pagekeeper_embedding_storage_vectors", {{"dimensions", std::to_string(st.dimensions)}},
+               static_cast<double>(st.live_vectors));
+  }
   out.family("pagekeeper_http_in_flight_requests", "gauge", "Requests being handled now.");
   out.sample("pagekeeper_http_in_flight_requests", {}, static_cast<double>(in_flight.load(std::memory_order_relaxed)));
   metrics.write(out);

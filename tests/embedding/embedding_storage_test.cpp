@@ -36,6 +36,7 @@ std::vector<std::string> texts(const std::string& prefix, int count) {
 TEST(EmbeddingStorage, VectorsComeFromTheServiceSlab) {
   auto service = lexical_service(std::uint64_t{1} << 20);
   EXPECT_FALSE(service->storage_stats(384).has_value());
+  EXPECT_TRUE(service->storage_stats().empty());
   const EmbedResult r = service->embed("one text");
   const auto stats = service->storage_stats(384);
   ASSERT_TRUE(stats.has_value());
@@ -46,6 +47,15 @@ TEST(EmbeddingStorage, VectorsComeFromTheServiceSlab) {
   // put() stores in the slab too.
   ASSERT_TRUE(service->put("put text", "lexical", LexicalEmbedder().embed_one("put text")));
   EXPECT_EQ(service->storage_stats(384)->live_vectors, 2u);
+  // Every dimension count's storage is listed, in order of first use.
+  ASSERT_TRUE(service->put("short", "lexical", std::vector<float>(16, 0.25f)));
+  const std::vector<VectorSlab::Stats> all = service->storage_stats();
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].dimensions, 384u);
+  EXPECT_EQ(all[0].live_vectors, 2u);
+  EXPECT_EQ(all[1].dimensions, 16u);
+  EXPECT_EQ(all[1].live_vectors, 1u);
+  EXPECT_EQ(all[1].chunk_bytes, 16u + 16 * sizeof(float));
 }
 
 TEST(EmbeddingStorage, AnEvictingCacheRecyclesItsChunks) {

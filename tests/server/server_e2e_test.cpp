@@ -239,6 +239,10 @@ TEST(ServerE2E, MetricsExposePoolsBrokerAndPerRouteHistograms) {
         "pagekeeper_pool_evictions_total{pool=\"embedding-cache\"} 0", "pagekeeper_pool_pressure{pool=\"embedding-cache\"}",
         "pagekeeper_broker_tier 0", "pagekeeper_broker_tier_info{tier=\"normal\"} 1",
         "pagekeeper_broker_effective_passes_total 0",
+        // One vector: the first 64 KiB block of the 384-dimension storage (vectors alive may
+        // still count a response's copy, so only the family is checked).
+        "pagekeeper_embedding_storage_bytes{dimensions=\"384\"} 65536",
+        "# TYPE pagekeeper_embedding_storage_vectors gauge",
         "pagekeeper_http_requests_total{route=\"/v1/embeddings\",code=\"200\"} 3",
         "pagekeeper_http_requests_total{route=\"/ (dashboard)\",code=\"404\"} 1",
         "pagekeeper_http_request_duration_seconds_bucket{route=\"/v1/embeddings\",le=\"+Inf\"} 3",
