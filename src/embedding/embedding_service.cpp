@@ -95,10 +95,16 @@ struct EmbeddingService::Storage {
   }
 
   // Returns every slab's unused blocks to the kernel (VectorSlab::trim); returns the bytes.
+  // Trims outside `mutex` (slabs are never removed), so misses that look up their slab
+  // meanwhile wait only for the slab being trimmed, if it is theirs.
   std::uint64_t trim() {
-    std::lock_guard lock(mutex);
+    std::vector<VectorSlab*> to_trim;
+    {
+      std::lock_guard lock(mutex);
+      for (const std::unique_ptr<VectorSlab>& slab : slabs) to_trim.push_back(slab.get());
+    }
     std::uint64_t unmapped = 0;
-    for (const std::unique_ptr<VectorSlab>& slab : slabs) unmapped += slab->trim();
+    for (VectorSlab* slab : to_trim) unmapped += slab->trim();
     return unmapped;
   }
 

@@ -12,6 +12,7 @@
 
 #include "embedding/counting_embedder.hpp"
 #include "pagekeeper/embedding_service.hpp"
+#include "pagekeeper/lexical_embedder.hpp"
 
 namespace pagekeeper {
 namespace {
@@ -153,6 +154,65 @@ TEST(EmbeddingServiceConcurrent, RandomOverlappingTrafficEmbedsEachTextOnce) {
   EXPECT_EQ(hits.load() + misses.load(), requested.load());
   EXPECT_EQ(service->stats().inflight, 0u);
   EXPECT_EQ(service->pool()->verify_invariants(), "");
+}
+
+// Evictions through resource_pool() (what the broker does), each followed by a trim of the
+// vector storage, and clear(), while 3 threads embed through a cache that holds a sixth of
+// their texts: every vector returned is the text's own, whole, and the storage ends holding
+// exactly the cached vectors.
+TEST(EmbeddingServiceConcurrent, BrokerEvictionsTrimStorageBesideTraffic) {
+  auto models = std::make_shared<ModelRegistry>("lexical");
+  models->add(std::make_shared<LexicalEmbedder>());
+  auto service = std::make_unique<EmbeddingService>(EmbeddingServiceConfig{
+      .pool_name = "trim-beside-traffic", .max_bytes = EmbeddingService::entry_bytes(384) * 100, .models = models});
+  constexpr int kTexts = 600;
+  const auto all = numbered(0, kTexts);
+  std::vector<std::vector<float>> expected;
+  for (const std::string& text : all) expected.push_back(LexicalEmbedder().embed_one(text));
+  const std::shared_ptr<ResourcePool> tier = service->resource_pool();
+  std::atomic<bool> done{false};
+  std::atomic<int> wrong{0};
+  std::thread evictor([&] {
+    for (int round = 0; !done.load(); ++round) {
+      tier->evict_at_least(tier->usage_bytes() / 2 + 1);
+      if (round % 16 == 15) service->clear();
+      const auto storage = service->storage_stats(384);
+      if (storage && storage->mapped_bytes < storage->blocks * (std::uint64_t{64} << 10)) wrong.fetch_add(1);
+      std::this_thread::yield();
+    }
+  });
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(99 + t);
+      for (int round = 0; round < 150; ++round) {
+        std::vector<std::string> batch;
+        std::vector<int> which;
+        const int n = 1 + static_cast<int>(rng() % 32);
+        for (int i = 0; i < n; ++i) {
+          which.push_back(static_cast<int>(rng() % kTexts));
+          batch.push_back(all[which.back()]);
+        }
+        const EmbedBatchResult r = service->embed_batch(batch);
+        for (int i = 0; i < n; ++i) {
+          if (r.vectors[i].to_vector() != expected[which[i]]) wrong.fetch_add(1);
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  done = true;
+  evictor.join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(service->pool()->verify_invariants(), "");
+  EXPECT_EQ(service->stats().inflight, 0u);
+  // Nothing is held outside the cache now: the storage's live vectors are the cached ones.
+  EXPECT_EQ(service->storage_stats(384)->live_vectors, service->stats().entry_count);
+  service->embed_batch(numbered(kTexts, kTexts + 50));  // something to evict, whatever is left
+  EXPECT_GT(tier->evict_at_least(tier->usage_bytes()), 0u);
+  EXPECT_EQ(service->stats().entry_count, 0u);
+  EXPECT_EQ(service->storage_stats(384)->live_vectors, 0u);
+  EXPECT_EQ(service->storage_stats(384)->mapped_bytes, 0u);  // every block emptied, so returned
 }
 
 }  // namespace
