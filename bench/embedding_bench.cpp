@@ -23,6 +23,7 @@
 #include "pagekeeper/content_hash.hpp"
 #include "pagekeeper/embedding_service.hpp"
 #include "pagekeeper/lexical_embedder.hpp"
+#include "pagekeeper/resource_pool.hpp"
 
 namespace {
 
@@ -457,5 +458,40 @@ void BM_PoolAllMissFull(benchmark::State& state) {
   pool_all_miss(state, std::uint64_t{16} << 20, /*filling=*/false);
 }
 BENCHMARK(BM_PoolAllMissFull)->Arg(1)->Arg(64);
+
+// A broker's eviction of a twentieth of a full 256 MiB embedding cache (about 164,000
+// vectors of 384 dimensions), the bound its host shedding asks of a pool per pass: through
+// pool() (Arg 0: vectors freed into the storage, which keeps their blocks) and through
+// resource_pool() (Arg 1: then the storage returns the blocks emptied to the kernel). The
+// cache is refilled, untimed, before each eviction; vectors are cached in order, so an
+// eviction empties whole blocks, as in a cache that filled once and then came under pressure.
+void BM_EmbeddingCacheBrokerEviction(benchmark::State& state) {
+  const bool through_resource_pool = state.range(0) != 0;
+  constexpr std::uint64_t kBudget = std::uint64_t{256} << 20;
+  auto service = make_service(kBudget);
+  const std::vector<float> vector(384, 0.05f);
+  const std::uint64_t entry = EmbeddingService::entry_bytes(384);
+  std::uint64_t next = 0;
+  auto refill = [&] {
+    while (service->stats().total_bytes + entry <= kBudget) {
+      service->put("vector " + std::to_string(next++), "lexical", vector);
+    }
+  };
+  const std::shared_ptr<pagekeeper::ResourcePool> tier =
+      through_resource_pool ? service->resource_pool() : service->pool();
+  double returned = 0;  // net: a block mapped ahead meanwhile counts against it
+  for (auto _ : state) {
+    state.PauseTiming();
+    refill();
+    const std::uint64_t mapped = service->storage_stats(384)->mapped_bytes;
+    state.ResumeTiming();
+    benchmark::DoNotOptimize(tier->evict_at_least(kBudget / 20));
+    state.PauseTiming();
+    returned += static_cast<double>(mapped) - static_cast<double>(service->storage_stats(384)->mapped_bytes);
+    state.ResumeTiming();
+  }
+  state.counters["returned_MiB"] = returned / static_cast<double>(state.iterations()) / (1 << 20);
+}
+BENCHMARK(BM_EmbeddingCacheBrokerEviction)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
 
 }  // namespace
