@@ -25,10 +25,11 @@
 //     carves. The thread starts at the first request and ends with the slab object.
 //   - Keeping and returning memory: blocks are kept while the slab exists, since a cache
 //     refills the memory its budget allows (an eviction does not return memory to the kernel,
-//     as freeing to malloc did not either). trim() returns every block none of whose chunks
-//     is in use to the kernel (EmbeddingService::clear() calls it, and so does every
-//     eviction a PressureBroker makes through EmbeddingService::resource_pool()); a block
-//     with one live vector stays. The mappings are released when the slab and its last vector are gone:
+//     as freeing to malloc did not either). trim() returns to the kernel every block none of
+//     whose chunks is in use, and the pages wholly covered by free chunks in the others
+//     (EmbeddingService::clear() calls it, and so does every eviction a PressureBroker makes
+//     through EmbeddingService::resource_pool()). Free chunks over such pages are listed
+//     outside the chunks (their bytes are gone) and handed out after the resident ones. The mappings are released when the slab and its last vector are gone:
 //     vectors may outlive the slab object.
 //
 // Thread safety: every method may be called concurrently from any thread. Locking rule:
@@ -64,7 +65,9 @@ class VectorSlab {
   struct Stats {
     std::size_t dimensions = 0;        // floats per vector
     std::size_t blocks = 0;            // blocks mapped now, a spare block included
-    std::uint64_t mapped_bytes = 0;    // their bytes (all resident: they are populated)
+    std::uint64_t mapped_bytes = 0;    // their bytes (populated when mapped)
+    std::uint64_t released_bytes = 0;  // of which trim() gave back to the kernel and no vector
+                                       // has used since: resident = mapped - released
     std::uint64_t spare_bytes = 0;     // of which mapped ahead and not carved from yet
     std::uint64_t blocks_mapped_ahead = 0;  // blocks ever taken ready from the map-ahead thread
     std::size_t live_vectors = 0;      // chunks referenced by a vector now
@@ -106,9 +109,13 @@ class VectorSlab {
   // otherwise).
   EmbeddingVector copy(std::span<const float> values);
 
-  // Returns every block with no chunk in use, and a spare block, to the kernel; returns the
-  // bytes unmapped. A block the map-ahead thread is mapping at the time is unmapped when it
-  // arrives, so nothing is kept that the slab's state at trim() did not need.
+  // Returns to the kernel every block with no chunk in use, a spare block, and in the other
+  // blocks every page that lies wholly inside a run of free chunks (MADV_DONTNEED: the
+  // mapping stays; a chunk handed out over such a page later gets it back zero-filled, one
+  // page fault). Returns the resident bytes given back. A block the map-ahead thread is
+  // mapping at the time is unmapped when it arrives, so nothing is kept that the slab's
+  // state at trim() did not need. Costs a walk of the free chunks and of the blocks' chunk
+  // bitmaps, under the slab's mutex.
   std::uint64_t trim();
 
   Stats stats() const;

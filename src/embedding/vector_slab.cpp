@@ -23,10 +23,18 @@ struct VectorSlab::Core {
   struct Block {
     std::byte* begin;
     std::size_t bytes;
+    // Pages trim() returned to the kernel (MADV_DONTNEED) and no chunk has been handed out
+    // over since: one bit per page, and their count. Empty until the first such page.
+    std::vector<std::uint64_t> released_pages{};
+    std::size_t released_count = 0;
   };
 
-  Core(std::size_t chunk, std::size_t first_block, std::size_t max_block, bool ahead)
-      : chunk_bytes(chunk), next_block_bytes(first_block), max_block_bytes(max_block), map_ahead(ahead) {}
+  Core(std::size_t chunk, std::size_t first_block, std::size_t max_block, bool ahead, std::size_t page)
+      : chunk_bytes(chunk),
+        page_bytes(page),
+        next_block_bytes(first_block),
+        max_block_bytes(max_block),
+        map_ahead(ahead) {}
 
   // The lock-free side, on its own cache line: chunks returned by any thread (linked through
   // Header::link), and the references keeping the core alive (the VectorSlab object plus one
@@ -34,12 +42,20 @@ struct VectorSlab::Core {
   alignas(64) std::atomic<Header*> returned{nullptr};
   std::atomic<std::size_t> refs{1};
 
-  // Everything below is guarded by `mutex` (chunk_bytes and max_block_bytes are constant).
+  // Everything below is guarded by `mutex` (chunk_bytes, page_bytes and max_block_bytes are
+  // constant).
   alignas(64) mutable std::mutex mutex;
   const std::size_t chunk_bytes;
+  const std::size_t page_bytes;
   std::size_t next_block_bytes;
   const std::size_t max_block_bytes;
-  Header* free_list = nullptr;      // chunks ready to hand out, linked through Header::link
+  // Free chunks come in two lists. free_list: resident, linked through Header::link (no
+  // chunk on it overlaps a released page). released: chunks overlapping a page trim()
+  // returned to the kernel; their headers may read as zero, so the list is kept outside
+  // them. Handing one out brings its pages back (zero-filled), so it goes after free_list
+  // and carving, before mapping a new block.
+  Header* free_list = nullptr;
+  std::vector<Header*> released;
   std::byte* carve_block = nullptr;  // the block chunks are carved from (null: none)
   std::byte* carve_next = nullptr;   // the rest of it, not handed out yet
   std::byte* carve_end = nullptr;
@@ -155,10 +171,10 @@ struct VectorSlab::Core {
       begin = map(bytes);
       if (begin == nullptr) throw std::bad_alloc();
     }
-    const Block block{begin, bytes};
-    blocks.insert(std::upper_bound(blocks.begin(), blocks.end(), block,
-                                   [](const Block& a, const Block& b) { return a.begin < b.begin; }),
-                  block);
+    Block block{begin, bytes};
+    const auto at = std::upper_bound(blocks.begin(), blocks.end(), begin,
+                                     [](const std::byte* q, const Block& b) { return q < b.begin; });
+    blocks.insert(at, std::move(block));
     carve_block = carve_next = begin;
     carve_end = begin + bytes / chunk_bytes * chunk_bytes;
     next_block_bytes = std::min(bytes * 2, std::max(max_block_bytes, bytes));
@@ -173,6 +189,27 @@ struct VectorSlab::Core {
       free_list = taken;
       taken = next;
     }
+  }
+
+  // Takes a chunk from `released` and clears the released bits of the pages it covers: the
+  // caller's writes bring them back. Requires `mutex` and a non-empty `released`.
+  Header* take_released() noexcept {
+    Header* header = released.back();
+    released.pop_back();
+    Block& block = blocks[block_of(header)];
+    if (block.released_count != 0) {
+      const auto offset = static_cast<std::size_t>(reinterpret_cast<std::byte*>(header) - block.begin);
+      const std::size_t last = (offset + chunk_bytes - 1) / page_bytes;
+      for (std::size_t p = offset / page_bytes; p <= last; ++p) {
+        std::uint64_t& word = block.released_pages[p / 64];
+        const std::uint64_t bit = std::uint64_t{1} << (p % 64);
+        if ((word & bit) != 0) {
+          word &= ~bit;
+          --block.released_count;
+        }
+      }
+    }
+    return new (header) Header{};  // its bytes may be a fresh zero page
   }
 
   // Index of the block holding `p`. Requires `mutex`; p lies in some block.
@@ -198,7 +235,7 @@ VectorSlab::VectorSlab(std::size_t dimensions, Options options) : dimensions_(di
   const std::size_t chunk = EmbeddingVector::chunk_bytes(dimensions);
   const std::size_t first = round_up(std::max(options.first_block_bytes, chunk), page);
   const std::size_t max = std::max(first, round_up(options.max_block_bytes, page));
-  core_ = new Core(chunk, first, max, options.map_ahead);
+  core_ = new Core(chunk, first, max, options.map_ahead, page);
 }
 
 VectorSlab::~VectorSlab() {
@@ -217,6 +254,9 @@ VectorSlab::Header* VectorSlab::allocate() {
     if (core.free_list != nullptr) {
       header = core.free_list;
       core.free_list = static_cast<Header*>(header->link);
+    } else if (static_cast<std::size_t>(core.carve_end - core.carve_next) < core.chunk_bytes &&
+               !core.released.empty()) {
+      header = core.take_released();
     } else {
       if (static_cast<std::size_t>(core.carve_end - core.carve_next) < core.chunk_bytes) {
         core.map_block();
@@ -245,52 +285,97 @@ std::uint64_t VectorSlab::trim() {
   std::lock_guard lock(core.mutex);
   core.take_returned();
   ++core.trim_epoch;  // a block requested before now is unmapped when it arrives
-  const std::uint64_t spare_unmapped = core.drop_spare();
-  // Free chunks per block; a block none of whose carved chunks is in use goes back.
-  std::vector<std::size_t> free_chunks(core.blocks.size(), 0);
-  for (const Header* h = core.free_list; h != nullptr; h = static_cast<const Header*>(h->link)) {
-    ++free_chunks[core.block_of(h)];
-  }
-  std::vector<bool> release(core.blocks.size(), false);
-  bool any = false;
-  for (std::size_t i = 0; i < core.blocks.size(); ++i) {
+  std::uint64_t returned_bytes = core.drop_spare();
+  // Every free chunk (both lists) as a bit per chunk index of its block.
+  const std::size_t block_count = core.blocks.size();
+  std::vector<std::size_t> carved(block_count);
+  std::vector<std::vector<std::uint64_t>> free_bits(block_count);
+  std::vector<std::size_t> free_count(block_count, 0);
+  for (std::size_t i = 0; i < block_count; ++i) {
     const Core::Block& block = core.blocks[i];
-    const bool carving = block.begin == core.carve_block;
-    const std::size_t carved = carving ? static_cast<std::size_t>(core.carve_next - block.begin) / core.chunk_bytes
-                                       : block.bytes / core.chunk_bytes;
-    release[i] = free_chunks[i] == carved;
-    any = any || release[i];
+    carved[i] = block.begin == core.carve_block
+                    ? static_cast<std::size_t>(core.carve_next - block.begin) / core.chunk_bytes
+                    : block.bytes / core.chunk_bytes;
+    free_bits[i].assign((carved[i] + 63) / 64, 0);
   }
-  if (!any) return spare_unmapped;
-  // Unlink the chunks of the released blocks (before unmapping them: the links live there).
-  Header* kept_head = nullptr;
-  Header* kept_tail = nullptr;
-  for (Header* h = core.free_list; h != nullptr; h = static_cast<Header*>(h->link)) {
-    if (release[core.block_of(h)]) continue;
-    if (kept_tail != nullptr) {
-      kept_tail->link = h;  // already walked past: the loop reads h->link next, not this
-    } else {
-      kept_head = h;
-    }
-    kept_tail = h;
-  }
-  if (kept_tail != nullptr) kept_tail->link = nullptr;
-  core.free_list = kept_head;
-  std::uint64_t unmapped = spare_unmapped;
+  auto mark_free = [&](const Header* h) {
+    const std::size_t b = core.block_of(h);
+    const auto index = static_cast<std::size_t>(reinterpret_cast<const std::byte*>(h) - core.blocks[b].begin) /
+                       core.chunk_bytes;
+    free_bits[b][index / 64] |= std::uint64_t{1} << (index % 64);
+    ++free_count[b];
+  };
+  for (const Header* h = core.free_list; h != nullptr; h = static_cast<const Header*>(h->link)) mark_free(h);
+  for (const Header* h : core.released) mark_free(h);
+  auto is_free = [&](std::size_t b, std::size_t index) {
+    return ((free_bits[b][index / 64] >> (index % 64)) & 1U) != 0;
+  };
+
+  // Blocks none of whose carved chunks is in use go back whole. In the others, the pages
+  // that lie wholly inside a run of free chunks go back (MADV_DONTNEED: the mapping stays,
+  // a later touch gets a zero page), so an eviction that freed neighbouring vectors returns
+  // their memory even when their block keeps other vectors.
+  core.free_list = nullptr;
+  core.released.clear();
   std::vector<Core::Block> kept;
-  kept.reserve(core.blocks.size());
-  for (std::size_t i = 0; i < core.blocks.size(); ++i) {
-    const Core::Block& block = core.blocks[i];
-    if (!release[i]) {
-      kept.push_back(block);
+  kept.reserve(block_count);
+  for (std::size_t b = 0; b < block_count; ++b) {
+    Core::Block& block = core.blocks[b];
+    if (free_count[b] == carved[b]) {
+      if (block.begin == core.carve_block) core.carve_block = core.carve_next = core.carve_end = nullptr;
+      ::munmap(block.begin, block.bytes);
+      returned_bytes += block.bytes - block.released_count * core.page_bytes;
       continue;
     }
-    if (block.begin == core.carve_block) core.carve_block = core.carve_next = core.carve_end = nullptr;
-    ::munmap(block.begin, block.bytes);
-    unmapped += block.bytes;
+    if (free_count[b] != 0) {
+      for (std::size_t run_begin = 0; run_begin < carved[b];) {
+        if (!is_free(b, run_begin)) {
+          ++run_begin;
+          continue;
+        }
+        std::size_t run_end = run_begin;
+        while (run_end < carved[b] && is_free(b, run_end)) ++run_end;
+        const std::size_t first_page = (run_begin * core.chunk_bytes + core.page_bytes - 1) / core.page_bytes;
+        const std::size_t end_page = run_end * core.chunk_bytes / core.page_bytes;
+        if (first_page < end_page &&
+            ::madvise(block.begin + first_page * core.page_bytes, (end_page - first_page) * core.page_bytes,
+                      MADV_DONTNEED) == 0) {
+          if (block.released_pages.empty()) block.released_pages.assign((block.bytes / core.page_bytes + 63) / 64, 0);
+          for (std::size_t p = first_page; p < end_page; ++p) {
+            std::uint64_t& word = block.released_pages[p / 64];
+            const std::uint64_t bit = std::uint64_t{1} << (p % 64);
+            if ((word & bit) == 0) {
+              word |= bit;
+              ++block.released_count;
+              returned_bytes += core.page_bytes;
+            }
+          }
+        }
+        run_begin = run_end;
+      }
+      // Rebuild the lists: a free chunk over a released page goes on `released`.
+      for (std::size_t index = 0; index < carved[b]; ++index) {
+        if (!is_free(b, index)) continue;
+        auto* h = reinterpret_cast<Header*>(block.begin + index * core.chunk_bytes);
+        bool over_released = false;
+        if (block.released_count != 0) {
+          const std::size_t last = (index * core.chunk_bytes + core.chunk_bytes - 1) / core.page_bytes;
+          for (std::size_t p = index * core.chunk_bytes / core.page_bytes; p <= last && !over_released; ++p) {
+            over_released = ((block.released_pages[p / 64] >> (p % 64)) & 1U) != 0;
+          }
+        }
+        if (over_released) {
+          core.released.push_back(h);
+        } else {
+          h->link = core.free_list;
+          core.free_list = h;
+        }
+      }
+    }
+    kept.push_back(std::move(block));
   }
   core.blocks = std::move(kept);
-  return unmapped;
+  return returned_bytes;
 }
 
 VectorSlab::Stats VectorSlab::stats() const {
@@ -298,7 +383,10 @@ VectorSlab::Stats VectorSlab::stats() const {
   Stats stats;
   stats.dimensions = dimensions_;
   stats.blocks = core_->blocks.size();
-  for (const Core::Block& block : core_->blocks) stats.mapped_bytes += block.bytes;
+  for (const Core::Block& block : core_->blocks) {
+    stats.mapped_bytes += block.bytes;
+    stats.released_bytes += block.released_count * core_->page_bytes;
+  }
   if (core_->spare.begin != nullptr) {
     ++stats.blocks;
     stats.mapped_bytes += core_->spare.bytes;

@@ -271,11 +271,11 @@ std::string Daemon::Impl::prometheus_text() const {
   // The embedding cache's real memory: its budget counts vectors, its storage maps blocks.
   const std::vector<VectorSlab::Stats> storage = embeddings->storage_stats();
   out.family("pagekeeper_embedding_storage_bytes", "gauge",
-             "Memory mapped for cached vectors (populated, so resident), by dimension count; a block "
-             "mapped ahead included.");
+             "Resident memory of the vector storage, by dimension count: blocks mapped (a block mapped "
+             "ahead included) less the pages given back to the kernel.");
   for (const VectorSlab::Stats& st : storage) {
     out.sample("pagekeeper_embedding_storage_bytes", {{"dimensions", std::to_string(st.dimensions)}},
-               static_cast<double>(st.mapped_bytes));
+               static_cast<double>(st.mapped_bytes - st.released_bytes));
   }
   out.family("pagekeeper_embedding_storage_vectors", "gauge",
              "Vectors alive in that storage: cached, or held by a request in flight.");

@@ -3,6 +3,9 @@
 
 #include "pagekeeper/vector_slab.hpp"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <cstddef>
 #include <set>
@@ -111,7 +114,7 @@ TEST(VectorSlab, BlocksGrowByDoublingUpToTheMaximum) {
   EXPECT_EQ(slab.stats().mapped_bytes, std::uint64_t{960} << 10);
 }
 
-TEST(VectorSlab, TrimReturnsOnlyWhollyFreeBlocks) {
+TEST(VectorSlab, TrimReturnsWhollyFreeBlocksAndTheFreePagesOfTheOthers) {
   VectorSlab slab(kDims, VectorSlab::Options{.first_block_bytes = 64 << 10, .max_block_bytes = 64 << 10});
   std::vector<EmbeddingVector> held;
   for (int i = 0; i < 200; ++i) held.push_back(tagged(slab, i));  // 300 KB: 5 blocks of 64 KiB
@@ -119,12 +122,19 @@ TEST(VectorSlab, TrimReturnsOnlyWhollyFreeBlocks) {
   ASSERT_EQ(blocks, 5u);
   EmbeddingVector kept = held[100];  // lives in the third block
   held.clear();
-  EXPECT_EQ(slab.trim(), std::uint64_t{4} * (64 << 10));
+  // Four blocks whole; in the third (42 chunks), the kept chunk 16 lies in page 6: the free
+  // chunks before it cover pages 0-5 wholly, those after it pages 7-14 (page 15 holds the
+  // block's uncarved tail).
+  EXPECT_EQ(slab.trim(), std::uint64_t{4} * (64 << 10) + 14 * 4096);
   EXPECT_EQ(slab.stats().blocks, 1u);
+  EXPECT_EQ(slab.stats().released_bytes, 14u * 4096);
   EXPECT_TRUE(holds_tag(kept, 100));
+  EXPECT_EQ(slab.trim(), 0u);  // nothing more to give back
+  EXPECT_EQ(slab.stats().released_bytes, 14u * 4096);
   // The kept block's free chunks are still handed out, and new blocks come when they run out.
   for (int i = 0; i < 200; ++i) held.push_back(tagged(slab, 1000 + i));
   EXPECT_TRUE(holds_tag(kept, 100));
+  EXPECT_EQ(slab.stats().released_bytes, 0u);  // every released page is in use again
   for (int i = 0; i < 200; ++i) EXPECT_TRUE(holds_tag(held[i], 1000 + i)) << i;
   held.clear();
   kept = EmbeddingVector();
@@ -132,6 +142,47 @@ TEST(VectorSlab, TrimReturnsOnlyWhollyFreeBlocks) {
   EXPECT_EQ(slab.stats().blocks, 0u);
   EXPECT_EQ(slab.stats().mapped_bytes, 0u);
   EXPECT_TRUE(holds_tag(tagged(slab, 7), 7));  // maps again
+}
+
+// Pages trim() gives back are really gone from memory (mincore), their neighbours' vectors
+// are intact, and the free chunks over them are handed out again, whole, in place of new
+// blocks.
+TEST(VectorSlab, ReleasedPagesLeaveMemoryAndComeBackWhenUsed) {
+  constexpr std::size_t kBlockBytes = std::size_t{2} << 20;
+  VectorSlab slab(kDims, VectorSlab::Options{.first_block_bytes = kBlockBytes, .max_block_bytes = kBlockBytes});
+  std::vector<EmbeddingVector> held;
+  const std::size_t per_block = kBlockBytes / kChunk;  // 1351
+  for (std::size_t i = 0; i < per_block; ++i) held.push_back(tagged(slab, static_cast<int>(i)));
+  ASSERT_EQ(slab.stats().blocks, 1u);
+  auto* base = reinterpret_cast<std::byte*>(const_cast<float*>(held[0].data())) - 16;
+  const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  auto resident_pages = [&] {
+    std::vector<unsigned char> in_core(kBlockBytes / page);
+    EXPECT_EQ(::mincore(base, kBlockBytes, in_core.data()), 0);
+    std::size_t n = 0;
+    for (const unsigned char c : in_core) n += c & 1U;
+    return n;
+  };
+  EXPECT_EQ(resident_pages(), kBlockBytes / page);
+  // Free every vector but one in ten: runs of nine free chunks (13,968 bytes), each covering
+  // two or three whole pages.
+  std::vector<EmbeddingVector> kept;
+  for (std::size_t i = 0; i < held.size(); i += 10) kept.push_back(held[i]);
+  held.clear();
+  const std::uint64_t given_back = slab.trim();
+  EXPECT_GE(given_back, std::uint64_t{kBlockBytes} / 2);
+  EXPECT_EQ(slab.stats().released_bytes, given_back);
+  EXPECT_EQ(slab.stats().blocks, 1u);
+  EXPECT_EQ(resident_pages(), kBlockBytes / page - given_back / page);
+  for (std::size_t k = 0; k < kept.size(); ++k) EXPECT_TRUE(holds_tag(kept[k], static_cast<int>(k * 10))) << k;
+  // Refilling uses the freed chunks (no new block), bringing their pages back.
+  for (std::size_t i = 0; i < per_block - kept.size(); ++i) held.push_back(tagged(slab, 5000 + static_cast<int>(i)));
+  EXPECT_EQ(slab.stats().blocks, 1u);
+  EXPECT_EQ(slab.stats().released_bytes, 0u);
+  for (std::size_t i = 0; i < held.size(); ++i) EXPECT_TRUE(holds_tag(held[i], 5000 + static_cast<int>(i))) << i;
+  for (std::size_t k = 0; k < kept.size(); ++k) EXPECT_TRUE(holds_tag(kept[k], static_cast<int>(k * 10))) << k;
+  held.push_back(tagged(slab, 1));
+  EXPECT_EQ(slab.stats().blocks, 2u);  // the block is full again: the next vector maps one
 }
 
 TEST(VectorSlab, VectorsOutliveTheSlab) {
