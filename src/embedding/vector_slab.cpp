@@ -311,14 +311,26 @@ std::uint64_t VectorSlab::trim() {
     return ((free_bits[b][index / 64] >> (index % 64)) & 1U) != 0;
   };
 
+  // Everything below that allocates is done first: once a block is unmapped or a list
+  // rebuilt, nothing may throw (a half-done trim would lose chunks or keep unmapped blocks).
+  std::vector<Core::Block> kept;
+  kept.reserve(block_count);
+  std::size_t total_free = 0;
+  for (std::size_t b = 0; b < block_count; ++b) {
+    total_free += free_count[b];
+    Core::Block& block = core.blocks[b];
+    if (free_count[b] != 0 && free_count[b] != carved[b] && block.released_pages.empty()) {
+      block.released_pages.assign((block.bytes / core.page_bytes + 63) / 64, 0);
+    }
+  }
+  core.released.reserve(total_free);
+
   // Blocks none of whose carved chunks is in use go back whole. In the others, the pages
   // that lie wholly inside a run of free chunks go back (MADV_DONTNEED: the mapping stays,
   // a later touch gets a zero page), so an eviction that freed neighbouring vectors returns
   // their memory even when their block keeps other vectors.
   core.free_list = nullptr;
   core.released.clear();
-  std::vector<Core::Block> kept;
-  kept.reserve(block_count);
   for (std::size_t b = 0; b < block_count; ++b) {
     Core::Block& block = core.blocks[b];
     if (free_count[b] == carved[b]) {
@@ -340,7 +352,6 @@ std::uint64_t VectorSlab::trim() {
         if (first_page < end_page &&
             ::madvise(block.begin + first_page * core.page_bytes, (end_page - first_page) * core.page_bytes,
                       MADV_DONTNEED) == 0) {
-          if (block.released_pages.empty()) block.released_pages.assign((block.bytes / core.page_bytes + 63) / 64, 0);
           for (std::size_t p = first_page; p < end_page; ++p) {
             std::uint64_t& word = block.released_pages[p / 64];
             const std::uint64_t bit = std::uint64_t{1} << (p % 64);

@@ -4,11 +4,13 @@
 
 #include "pagekeeper/vector_slab.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -115,6 +117,59 @@ TEST(VectorSlabConcurrency, SharedCopiesDroppedTogetherAndTrimBeside) {
   stop.store(true);
   trimmer.join();
   EXPECT_EQ(slab.stats().live_vectors, 0u);
+}
+
+// trim() gives pages back while 3 threads make and drop vectors, each keeping a random
+// window of them: chunks over given-back pages are handed out again and come back whole, no
+// held vector is touched, and at the end everything goes back. Runs until the trimmer has
+// given pages back 100 times (or a step limit).
+TEST(VectorSlabConcurrency, PagesGivenBackBesideMakesAndDrops) {
+  // 272-byte chunks: a run of 16 free neighbours covers a page.
+  VectorSlab slab(kDims, VectorSlab::Options{.first_block_bytes = 64 << 10, .max_block_bytes = 256 << 10});
+  std::atomic<bool> stop{false};
+  std::atomic<int> trims_that_gave_back{0};
+  std::thread trimmer([&] {
+    while (!stop.load()) {
+      if (slab.trim() > 0) trims_that_gave_back.fetch_add(1);
+      std::this_thread::yield();
+    }
+  });
+  std::vector<std::thread> workers;
+  std::atomic<int> wrong{0};
+  for (int t = 0; t < 3; ++t) {
+    workers.emplace_back([&, t] {
+      std::mt19937 rng(7 + t);
+      std::vector<std::pair<EmbeddingVector, int>> window;
+      int next_tag = t * 1000000;
+      for (int step = 0; step < 400000 && trims_that_gave_back.load() < 100; ++step) {
+        if (window.size() < 400 && rng() % 3 != 0) {
+          window.emplace_back(tagged(slab, next_tag), next_tag);
+          ++next_tag;
+        } else if (!window.empty()) {
+          // Drop a run of vectors made one after another, so whole pages may come free.
+          const std::size_t at = rng() % window.size();
+          const std::size_t n = std::min<std::size_t>(window.size() - at, 1 + rng() % 64);
+          for (std::size_t k = at; k < at + n; ++k) {
+            if (!holds_tag(window[k].first, window[k].second)) wrong.fetch_add(1);
+          }
+          window.erase(window.begin() + static_cast<std::ptrdiff_t>(at),
+                       window.begin() + static_cast<std::ptrdiff_t>(at + n));
+        }
+      }
+      for (const auto& [v, tag] : window) {
+        if (!holds_tag(v, tag)) wrong.fetch_add(1);
+      }
+    });
+  }
+  for (std::thread& w : workers) w.join();
+  stop.store(true);
+  trimmer.join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_GT(trims_that_gave_back.load(), 0);
+  EXPECT_EQ(slab.stats().live_vectors, 0u);
+  slab.trim();
+  EXPECT_EQ(slab.stats().mapped_bytes, 0u);
+  EXPECT_EQ(slab.stats().released_bytes, 0u);
 }
 
 // The slab object goes away while other threads still hold and drop its vectors; the last
