@@ -14,7 +14,8 @@
 //     EmbeddingVector::memory_bytes() + sizeof(EmbeddingKey), i.e. 1632 bytes for 384
 //     dimensions (the pool's own per-entry bookkeeping is not included). The slabs keep their
 //     blocks for the next vectors; clear(), and every eviction a PressureBroker makes through
-//     resource_pool(), return the blocks no vector uses any more to the kernel.
+//     resource_pool(), return to the kernel what no vector uses any more (VectorSlab::trim:
+//     empty blocks, and the pages runs of free chunks cover wholly).
 //   - embed_batch(): one pool lookup per text; the distinct texts that are neither cached
 //     nor being embedded by another request go to the embedder (each exactly once, in
 //     chunks of at most max_batch()); texts another request is embedding are joined. The
@@ -119,8 +120,8 @@ class EmbeddingService {
   bool contains(std::string_view text, std::string_view model = "default") const;
 
   // Drops every cached vector and resets the pool's counters; returns the entries dropped.
-  // Then returns to the kernel the storage blocks no vector uses any more (vectors callers
-  // still hold keep theirs).
+  // Then returns to the kernel the storage no vector uses any more (VectorSlab::trim;
+  // vectors callers still hold keep theirs).
   std::size_t clear();
   PoolStats stats() const;
 
@@ -128,12 +129,12 @@ class EmbeddingService {
   // which keep the memory for the next vectors.
   std::shared_ptr<Pool> pool() const { return pool_; }
   // The pool as a PressureBroker sees it (register this one, not pool()): the same tier,
-  // name, budget and statistics, but an eviction through it (evict_at_least) then returns
-  // to the kernel every storage block that no vector uses any more, so relieving memory
-  // pressure lowers the process's resident memory, not only the cache's accounting. Blocks
-  // come back wholly free when the evicted vectors filled them: a cache that filled in
-  // order gives back its oldest blocks; vectors scattered by churn free few whole blocks.
-  // Always the same object; it keeps the pool and the storage alive.
+  // name, budget and statistics, but an eviction through it (evict_at_least) then trims
+  // the storage (VectorSlab::trim), so relieving memory pressure lowers the process's
+  // resident memory, not only the cache's accounting. What comes back is what the evicted
+  // vectors emptied: nearly all of it in a cache that filled in order, less after churn,
+  // since a page stays while any vector on it lives (docs/PERFORMANCE.md). Always the same
+  // object; it keeps the pool and the storage alive.
   std::shared_ptr<ResourcePool> resource_pool() const { return tier_; }
   ModelRegistry& models() const { return *models_; }
 

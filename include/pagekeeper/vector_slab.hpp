@@ -29,8 +29,9 @@
 //     whose chunks is in use, and the pages wholly covered by free chunks in the others
 //     (EmbeddingService::clear() calls it, and so does every eviction a PressureBroker makes
 //     through EmbeddingService::resource_pool()). Free chunks over such pages are listed
-//     outside the chunks (their bytes are gone) and handed out after the resident ones. The mappings are released when the slab and its last vector are gone:
-//     vectors may outlive the slab object.
+//     outside the chunks (their bytes are gone) and handed out after the resident ones. The
+//     mappings are released when the slab and its last vector are gone: vectors may outlive
+//     the slab object.
 //
 // Thread safety: every method may be called concurrently from any thread. Locking rule:
 // chunks are handed out (make, copy) and blocks carved, mapped or trimmed under the slab's
