@@ -15,6 +15,7 @@
 #include <string>
 #include <system_error>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace pagekeeper {
@@ -24,9 +25,23 @@ struct VectorSlab::Core {
     std::byte* begin;
     std::size_t bytes;
     // Pages trim() returned to the kernel (MADV_DONTNEED) and no chunk has been handed out
-    // over since: one bit per page, and their count. Empty until the first such page.
+    // over since: one bit per page, and their count. Empty until trim() first looks at the
+    // block's free chunks.
     std::vector<std::uint64_t> released_pages{};
     std::size_t released_count = 0;
+
+    bool page_released(std::size_t page) const noexcept {
+      return released_count != 0 && ((released_pages[page / 64] >> (page % 64)) & 1U) != 0;
+    }
+    // Sets or clears page's bit; true when that changed it (released_count follows).
+    bool set_page_released(std::size_t page, bool released) noexcept {
+      std::uint64_t& word = released_pages[page / 64];
+      const std::uint64_t bit = std::uint64_t{1} << (page % 64);
+      if (((word & bit) != 0) == released) return false;
+      word ^= bit;
+      released ? ++released_count : --released_count;
+      return true;
+    }
   };
 
   Core(std::size_t chunk, std::size_t first_block, std::size_t max_block, bool ahead, std::size_t page)
@@ -191,6 +206,12 @@ struct VectorSlab::Core {
     }
   }
 
+  // The first and last page (indices within its block) that the chunk at byte `offset` of
+  // a block touches.
+  std::pair<std::size_t, std::size_t> pages_of_chunk(std::size_t offset) const noexcept {
+    return {offset / page_bytes, (offset + chunk_bytes - 1) / page_bytes};
+  }
+
   // Takes a chunk from `released` and clears the released bits of the pages it covers: the
   // caller's writes bring them back. Requires `mutex` and a non-empty `released`.
   Header* take_released() noexcept {
@@ -198,16 +219,9 @@ struct VectorSlab::Core {
     released.pop_back();
     Block& block = blocks[block_of(header)];
     if (block.released_count != 0) {
-      const auto offset = static_cast<std::size_t>(reinterpret_cast<std::byte*>(header) - block.begin);
-      const std::size_t last = (offset + chunk_bytes - 1) / page_bytes;
-      for (std::size_t p = offset / page_bytes; p <= last; ++p) {
-        std::uint64_t& word = block.released_pages[p / 64];
-        const std::uint64_t bit = std::uint64_t{1} << (p % 64);
-        if ((word & bit) != 0) {
-          word &= ~bit;
-          --block.released_count;
-        }
-      }
+      const auto [first, last] =
+          pages_of_chunk(static_cast<std::size_t>(reinterpret_cast<std::byte*>(header) - block.begin));
+      for (std::size_t p = first; p <= last; ++p) block.set_page_released(p, false);
     }
     return new (header) Header{};  // its bytes may be a fresh zero page
   }
@@ -254,16 +268,16 @@ VectorSlab::Header* VectorSlab::allocate() {
     if (core.free_list != nullptr) {
       header = core.free_list;
       core.free_list = static_cast<Header*>(header->link);
-    } else if (static_cast<std::size_t>(core.carve_end - core.carve_next) < core.chunk_bytes &&
-               !core.released.empty()) {
-      header = core.take_released();
     } else {
-      if (static_cast<std::size_t>(core.carve_end - core.carve_next) < core.chunk_bytes) {
-        core.map_block();
+      const bool carve_full = static_cast<std::size_t>(core.carve_end - core.carve_next) < core.chunk_bytes;
+      if (carve_full && !core.released.empty()) {
+        header = core.take_released();
+      } else {
+        if (carve_full) core.map_block();
+        header = new (core.carve_next) Header{};
+        core.carve_next += core.chunk_bytes;
+        core.maybe_request_ahead();
       }
-      header = new (core.carve_next) Header{};
-      core.carve_next += core.chunk_bytes;
-      core.maybe_request_ahead();
     }
   }
   header->refs.store(1, std::memory_order_relaxed);
@@ -353,13 +367,7 @@ std::uint64_t VectorSlab::trim() {
             ::madvise(block.begin + first_page * core.page_bytes, (end_page - first_page) * core.page_bytes,
                       MADV_DONTNEED) == 0) {
           for (std::size_t p = first_page; p < end_page; ++p) {
-            std::uint64_t& word = block.released_pages[p / 64];
-            const std::uint64_t bit = std::uint64_t{1} << (p % 64);
-            if ((word & bit) == 0) {
-              word |= bit;
-              ++block.released_count;
-              returned_bytes += core.page_bytes;
-            }
+            if (block.set_page_released(p, true)) returned_bytes += core.page_bytes;
           }
         }
         run_begin = run_end;
@@ -368,13 +376,9 @@ std::uint64_t VectorSlab::trim() {
       for (std::size_t index = 0; index < carved[b]; ++index) {
         if (!is_free(b, index)) continue;
         auto* h = reinterpret_cast<Header*>(block.begin + index * core.chunk_bytes);
+        const auto [first, last] = core.pages_of_chunk(index * core.chunk_bytes);
         bool over_released = false;
-        if (block.released_count != 0) {
-          const std::size_t last = (index * core.chunk_bytes + core.chunk_bytes - 1) / core.page_bytes;
-          for (std::size_t p = index * core.chunk_bytes / core.page_bytes; p <= last && !over_released; ++p) {
-            over_released = ((block.released_pages[p / 64] >> (p % 64)) & 1U) != 0;
-          }
-        }
+        for (std::size_t p = first; p <= last && !over_released; ++p) over_released = block.page_released(p);
         if (over_released) {
           core.released.push_back(h);
         } else {
