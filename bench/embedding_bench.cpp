@@ -459,35 +459,43 @@ void BM_PoolAllMissFull(benchmark::State& state) {
 }
 BENCHMARK(BM_PoolAllMissFull)->Arg(1)->Arg(64);
 
+// Puts 384-float vectors under fresh keys ("vector <next>") until the next would exceed
+// `budget`: the cache filled in order, oldest vectors in the first chunks.
+void fill_to_budget(EmbeddingService& service, std::uint64_t budget, std::uint64_t& next) {
+  const std::vector<float> vector(384, 0.05f);
+  while (service.stats().total_bytes + EmbeddingService::entry_bytes(384) <= budget) {
+    service.put("vector " + std::to_string(next++), "lexical", vector);
+  }
+}
+
+// Resident bytes of the 384-dimension storage: mapped less the pages given back.
+double resident_storage_bytes(const EmbeddingService& service) {
+  const pagekeeper::VectorSlab::Stats st = *service.storage_stats(384);
+  return static_cast<double>(st.mapped_bytes) - static_cast<double>(st.released_bytes);
+}
+
 // A broker's eviction of a twentieth of a full 256 MiB embedding cache (about 164,000
 // vectors of 384 dimensions), the bound its host shedding asks of a pool per pass: through
-// pool() (Arg 0: vectors freed into the storage, which keeps their blocks) and through
-// resource_pool() (Arg 1: then the storage returns the blocks emptied to the kernel). The
-// cache is refilled, untimed, before each eviction; vectors are cached in order, so an
-// eviction empties whole blocks, as in a cache that filled once and then came under pressure.
+// pool() (Arg 0: vectors freed into the storage, which keeps their memory) and through
+// resource_pool() (Arg 1: then the storage is trimmed, VectorSlab::trim). The cache is
+// refilled, untimed, before each eviction. returned_MiB: resident storage before the
+// eviction less after it.
 void BM_EmbeddingCacheBrokerEviction(benchmark::State& state) {
   const bool through_resource_pool = state.range(0) != 0;
   constexpr std::uint64_t kBudget = std::uint64_t{256} << 20;
   auto service = make_service(kBudget);
-  const std::vector<float> vector(384, 0.05f);
-  const std::uint64_t entry = EmbeddingService::entry_bytes(384);
   std::uint64_t next = 0;
-  auto refill = [&] {
-    while (service->stats().total_bytes + entry <= kBudget) {
-      service->put("vector " + std::to_string(next++), "lexical", vector);
-    }
-  };
   const std::shared_ptr<pagekeeper::ResourcePool> tier =
       through_resource_pool ? service->resource_pool() : service->pool();
   double returned = 0;  // net: a block mapped ahead meanwhile counts against it
   for (auto _ : state) {
     state.PauseTiming();
-    refill();
-    const std::uint64_t mapped = service->storage_stats(384)->mapped_bytes;
+    fill_to_budget(*service, kBudget, next);
+    const double resident = resident_storage_bytes(*service);
     state.ResumeTiming();
     benchmark::DoNotOptimize(tier->evict_at_least(kBudget / 20));
     state.PauseTiming();
-    returned += static_cast<double>(mapped) - static_cast<double>(service->storage_stats(384)->mapped_bytes);
+    returned += resident - resident_storage_bytes(*service);
     state.ResumeTiming();
   }
   state.counters["returned_MiB"] = returned / static_cast<double>(state.iterations()) / (1 << 20);
@@ -511,9 +519,7 @@ void BM_EmbeddingCacheBrokerEvictionAfterChurn(benchmark::State& state) {
     state.PauseTiming();
     auto service = make_service(kBudget);
     std::uint64_t next = 0;
-    while (service->stats().total_bytes + EmbeddingService::entry_bytes(384) <= kBudget) {
-      service->put("vector " + std::to_string(next++), "lexical", vector);
-    }
+    fill_to_budget(*service, kBudget, next);
     std::mt19937_64 rng(static_cast<std::uint64_t>(state.iterations()) + 1);
     for (int i = 0; i < churn_puts; ++i) service->put("churn " + std::to_string(rng() % 400000), "lexical", vector);
     const pagekeeper::VectorSlab::Stats before = *service->storage_stats(384);
