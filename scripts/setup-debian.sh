@@ -22,9 +22,9 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # libraries
   nlohmann-json3-dev libcpp-httplib-dev libcli11-dev libspdlog-dev libxxhash-dev
-  libzstd-dev libssl-dev libtomlplusplus-dev
+  libzstd-dev libssl-dev libtomlplusplus-dev liblmdb-dev libhiredis-dev
   # tools used by scripts, tests and benchmarks
-  zstd curl ca-certificates python3 nodejs npm wrk redis-server chromium
+  zstd curl ca-certificates python3 nodejs npm wrk redis-server redis-tools lmdb-utils chromium
 )
 
 # Packages that other distributions of the same tool satisfy: present when the command is on
