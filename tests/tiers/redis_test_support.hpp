@@ -1,0 +1,175 @@
+// Real redis-server processes for tests, on 127.0.0.1 and free ports: a standalone server
+// (killed with SIGKILL and restarted on its port at will) and a three-master Cluster built
+// with `redis-cli --cluster create`. Readiness is polled with a deadline, never slept for.
+
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+
+#include "tiers/tier_test_support.hpp"
+
+namespace pagekeeper::testing {
+
+inline bool port_is_free(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// A port that is free, and whose Cluster bus port (port + 10000) is free too.
+inline int free_redis_port() {
+  static std::mt19937 rng(static_cast<unsigned>(::getpid()) ^
+                          static_cast<unsigned>(std::chrono::steady_clock::now().time_since_epoch().count()));
+  std::uniform_int_distribution<int> pick(20000, 50000);
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    const int port = pick(rng);
+    if (port_is_free(port) && port_is_free(port + 10000)) return port;
+  }
+  throw std::runtime_error("no free port for redis-server");
+}
+
+// Runs a command, returns its standard output.
+inline std::string run_command(const std::string& command) {
+  std::string out;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) throw std::runtime_error("popen failed: " + command);
+  std::array<char, 4096> buffer{};
+  std::size_t n = 0;
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) out.append(buffer.data(), n);
+  ::pclose(pipe);
+  return out;
+}
+
+class RedisServer {
+ public:
+  explicit RedisServer(std::vector<std::string> extra_args = {})
+      : port_(free_redis_port()), extra_(std::move(extra_args)) {
+    start();
+  }
+  ~RedisServer() { kill(); }
+  RedisServer(const RedisServer&) = delete;
+  RedisServer& operator=(const RedisServer&) = delete;
+
+  int port() const { return port_; }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  std::string url() const { return "redis://" + address(); }
+  bool running() const { return pid_ > 0; }
+
+  // Starts (again) on the same port, and waits until it answers PING.
+  void start() {
+    if (pid_ > 0) return;
+    std::vector<std::string> args = {"redis-server", "--port", std::to_string(port_), "--bind",
+                                      "127.0.0.1", "--save", "", "--appendonly", "no", "--dir",
+                                      dir_.path().string(), "--loglevel", "warning"};
+    args.insert(args.end(), extra_.begin(), extra_.end());
+    pid_ = ::fork();
+    if (pid_ < 0) throw std::runtime_error("fork failed");
+    if (pid_ == 0) {
+      std::vector<char*> argv;
+      for (std::string& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execvp("redis-server", argv.data());
+      ::_exit(127);
+    }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (cli("PING").starts_with("PONG")) return;
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        throw std::runtime_error("redis-server exited at start (port " + std::to_string(port_) + ")");
+      }
+      std::this_thread::yield();
+    }
+    throw std::runtime_error("redis-server did not answer PING within 10 s");
+  }
+
+  // SIGKILL, and waits for the process to be gone.
+  void kill() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+
+  // redis-cli against this server; returns what it prints.
+  std::string cli(const std::string& args) const {
+    return run_command("redis-cli -h 127.0.0.1 -p " + std::to_string(port_) + " " + args + " 2>&1");
+  }
+
+ private:
+  TempDir dir_;
+  int port_;
+  std::vector<std::string> extra_;
+  pid_t pid_ = -1;
+};
+
+// Three masters, no replicas, all 16384 slots assigned, every node agreeing the cluster is ok.
+class RedisCluster {
+ public:
+  RedisCluster() {
+    for (auto& node : nodes_) {
+      node = std::make_unique<RedisServer>(std::vector<std::string>{
+          "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "3000"});
+    }
+    std::string create = "redis-cli --cluster create";
+    for (const auto& node : nodes_) create += " " + node->address();
+    create += " --cluster-replicas 0 --cluster-yes 2>&1";
+    const std::string out = run_command(create);
+    if (out.find("[OK] All 16384 slots covered") == std::string::npos) {
+      throw std::runtime_error("redis-cli --cluster create failed: " + out);
+    }
+    wait_ok();
+  }
+
+  RedisServer& node(std::size_t i) { return *nodes_.at(i); }
+  std::size_t size() const { return nodes_.size(); }
+
+  // Polls (with a deadline) until every node reports cluster_state:ok and knows all slots.
+  void wait_ok() {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (std::chrono::steady_clock::now() < deadline) {
+      bool ok = true;
+      for (const auto& node : nodes_) {
+        const std::string info = node->cli("CLUSTER INFO");
+        ok = ok && info.find("cluster_state:ok") != std::string::npos &&
+             info.find("cluster_slots_assigned:16384") != std::string::npos;
+      }
+      if (ok) return;
+      std::this_thread::yield();
+    }
+    throw std::runtime_error("Redis Cluster did not become ok within 20 s");
+  }
+
+  std::string node_id(std::size_t i) {
+    std::string id = node(i).cli("CLUSTER MYID");
+    while (!id.empty() && (id.back() == '\n' || id.back() == '\r')) id.pop_back();
+    return id;
+  }
+
+ private:
+  std::array<std::unique_ptr<RedisServer>, 3> nodes_;
+};
+
+}  // namespace pagekeeper::testing

@@ -1,0 +1,203 @@
+// RedisTier against real redis-server processes on 127.0.0.1: standalone and a three-master
+// Cluster, pipelined batches, namespace and TTL, a server killed and restarted, a server that
+// answers too slowly (DEBUG SLEEP), and resharding under a client with a stale slot table.
+
+#include "pagekeeper/redis_tier.hpp"
+
+#include <future>
+
+#include <gtest/gtest.h>
+
+#include "pagekeeper/errors.hpp"
+#include "pagekeeper/tier_record.hpp"
+#include "tiers/redis_test_support.hpp"
+
+namespace pagekeeper {
+namespace {
+
+using testing::RedisCluster;
+using testing::RedisServer;
+using testing::vector_for;
+
+std::string key_of(std::size_t i) { return "m|d|" + std::to_string(i); }
+
+std::vector<std::pair<std::string, std::string>> records_for(std::size_t first, std::size_t count) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (std::size_t i = first; i < first + count; ++i) {
+    out.emplace_back(key_of(i), encode_vector_record(key_of(i), vector_for(i, 64)));
+  }
+  return out;
+}
+
+std::vector<std::string> keys_for(std::size_t first, std::size_t count) {
+  std::vector<std::string> out;
+  for (std::size_t i = first; i < first + count; ++i) out.push_back(key_of(i));
+  return out;
+}
+
+void expect_all_read_back(RedisTier& tier, std::size_t first, std::size_t count) {
+  const auto got = tier.get_many(keys_for(first, count));
+  ASSERT_EQ(got.size(), count);
+  for (std::size_t j = 0; j < count; ++j) {
+    const std::size_t i = first + j;
+    ASSERT_TRUE(got[j].has_value()) << "key " << i;
+    auto decoded = decode_vector_record(key_of(i), *got[j], 64);
+    ASSERT_TRUE(decoded.has_value()) << "key " << i;
+    ASSERT_EQ(decoded->to_vector(), vector_for(i, 64)) << "key " << i;
+  }
+}
+
+TEST(RedisClusterSlot, MatchesRedis) {
+  EXPECT_EQ(redis_cluster_slot("123456789"), 0x31C3 % 16384);  // CRC16-CCITT check value
+  EXPECT_EQ(redis_cluster_slot("foo"), 12182);
+  EXPECT_EQ(redis_cluster_slot("{user1000}.following"), redis_cluster_slot("{user1000}.followers"));
+  EXPECT_EQ(redis_cluster_slot("{user1000}.following"), redis_cluster_slot("user1000"));
+  EXPECT_EQ(redis_cluster_slot("foo{}{bar}"), redis_cluster_slot("foo{}{bar}"));
+  EXPECT_NE(redis_cluster_slot("foo{}{bar}"), redis_cluster_slot("bar"));  // empty tag: whole key
+}
+
+TEST(RedisTierOptions, RefusesMalformedSeeds) {
+  EXPECT_THROW(RedisTier({}), std::invalid_argument);
+  EXPECT_THROW(RedisTier({.seeds = {"redis://host:notaport"}}), std::invalid_argument);
+  EXPECT_THROW(RedisTier({.seeds = {"redis://:6379"}}), std::invalid_argument);
+  EXPECT_THROW(RedisTier({.seeds = {"redis://h:70000"}}), std::invalid_argument);
+  EXPECT_THROW(RedisTier({.seeds = {"h:1"}, .timeout = std::chrono::milliseconds(0)}),
+               std::invalid_argument);
+  EXPECT_NO_THROW(RedisTier({.seeds = {"redis://127.0.0.1:6379/", "localhost"}}));
+}
+
+TEST(RedisTierStandalone, PipelinedBatchesNamespaceAndTtl) {
+  RedisServer server;
+  RedisTier tier({.seeds = {server.url()}, .key_prefix = "ns1:", .ttl = std::chrono::minutes(5)});
+  tier.put_many(records_for(0, 200));
+  EXPECT_EQ(tier.mode(), RedisTier::Mode::kStandalone);
+  expect_all_read_back(tier, 0, 200);
+  const auto missing = tier.get_many(keys_for(200, 3));
+  for (const auto& m : missing) EXPECT_FALSE(m.has_value());
+  const RedisTier::Stats s = tier.stats();
+  EXPECT_EQ(s.hits, 200u);
+  EXPECT_EQ(s.misses, 3u);
+  EXPECT_EQ(s.errors, 0u);
+  EXPECT_LE(s.connects, 2u);  // one pooled connection serves the batches
+  // The namespace and the expiry are Redis's own view.
+  EXPECT_EQ(server.cli("DBSIZE"), "200\n");
+  EXPECT_EQ(server.cli("EXISTS 'ns1:" + key_of(7) + "'"), "1\n");
+  const long ttl_ms = std::stol(server.cli("PTTL 'ns1:" + key_of(7) + "'"));
+  EXPECT_GT(ttl_ms, 60'000);
+  EXPECT_LE(ttl_ms, 300'000);
+  // Another namespace does not see them.
+  RedisTier other({.seeds = {server.url()}, .key_prefix = "ns2:"});
+  EXPECT_FALSE(other.get_many(keys_for(0, 1))[0].has_value());
+  tier.erase(key_of(0));
+  EXPECT_FALSE(tier.get_many(keys_for(0, 1))[0].has_value());
+}
+
+TEST(RedisTierStandalone, KilledServerFailsCallsThenRestartedServerServesAgain) {
+  RedisServer server;
+  RedisTier tier({.seeds = {server.url()}});
+  tier.put_many(records_for(0, 10));
+  expect_all_read_back(tier, 0, 10);
+  server.kill();
+  EXPECT_THROW(tier.get_many(keys_for(0, 10)), TierUnavailable);
+  EXPECT_THROW(tier.put_many(records_for(10, 1)), TierUnavailable);
+  server.start();  // empty: no persistence
+  EXPECT_FALSE(tier.get_many(keys_for(0, 1))[0].has_value());
+  tier.put_many(records_for(0, 10));
+  expect_all_read_back(tier, 0, 10);
+  EXPECT_GE(tier.stats().errors, 2u);
+}
+
+TEST(RedisTierStandalone, DownAtStartIsRetriedByLaterCalls) {
+  RedisServer server;
+  server.kill();
+  RedisTier tier({.seeds = {server.url()}});
+  EXPECT_THROW(tier.get_many(keys_for(0, 1)), TierUnavailable);
+  EXPECT_EQ(tier.mode(), RedisTier::Mode::kUnknown);
+  server.start();
+  tier.put_many(records_for(0, 3));
+  expect_all_read_back(tier, 0, 3);
+  EXPECT_EQ(tier.mode(), RedisTier::Mode::kStandalone);
+}
+
+TEST(RedisTierStandalone, SlowServerTimesOutAndItsConnectionIsNotReused) {
+  RedisServer server({"--enable-debug-command", "yes"});
+  RedisTier tier({.seeds = {server.url()}, .timeout = std::chrono::milliseconds(50)});
+  tier.put_many(records_for(0, 5));
+  // The server sleeps 1 s in another client's command: our reads time out after 50 ms.
+  auto sleeper = std::async(std::launch::async, [&] { return server.cli("DEBUG SLEEP 1"); });
+  // Wait until the sleep has begun (the server stops answering PING within the timeout).
+  RedisTier probe({.seeds = {server.url()}, .timeout = std::chrono::milliseconds(20)});
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  bool sleeping = false;
+  while (!sleeping && std::chrono::steady_clock::now() < deadline) {
+    try {
+      probe.get_many(keys_for(0, 1));
+    } catch (const TierUnavailable&) {
+      sleeping = true;
+    }
+  }
+  ASSERT_TRUE(sleeping);
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_THROW(tier.get_many(keys_for(0, 5)), TierUnavailable);
+  // Bounded by the timeout, not by the server's 1 s sleep.
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(900));
+  sleeper.get();
+  // The timed-out connection was closed: its late reply must not answer the next call.
+  expect_all_read_back(tier, 0, 5);
+}
+
+TEST(RedisTierCluster, DetectedFromTheFirstSeedAndRoutedToEveryMaster) {
+  RedisCluster cluster;
+  RedisTier tier({.seeds = {cluster.node(1).url()}});
+  tier.put_many(records_for(0, 300));
+  EXPECT_EQ(tier.mode(), RedisTier::Mode::kCluster);
+  expect_all_read_back(tier, 0, 300);
+  std::size_t total = 0;
+  for (std::size_t n = 0; n < cluster.size(); ++n) {
+    const std::size_t keys = std::stoul(cluster.node(n).cli("DBSIZE"));
+    EXPECT_GT(keys, 50u) << "node " << n;
+    total += keys;
+  }
+  EXPECT_EQ(total, 300u);
+  EXPECT_EQ(tier.stats().redirects, 0u);  // the slot table routed every key directly
+}
+
+TEST(RedisTierCluster, FollowsMovedRedirectsAfterResharding) {
+  RedisCluster cluster;
+  RedisTier tier({.seeds = {cluster.node(0).url()}});
+  tier.put_many(records_for(0, 300));
+  expect_all_read_back(tier, 0, 300);
+  // Move 2000 slots, with their keys, from node 0 to node 1 behind the tier's back.
+  const std::string out = testing::run_command(
+      "redis-cli --cluster reshard " + cluster.node(0).address() + " --cluster-from " +
+      cluster.node_id(0) + " --cluster-to " + cluster.node_id(1) +
+      " --cluster-slots 2000 --cluster-yes 2>&1");
+  ASSERT_NE(out.find("Moving slot"), std::string::npos) << out;
+  cluster.wait_ok();
+  expect_all_read_back(tier, 0, 300);
+  EXPECT_GT(tier.stats().redirects, 0u);
+  // The table was refreshed: a second pass needs no redirect.
+  const std::uint64_t redirects = tier.stats().redirects;
+  expect_all_read_back(tier, 0, 300);
+  EXPECT_EQ(tier.stats().redirects, redirects);
+  tier.put_many(records_for(300, 100));
+  expect_all_read_back(tier, 300, 100);
+}
+
+TEST(RedisTierCluster, AMasterKilledFailsItsKeysUntilItIsBack) {
+  RedisCluster cluster;
+  RedisTier tier({.seeds = {cluster.node(0).url(), cluster.node(1).url()}});
+  tier.put_many(records_for(0, 100));
+  cluster.node(2).kill();
+  EXPECT_THROW(tier.get_many(keys_for(0, 100)), TierUnavailable);
+  cluster.node(2).start();  // rejoins from its nodes.conf, empty
+  cluster.wait_ok();
+  const auto got = tier.get_many(keys_for(0, 100));
+  std::size_t present = 0;
+  for (const auto& g : got) present += g.has_value() ? 1 : 0;
+  EXPECT_GT(present, 30u);   // nodes 0 and 1 kept theirs
+  EXPECT_LT(present, 100u);  // node 2 restarted empty
+}
+
+}  // namespace
+}  // namespace pagekeeper
