@@ -1,0 +1,2 @@
+# Similarity arithmetic over embedding vectors (cosine, pairwise matrix, top-k, clusters).
+target_sources(pagekeeper PRIVATE ${CMAKE_CURRENT_LIST_DIR}/vector_math.cpp)
