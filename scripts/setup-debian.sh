@@ -22,7 +22,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # libraries
   nlohmann-json3-dev libcpp-httplib-dev libcli11-dev libspdlog-dev libxxhash-dev
-  libzstd-dev libssl-dev libtomlplusplus-dev liblmdb-dev libhiredis-dev
+  libzstd-dev libssl-dev libtomlplusplus-dev liblmdb-dev libhiredis-dev libboost-dev
   # tools used by scripts, tests and benchmarks
   zstd curl ca-certificates python3 nodejs npm wrk redis-server redis-tools lmdb-utils chromium
 )

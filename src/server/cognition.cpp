@@ -40,7 +40,7 @@ void with_pager_errors(Body&& body) {
 }  // namespace
 
 void Daemon::Impl::install_cognition_handlers() {
-  add_command("cognition/genome-activate-skill", true, [this](const httplib::Request& req, httplib::Response& res) {
+  add_command("cognition/genome-activate-skill", true, [this](const HttpRequest& req, HttpResponse& res) {
     const nlohmann::json params = parse_command_params(req.body);
     const std::string persona = required_string(params, "persona_id", "personaId");
     const std::string skill = required_string(params, "skill_name", "skillName");
@@ -52,7 +52,7 @@ void Daemon::Impl::install_cognition_handlers() {
   });
 
   add_command("cognition/genome-evict-under-pressure", true,
-              [this](const httplib::Request& req, httplib::Response& res) {
+              [this](const HttpRequest& req, HttpResponse& res) {
                 const nlohmann::json params = parse_command_params(req.body);
                 const std::string persona = required_string(params, "persona_id", "personaId");
                 const double target =
@@ -69,7 +69,7 @@ void Daemon::Impl::install_cognition_handlers() {
                 });
               });
 
-  add_command("cognition/genome-sync", true, [this](const httplib::Request& req, httplib::Response& res) {
+  add_command("cognition/genome-sync", true, [this](const HttpRequest& req, HttpResponse& res) {
     const nlohmann::json params = parse_command_params(req.body);
     const std::string persona = required_string(params, "persona_id", "personaId");
     const auto it = params.find("adapters");
@@ -94,7 +94,7 @@ void Daemon::Impl::install_cognition_handlers() {
     });
   });
 
-  add_command("cognition/genome-state", false, [this](const httplib::Request& req, httplib::Response& res) {
+  add_command("cognition/genome-state", false, [this](const HttpRequest& req, HttpResponse& res) {
     const nlohmann::json params = parse_command_params(req.body);
     const std::string persona = required_string(params, "persona_id", "personaId");
     auto pager = adapters->find(persona);

@@ -1,11 +1,14 @@
-// Daemon: lifecycle, the HTTP framework around cpp-httplib (routing, metrics, errors, limits,
-// the bearer-token rule) and the route table. The handlers of the routes are in handlers.cpp.
+// Daemon: lifecycle, the HTTP framework between the engine (http_engine.hpp) and the handlers
+// (routing, metrics, errors, the bearer-token rule) and the route table. The handlers of the
+// routes are in handlers.cpp and cognition.cpp.
 //
 // Locking: lifecycle_mutex_ serializes start()/stop(); stopped_cv_ (with lifecycle_mutex_)
 // wakes wait(). The alert history has its own mutex (alerts_mutex). HttpMetrics is lock-free
 // once the route table is built, which happens in the constructor before any thread serves.
 
 #include "server/daemon_impl.hpp"
+
+#include "server/http_engine.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -14,10 +17,6 @@
 #include <optional>
 #include <span>
 #include <thread>
-
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
 
 #include <spdlog/spdlog.h>
 
@@ -253,81 +252,24 @@ Daemon::Impl::Impl(ServerConfig c, DaemonServices services) : config(std::move(c
     ++alerts_total;
   });
   install_routes();
-  configure_http();
+  server::HttpEngineOptions options;
+  options.host = config.host;
+  options.port = config.port;
+  options.worker_threads = config.threads;
+  options.max_body_bytes = config.limits.max_body_bytes;
+  options.read_timeout = config.read_timeout;
+  options.write_timeout = config.write_timeout;
+  engine = std::make_unique<server::HttpEngine>(
+      std::move(options), [this](HttpRequest& req, HttpResponse& res) { dispatch(req, res); },
+      [this](int status, std::string_view code, const std::string& message, HttpResponse& res) {
+        set_error(res, status, code, message);
+        metrics.observe(HttpMetrics::kOtherRoute, status, 0.0);
+      });
 }
 
-void Daemon::Impl::configure_http() {
-  const std::size_t threads = config.threads;
-  http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  http.set_payload_max_length(config.limits.max_body_bytes);
-  const auto rt = config.read_timeout.count();
-  http.set_read_timeout(rt / 1000, (rt % 1000) * 1000);
-  const auto wt = config.write_timeout.count();
-  http.set_write_timeout(wt / 1000, (wt % 1000) * 1000);
-  // A worker serves one keep-alive connection at a time until the client closes it or it is
-  // idle for 5 s, so size `threads` to the number of concurrent clients (docs/PERFORMANCE.md).
-  http.set_keep_alive_max_count(10000);
-  // httplib's default also sets SO_REUSEPORT, which would let a second daemon bind the same
-  // port and silently share its traffic; a taken port must be an error. TCP_NODELAY (inherited
-  // by accepted sockets on Linux): httplib writes headers and body separately, and Nagle's
-  // algorithm would hold the body until the client's delayed ACK, ~40 ms per response.
-  http.set_socket_options([](socket_t sock) {
-    int yes = 1;
-    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, reinterpret_cast<const void*>(&yes), sizeof(yes));
-    ::setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, reinterpret_cast<const void*>(&yes), sizeof(yes));
-  });
-  http.set_keep_alive_timeout(5);
+Daemon::Impl::~Impl() = default;
 
-  // Answers httplib produces itself (no route matched, a malformed request line, a body over
-  // the limit, ...) arrive here with an empty body; our handlers' answers already have one.
-  http.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    std::string code = "http_error";
-    std::string message;
-    switch (res.status) {
-      case 404:
-        code = "not_found";
-        message = "no route for " + req.method + " " + req.path.substr(0, 200) +
-                  " (routes: POST /v1/embeddings, POST /api/<command>, GET /metrics, GET /healthz, GET /)";
-        break;
-      case 413:
-        code = "limit_exceeded";
-        message = "request body exceeds limits.max_body_bytes (" + std::to_string(config.limits.max_body_bytes) +
-                  " bytes)";
-        break;
-      case 414:
-        code = "uri_too_long";
-        message = "request URI too long";
-        break;
-      case 400:
-        code = "bad_request";
-        if ((req.method == "POST" || req.method == "PUT") && !req.has_header("Content-Length") &&
-            !req.has_header("Transfer-Encoding"))
-          message = req.method + " needs a Content-Length header (or Transfer-Encoding: chunked)";
-        else
-          message = "malformed HTTP request: the request line, a header or the body framing could not be read";
-        break;
-      default:
-        message = "HTTP " + std::to_string(res.status);
-    }
-    set_error(res, res.status, code, message);
-    metrics.observe(HttpMetrics::kOtherRoute, res.status, 0.0);
-    return httplib::Server::HandlerResponse::Handled;
-  }));
-  http.set_exception_handler([](const httplib::Request&, httplib::Response& res, const std::exception_ptr& ep) {
-    std::string what = "unknown exception";
-    try {
-      if (ep) std::rethrow_exception(ep);
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {
-    }
-    spdlog::error("pagekeeperd: unhandled exception: {}", what);
-    set_error(res, 500, "internal_error", "internal error: " + what);
-  });
-}
-
-void Daemon::Impl::set_error(httplib::Response& res, int status, std::string_view code, std::string_view message,
+void Daemon::Impl::set_error(HttpResponse& res, int status, std::string_view code, std::string_view message,
                              std::string_view param) {
   res.status = status;
   res.set_content(error_body(status, code, message, param).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
@@ -336,8 +278,8 @@ void Daemon::Impl::set_error(httplib::Response& res, int status, std::string_vie
 
 std::size_t Daemon::Impl::add_route(std::string name) { return metrics.add_route(std::move(name)); }
 
-httplib::Server::Handler Daemon::Impl::wrap(std::size_t route, Handler handler) {
-  return [this, route, handler = std::move(handler)](const httplib::Request& req, httplib::Response& res) {
+Daemon::Impl::Handler Daemon::Impl::wrap(std::size_t route, Handler handler) {
+  return [this, route, handler = std::move(handler)](const HttpRequest& req, HttpResponse& res) {
     const auto t0 = std::chrono::steady_clock::now();
     in_flight.fetch_add(1, std::memory_order_relaxed);
     try {
@@ -360,14 +302,13 @@ httplib::Server::Handler Daemon::Impl::wrap(std::size_t route, Handler handler) 
     }
     in_flight.fetch_sub(1, std::memory_order_relaxed);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    // httplib leaves status at -1 for a handler that set content only; it answers 200 then.
-    metrics.observe(route, res.status == -1 ? 200 : res.status, seconds);
+    metrics.observe(route, res.status, seconds);
   };
 }
 
-void Daemon::Impl::require_json(const httplib::Request& req) const {
+void Daemon::Impl::require_json(const HttpRequest& req) const {
   if (req.body.empty() && !req.has_header("Content-Type")) return;
-  std::string type = lower(req.get_header_value("Content-Type"));
+  std::string type = lower(req.header("Content-Type"));
   if (auto semi = type.find(';'); semi != std::string::npos) type.resize(semi);
   while (!type.empty() && type.back() == ' ') type.pop_back();
   if (type == "application/json" || type == "text/json" ||
@@ -378,9 +319,9 @@ void Daemon::Impl::require_json(const httplib::Request& req) const {
                          (type.empty() ? std::string("(none)") : type.substr(0, 100)) + "'");
 }
 
-void Daemon::Impl::require_token(const httplib::Request& req) const {
+void Daemon::Impl::require_token(const HttpRequest& req) const {
   if (config.token.empty()) return;
-  const std::string auth = req.get_header_value("Authorization");
+  const std::string auth(req.header("Authorization"));
   static constexpr std::string_view kBearer = "Bearer ";
   if (auth.empty())
     throw RequestError(401, "unauthorized", "this command changes state and requires 'Authorization: Bearer <token>'");
@@ -393,99 +334,103 @@ void Daemon::Impl::add_command(std::string name, bool changes_state, CommandHand
   Command cmd;
   cmd.route = add_route("/api/" + name);
   cmd.changes_state = changes_state;
-  cmd.handler = std::move(handler);
+  cmd.handler = wrap(cmd.route, [this, changes_state, handler = std::move(handler)](const HttpRequest& req,
+                                                                                   HttpResponse& res) {
+    if (changes_state) require_token(req);
+    require_json(req);
+    handler(req, res);
+  });
   commands.emplace(std::move(name), std::move(cmd));
+}
+
+void Daemon::Impl::add_endpoint(std::string method, const std::string& path, Handler handler) {
+  std::vector<Endpoint>& at_path = endpoints[path];
+  const std::size_t route = at_path.empty() ? add_route(path) : at_path.front().route;
+  at_path.push_back(Endpoint{std::move(method), route, wrap(route, std::move(handler))});
 }
 
 void Daemon::Impl::install_routes() {
   install_command_handlers();  // handlers.cpp
 
-  const std::size_t embeddings_route = add_route("/v1/embeddings");
-  http.Post("/v1/embeddings", wrap(embeddings_route, [this](const httplib::Request& req, httplib::Response& res) {
+  add_endpoint("POST", "/v1/embeddings", [this](const HttpRequest& req, HttpResponse& res) {
     require_json(req);
     handle_openai_embeddings(req, res);
-  }));
-
-  // One httplib route for the whole command API, so an unknown command gets our 404 with the
-  // list of known commands; metrics are recorded per command (or under "other").
-  http.Post(R"(/api/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
-    const std::string name = req.matches[1];
-    auto it = commands.find(name);
-    if (it == commands.end()) {
-      wrap(HttpMetrics::kOtherRoute, [this, &name](const httplib::Request&, httplib::Response& r) {
-        nlohmann::json body = error_body(404, "unknown_command", "unknown command '" + name.substr(0, 200) + "'");
-        nlohmann::json known = nlohmann::json::array();
-        for (const auto& [n, _] : commands) known.push_back(n);
-        body["knownCommands"] = known;
-        r.status = 404;
-        r.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "application/json");
-      })(req, res);
-      return;
-    }
-    const Command& cmd = it->second;
-    wrap(cmd.route, [this, &cmd](const httplib::Request& r, httplib::Response& out) {
-      if (cmd.changes_state) require_token(r);
-      require_json(r);
-      cmd.handler(r, out);
-    })(req, res);
   });
-
-  const std::size_t metrics_route = add_route("/metrics");
-  http.Get("/metrics", wrap(metrics_route, [this](const httplib::Request&, httplib::Response& res) {
+  add_endpoint("GET", "/metrics", [this](const HttpRequest&, HttpResponse& res) {
     res.set_content(prometheus_text(), "text/plain; version=0.0.4; charset=utf-8");
-  }));
-  const std::size_t health_route = add_route("/healthz");
-  http.Get("/healthz", wrap(health_route, [this](const httplib::Request&, httplib::Response& res) {
+  });
+  add_endpoint("GET", "/healthz", [this](const HttpRequest&, HttpResponse& res) {
     nlohmann::json body = {{"status", "ok"}, {"inFlight", in_flight.load(std::memory_order_relaxed)}};
     res.set_content(body.dump(), "application/json");
-  }));
-  // Known paths with the wrong method get 405 and the Allow header rather than a bare 404.
-  auto wrong_method = [this](const char* allow) {
-    return wrap(HttpMetrics::kOtherRoute, [allow](const httplib::Request& req, httplib::Response& res) {
-      res.set_header("Allow", allow);
-      set_error(res, 405, "method_not_allowed", req.method + " is not allowed on " + req.path.substr(0, 200) +
-                                                    "; use " + allow);
-    });
-  };
-  http.Get("/v1/embeddings", wrong_method("POST"));
-  http.Get(R"(/api/(.+))", wrong_method("POST"));
-  for (const char* path : {"/v1/embeddings", R"(/api/(.+))"}) {
-    http.Put(path, wrong_method("POST"));
-    http.Delete(path, wrong_method("POST"));
-    http.Patch(path, wrong_method("POST"));
-  }
-  http.Post("/metrics", wrong_method("GET"));
-  http.Post("/healthz", wrong_method("GET"));
-  const std::size_t dashboard_route = add_route("/ (dashboard)");
-  http.Get(R"(/([A-Za-z0-9_.\-/]*))", wrap(dashboard_route, [](const httplib::Request& req, httplib::Response& res) {
-    const server::DashboardAsset* asset = server::find_dashboard_asset(req.path);
-    if (asset == nullptr) {
-      throw RequestError(404, "not_found",
-                         "no route for GET " + req.path.substr(0, 200) +
-                             " (routes: POST /v1/embeddings, POST /api/<command>, GET /metrics, GET /healthz, GET /)");
-    }
-    res.set_header("Cache-Control", "no-cache");
-    res.set_content(std::string(asset->body), std::string(asset->content_type).c_str());
-  }));
+  });
+  dashboard_route = add_route("/ (dashboard)");
+}
 
+namespace {
+
+constexpr std::string_view kRouteList =
+    " (routes: POST /v1/embeddings, POST /api/<command>, GET /metrics, GET /healthz, GET /)";
+
+}  // namespace
+
+void Daemon::Impl::dispatch(HttpRequest& req, HttpResponse& res) {
+  // Known paths with the wrong method get 405 and the Allow header rather than a bare 404.
+  auto wrong_method = [this, &req, &res](const std::string& allow) {
+    wrap(HttpMetrics::kOtherRoute, [&allow](const HttpRequest& r, HttpResponse& out) {
+      out.set_header("Allow", allow);
+      set_error(out, 405, "method_not_allowed",
+                r.method.substr(0, 20) + " is not allowed on " + r.path.substr(0, 200) + "; use " + allow);
+    })(req, res);
+  };
+  const bool get = req.method == "GET" || req.method == "HEAD";
+
+  // One route for the whole command API, so an unknown command gets a 404 with the list of
+  // known commands; metrics are recorded per command (or under "other").
+  static constexpr std::string_view kApi = "/api/";
+  if (req.path.size() > kApi.size() && req.path.compare(0, kApi.size(), kApi) == 0) {
+    if (req.method != "POST") return wrong_method("POST");
+    req.route_tail = req.path.substr(kApi.size());
+    const auto it = commands.find(req.route_tail);
+    if (it != commands.end()) return it->second.handler(req, res);
+    return wrap(HttpMetrics::kOtherRoute, [this](const HttpRequest& r, HttpResponse& out) {
+      nlohmann::json body = error_body(404, "unknown_command", "unknown command '" + r.route_tail.substr(0, 200) + "'");
+      nlohmann::json known = nlohmann::json::array();
+      for (const auto& [n, _] : commands) known.push_back(n);
+      body["knownCommands"] = known;
+      out.status = 404;
+      out.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "application/json");
+    })(req, res);
+  }
+
+  if (const auto it = endpoints.find(req.path); it != endpoints.end()) {
+    std::string allow;
+    for (const Endpoint& e : it->second) {
+      if (e.method == req.method || (req.method == "HEAD" && e.method == "GET")) return e.handler(req, res);
+      allow += (allow.empty() ? "" : ", ") + e.method;
+    }
+    return wrong_method(allow);
+  }
+
+  if (!get) {
+    return wrap(HttpMetrics::kOtherRoute, [](const HttpRequest& r, HttpResponse&) {
+      throw RequestError(404, "not_found",
+                         "no route for " + r.method.substr(0, 20) + " " + r.path.substr(0, 200) + std::string(kRouteList));
+    })(req, res);
+  }
+  wrap(dashboard_route, [](const HttpRequest& r, HttpResponse& out) {
+    const server::DashboardAsset* asset = server::find_dashboard_asset(r.path);
+    if (asset == nullptr)
+      throw RequestError(404, "not_found", "no route for GET " + r.path.substr(0, 200) + std::string(kRouteList));
+    out.set_header("Cache-Control", "no-cache");
+    out.set_content(std::string(asset->body), asset->content_type);
+  })(req, res);
 }
 
 void Daemon::Impl::start() {
   std::lock_guard lock(lifecycle_mutex);
   if (started) throw std::logic_error("Daemon::start: already started");
   started = true;
-  if (config.port == 0) {
-    bound_port = http.bind_to_any_port(config.host);
-    if (bound_port <= 0) throw ServerError("cannot bind " + config.host + " on any port");
-  } else {
-    if (!http.bind_to_port(config.host, config.port))
-      throw ServerError("cannot bind " + config.host + ":" + std::to_string(config.port) +
-                        " (address in use, or the host does not resolve)");
-    bound_port = config.port;
-  }
-  listener = std::thread([this] { http.listen_after_bind(); });
-  // stop() only works on a server that has entered its accept loop.
-  while (!http.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  bound_port = engine->start();
   if (!broker->running()) {
     broker->start();
     started_broker = true;
@@ -498,10 +443,8 @@ void Daemon::Impl::stop() {
   std::unique_lock lock(lifecycle_mutex);
   if (stopped) return;
   if (started) {
-    // Closes the listening socket; listen_after_bind() returns once the worker pool has
-    // finished the requests in flight (httplib joins its workers).
-    http.stop();
-    if (listener.joinable()) listener.join();
+    // Stops accepting; requests in flight finish and get their answers first.
+    engine->stop();
     if (started_broker) broker->stop();
     spdlog::info("pagekeeperd: stopped");
   }

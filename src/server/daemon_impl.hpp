@@ -1,13 +1,15 @@
 // Daemon::Impl: the state behind pagekeeper::Daemon, shared by daemon.cpp (lifecycle, HTTP
-// framework, route table) and handlers.cpp (what each route does).
+// framework, route table) and handlers.cpp / cognition.cpp (what each route does). Handlers
+// read a server::HttpRequest and fill a server::HttpResponse (http_types.hpp); they never see
+// the HTTP engine (http_engine.hpp), which calls dispatch() for every request it reads.
 //
 // Locking rules:
 //   * lifecycle_mutex guards started, stopped, listener and started_broker; stopped_cv is
 //     waited on with it.
 //   * alerts_mutex guards alerts and alerts_total (written by the broker's alert sink, on the
 //     broker's thread or a request thread running relieve()).
-//   * commands, the metrics route table, model_descriptions, llama_models and llama_providers
-//     are built in the constructor and read-only after.
+//   * commands, endpoints, the metrics route table, model_descriptions, llama_models and
+//     llama_providers are built in the constructor and read-only after.
 //   * in_flight is a relaxed atomic (a gauge for /healthz and /metrics).
 
 #pragma once
@@ -22,24 +24,28 @@
 #include <optional>
 #include <string>
 #include <vector>
-#include <thread>
 
-#include <httplib.h>
 #include <nlohmann/json.hpp>
 
 #include "pagekeeper/metrics.hpp"
 #include "pagekeeper/server.hpp"
 #include "server/dashboard_assets.hpp"
+#include "server/http_types.hpp"
 
 namespace pagekeeper {
 
 class LlamaModelPool;
 namespace server {
 class LlamaModelProvider;  // daemon.cpp
+class HttpEngine;          // http_engine.hpp
 }
 
 struct Daemon::Impl {
-  using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
+  using HttpRequest = server::HttpRequest;
+  using HttpResponse = server::HttpResponse;
+  // Runs on an engine thread; may throw RequestError (its status, code and message become
+  // the JSON error answer) or the library's typed errors (mapped in wrap()).
+  using Handler = std::function<void(const HttpRequest&, HttpResponse&)>;
   using CommandHandler = Handler;
 
   struct Command {
@@ -48,27 +54,44 @@ struct Daemon::Impl {
     CommandHandler handler;
   };
 
+  // A handler for one method of an exact path (GET /metrics, POST /v1/embeddings, ...).
+  struct Endpoint {
+    std::string method;
+    std::size_t route = 0;
+    Handler handler;  // already wrapped
+  };
+
   Impl(ServerConfig config, DaemonServices services);
+  ~Impl();
 
   void start();
   void stop();
 
   // Framework (daemon.cpp).
-  void configure_http();
   void install_routes();
+  // Routes one request: /api/<command>, then the exact endpoints, then the dashboard's files.
+  // Unknown paths get 404, known paths with another method 405 and Allow. Sets
+  // req.route_tail (the command name) before a command's handler runs.
+  void dispatch(HttpRequest& req, HttpResponse& res);
+  // A metrics route named `name`.
   std::size_t add_route(std::string name);
-  httplib::Server::Handler wrap(std::size_t route, Handler handler);
+  // `handler` with the framework around it: in-flight gauge, metrics, errors as JSON.
+  Handler wrap(std::size_t route, Handler handler);
+  // POST /api/<name>. The framework checks the bearer token first when `changes_state`,
+  // then that the body is JSON (an empty body or one without Content-Type is accepted).
   void add_command(std::string name, bool changes_state, CommandHandler handler);
+  // `method` on the exact path `path` (a metrics route of that name).
+  void add_endpoint(std::string method, const std::string& path, Handler handler);
   // Throw RequestError (415 / 401 / 403).
-  void require_json(const httplib::Request& req) const;
-  void require_token(const httplib::Request& req) const;
-  static void set_error(httplib::Response& res, int status, std::string_view code, std::string_view message,
+  void require_json(const HttpRequest& req) const;
+  void require_token(const HttpRequest& req) const;
+  static void set_error(HttpResponse& res, int status, std::string_view code, std::string_view message,
                         std::string_view param = {});
 
   // Handlers (handlers.cpp).
   void install_command_handlers();
   void install_cognition_handlers();  // cognition.cpp
-  void handle_openai_embeddings(const httplib::Request& req, httplib::Response& res);
+  void handle_openai_embeddings(const HttpRequest& req, HttpResponse& res);
   std::string prometheus_text() const;
 
   ServerConfig config;
@@ -90,9 +113,11 @@ struct Daemon::Impl {
   std::shared_ptr<LlamaModelPool> llama_models;
   std::vector<std::shared_ptr<server::LlamaModelProvider>> llama_providers;
 
-  httplib::Server http;
   HttpMetrics metrics;
   std::map<std::string, Command> commands;
+  std::map<std::string, std::vector<Endpoint>> endpoints;  // by path
+  std::size_t dashboard_route = 0;
+  std::unique_ptr<server::HttpEngine> engine;
   std::atomic<std::int64_t> in_flight{0};
 
   mutable std::mutex alerts_mutex;
@@ -105,7 +130,6 @@ struct Daemon::Impl {
   bool stopped = false;
   bool started_broker = false;
   int bound_port = 0;
-  std::thread listener;
 };
 
 }  // namespace pagekeeper

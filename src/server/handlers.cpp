@@ -11,7 +11,7 @@ namespace pagekeeper {
 
 namespace {
 
-void set_cache_headers(httplib::Response& res, const EmbedAccounting& a) {
+void set_cache_headers(server::HttpResponse& res, const EmbedAccounting& a) {
   res.set_header("X-Pagekeeper-Cache-Hits", std::to_string(a.hits));
   res.set_header("X-Pagekeeper-Cache-Misses", std::to_string(a.misses));
   res.set_header("X-Pagekeeper-Cache-Joined", std::to_string(a.joined));
@@ -32,22 +32,21 @@ std::string hit_rate_percent(std::uint64_t hits, std::uint64_t misses) {
   return buf;
 }
 
-bool wants_json(const httplib::Request& req, bool asked_in_body) {
+bool wants_json(const server::HttpRequest& req, bool asked_in_body) {
   if (asked_in_body) return true;
-  if (req.has_param("format")) {
-    const std::string f = req.get_param_value("format");
-    if (f == "json") return true;
-    if (f != "binary") throw RequestError(400, "invalid_value", "query parameter format must be binary or json", "format");
+  if (const std::optional<std::string> f = req.query_param("format")) {
+    if (*f == "json") return true;
+    if (*f != "binary") throw RequestError(400, "invalid_value", "query parameter format must be binary or json", "format");
     return false;
   }
-  const std::string accept = req.get_header_value("Accept");
+  const std::string_view accept = req.header("Accept");
   return accept.find("application/json") != std::string::npos &&
          accept.find("application/octet-stream") == std::string::npos;
 }
 
 }  // namespace
 
-void Daemon::Impl::handle_openai_embeddings(const httplib::Request& req, httplib::Response& res) {
+void Daemon::Impl::handle_openai_embeddings(const HttpRequest& req, HttpResponse& res) {
   const EmbeddingsRequest request = parse_embeddings_request(req.body, config.limits);
   const std::string_view model = request.model.empty() ? std::string_view("default") : request.model;
   if (request.dimensions) {
@@ -91,7 +90,7 @@ void Daemon::Impl::handle_openai_embeddings(const httplib::Request& req, httplib
 }
 
 void Daemon::Impl::install_command_handlers() {
-  add_command("embedding/generate", false, [this](const httplib::Request& req, httplib::Response& res) {
+  add_command("embedding/generate", false, [this](const HttpRequest& req, HttpResponse& res) {
     const GenerateRequest request = parse_generate_request(req.body, config.limits);
     const bool json = wants_json(req, request.json);
     const auto t0 = std::chrono::steady_clock::now();
@@ -130,7 +129,7 @@ void Daemon::Impl::install_command_handlers() {
     res.set_content(body, "application/octet-stream");
   });
 
-  add_command("embedding/cache/stats", false, [this](const httplib::Request& req, httplib::Response& res) {
+  add_command("embedding/cache/stats", false, [this](const HttpRequest& req, HttpResponse& res) {
     parse_command_params(req.body);
     const PoolStats s = embeddings->stats();
     nlohmann::json body = {
@@ -147,13 +146,13 @@ void Daemon::Impl::install_command_handlers() {
     res.set_content(body.dump(), "application/json");
   });
 
-  add_command("embedding/cache/clear", true, [this](const httplib::Request& req, httplib::Response& res) {
+  add_command("embedding/cache/clear", true, [this](const HttpRequest& req, HttpResponse& res) {
     parse_command_params(req.body);
     const std::size_t cleared = embeddings->clear();
     res.set_content(nlohmann::json{{"cleared", cleared}, {"success", true}}.dump(), "application/json");
   });
 
-  add_command("embedding/model/list", false, [this](const httplib::Request& req, httplib::Response& res) {
+  add_command("embedding/model/list", false, [this](const HttpRequest& req, HttpResponse& res) {
     parse_command_params(req.body);
     const ModelRegistry& registry = embeddings->models();
     const std::string default_model = registry.default_model();
@@ -180,12 +179,12 @@ void Daemon::Impl::install_command_handlers() {
     res.set_content(nlohmann::json{{"models", models}, {"default", default_model}}.dump(), "application/json");
   });
 
-  add_command("system/pressure-broker-state", false, [this](const httplib::Request& req, httplib::Response& res) {
+  add_command("system/pressure-broker-state", false, [this](const HttpRequest& req, HttpResponse& res) {
     parse_command_params(req.body);
     res.set_content(nlohmann::json(broker->snapshot()).dump(), "application/json");
   });
 
-  add_command("system/pressure-alerts", false, [this](const httplib::Request& req, httplib::Response& res) {
+  add_command("system/pressure-alerts", false, [this](const HttpRequest& req, HttpResponse& res) {
     parse_command_params(req.body);
     nlohmann::json list = nlohmann::json::array();
     std::uint64_t total = 0;
