@@ -23,9 +23,10 @@
 //     of load_or_share / load_many); total_bytes equals the sum of resident entry sizes.
 //
 // Design and locking rule
-//   Keys hash into shards (a power of two). Each shard has a reader-writer lock, an exact
-//   LRU list and an open-addressing table in chunks of one cache line (F14's layout: seven
-//   hash tags matched at once, seven pointers, an overflow count) whose words are atomics.
+//   Keys hash into shards (a power of two). Each shard has a reader-writer lock, an
+//   eviction policy object (an exact LRU list for the built-in policies) and an
+//   open-addressing table in chunks of one cache line (F14's layout: seven hash tags matched
+//   at once, seven pointers, an overflow count) whose words are atomics.
 //   - Hits (get) never take a lock exclusively. When K and V are each one lock-free atomic
 //     word (lock_free_reads()), get() takes no lock at all: it reads the key's home chunk,
 //     copies the value and validates against the table's version (a seqlock that only
@@ -35,7 +36,7 @@
 //   - A hit is counted and queued in this thread's stripe of the shard's read rings
 //     (Caffeine's striped read buffer; threads map to stripes by a small per-thread index,
 //     so concurrent readers write different cache lines, and a reader never reads what the
-//     drainer writes). Rings are replayed into the LRU list under the exclusive lock, when
+//     drainer writes). Rings are replayed into the policy under the exclusive lock, when
 //     one fills and before every eviction, so a single thread sees exact LRU. Under
 //     concurrent reads a ring whose shard was busy when it filled is overwritten (lossy, as
 //     in Caffeine): order is then approximate, never the budget, the pins or the hit and
@@ -58,20 +59,22 @@
 //
 // Value type requirements: V is copy-constructible (get() returns a copy: use
 // std::shared_ptr<const T> for large values). V's destructor runs under a shard lock and must
-// not call back into the pool. The sizer, the key formatter and custom priorities must be
-// cheap, thread-safe and must not call back into the pool.
+// not call back into the pool. The sizer, the key formatter, the removal listener, the clock
+// and custom priorities must be cheap, thread-safe and must not call back into the pool.
+//
+// The parts live in pagekeeper/detail/: chunked_table.hpp (the table and its insert stage),
+// split_arena.hpp (entry memory), read_buffer.hpp (read stripes and their drain),
+// single_flight.hpp (loads in flight), and one file per eviction policy (lru_policy.hpp
+// describes the policy seam).
 
 #pragma once
 
 #include <algorithm>
-#include <array>
 #include <atomic>
-#include <bit>
 #include <bitset>
 #include <cstdint>
 #include <exception>
 #include <functional>
-#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -83,11 +86,21 @@
 #include <type_traits>
 #include <unordered_map>
 #include <utility>
+#include <variant>
 #include <vector>
 
-#include <sys/mman.h>
-
 #include "pagekeeper/clock.hpp"
+#include "pagekeeper/detail/atomic_word.hpp"
+#include "pagekeeper/detail/chunked_table.hpp"
+#include "pagekeeper/detail/custom_policy.hpp"
+#include "pagekeeper/detail/key_support.hpp"
+#include "pagekeeper/detail/link_list.hpp"
+#include "pagekeeper/detail/lru_policy.hpp"
+#include "pagekeeper/detail/read_buffer.hpp"
+#include "pagekeeper/detail/single_flight.hpp"
+#include "pagekeeper/detail/size_aware_lru_policy.hpp"
+#include "pagekeeper/detail/split_arena.hpp"
+#include "pagekeeper/detail/thread_index.hpp"
 #include "pagekeeper/eviction_policy.hpp"
 #include "pagekeeper/resource_pool.hpp"
 
@@ -99,6 +112,26 @@ class LoadError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+
+// Why an entry left a pool, as a removal listener is told.
+enum class RemovalCause {
+  kEvicted,          // the budget needed room (an insert, a load, set_max_bytes)
+  kErased,           // an explicit evict(key)
+  kReplaced,         // an insert or load of the same key (or an oversize value for it)
+  kCleared,          // clear()
+  kExpiredByBroker,  // evict_at_least() / evict_under_pressure(): memory pressure relief
+};
+
+inline const char* to_string(RemovalCause cause) noexcept {
+  switch (cause) {
+    case RemovalCause::kEvicted: return "evicted";
+    case RemovalCause::kErased: return "erased";
+    case RemovalCause::kReplaced: return "replaced";
+    case RemovalCause::kCleared: return "cleared";
+    case RemovalCause::kExpiredByBroker: return "expired-by-broker";
+  }
+  return "unknown";
+}
 
 template <class K, class V>
 struct PoolConfig {
@@ -125,6 +158,17 @@ struct PoolConfig {
   // Optional: how snapshot() prints keys. Defaults to the key itself for strings, to
   // std::to_string for arithmetic keys, to to_string(key) found by ADL, else "<key>".
   std::function<std::string(const K&)> key_formatter;
+  // Optional: called once for every entry that leaves the pool (LevelDB's deleter,
+  // Caffeine's RemovalListener) with its key, value, size in bytes and why. Not called for
+  // the entries a destroyed pool still holds, nor for values that were never admitted
+  // (stats().rejected_oversize). Runs under the entry's shard lock, on the thread that
+  // removed it: it must be cheap, must not throw and must not call back into the pool.
+  // A pinned entry's value stays readable through its handles after the call.
+  std::function<void(const K&, const V&, std::uint64_t, RemovalCause)> removal_listener;
+  // Optional: the clock for recency, load times and the promotion delay, in monotonic
+  // milliseconds (default: pagekeeper::monotonic_ms()). Tests inject a manual clock. Must be
+  // cheap, thread-safe and non-decreasing.
+  std::function<std::int64_t()> clock;
 };
 
 // What one load_many() call did, for per-call accounting (never a difference of global
@@ -135,234 +179,6 @@ struct LoadManyStats {
   std::size_t joined = 0;  // produced by a load already in flight elsewhere
   std::size_t loader_keys = 0;  // distinct keys handed to the batch loader
 };
-
-namespace pool_detail {
-
-inline std::uint64_t mix64(std::uint64_t h) noexcept {
-  // MurmurHash3's finalizer: every input bit affects every output bit, so shard, tag and
-  // table index can come from disjoint bit ranges even for identity hashes.
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdULL;
-  h ^= h >> 33;
-  h *= 0xc4ceb9fe1a85ec53ULL;
-  h ^= h >> 33;
-  return h;
-}
-
-template <class K>
-std::string default_key_text(const K& key) {
-  if constexpr (std::is_convertible_v<const K&, std::string>) {
-    return std::string(key);
-  } else if constexpr (std::is_arithmetic_v<K>) {
-    return std::to_string(key);
-  } else if constexpr (requires(const K& k) { { to_string(k) } -> std::convertible_to<std::string>; }) {
-    return to_string(key);
-  } else {
-    return "<key>";
-  }
-}
-
-// Fixed-size allocator for pool entries stored as two parts: a record (what a lookup reads:
-// key and value) and a header (what the LRU bookkeeping writes: links, pin state, recency).
-// A block keeps the records of its entries in one array and their headers in another, so the
-// bookkeeping that one core does after a hit never writes a line that a lookup on another
-// core reads (when two cores do not share a cache, such a line costs every later reader a
-// transfer), and a lookup's lines hold records only, several per line. Blocks are
-// kBlockBytes and aligned to that size, so each part finds its partner by arithmetic. No
-// per-entry allocator header; freed entries are reused through an intrusive free list
-// through their headers. Blocks come from regions that double from one block up to 32 (2 MiB
-// with the default block size), mapped directly: a block's untouched pages cost nothing, so
-// a small pool holds a few pages, not whole blocks. Not thread-safe: each shard uses its own
-// under its exclusive lock. Memory returns to the system on destruction.
-template <std::size_t RecordSize, std::size_t RecordAlign, std::size_t HeaderSize, std::size_t HeaderAlign>
-class SplitArena {
-  static_assert(RecordSize % RecordAlign == 0 && HeaderSize % HeaderAlign == 0);
-  static_assert(HeaderSize >= sizeof(void*), "the free list links through headers");
-
- public:
-  static constexpr std::size_t kBlockBytes =
-      std::bit_ceil(std::max<std::size_t>(std::size_t{64} << 10, 64 * (RecordSize + HeaderSize)));
-  // Headers start on their own cache line after the records.
-  static constexpr std::size_t kHeadersAlign = std::max<std::size_t>(64, HeaderAlign);
-  static constexpr std::size_t kPerBlock = (kBlockBytes - kHeadersAlign) / (RecordSize + HeaderSize);
-  static constexpr std::size_t kHeadersOffset =
-      (kPerBlock * RecordSize + kHeadersAlign - 1) / kHeadersAlign * kHeadersAlign;
-  static_assert(kHeadersOffset + kPerBlock * HeaderSize <= kBlockBytes);
-  static_assert(RecordAlign <= kBlockBytes && HeaderAlign <= kBlockBytes);
-
-  SplitArena() = default;
-  SplitArena(const SplitArena&) = delete;
-  SplitArena& operator=(const SplitArena&) = delete;
-  ~SplitArena() {
-    for (const Region& r : regions_) ::munmap(r.memory, r.blocks * kBlockBytes);
-  }
-
-  // The record of the entry whose header is at `header`, and the reverse.
-  static void* record_of(const void* header) noexcept {
-    const auto p = reinterpret_cast<std::uintptr_t>(header);
-    const std::uintptr_t base = p & ~std::uintptr_t{kBlockBytes - 1};
-    return reinterpret_cast<void*>(base + (p - base - kHeadersOffset) / HeaderSize * RecordSize);
-  }
-  static void* header_of(const void* record) noexcept {
-    const auto p = reinterpret_cast<std::uintptr_t>(record);
-    const std::uintptr_t base = p & ~std::uintptr_t{kBlockBytes - 1};
-    return reinterpret_cast<void*>(base + kHeadersOffset + (p - base) / RecordSize * HeaderSize);
-  }
-
-  // Returns the header of a free entry (its record is record_of() it). Throws std::bad_alloc.
-  void* allocate() {
-    if (free_ != nullptr) {
-      void* p = free_;
-      free_ = *static_cast<void**>(free_);
-      // The next allocation reads the new head's link: start loading it now (freed entries
-      // of a large pool are cold by the time they are reused).
-      if (free_ != nullptr) __builtin_prefetch(free_, 1);
-      ++live_;
-      return p;
-    }
-    // Regions fill in order: after reset_if_unused() the kept ones are carved again from the first.
-    while (current_ < regions_.size() && regions_[current_].used == regions_[current_].blocks * kPerBlock) {
-      ++current_;
-    }
-    if (current_ == regions_.size()) add_region();
-    Region& r = regions_[current_];
-    const std::size_t n = r.used++;
-    ++live_;
-    return r.memory + (n / kPerBlock) * kBlockBytes + kHeadersOffset + (n % kPerBlock) * HeaderSize;
-  }
-
-  void deallocate(void* header) noexcept {
-    *static_cast<void**>(header) = free_;
-    free_ = header;
-    --live_;
-  }
-
-  // When no entry is in use, forgets the free list and carves the kept regions again from
-  // the start: allocations that follow (a pool refilled after clear()) walk memory in order
-  // instead of a free list scattered over it. Returns whether it did. The memory stays
-  // mapped (a lock-free reader may still look at an old record).
-  bool reset_if_unused() noexcept {
-    if (live_ != 0) return false;
-    for (Region& r : regions_) r.used = 0;
-    free_ = nullptr;
-    current_ = 0;
-    return true;
-  }
-
- private:
-  struct Region {
-    std::byte* memory;   // kBlockBytes-aligned
-    std::size_t blocks;
-    std::size_t used;    // entries carved, in block order
-  };
-
-  void add_region() {
-    const std::size_t blocks = regions_.empty() ? 1 : std::min<std::size_t>(regions_.back().blocks * 2, 32);
-    const std::size_t bytes = blocks * kBlockBytes;
-    // Map one block more than needed and trim, so the region starts on a block boundary.
-    void* raw = ::mmap(nullptr, bytes + kBlockBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (raw == MAP_FAILED) throw std::bad_alloc();
-    const auto start = reinterpret_cast<std::uintptr_t>(raw);
-    const std::uintptr_t aligned = (start + kBlockBytes - 1) & ~std::uintptr_t{kBlockBytes - 1};
-    if (aligned > start) ::munmap(raw, aligned - start);
-    if (const std::uintptr_t tail = start + kBlockBytes - aligned; tail > 0) {
-      ::munmap(reinterpret_cast<void*>(aligned + bytes), tail);
-    }
-    try {
-      regions_.push_back({reinterpret_cast<std::byte*>(aligned), blocks, 0});
-    } catch (...) {
-      ::munmap(reinterpret_cast<void*>(aligned), bytes);
-      throw;
-    }
-  }
-
-  std::vector<Region> regions_;
-  std::size_t current_ = 0;  // the region being carved
-  void* free_ = nullptr;
-  std::size_t live_ = 0;  // entries allocated and not yet deallocated
-};
-
-// Small per-thread numbers: the lowest number not held by a live thread, taken on a thread's
-// first use and given back when it exits, so that N live threads hold 0..N-1 however many
-// threads came and went. Used to spread threads over the read stripes of a shard so that
-// concurrent readers write different cache lines; collisions cost contention, never
-// correctness. Thread-safe (one mutex, taken once per thread).
-class ThreadIndexRegistry {
- public:
-  static ThreadIndexRegistry& instance() {
-    static auto* registry = new ThreadIndexRegistry();  // never destroyed: threads may outlive statics
-    return *registry;
-  }
-  std::uint32_t acquire() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    const auto it = std::find(held_.begin(), held_.end(), false);
-    if (it != held_.end()) {
-      *it = true;
-      return static_cast<std::uint32_t>(it - held_.begin());
-    }
-    held_.push_back(true);
-    return static_cast<std::uint32_t>(held_.size() - 1);
-  }
-  void release(std::uint32_t index) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    held_[index] = false;
-  }
-
- private:
-  std::mutex mutex_;
-  std::vector<bool> held_;
-};
-
-// The fast path reads a constant-initialized thread_local (no TLS guard); the first call on
-// a thread takes an index from the registry and registers its return at thread exit.
-namespace thread_index_detail {
-inline thread_local std::uint32_t cached = 0;  // index + 1; 0: none yet
-
-[[gnu::noinline]] inline std::uint32_t assign() noexcept {
-  struct Holder {
-    std::uint32_t index = ThreadIndexRegistry::instance().acquire();
-    Holder() = default;
-    Holder(const Holder&) = delete;
-    Holder& operator=(const Holder&) = delete;
-    ~Holder() {
-      cached = 0;
-      ThreadIndexRegistry::instance().release(index);
-    }
-  };
-  thread_local const Holder holder;
-  cached = holder.index + 1;
-  return holder.index;
-}
-}  // namespace thread_index_detail
-
-inline std::uint32_t thread_index() noexcept {
-  const std::uint32_t c = thread_index_detail::cached;
-  if (c != 0) [[likely]] return c - 1;
-  return thread_index_detail::assign();
-}
-
-// True when T can be read and written as one lock-free atomic word (std::atomic_ref) and
-// needs no constructor or destructor: keys and values of this kind are read without any lock.
-template <class T>
-constexpr bool is_atomic_word() {
-  if constexpr (std::is_trivially_copyable_v<T> && std::is_trivially_default_constructible_v<T> &&
-                std::is_trivially_destructible_v<T>) {
-    return std::atomic_ref<T>::is_always_lock_free;
-  } else {
-    return false;
-  }
-}
-
-template <class T>
-constexpr std::size_t atomic_word_alignment() {
-  if constexpr (is_atomic_word<T>()) {
-    return std::max(alignof(T), std::atomic_ref<T>::required_alignment);
-  } else {
-    return alignof(T);
-  }
-}
-
-}  // namespace pool_detail
 
 template <class K, class V, class Hash = std::hash<K>, class KeyEqual = std::equal_to<K>>
 class PagedResourcePool final : public ResourcePool {
@@ -512,7 +328,7 @@ class PagedResourcePool final : public ResourcePool {
     if (!(target_fraction >= 0.0)) {
       throw std::invalid_argument("evict_under_pressure: target_fraction must be >= 0");
     }
-    return core_->evict_to(core_->fraction_of_max(target_fraction));
+    return core_->evict_to(core_->fraction_of_max(target_fraction), RemovalCause::kExpiredByBroker);
   }
 
   PoolStats stats() const override { return core_->stats(); }
@@ -532,7 +348,7 @@ class PagedResourcePool final : public ResourcePool {
   }
 
   // For tests and debugging: takes every shard lock and checks the internal invariants
-  // (bytes accounted equal the sum of entry sizes, table and list agree, counters agree).
+  // (bytes accounted equal the sum of entry sizes, table and policy agree, counters agree).
   // Returns an empty string when they hold, else a description of the first violation.
   std::string verify_invariants() const { return core_->verify_invariants(); }
 
@@ -551,11 +367,7 @@ class PagedResourcePool final : public ResourcePool {
 
  private:
   // ---------------------------------------------------------------------------------------
-  struct Link {
-    Link* prev = nullptr;
-    Link* next = nullptr;
-  };
-
+  using Link = pool_detail::Link;
   static constexpr std::uint32_t kDetachedBit = 1;
   // Set on a header whose entry was destroyed (it sits in the arena's free list until reused).
   static constexpr std::uint32_t kFreedBit = 0x80000000u;
@@ -634,559 +446,33 @@ class PagedResourcePool final : public ResourcePool {
     return r == nullptr ? nullptr : static_cast<Entry*>(Arena::header_of(r));
   }
 
-  // One load in flight: the loader's caller completes it, joiners wait on it. Lighter than
-  // std::promise/shared_future (no call_once, no futex wake when nobody waits), which matters
-  // on the all-miss path of a batch: one slot per missing key.
-  struct Flight {
-    std::mutex mutex;
-    std::condition_variable ready;
-    bool done = false;         // guarded by mutex
-    std::size_t waiters = 0;   // guarded by mutex
-    std::optional<V> value;    // written once, before done; immutable after
-    std::exception_ptr error;  // likewise
-    // Set under the shard's lock by a caller that joins this load. The loader's caller
-    // completes the flight only if someone joined: the in-flight slot is removed under the
-    // same lock first, so nobody can join after it reads this.
-    bool joined = false;
+  using Flight = pool_detail::Flight<V>;
 
-    void set_value(const V& v) {
-      bool notify = false;
-      {
-        std::lock_guard<std::mutex> lock(mutex);
-        value.emplace(v);
-        done = true;
-        notify = waiters > 0;
-      }
-      if (notify) ready.notify_all();
-    }
-    void set_exception(std::exception_ptr e) {
-      bool notify = false;
-      {
-        std::lock_guard<std::mutex> lock(mutex);
-        error = std::move(e);
-        done = true;
-        notify = waiters > 0;
-      }
-      if (notify) ready.notify_all();
-    }
-    // Blocks until completed; returns the value or rethrows the loader's exception. The
-    // reference stays valid while the caller holds its shared_ptr to this flight.
-    const V& wait() {
-      std::unique_lock<std::mutex> lock(mutex);
-      ++waiters;
-      ready.wait(lock, [this] { return done; });
-      --waiters;
-      if (error) std::rethrow_exception(error);
-      return *value;
-    }
+  // What the shard's table needs to know of the entry layout (see ChunkedTable).
+  struct TableNode {
+    using Key = K;
+    using Equal = KeyEqual;
+    using Entry = PagedResourcePool::Entry;
+    using Record = PagedResourcePool::Record;
+    static constexpr bool kOptimisticReads = PagedResourcePool::kOptimisticReads;
+    static Entry* entry_of(const Record* r) noexcept { return PagedResourcePool::entry_of(r); }
+    static Record* record_of(const Entry* e) noexcept { return PagedResourcePool::record_of(e); }
   };
+  using Table = pool_detail::ChunkedTable<TableNode>;
 
-  // Open-addressing table of record pointers in chunks of one cache line (F14's layout): a
-  // control word with seven 8-bit hash tags (0: empty slot) and an overflow count, then
-  // seven pointers. A lookup reads one control word, matches the key's tag in all seven
-  // lanes at once (SWAR) and touches only the records whose tag matches, so a hit costs
-  // the key's home line plus its record, with no probe loop to mispredict: how far a key sits
-  // from its home slot varies, and a branch on each slot loaded mispredicts often, which
-  // throws away the lookups the processor had started after it. A chunk's overflow count
-  // says how many keys whose probe passed it live further on (saturating at 255): a lookup
-  // stops at the first chunk whose count is zero. Chunks follow each other linearly.
-  //
-  // Locking rule: every mutation happens under the owning shard's exclusive lock. Control
-  // words and slots are atomics, so with kOptimisticReads a reader may probe without any
-  // lock: mutations that remove or move entries (erase, growth) run inside a write window
-  // that makes the version odd and then advances it, and a lock-free reader validates its
-  // probe against the version it started from (a seqlock). Plain inserts only fill an empty
-  // slot, pointer first and tag second, both with release order after the entry was built,
-  // so a reader sees the entry whole or not at all. A replaced chunk array may still be
-  // probed by such a reader, so it is retired, not freed, while the table lives: a large
-  // (mmap'd) one gives its pages back to the system at once (MADV_DONTNEED; a late reader
-  // then sees empty chunks and fails validation), a small one is kept (less than 64 KiB in
-  // all). The same holds without optimistic reads, so that prefetch() may be called without
-  // the lock (load_many prefetches a batch's home lines).
-  //
-  // Staged inserts: a new entry first goes to a small stage (kStageSize slots on the
-  // reader-visible lines, always in cache) and reaches the main array when the stage is
-  // flushed, kStageSize at a time with their home lines prefetched together. In a table
-  // larger than the caches, placing a key means waiting on one random line of memory; a
-  // flush waits on all of them at once instead of one per insert. Lookups search the stage
-  // first (skipped unless a 64-bit filter of staged hashes says it may match), so the newest
-  // entry for a key wins; the main array may still hold an older entry for a staged key
-  // until the flush, which the owner removes then (see Core::flush_stage). Staging never
-  // moves a slot that a reader may be probing except inside a write window.
-  class Table {
-   public:
-    Table() = default;
-    Table(const Table&) = delete;
-    Table& operator=(const Table&) = delete;
-    ~Table() {
-      if (Chunks* a = chunks_.load(std::memory_order_relaxed)) release(a, a->bytes, a->mapped);
-      for (const Retired& r : retired_) release(r.chunks, r.bytes, r.mapped);
-    }
+  using ReadStripe = pool_detail::ReadStripe<Entry>;
+  using StripeRef = pool_detail::StripeRef<Entry>;
+  static constexpr std::uint32_t kRingSize = pool_detail::kRingSize;
 
-    static constexpr std::uint32_t kStageSize = 16;
-
-    // Lookup for holders of the shard lock (shared or exclusive): the newest entry for key.
-    Entry* find(std::uint64_t h, const K& key, const KeyEqual& eq) const noexcept {
-      return entry_of(find_in<false>(h, key, eq));
-    }
-    // Lookup in the stage only (cheap: no memory beyond the table's own lines). Requires: the lock.
-    Entry* find_staged(std::uint64_t h, const K& key, const KeyEqual& eq) const noexcept {
-      return entry_of(find_staged_in<false>(h, key, eq));
-    }
-    // Lookup in the main array only (an entry that a staged one replaces). Requires: the lock.
-    Entry* find_main(std::uint64_t h, const K& key, const KeyEqual& eq) const noexcept {
-      return entry_of(find_main_in<false>(chunks_.load(std::memory_order_relaxed), h, key, eq));
-    }
-
-    // Lookup for lock-free readers: returns the record of a candidate that is only valid if
-    // read_validate(v) holds afterwards, where v = read_begin() was taken before. The entry
-    // may be freed or reused at any time: read it only with Record::racy_key/racy_value.
-    // Requires: kOptimisticReads.
-    Record* find_racy(std::uint64_t h, const K& key, const KeyEqual& eq) const noexcept {
-      return find_in<true>(h, key, eq);
-    }
-    // The version a lock-free read starts from; odd while a writer removes or moves entries.
-    std::uint32_t read_begin() const noexcept { return version_.load(std::memory_order_acquire); }
-    // True when no entry was removed or moved since read_begin() returned `v` (and v was
-    // even). Every load the read made (control words, slots, key, value) was an acquire, so
-    // none of them can be ordered after this one, and any of them that saw a write inside a
-    // window makes this load see the window's odd version (a seqlock without standalone
-    // fences, which ThreadSanitizer does not model).
-    bool read_validate(std::uint32_t v) const noexcept {
-      return (v & 1u) == 0 && version_.load(std::memory_order_relaxed) == v;
-    }
-
-    // Adds e to the stage. Grows the main array first if it could not take every staged
-    // entry, so that flushing never allocates. Requires: exclusive lock; the stage is not
-    // full; no staged entry has this key; e is fully built. rehash(e) recomputes an entry's
-    // hash (needed when the table grows). Throws std::bad_alloc (nothing changed).
-    template <class Rehash>
-    void stage(std::uint64_t h, Entry* e, Rehash&& rehash) {
-      const std::uint32_t n = staged_count_.load(std::memory_order_relaxed);
-      const Chunks* a = chunks_.load(std::memory_order_relaxed);
-      if (a == nullptr || (count_ + n + 1) * 4 > (a->mask + 1) * kChunkSlots * 3) grow(rehash);
-      staged_hash_[n] = h;
-      // Release: a reader that sees the count or the filter bit sees the slot and the entry.
-      staged_[n].store(staged_tag(h) | reinterpret_cast<std::uintptr_t>(record_of(e)), std::memory_order_release);
-      staged_count_.store(n + 1, std::memory_order_release);
-      staged_filter_.store(staged_filter_.load(std::memory_order_relaxed) | filter_bit(h),
-                           std::memory_order_release);
-    }
-    bool stage_full() const noexcept {
-      return staged_count_.load(std::memory_order_relaxed) == kStageSize;
-    }
-    std::uint32_t staged_count() const noexcept { return staged_count_.load(std::memory_order_relaxed); }
-    Entry* staged_entry(std::uint32_t i) const noexcept {
-      return entry_of(staged_record_of(staged_[i].load(std::memory_order_relaxed)));
-    }
-    std::uint64_t staged_hash(std::uint32_t i) const noexcept { return staged_hash_[i]; }
-    // Whether e (with hash h) is staged. Requires: the lock.
-    bool is_staged(std::uint64_t h, const Entry* e) const noexcept { return staged_index(h, e) < kStageSize; }
-
-    // Places staged entry k in the main array unless the main array holds an entry with the
-    // same key: then returns that entry and places nothing. A reader that misses the entry
-    // in the main array meanwhile finds it in the stage, which is emptied only by
-    // end_flush(). Requires: exclusive lock; room made by stage().
-    Entry* place_staged_unless_present(std::uint32_t k, const KeyEqual& eq) noexcept {
-      Chunks* a = chunks_.load(std::memory_order_relaxed);
-      const std::uint64_t h = staged_hash_[k];
-      Entry* e = staged_entry(k);
-      if (Record* present = find_main_in<false>(a, h, e->key(), eq)) return entry_of(present);
-      place(a, h, e);
-      ++count_;
-      return nullptr;
-    }
-    // Places staged entry k in the main array. Requires: exclusive lock; room made by
-    // stage(); no entry with its key in the main array.
-    void place_staged(std::uint32_t k) noexcept {
-      place(chunks_.load(std::memory_order_relaxed), staged_hash_[k], staged_entry(k));
-      ++count_;
-    }
-    // Empties the stage once every staged entry was placed. It moves nothing a reader needs:
-    // every entry the stage held is in the main array now. Requires: exclusive lock.
-    void end_flush() noexcept {
-      staged_filter_.store(0, std::memory_order_release);
-      staged_count_.store(0, std::memory_order_release);
-    }
-
-    // Requires: exclusive lock; e is present (staged or in the main array) with hash h.
-    void erase(std::uint64_t h, const Entry* e) noexcept {
-      if (const std::uint32_t k = staged_index(h, e); k < kStageSize) {
-        unstage(k);
-        return;
-      }
-      Chunks* a = chunks_.load(std::memory_order_relaxed);
-      const Record* r = record_of(e);
-      const std::uint64_t tag = tag_of(h);
-      const std::size_t home = a->home(h);
-      for (std::size_t c = home;; c = (c + 1) & a->mask) {
-        Chunk& chunk = a->chunk(c);
-        const std::uint64_t ctrl = chunk.ctrl.load(std::memory_order_relaxed);
-        for (std::uint64_t m = match(ctrl, tag); m != 0; m &= m - 1) {
-          const unsigned lane = lane_of(m);
-          if (chunk.slot[lane].load(std::memory_order_relaxed) != r) continue;
-          // A window: a reader may hold e's record, and e is freed (and its memory reused)
-          // after this returns.
-          WriteWindow window(*this);
-          chunk.ctrl.store(ctrl & ~(std::uint64_t{0xff} << (8 * lane)), std::memory_order_release);
-          chunk.slot[lane].store(nullptr, std::memory_order_release);
-          // e's probe passed the chunks from its home to this one: take it off their counts.
-          for (std::size_t d = home; d != c; d = (d + 1) & a->mask) {
-            std::atomic<std::uint64_t>& passed = a->chunk(d).ctrl;
-            const std::uint64_t word = passed.load(std::memory_order_relaxed);
-            if (overflow_of(word) != kOverflowSaturated) {
-              passed.store(word - kOverflowOne, std::memory_order_release);
-            }
-          }
-          --count_;
-          return;
-        }
-      }
-    }
-
-    // Visits every entry, staged ones included (so an entry and a staged one replacing it
-    // are both visited until the flush). Requires: the shard lock (shared or exclusive).
-    template <class Fn>
-    void for_each(Fn&& fn) const {
-      for_each_occupied(chunks_.load(std::memory_order_relaxed),
-                        [&](std::size_t, unsigned, const Record* r) { fn(entry_of(r)); });
-      for (std::uint32_t k = 0, n = staged_count(); k < n; ++k) fn(staged_entry(k));
-    }
-
-    // Starts loading the line a lookup of hash h reads (its home chunk). Needs no lock:
-    // replaced arrays stay mapped (a stale one only wastes the prefetch).
-    void prefetch(std::uint64_t h) const noexcept {
-      const Chunks* a = chunks_.load(std::memory_order_acquire);
-      if (a == nullptr) return;
-      __builtin_prefetch(&a->chunk(a->home(h)));
-    }
-
-    // Entries held, staged ones included. Requires: the lock.
-    std::size_t size() const noexcept { return count_ + staged_count(); }
-
-    // Checks the main array's own invariants: the entry count, and every chunk's overflow
-    // count against the entries whose probe passes it (exact below saturation; a saturated
-    // count may overstate, never understate). rehash(e) recomputes an entry's hash. Returns
-    // "" or what is wrong. Requires: exclusive lock. O(entries x probe length).
-    template <class Rehash>
-    std::string audit(Rehash&& rehash) const {
-      const Chunks* a = chunks_.load(std::memory_order_relaxed);
-      if (a == nullptr) return count_ == 0 ? "" : "entries counted without an array; ";
-      std::vector<std::uint64_t> passing(a->mask + 1, 0);
-      std::size_t found = 0;
-      std::ostringstream err;
-      for_each_occupied(a, [&](std::size_t c, unsigned lane, const Record* r) {
-        if (r == nullptr) {
-          err << "chunk " << c << " lane " << lane << ": tag without entry; ";
-          return;
-        }
-        ++found;
-        const std::uint64_t h = rehash(entry_of(r));
-        const std::uint64_t ctrl = a->chunk(c).ctrl.load(std::memory_order_relaxed);
-        if (((ctrl >> (8 * lane)) & 0xff) != tag_of(h)) err << "chunk " << c << ": wrong tag; ";
-        for (std::size_t d = a->home(h); d != c; d = (d + 1) & a->mask) ++passing[d];
-      });
-      for (std::size_t c = 0; c <= a->mask; ++c) {
-        const std::uint64_t stored = overflow_of(a->chunk(c).ctrl.load(std::memory_order_relaxed));
-        if (stored != std::min(passing[c], kOverflowSaturated) && stored != kOverflowSaturated) {
-          err << "chunk " << c << ": overflow " << stored << ", " << passing[c] << " pass it; ";
-        }
-      }
-      if (found != count_) err << "array holds " << found << " entries, counted " << count_ << "; ";
-      return err.str();
-    }
-
-   private:
-    static constexpr unsigned kChunkSlots = 7;
-    static constexpr std::uint64_t kLaneLow = 0x0001010101010101ULL;   // 1 in each tag lane
-    static constexpr std::uint64_t kLaneLow7 = 0x007f7f7f7f7f7f7fULL;  // low 7 bits of each lane
-    static constexpr std::uint64_t kLaneHigh = 0x0080808080808080ULL;  // top bit of each lane
-    static constexpr std::uint64_t kOverflowOne = std::uint64_t{1} << 56;
-    static constexpr std::uint64_t kOverflowSaturated = 0xff;
-    // Chunk arrays from this size on are mmap'd, so that a retired one can return its pages.
-    static constexpr std::size_t kMapBytes = std::size_t{64} << 10;
-    static constexpr std::size_t kHeaderBytes = 64;
-
-    // One cache line: bytes 0..6 of ctrl are the tags of slots 0..6 (0: empty), byte 7 the
-    // overflow count. Slots point at records, which is what a lookup reads.
-    struct alignas(64) Chunk {
-      std::atomic<std::uint64_t> ctrl;
-      std::array<std::atomic<Record*>, kChunkSlots> slot;
-    };
-    static_assert(sizeof(Chunk) == 64);
-
-    // One chunk array: a header, then the chunks. A header zeroed by MADV_DONTNEED reads as
-    // mask 0 and shift 0, so a late reader probes chunk 0 only, finds it empty and fails
-    // validation.
-    struct Chunks {
-      std::size_t mask;  // chunk count - 1
-      unsigned shift;    // 64 - log2(chunk count), at most 63 (two chunks or more)
-      bool mapped;
-      std::size_t bytes;
-
-      Chunk& chunk(std::size_t c) const noexcept {
-        auto* base = reinterpret_cast<std::byte*>(const_cast<Chunks*>(this)) + kHeaderBytes;
-        return reinterpret_cast<Chunk*>(base)[c];
-      }
-      std::size_t home(std::uint64_t h) const noexcept {
-        return static_cast<std::size_t>(h >> shift) & mask;
-      }
-    };
-    struct Retired {
-      Chunks* chunks;
-      std::size_t bytes;
-      bool mapped;
-    };
-
-    // Makes the version odd for its lifetime (only with optimistic readers).
-    class WriteWindow {
-     public:
-      explicit WriteWindow(Table& t) noexcept : table_(t) {
-        if constexpr (kOptimisticReads) {
-          start_ = t.version_.load(std::memory_order_relaxed);
-          // Relaxed is enough: the stores inside the window are releases, so a reader that
-          // sees one of them sees this odd version too.
-          t.version_.store(start_ + 1, std::memory_order_relaxed);
-        }
-      }
-      ~WriteWindow() {
-        if constexpr (kOptimisticReads) table_.version_.store(start_ + 2, std::memory_order_release);
-      }
-      WriteWindow(const WriteWindow&) = delete;
-      WriteWindow& operator=(const WriteWindow&) = delete;
-
-     private:
-      Table& table_;
-      std::uint32_t start_ = 0;
-    };
-
-    template <bool kRacy>
-    static bool key_matches(const Record* r, const K& key, const KeyEqual& eq) noexcept {
-      if constexpr (kRacy) {
-        return eq(r->racy_key(), key);
-      } else {
-        return eq(r->key, key);
-      }
-    }
-
-    template <bool kRacy>
-    Record* find_in(std::uint64_t h, const K& key, const KeyEqual& eq) const noexcept {
-      const Chunks* a = chunks_.load(std::memory_order_acquire);
-      if (Record* r = find_staged_in<kRacy>(h, key, eq)) return r;
-      return find_main_in<kRacy>(a, h, key, eq);
-    }
-
-    template <bool kRacy>
-    Record* find_staged_in(std::uint64_t h, const K& key, const KeyEqual& eq) const noexcept {
-      if ((staged_filter_.load(std::memory_order_acquire) & filter_bit(h)) == 0) return nullptr;
-      const std::uintptr_t tag = staged_tag(h);
-      // A racy reader may see a count from a later stage generation: stay in bounds.
-      const std::uint32_t n = std::min(staged_count_.load(std::memory_order_acquire), kStageSize);
-      for (std::uint32_t k = 0; k < n; ++k) {
-        const std::uintptr_t s = staged_[k].load(std::memory_order_acquire);
-        if (s != 0 && (s & kStagedTagMask) == tag && key_matches<kRacy>(staged_record_of(s), key, eq)) {
-          return staged_record_of(s);
-        }
-      }
-      return nullptr;
-    }
-
-    template <bool kRacy>
-    static Record* find_main_in(const Chunks* a, std::uint64_t h, const K& key, const KeyEqual& eq) noexcept {
-      if (a == nullptr) return nullptr;
-      const std::uint64_t tag = tag_of(h);
-      const std::size_t mask = a->mask;
-      // Bounded: a racy reader may see an array that is being rewritten.
-      for (std::size_t c = a->home(h), n = 0; n <= mask; c = (c + 1) & mask, ++n) {
-        const Chunk& chunk = a->chunk(c);
-        const std::uint64_t ctrl = chunk.ctrl.load(std::memory_order_acquire);
-        for (std::uint64_t m = match(ctrl, tag); m != 0; m &= m - 1) {
-          Record* r = chunk.slot[lane_of(m)].load(std::memory_order_acquire);
-          // Null only for a racy reader that met an erase (it then fails validation).
-          if (r != nullptr && key_matches<kRacy>(r, key, eq)) return r;
-        }
-        if (overflow_of(ctrl) == 0) return nullptr;
-      }
-      return nullptr;
-    }
-
-    // Calls fn(chunk index, lane, record) for every slot of `a` (may be null) that holds a
-    // tag. Requires: the lock.
-    template <class Fn>
-    static void for_each_occupied(const Chunks* a, Fn&& fn) {
-      if (a == nullptr) return;
-      for (std::size_t c = 0; c <= a->mask; ++c) {
-        const Chunk& chunk = a->chunk(c);
-        for (std::uint64_t m = occupied(chunk.ctrl.load(std::memory_order_relaxed)); m != 0; m &= m - 1) {
-          const unsigned lane = lane_of(m);
-          fn(c, lane, chunk.slot[lane].load(std::memory_order_relaxed));
-        }
-      }
-    }
-
-    // Places e in the first free slot of its probe, counting it on every full chunk it
-    // passes. Requires: exclusive lock; a free slot exists.
-    static void place(Chunks* a, std::uint64_t h, Entry* e) noexcept {
-      const std::uint64_t tag = tag_of(h);
-      for (std::size_t c = a->home(h);; c = (c + 1) & a->mask) {
-        Chunk& chunk = a->chunk(c);
-        const std::uint64_t ctrl = chunk.ctrl.load(std::memory_order_relaxed);
-        if (const std::uint64_t free = match(ctrl, 0)) {
-          const unsigned lane = lane_of(free);
-          chunk.slot[lane].store(record_of(e), std::memory_order_release);
-          chunk.ctrl.store(ctrl | (tag << (8 * lane)), std::memory_order_release);
-          return;
-        }
-        if (overflow_of(ctrl) != kOverflowSaturated) {
-          chunk.ctrl.store(ctrl + kOverflowOne, std::memory_order_release);
-        }
-      }
-    }
-
-    // The main array's tag of hash h: 8 bits that neither the shard, the stage filter nor
-    // (in arrays below 2^40 chunks) the home chunk use; never 0, which marks an empty slot.
-    static std::uint64_t tag_of(std::uint64_t h) noexcept {
-      const std::uint64_t t = (h >> 16) & 0xff;
-      return t == 0 ? 1 : t;
-    }
-    // One bit (the top bit of the lane) for each of the seven tag lanes of ctrl equal to
-    // tag. Exact: the addition cannot carry from one lane into the next.
-    static std::uint64_t match(std::uint64_t ctrl, std::uint64_t tag) noexcept {
-      const std::uint64_t x = ctrl ^ (kLaneLow * tag);
-      return ~(((x & kLaneLow7) + kLaneLow7) | x | kLaneLow7) & kLaneHigh;
-    }
-    static std::uint64_t occupied(std::uint64_t ctrl) noexcept { return ~match(ctrl, 0) & kLaneHigh; }
-    static unsigned lane_of(std::uint64_t bits) noexcept {
-      return static_cast<unsigned>(std::countr_zero(bits)) >> 3;
-    }
-    static std::uint64_t overflow_of(std::uint64_t ctrl) noexcept { return ctrl >> 56; }
-
-    // Stage slots hold tag | Record*, the tag in the top 8 bits (user-space pointers use 48).
-    static constexpr std::uintptr_t kStagedPtrMask = (std::uintptr_t{1} << 48) - 1;
-    static constexpr std::uintptr_t kStagedTagMask = std::uintptr_t{0xff} << 56;
-    static std::uintptr_t staged_tag(std::uint64_t h) noexcept {
-      return static_cast<std::uintptr_t>((h >> 16) & 0xff) << 56;
-    }
-    static Record* staged_record_of(std::uintptr_t s) noexcept {
-      return reinterpret_cast<Record*>(s & kStagedPtrMask);
-    }
-    // Stage filter bit: hash bits that neither the shard, the tag nor (in tables below 2^34
-    // chunks) the home position use.
-    static std::uint64_t filter_bit(std::uint64_t h) noexcept { return std::uint64_t{1} << ((h >> 24) & 63); }
-
-    // The stage position of e, or kStageSize. Requires: the lock.
-    std::uint32_t staged_index(std::uint64_t h, const Entry* e) const noexcept {
-      if ((staged_filter_.load(std::memory_order_relaxed) & filter_bit(h)) == 0) return kStageSize;
-      const auto p = reinterpret_cast<std::uintptr_t>(record_of(e));
-      for (std::uint32_t k = 0, n = staged_count(); k < n; ++k) {
-        if ((staged_[k].load(std::memory_order_relaxed) & kStagedPtrMask) == p) return k;
-      }
-      return kStageSize;
-    }
-
-    // Removes stage position k (the last one moves into it). Requires: exclusive lock.
-    void unstage(std::uint32_t k) noexcept {
-      WriteWindow window(*this);  // a reader scanning the stage could miss the moved entry
-      const std::uint32_t last = staged_count() - 1;
-      staged_hash_[k] = staged_hash_[last];
-      staged_[k].store(staged_[last].load(std::memory_order_relaxed), std::memory_order_release);
-      staged_[last].store(0, std::memory_order_release);
-      std::uint64_t filter = 0;
-      for (std::uint32_t i = 0; i < last; ++i) filter |= filter_bit(staged_hash_[i]);
-      staged_count_.store(last, std::memory_order_release);
-      staged_filter_.store(filter, std::memory_order_release);
-    }
-
-    static Chunks* allocate(std::size_t chunk_count) {
-      const std::size_t bytes = kHeaderBytes + chunk_count * sizeof(Chunk);
-      const bool mapped = bytes >= kMapBytes;
-      void* memory = nullptr;
-      if (mapped) {
-        memory = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (memory == MAP_FAILED) throw std::bad_alloc();
-      } else {
-        memory = ::operator new(bytes, std::align_val_t(kHeaderBytes));
-      }
-      auto* a = ::new (memory) Chunks{chunk_count - 1, 64u - static_cast<unsigned>(std::countr_zero(chunk_count)),
-                                      mapped, bytes};
-      std::uninitialized_value_construct_n(&a->chunk(0), chunk_count);  // all empty
-      return a;
-    }
-    static void release(Chunks* a, std::size_t bytes, bool mapped) noexcept {
-      if (mapped) {
-        ::munmap(a, bytes);
-      } else {
-        ::operator delete(a, std::align_val_t(kHeaderBytes));
-      }
-    }
-
-    // Rebuilds into an array twice the size, publishes it, retires the old one.
-    template <class Rehash>
-    Chunks* grow(Rehash& rehash) {
-      Chunks* old = chunks_.load(std::memory_order_relaxed);
-      const std::size_t n = old == nullptr ? 4 : (old->mask + 1) * 2;
-      Chunks* fresh = allocate(n);
-      for_each_occupied(old, [&](std::size_t, unsigned, const Record* r) {
-        Entry* e = entry_of(r);
-        place(fresh, rehash(e), e);
-      });
-      {
-        WriteWindow window(*this);
-        chunks_.store(fresh, std::memory_order_release);
-      }
-      if (old != nullptr) {
-        retired_.push_back({old, old->bytes, old->mapped});
-        if (old->mapped) ::madvise(old, old->bytes, MADV_DONTNEED);
-      }
-      return fresh;
-    }
-
-    // Reader-visible state on its own cache line: writers to the rest of the shard (list,
-    // arena, read stripes) must not invalidate what every lock-free probe reads.
-    alignas(64) std::atomic<Chunks*> chunks_{nullptr};
-    std::atomic<std::uint32_t> version_{0};
-    std::atomic<std::uint32_t> staged_count_{0};
-    std::atomic<std::uint64_t> staged_filter_{0};  // OR of filter_bit() of staged hashes
-    std::array<std::atomic<std::uintptr_t>, kStageSize> staged_{};  // tag | Record*
-    // --- writer-only ---
-    alignas(64) std::array<std::uint64_t, kStageSize> staged_hash_{};
-    std::size_t count_ = 0;  // entries in the main array
-    std::vector<Retired> retired_;
-  };
-
-  static constexpr std::uint32_t kRingSize = 64;
-
-  // One thread stripe of a shard's read recording (Caffeine's striped read buffer): hits are
-  // counted here and queued in a ring for promotion; the ring is replayed into the shard's
-  // LRU list under its exclusive lock. Threads map to stripes by pagekeeper's thread index,
-  // so concurrent readers write different cache lines; a stripe is owned by one thread (plain
-  // increments) or, for threads beyond the owned stripes, shared (fetch_add).
-  //   Positions are numbered by `recorded` (exact counts either way); a reader stores its
-  //   entry in cell `position % kRingSize` and asks for a drain every kRingSize positions.
-  //   It never reads what the drainer writes, so with two threads a hit does not wait on a
-  //   line the other core just wrote. A ring that was not drained in time (its shard's lock
-  //   was busy) is overwritten: the oldest events are lost, the newest kept (lossy, still
-  //   hits). The drainer replays at most the last kRingSize positions; a cell may hold an
-  //   older or newer event than its position (a shared stripe's claimed position not yet
-  //   stored, or a lap) or a stale pointer: the drainer skips entries that are detached or
-  //   freed (arena memory is never unmapped while the pool lives) and at worst promotes a
-  //   live entry once too often. One thread alone drains every kRingSize hits and before
-  //   every eviction, so it loses nothing and sees exact LRU order.
-  struct alignas(64) ReadStripe {
-    std::atomic<std::uint64_t> recorded{0};       // hits queued for promotion, ever
-    std::atomic<std::uint64_t> unqueued_hits{0};  // hits inside the promotion delay, ever
-    std::atomic<std::uint64_t> misses{0};         // ever
-    std::array<std::atomic<Entry*>, kRingSize> ring{};
-    // Ring position replayed up to. Guarded by the shard's exclusive lock; on its own line
-    // so that the drainer writes nothing the owner reads.
-    alignas(64) std::uint64_t drained = 0;
-  };
+  // One eviction policy object per shard (see detail/lru_policy.hpp for the seam).
+  using ShardPolicy = std::variant<pool_detail::LruPolicy<Entry>, pool_detail::SizeAwareLruPolicy<Entry>,
+                                   pool_detail::CustomPolicy<Entry>>;
 
   struct alignas(64) Shard {
     mutable std::shared_mutex mutex;
     // --- guarded by `mutex` held exclusively (reads of table/list with it shared) ---
     Table table;
-    Link lru;  // sentinel: lru.next is the most recent, lru.prev the least recent
+    ShardPolicy policy;  // the eviction order of this shard's entries
     Arena arena;
     std::unordered_map<K, std::shared_ptr<Flight>, Hash, KeyEqual> inflight;
     std::unordered_map<const Entry*, std::uint64_t> large_sizes;
@@ -1199,8 +485,6 @@ class PagedResourcePool final : public ResourcePool {
     std::atomic<std::uint64_t> evictions{0};
     // Written by readers without the lock (see ReadStripe); drained under the exclusive lock.
     std::unique_ptr<ReadStripe[]> stripes;
-
-    Shard() { lru.prev = lru.next = &lru; }
   };
 
   struct Core {
@@ -1212,7 +496,11 @@ class PagedResourcePool final : public ResourcePool {
       stripe_count = std::clamp<std::uint32_t>(2 * hw, 4u, 16u);
       for (std::uint32_t i = 0; i < shard_count; ++i) {
         shards[i].stripes = std::make_unique<ReadStripe[]>(stripe_count + 1);
+        build_policy(shards[i].policy);
       }
+      orders_across_shards = std::visit(
+          [](const auto& p) { return std::remove_cvref_t<decltype(p)>::kOrdersAcrossShards; },
+          shards[0].policy);
       if (!config.key_formatter) {
         config.key_formatter = [](const K& k) { return pool_detail::default_key_text(k); };
       }
@@ -1245,7 +533,7 @@ class PagedResourcePool final : public ResourcePool {
 
     static std::uint32_t choose_shards(const Config& c) {
       if (c.shards != 0) return c.shards;
-      if (c.policy->kind() == EvictionPolicy<V>::Kind::kCustom) return 1;
+      if (c.policy->kind() == EvictionPolicy<V>::Kind::kCustom) return 1;  // exact global order
       if (c.max_bytes < (std::uint64_t{1} << 20)) return 1;
       const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
       return std::clamp<std::uint32_t>(std::bit_ceil(hw * 4u), 4u, 64u);
@@ -1266,59 +554,51 @@ class PagedResourcePool final : public ResourcePool {
       return static_cast<std::uint64_t>(v);  // floor
     }
 
-    // ----- list helpers (exclusive lock) -----
-    static void unlink(Link* l) noexcept {
-      l->prev->next = l->next;
-      l->next->prev = l->prev;
-    }
-    static void push_front(Shard& s, Link* l) noexcept {
-      l->next = s.lru.next;
-      l->prev = &s.lru;
-      s.lru.next->prev = l;
-      s.lru.next = l;
+    // The one place a policy object is built from the configured EvictionPolicy.
+    void build_policy(ShardPolicy& p) const {
+      switch (config.policy->kind()) {
+        case EvictionPolicy<V>::Kind::kLru:
+          p.template emplace<pool_detail::LruPolicy<Entry>>();
+          return;
+        case EvictionPolicy<V>::Kind::kSizeAwareLru:
+          p.template emplace<pool_detail::SizeAwareLruPolicy<Entry>>(config.policy->sample());
+          return;
+        case EvictionPolicy<V>::Kind::kCustom:
+          p.template emplace<pool_detail::CustomPolicy<Entry>>();
+          return;
+      }
     }
 
-    // Replays the shard's read rings into its LRU list, stamping each entry's recency and
+    // Calls fn(policy) with the shard's policy object as its own type.
+    template <class Fn>
+    static decltype(auto) with_policy(Shard& s, Fn&& fn) {
+      return std::visit(std::forward<Fn>(fn), s.policy);
+    }
+
+    // The pool's clock: the configured one, else monotonic_ms().
+    std::int64_t now_ms() const { return config.clock ? config.clock() : monotonic_ms(); }
+
+    // Replays the shard's read rings into its policy, stamping each entry's recency and
     // access count. Requires: exclusive lock. Reads recorded while it runs are either
     // replayed or left for the next drain.
     void drain_reads(Shard& s) const noexcept {
       std::int64_t now = 0;
       for (std::uint32_t k = 0; k <= stripe_count; ++k) {
         ReadStripe& st = s.stripes[k];
-        const std::uint64_t end = st.recorded.load(std::memory_order_acquire);
-        if (end == st.drained) continue;
-        if (now == 0) now = monotonic_ms();
-        // Positions more than a ring behind were overwritten: replay the last kRingSize.
-        const std::uint64_t begin = std::max(st.drained, end - std::min<std::uint64_t>(end, kRingSize));
-        // Three passes, so the misses of each overlap: the first starts loading the headers
-        // (lookups read records, so a header is cold in a large pool), the second takes the
-        // live entries and starts loading their list neighbours, the third moves them.
-        std::array<Entry*, kRingSize> taken;
-        std::size_t n = 0;
-        for (std::uint64_t pos = begin; pos < end; ++pos) {
-          Entry* e = st.ring[pos & (kRingSize - 1)].load(std::memory_order_acquire);
-          if (e == nullptr) continue;  // a shared stripe's first lap, claimed, not yet stored
-          __builtin_prefetch(e, 1);
-          taken[n++] = e;
-        }
-        const std::size_t events = n;
-        n = 0;
-        for (std::size_t i = 0; i < events; ++i) {
-          Entry* e = taken[i];
-          if ((e->state.load(std::memory_order_relaxed) & (kDetachedBit | kFreedBit)) != 0) continue;
-          __builtin_prefetch(e->prev, 1);
-          __builtin_prefetch(e->next, 1);
-          taken[n++] = e;
-        }
-        for (std::size_t i = 0; i < n; ++i) {
-          Entry* e = taken[i];
-          touch(e, now);
-          if (s.lru.next != e) {
-            unlink(e);
-            push_front(s, e);
-          }
-        }
-        st.drained = end;
+        if (!pool_detail::has_undrained(st)) continue;
+        if (now == 0) now = now_ms();
+        with_policy(s, [&](auto& policy) {
+          pool_detail::drain_stripe(
+              st,
+              [](const Entry* e) {
+                return (e->state.load(std::memory_order_relaxed) & (kDetachedBit | kFreedBit)) == 0;
+              },
+              [&](const Entry* e) { policy.prefetch_access(e); },
+              [&](Entry* e) {
+                touch(e, now);
+                policy.on_access(e);
+              });
+        });
       }
     }
 
@@ -1348,10 +628,6 @@ class PagedResourcePool final : public ResourcePool {
     // holder of an index through the registry's mutex), so its counters take plain
     // increments instead of read-modify-writes: on the hit path that is the difference
     // between a full memory barrier per hit and none. Other threads share the last stripe.
-    struct StripeRef {
-      ReadStripe& stripe;
-      bool owned;
-    };
     StripeRef stripe_of(Shard& s) const noexcept {
       const std::uint32_t i = pool_detail::thread_index();
       if (i < stripe_count) return {s.stripes[i], true};
@@ -1359,29 +635,7 @@ class PagedResourcePool final : public ResourcePool {
     }
 
     static void bump(std::atomic<std::uint64_t>& counter, bool owned) noexcept {
-      if (owned) {
-        counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-      } else {
-        counter.fetch_add(1, std::memory_order_relaxed);
-      }
-    }
-
-    // Counts a hit on e and queues it for promotion. Needs no lock. Returns true when the
-    // caller should drain the shard (every kRingSize-th position of its stripe).
-    static bool record_read(StripeRef ref, Entry* e) noexcept {
-      ReadStripe& st = ref.stripe;
-      std::uint64_t pos = 0;
-      if (ref.owned) {
-        // Sole writer: store the entry, then publish the position (release), so a drainer
-        // that sees the position sees the entry.
-        pos = st.recorded.load(std::memory_order_relaxed);
-        st.ring[pos & (kRingSize - 1)].store(e, std::memory_order_relaxed);
-        st.recorded.store(pos + 1, std::memory_order_release);
-      } else {
-        pos = st.recorded.fetch_add(1, std::memory_order_relaxed);
-        st.ring[pos & (kRingSize - 1)].store(e, std::memory_order_release);
-      }
-      return (pos & (kRingSize - 1)) == kRingSize - 1;
+      pool_detail::bump(counter, owned);
     }
 
     // Requires: s's lock held (shared or exclusive) or e detached and owned by the caller.
@@ -1423,14 +677,15 @@ class PagedResourcePool final : public ResourcePool {
       s.arena.deallocate(e);
     }
 
-    // Removes e from table, list and accounting; frees it unless a pin keeps it alive.
-    // Requires: exclusive lock on s.
-    void detach(Shard& s, Entry* e, std::uint64_t h) noexcept {
+    // Removes e from table, policy and accounting, tells the removal listener why, and frees
+    // e unless a pin keeps it alive. Requires: exclusive lock on s.
+    void detach(Shard& s, Entry* e, std::uint64_t h, RemovalCause cause) noexcept {
       s.table.erase(h, e);
-      unlink(e);
+      with_policy(s, [e](auto& policy) { policy.on_remove(e); });
       const std::uint64_t size = size_of(s, e);
       s.bytes -= size;
       total_bytes.fetch_sub(size, std::memory_order_relaxed);
+      if (config.removal_listener) config.removal_listener(e->key(), e->value(), size, cause);
       // Unpinned (the common case): nobody can pin it (pin() needs this lock) and nobody
       // holds a pin to release, so no read-modify-write is needed. The acquire pairs with
       // the last unpin's release.
@@ -1452,8 +707,8 @@ class PagedResourcePool final : public ResourcePool {
 
     // Evicts `victim` (an unpinned entry picked from s by policy), counts it and starts
     // loading the next victim. Returns the bytes freed. Requires: exclusive lock on s.
-    std::uint64_t evict_locked(Shard& s, Entry* victim) noexcept {
-      const std::uint64_t size = detach_newest(s, victim, hash_of(victim->key()));
+    std::uint64_t evict_locked(Shard& s, Entry* victim, RemovalCause cause) noexcept {
+      const std::uint64_t size = detach_newest(s, victim, hash_of(victim->key()), cause);
       count_eviction(s);
       prefetch_next_victim(s);
       return size;
@@ -1463,7 +718,7 @@ class PagedResourcePool final : public ResourcePool {
     // True when a hit on e falls inside the promotion delay (counted, not queued).
     bool within_refresh(const Entry* e) const noexcept {
       return config.lru_refresh_ms != 0 &&
-             monotonic_ms() - e->last_access() < static_cast<std::int64_t>(config.lru_refresh_ms);
+             now_ms() - e->last_access() < static_cast<std::int64_t>(config.lru_refresh_ms);
     }
 
     // Counts the hit on e in this thread's stripe, queued for promotion unless it falls in
@@ -1473,7 +728,7 @@ class PagedResourcePool final : public ResourcePool {
         bump(st.stripe.unqueued_hits, st.owned);
         return false;
       }
-      return record_read(st, e);
+      return pool_detail::record_read(st, e);
     }
 
     // Drains s unless its lock is held: whoever holds it drains on release anyway, so a
@@ -1572,9 +827,8 @@ class PagedResourcePool final : public ResourcePool {
       if (e == nullptr) return {nullptr, si};
       const std::uint32_t old = e->state.fetch_add(kPinUnit, std::memory_order_acq_rel);
       if (old / kPinUnit == 0) s.pinned_entries.fetch_add(1, std::memory_order_relaxed);
-      e->set_last_access(monotonic_ms());
-      unlink(e);
-      push_front(s, e);
+      e->set_last_access(now_ms());
+      with_policy(s, [e](auto& policy) { policy.on_pin(e); });
       return {e, si};
     }
 
@@ -1611,12 +865,14 @@ class PagedResourcePool final : public ResourcePool {
     // growing the table), the shard is as it was, an older value for the key included.
     void insert_locked(Shard& s, std::uint64_t h, K&& key, V&& value, std::uint64_t size) {
       // Built before anything else changes: building is what may throw.
-      Entry* e = create(s, std::move(key), std::move(value), size, monotonic_ms());
+      Entry* e = create(s, std::move(key), std::move(value), size, now_ms());
       // Only the stage is searched here: an older entry in the main array is found and
       // detached when the stage is flushed (until then lookups see the staged one). When an
       // older one is staged, detaching it frees a stage position and the table already has
       // room for it (stage() made room when it came), so staging the new one cannot throw.
-      if (Entry* old = s.table.find_staged(h, e->key(), key_equal)) detach(s, old, h);
+      if (Entry* old = s.table.find_staged(h, e->key(), key_equal)) {
+        detach(s, old, h, RemovalCause::kReplaced);
+      }
       try {
         if (s.table.stage_full()) flush_stage(s);
         s.table.stage(h, e, rehasher());
@@ -1624,7 +880,7 @@ class PagedResourcePool final : public ResourcePool {
         destroy(s, e);
         throw;
       }
-      push_front(s, e);
+      with_policy(s, [e](auto& policy) { policy.on_insert(e); });
       s.bytes += size;
       total_bytes.fetch_add(size, std::memory_order_relaxed);
     }
@@ -1638,31 +894,32 @@ class PagedResourcePool final : public ResourcePool {
       for (std::uint32_t k = 0; k < n; ++k) s.table.prefetch(s.table.staged_hash(k));
       for (std::uint32_t k = 0; k < n; ++k) {
         if (Entry* old = s.table.place_staged_unless_present(k, key_equal)) {
-          detach(s, old, s.table.staged_hash(k));
+          detach(s, old, s.table.staged_hash(k), RemovalCause::kReplaced);
           s.table.place_staged(k);
         }
       }
       s.table.end_flush();
     }
 
-    // Detaches e, the newest entry for its key (the one lookups return). If e is still
-    // staged, an older entry for the key in the main table is detached too: it would
-    // otherwise become visible again. Returns the bytes freed. Requires: exclusive lock on s.
-    std::uint64_t detach_newest(Shard& s, Entry* e, std::uint64_t h) noexcept {
+    // Detaches e, the newest entry for its key (the one lookups return), for `cause`. If e
+    // is still staged, an older entry for the key in the main table is detached too (as
+    // replaced): it would otherwise become visible again. Returns the bytes freed.
+    // Requires: exclusive lock on s.
+    std::uint64_t detach_newest(Shard& s, Entry* e, std::uint64_t h, RemovalCause cause) noexcept {
       Entry* older = s.table.is_staged(h, e) ? s.table.find_main(h, e->key(), key_equal) : nullptr;
       std::uint64_t freed = size_of(s, e);
-      detach(s, e, h);
       if (older != nullptr) {
         freed += size_of(s, older);
-        detach(s, older, h);
+        detach(s, older, h, RemovalCause::kReplaced);
       }
+      detach(s, e, h, cause);
       return freed;
     }
 
     // Requires: exclusive lock on s. Removes a stale entry for a value that will not be cached.
     void reject_oversize_locked(Shard& s, std::uint64_t h, const K& key) {
       rejected_oversize.fetch_add(1, std::memory_order_relaxed);
-      if (Entry* old = s.table.find(h, key, key_equal)) detach_newest(s, old, h);
+      if (Entry* old = s.table.find(h, key, key_equal)) detach_newest(s, old, h, RemovalCause::kReplaced);
     }
 
     bool insert(K key, V value, std::uint64_t size) {
@@ -1695,13 +952,13 @@ class PagedResourcePool final : public ResourcePool {
     // slot is still loading. Custom policies order across shards: enforce_budget() handles
     // them. Requires: exclusive lock on s.
     void make_room_locked(Shard& s, std::uint64_t incoming) noexcept {
-      if (config.policy->kind() == EvictionPolicy<V>::Kind::kCustom) return;
+      if (orders_across_shards) return;
       if (total_bytes.load(std::memory_order_relaxed) + incoming <= max_bytes()) return;
       const std::uint64_t target = low_watermark_bytes();
       while (total_bytes.load(std::memory_order_relaxed) + incoming > target) {
         Entry* victim = pick_victim(s);
         if (victim == nullptr) return;
-        evict_locked(s, victim);
+        evict_locked(s, victim, RemovalCause::kEvicted);
       }
     }
 
@@ -1710,7 +967,7 @@ class PagedResourcePool final : public ResourcePool {
     // `near`: the shard just written, whose tail is compared first (see oldest_shard).
     std::uint64_t enforce_budget(std::uint32_t near = kAnyShard) {
       if (total_bytes.load(std::memory_order_relaxed) > max_bytes()) {
-        return evict_to(low_watermark_bytes(), near);
+        return evict_to(low_watermark_bytes(), RemovalCause::kEvicted, near);
       }
       return 0;
     }
@@ -1748,7 +1005,7 @@ class PagedResourcePool final : public ResourcePool {
       }
       K k = key;
       V v = value;
-      make_room_locked(s, size);  // as insert() does: same lock, this shard's LRU tail
+      make_room_locked(s, size);  // as insert() does: same lock, this shard's victims
       insert_locked(s, h, std::move(k), std::move(v), size);
       return true;
     }
@@ -1997,7 +1254,7 @@ class PagedResourcePool final : public ResourcePool {
       auto lock = lock_exclusive(s);
       Entry* e = s.table.find(h, key, key_equal);
       if (e == nullptr) return false;
-      detach_newest(s, e, h);
+      detach_newest(s, e, h, RemovalCause::kErased);
       count_eviction(s);
       return true;
     }
@@ -2010,7 +1267,7 @@ class PagedResourcePool final : public ResourcePool {
         std::vector<Entry*> all;
         all.reserve(s.table.size());
         s.table.for_each([&](Entry* e) { all.push_back(e); });
-        for (Entry* e : all) detach(s, e, hash_of(e->key()));
+        for (Entry* e : all) detach(s, e, hash_of(e->key()), RemovalCause::kCleared);
         s.arena.reset_if_unused();  // not while a handle still pins a dropped entry
         dropped += all.size();
         inflight_count.fetch_sub(s.inflight.size(), std::memory_order_relaxed);
@@ -2024,38 +1281,13 @@ class PagedResourcePool final : public ResourcePool {
     }
 
     // ----- eviction -----
-    // Picks the LRU victim of shard s (built-in policies). Pinned entries met at the tail
-    // move to the front: they are in use, and skipping them each time would make eviction
-    // O(pinned). Returns nullptr when s has no unpinned entry. Requires: exclusive lock.
+    // Asks shard s's policy for its next victim (policies that order within a shard).
+    // Returns nullptr when s has no unpinned entry. Requires: exclusive lock.
     Entry* pick_victim(Shard& s) noexcept {
-      const bool size_aware = config.policy->kind() == EvictionPolicy<V>::Kind::kSizeAwareLru;
-      const std::uint32_t sample = size_aware ? config.policy->sample() : 1;
-      Entry* best = nullptr;
-      std::int64_t best_priority = 0;
-      std::uint32_t seen = 0;
-      std::size_t steps = 0;
       const std::size_t limit = s.table.size();
-      Link* l = s.lru.prev;
-      while (l != &s.lru && seen < sample && steps < limit) {
-        Entry* e = static_cast<Entry*>(l);
-        Link* prev = l->prev;
-        ++steps;
-        if (e->pins() > 0) {
-          unlink(e);
-          push_front(s, e);
-        } else {
-          const std::int64_t priority =
-              e->last_access() -
-              static_cast<std::int64_t>(size_aware ? size_of(s, e) / 1024 : 0);
-          if (best == nullptr || priority < best_priority) {
-            best = e;
-            best_priority = priority;
-          }
-          ++seen;
-        }
-        l = prev;
-      }
-      return best;
+      return with_policy(s, [&](auto& policy) {
+        return policy.victim(limit, [&s](const Entry* e) { return size_of(s, e); });
+      });
     }
 
     // In a pool larger than the caches every eviction would wait on memory four times: for
@@ -2066,16 +1298,17 @@ class PagedResourcePool final : public ResourcePool {
     // own home line, now; the next eviction from this shard finds all of them in cache.
     // Requires: exclusive lock on s.
     void prefetch_next_victim(Shard& s) const noexcept {
-      Link* next = s.lru.prev;
-      if (next == &s.lru) return;
-      // Both lines of the header (40 bytes may straddle two). A record's address is
-      // arithmetic on its header's, so it needs no load (for the sentinel it is a harmless
-      // address: a prefetch never faults).
-      const Link* after = next->prev;
-      __builtin_prefetch(after, 1);
-      __builtin_prefetch(reinterpret_cast<const char*>(after) + sizeof(Entry) - 1, 1);
-      __builtin_prefetch(Arena::record_of(after));
-      s.table.prefetch(hash_of(static_cast<Entry*>(next)->key()));
+      with_policy(s, [&](const auto& policy) {
+        policy.prefetch_victim([&](const Entry* next, const Link* after) {
+          // Both lines of the header (40 bytes may straddle two). A record's address is
+          // arithmetic on its header's, so it needs no load (for a list's sentinel it is a
+          // harmless address: a prefetch never faults).
+          __builtin_prefetch(after, 1);
+          __builtin_prefetch(reinterpret_cast<const char*>(after) + sizeof(Entry) - 1, 1);
+          __builtin_prefetch(Arena::record_of(after));
+          s.table.prefetch(hash_of(next->key()));
+        });
+      });
     }
 
     // Where to evict next. After an insert (`near` given) it is the shard written, as in
@@ -2104,14 +1337,14 @@ class PagedResourcePool final : public ResourcePool {
     static std::int64_t tail_hint(Shard& s) noexcept {
       std::shared_lock<std::shared_mutex> lock(s.mutex, std::try_to_lock);
       if (!lock.owns_lock()) return INT64_MAX - 1;
-      if (s.lru.prev == &s.lru) return INT64_MAX;
-      return static_cast<Entry*>(s.lru.prev)->last_access();
+      return with_policy(s, [](const auto& policy) { return policy.coldest_access(); });
     }
 
-    // Evicts unpinned entries in policy order while `more(freed)` holds. Returns bytes freed.
+    // Evicts unpinned entries in policy order while `more(freed)` holds, telling the removal
+    // listener `cause`. Returns bytes freed.
     template <class More>
-    std::uint64_t evict_while(More&& more, std::uint32_t near = kAnyShard) {
-      if (config.policy->kind() == EvictionPolicy<V>::Kind::kCustom) return evict_custom(more);
+    std::uint64_t evict_while(More&& more, RemovalCause cause, std::uint32_t near = kAnyShard) {
+      if (orders_across_shards) return rank_all_and_evict(more, cause);
       std::uint64_t freed = 0;
       if (shard_count == 1) {
         Shard& s = shards[0];
@@ -2119,7 +1352,7 @@ class PagedResourcePool final : public ResourcePool {
         while (more(freed)) {
           Entry* victim = pick_victim(s);
           if (victim == nullptr) break;
-          freed += evict_locked(s, victim);
+          freed += evict_locked(s, victim, cause);
         }
         return freed;
       }
@@ -2145,14 +1378,15 @@ class PagedResourcePool final : public ResourcePool {
             ++exhausted_count;
             break;
           }
-          freed += evict_locked(s, victim);
+          freed += evict_locked(s, victim, cause);
         }
       }
       return freed;
     }
 
+    // Eviction for policies that rank the whole pool at once (custom priorities).
     template <class More>
-    std::uint64_t evict_custom(More& more) {
+    std::uint64_t rank_all_and_evict(More& more, RemovalCause cause) {
       // Take every shard lock in index order (the only multi-lock path, always in this order).
       std::vector<std::unique_lock<std::shared_mutex>> locks;
       locks.reserve(shard_count);
@@ -2179,7 +1413,7 @@ class PagedResourcePool final : public ResourcePool {
       for (const Candidate& c : candidates) {
         if (!more(freed)) break;
         freed += size_of(shards[c.shard], c.entry);
-        detach(shards[c.shard], c.entry, hash_of(c.entry->key()));
+        detach(shards[c.shard], c.entry, hash_of(c.entry->key()), cause);
         count_eviction(shards[c.shard]);
       }
       return freed;
@@ -2187,13 +1421,13 @@ class PagedResourcePool final : public ResourcePool {
 
     std::uint64_t evict_at_least(std::uint64_t want) {
       if (want == 0) return 0;
-      return evict_while([want](std::uint64_t freed) { return freed < want; });
+      return evict_while([want](std::uint64_t freed) { return freed < want; }, RemovalCause::kExpiredByBroker);
     }
 
-    std::uint64_t evict_to(std::uint64_t target, std::uint32_t near = kAnyShard) {
+    std::uint64_t evict_to(std::uint64_t target, RemovalCause cause, std::uint32_t near = kAnyShard) {
       return evict_while(
           [this, target](std::uint64_t) { return total_bytes.load(std::memory_order_relaxed) > target; },
-          near);
+          cause, near);
     }
 
     EntryView view_of(const Shard& s, const Entry* e) const {
@@ -2276,21 +1510,25 @@ class PagedResourcePool final : public ResourcePool {
       for (std::uint32_t i = 0; i < shard_count; ++i) {
         Shard& s = shards[i];
         std::uint64_t sum = 0, listed = 0, pinned = 0;
-        for (Link* l = s.lru.next; l != &s.lru; l = l->next) {
-          const Entry* e = static_cast<const Entry*>(l);
-          sum += size_of(s, e);
-          ++listed;
-          if (e->pins() > 0) ++pinned;
-          if (e->state.load() & kDetachedBit) err << "shard " << i << ": detached entry in list; ";
-          if (s.table.find(hash_of(e->key()), e->key(), key_equal) != e) {
-            err << "shard " << i << ": listed entry missing from table; ";
-          }
-        }
+        with_policy(s, [&](const auto& policy) {
+          if (const std::string own = policy.audit(); !own.empty()) err << "shard " << i << ": " << own;
+        });
+        with_policy(s, [&](const auto& policy) {
+          policy.for_each([&](const Entry* e) {
+            sum += size_of(s, e);
+            ++listed;
+            if (e->pins() > 0) ++pinned;
+            if (e->state.load() & kDetachedBit) err << "shard " << i << ": detached entry in policy; ";
+            if (s.table.find(hash_of(e->key()), e->key(), key_equal) != e) {
+              err << "shard " << i << ": entry the policy holds is missing from the table; ";
+            }
+          });
+        });
         if (const std::string table = s.table.audit(rehasher()); !table.empty()) {
           err << "shard " << i << ": " << table;
         }
         if (listed != s.table.size()) {
-          err << "shard " << i << ": list has " << listed << " entries, table " << s.table.size()
+          err << "shard " << i << ": policy holds " << listed << " entries, table " << s.table.size()
               << "; ";
         }
         if (sum != s.bytes) err << "shard " << i << ": bytes " << s.bytes << " != sum " << sum << "; ";
@@ -2308,7 +1546,7 @@ class PagedResourcePool final : public ResourcePool {
 
     Config config;
     // Creation time; entries store their load time as whole seconds since it.
-    const std::int64_t epoch_ms = monotonic_ms();
+    const std::int64_t epoch_ms = now_ms();
     std::uint32_t shard_count = 1;
     std::uint32_t shard_mask = 0;
     // Owned read stripes per shard (plus one shared by threads with larger indices).
@@ -2324,6 +1562,8 @@ class PagedResourcePool final : public ResourcePool {
     std::atomic<std::uint64_t> inflight_count{0};
     std::atomic<std::uint64_t> rejected_oversize{0};
     std::atomic<std::uint32_t> rotor{0};
+    // Whether the policy ranks the whole pool at once (set once, at construction).
+    bool orders_across_shards = false;
   };
 
   std::shared_ptr<Core> core_;

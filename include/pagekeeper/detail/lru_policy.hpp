@@ -1,0 +1,84 @@
+// pagekeeper/detail/lru_policy.hpp
+//
+// LruPolicy: exact least-recently-used order of one pool shard (EvictionPolicy::lru()).
+//
+// Internal to PagedResourcePool (pagekeeper/pool.hpp): not part of the public API.
+//
+// The policy seam. Each shard of a pool holds one policy object; the pool calls it under the
+// shard's exclusive lock and it orders that shard's entries. A policy is a class with:
+//   kOrdersAcrossShards        true when victims are ranked over the whole pool at once
+//                              (the pool then evicts through rank_all, not victim()).
+//   on_insert(e)               e was added (it is unpinned and not yet accessed).
+//   prefetch_access(e)         start loading what on_access(e) will write (drain batches).
+//   on_access(e)               a recorded hit on e, replayed by the drain (after the pool
+//                              stamped its recency and access count).
+//   on_pin(e)                  e was pinned (a pin refreshes recency but is not a hit).
+//   on_remove(e)               e leaves the shard (evicted, erased, replaced or cleared).
+//   victim(limit, size_of)     the next unpinned entry to evict, or nullptr when there is
+//                              none; `limit` bounds the entries it may step over,
+//                              size_of(e) gives an entry's bytes. It does not remove it.
+//   prefetch_victim(pf)        calls pf(next, after) with the entry victim() would return
+//                              next and the one after it, so their lines load early.
+//   coldest_access()           last-access time of the shard's next victim (INT64_MAX when
+//                              empty): a hint for choosing which shard to evict from.
+//   for_each(fn)               every entry the policy holds.
+//   audit()                    "" when the policy's own structure is consistent.
+// A new policy is a new file with such a class, one alternative in the pool's ShardPolicy
+// variant and one case where the pool builds it from EvictionPolicy::Kind.
+
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "pagekeeper/detail/link_list.hpp"
+
+namespace pagekeeper::pool_detail {
+
+// Entry derives from Link and has pins() and last_access().
+template <class Entry>
+class LruPolicy {
+ public:
+  static constexpr bool kOrdersAcrossShards = false;
+
+  void on_insert(Entry* e) noexcept { list_.push_front(e); }
+  void prefetch_access(const Entry* e) const noexcept {
+    __builtin_prefetch(e->prev, 1);
+    __builtin_prefetch(e->next, 1);
+  }
+  void on_access(Entry* e) noexcept {
+    if (!list_.is_front(e)) list_.move_to_front(e);
+  }
+  void on_pin(Entry* e) noexcept { list_.move_to_front(e); }
+  void on_remove(Entry* e) noexcept { LinkList::unlink(e); }
+
+  template <class SizeOf>
+  Entry* victim(std::size_t limit, SizeOf&& /*size_of*/) noexcept {
+    return lowest_of_tail<Entry>(list_, 1, limit, [](const Entry*) { return std::int64_t{0}; });
+  }
+
+  template <class Prefetch>
+  void prefetch_victim(Prefetch&& pf) const noexcept {
+    const Link* next = list_.back();
+    if (next == list_.end()) return;
+    pf(static_cast<const Entry*>(next), next->prev);
+  }
+
+  std::int64_t coldest_access() const noexcept {
+    if (list_.empty()) return INT64_MAX;
+    return static_cast<const Entry*>(list_.back())->last_access();
+  }
+
+  template <class Fn>
+  void for_each(Fn&& fn) const {
+    for (Link* l = list_.front(); l != list_.end(); l = l->next) fn(static_cast<Entry*>(l));
+  }
+
+  std::string audit() const { return ""; }
+
+ protected:
+  LinkList list_;  // front: most recent
+};
+
+}  // namespace pagekeeper::pool_detail
