@@ -141,16 +141,24 @@ struct ManualClock {
   void advance(std::int64_t ms) const { now->fetch_add(ms); }
 };
 
-TEST(PoolClock, RecencyAndLoadTimesFollowTheInjectedClock) {
-  ManualClock clock;
+// A one-shard LRU pool of values that weigh what they say, on `clock`.
+std::unique_ptr<StrPool> make_clocked_pool(const ManualClock& clock, std::uint64_t max_bytes,
+                                           std::uint32_t lru_refresh_ms) {
   PoolConfig<std::string, std::uint64_t> c;
   c.name = "clocked";
-  c.max_bytes = 100;
+  c.max_bytes = max_bytes;
   c.sizer = [](const std::uint64_t& v) { return v; };
   c.policy = EvictionPolicy<std::uint64_t>::lru();
   c.shards = 1;
+  c.lru_refresh_ms = lru_refresh_ms;
   c.clock = clock;
-  StrPool pool(c);
+  return std::make_unique<StrPool>(c);
+}
+
+TEST(PoolClock, RecencyAndLoadTimesFollowTheInjectedClock) {
+  ManualClock clock;
+  auto owned = make_clocked_pool(clock, 100, 0);
+  StrPool& pool = *owned;
   clock.advance(5'000);
   pool.insert("a", 10);
   clock.advance(42);
@@ -164,15 +172,8 @@ TEST(PoolClock, RecencyAndLoadTimesFollowTheInjectedClock) {
 
 TEST(PoolClock, PromotionDelayIsMeasuredOnTheInjectedClock) {
   ManualClock clock;
-  PoolConfig<std::string, std::uint64_t> c;
-  c.name = "delayed";
-  c.max_bytes = 30;
-  c.sizer = [](const std::uint64_t& v) { return v; };
-  c.policy = EvictionPolicy<std::uint64_t>::lru();
-  c.shards = 1;
-  c.lru_refresh_ms = 100;
-  c.clock = clock;
-  StrPool pool(c);
+  auto owned = make_clocked_pool(clock, 30, 100);
+  StrPool& pool = *owned;
   pool.insert("a", 10);
   pool.insert("b", 10);
   pool.insert("c", 10);
