@@ -24,6 +24,10 @@ using ContentHash = std::array<std::uint8_t, 32>;
 // SHA-256 provider available), which a working installation never does.
 ContentHash sha256(std::string_view bytes);
 
+// SHA-256 of a file's bytes, read in 1 MiB pieces (a model file need not fit in memory).
+// Throws std::runtime_error naming the file when it cannot be read.
+ContentHash sha256_file(const std::string& path);
+
 // Lowercase hexadecimal form of a digest (64 characters), as `sha256sum` prints it.
 std::string to_hex(const ContentHash& hash);
 

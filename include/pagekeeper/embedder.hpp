@@ -45,6 +45,13 @@ class Embedder {
   virtual std::size_t dimensions() const = 0;
   // The most texts one embed() call accepts; callers split larger batches.
   virtual std::size_t max_batch() const = 0;
+  // What makes this embedder's vectors what they are beyond its name (a model file's digest,
+  // a remote endpoint and model, an algorithm version). The tiers below memory, which a
+  // fleet shares, key vectors by it with the name and the text, so another model under the
+  // same name never reads these vectors. Empty (the default): this embedder's vectors are
+  // never written below memory nor read from there. Cheap after the first call; thread-safe.
+  virtual std::string identity() const { return {}; }
+
   // Embeds `texts` (at most max_batch()), returning exactly texts.size() vectors of
   // dimensions() floats each, in input order. The texts are views: they are valid for the
   // duration of the call only, and an embedder never keeps one (so callers hand over texts

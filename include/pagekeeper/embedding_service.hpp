@@ -34,6 +34,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -43,6 +44,7 @@
 #include <vector>
 
 #include "pagekeeper/embedding_key.hpp"
+#include "pagekeeper/embedding_tiers.hpp"
 #include "pagekeeper/embedding_vector.hpp"
 #include "pagekeeper/model_registry.hpp"
 #include "pagekeeper/pool.hpp"
@@ -57,6 +59,7 @@ struct EmbedAccounting {
   std::size_t hits = 0;            // texts whose vector was already cached
   std::size_t misses = 0;          // texts not cached when looked up (embedded here or joined)
   std::size_t joined = 0;          // of the misses: texts another request was embedding
+  std::size_t from_tiers = 0;      // of the misses: texts a tier below memory held
   std::size_t embedded = 0;        // distinct texts this call sent to the embedder
   std::size_t embedder_calls = 0;  // Embedder::embed() calls this call made
 };
@@ -81,6 +84,9 @@ struct EmbeddingServiceConfig {
   // Passed to the pool (see PoolConfig).
   double low_watermark = 1.0;
   std::uint32_t shards = 0;
+  // Tiers below memory (local disk, Redis), asked on a miss before the embedder; null: none.
+  // Vectors of models without an identity (Embedder::identity()) bypass them.
+  std::shared_ptr<TierChain> tiers{};
   // Vector storage maps its next block on a background thread while the cache fills, so
   // no request waits on the kernel for the cache's memory (VectorSlab::Options::map_ahead).
   bool map_storage_ahead = true;
@@ -137,6 +143,10 @@ class EmbeddingService {
   // object; it keeps the pool and the storage alive.
   std::shared_ptr<ResourcePool> resource_pool() const { return tier_; }
   ModelRegistry& models() const { return *models_; }
+  // The tiers below memory (null when none are configured).
+  std::shared_ptr<TierChain> tiers() const { return tiers_ ? tiers_->chain_ptr() : nullptr; }
+  // Texts sent to each model's embedder since the service started, by canonical name.
+  std::map<std::string, std::uint64_t> embedded_texts() const;
 
   // Budget bytes one cached vector of `dimensions` floats occupies.
   static std::uint64_t entry_bytes(std::size_t dimensions);
@@ -170,6 +180,10 @@ class EmbeddingService {
   std::shared_ptr<Pool> pool_;
   std::shared_ptr<Storage> storage_;
   std::shared_ptr<ResourcePool> tier_;  // resource_pool()
+  std::shared_ptr<EmbeddingTiers> tiers_;  // null without tiers
+
+  mutable std::mutex embedded_mutex_;
+  mutable std::map<std::string, std::uint64_t> embedded_texts_;  // guarded by embedded_mutex_
 };
 
 }  // namespace pagekeeper

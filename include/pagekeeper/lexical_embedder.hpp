@@ -52,6 +52,9 @@ struct LexicalEmbedderOptions {
 class LexicalEmbedder final : public Embedder {
  public:
   static constexpr std::size_t kDefaultDimensions = 384;
+  // Bumped whenever a change to the algorithm changes any vector's bits, so vectors kept in
+  // lower tiers by an older build are not read as this one's.
+  static constexpr int kAlgorithmVersion = 1;
 
   // Throws std::invalid_argument naming the field when an option is out of range.
   explicit LexicalEmbedder(LexicalEmbedderOptions options = {});
@@ -61,6 +64,8 @@ class LexicalEmbedder final : public Embedder {
   std::string name() const override { return name_; }
   std::size_t dimensions() const override { return options_.dimensions; }
   std::size_t max_batch() const override { return options_.max_batch; }
+  // "lexical/v<kAlgorithmVersion>/<dimensions>".
+  std::string identity() const override;
 
   // Never throws for any input bytes (besides std::bad_alloc); accepts any number of texts.
   using Embedder::embed;

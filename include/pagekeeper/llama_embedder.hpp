@@ -105,6 +105,9 @@ class LlamaEmbedder : public Embedder {
   std::string name() const override { return name_; }
   std::size_t dimensions() const override { return dimensions_; }
   std::size_t max_batch() const override { return max_batch_; }
+  // "gguf/<SHA-256 of the model file>/<pooling>/<tokens per text>": the file's digest, taken
+  // on the first call (a read of the whole file), and the settings that change the vectors.
+  std::string identity() const override;
   // See the file comment. Throws EmbedderInputError for a refused text (empty, invalid UTF-8,
   // too long under Overflow::kRefuse, more than max_batch() texts) and EmbedderError when
   // llama.cpp fails; a failed call has no effect on later calls.
@@ -150,6 +153,9 @@ class LlamaEmbedder : public Embedder {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<Worker*> free_;
   std::shared_ptr<const AdapterSet> adapters_;
+
+  mutable std::once_flag identity_once_;
+  mutable std::string identity_;  // written once under identity_once_
 };
 
 }  // namespace pagekeeper

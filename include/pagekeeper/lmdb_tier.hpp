@@ -44,7 +44,7 @@ namespace pagekeeper {
 
 struct LmdbTierOptions {
   // Directory of the environment (created when missing).
-  std::filesystem::path directory;
+  std::filesystem::path directory{};
   // Byte budget of keys and records. Required, > 0.
   std::uint64_t max_bytes = 0;
   // Name in metrics and with the broker.

@@ -74,6 +74,8 @@ class OpenAIEmbedder final : public Embedder {
   std::string name() const override { return name_; }
   std::size_t dimensions() const override { return config_.dimensions; }
   std::size_t max_batch() const override { return config_.max_batch; }
+  // "openai/<endpoint>/<remote model>/<dimensions>[/send-dimensions]".
+  std::string identity() const override;
 
   // One request (plus retries) for `texts`; an empty list returns {} without a request.
   // Throws EmbedderInputError for more than max_batch() texts and for 400/413/422 answers,

@@ -41,7 +41,7 @@ namespace pagekeeper {
 struct RedisTierOptions {
   // "redis://host:port", "host:port" or "host" (port 6379); at least one. The first that
   // answers decides the mode; the others are tried when it does not.
-  std::vector<std::string> seeds;
+  std::vector<std::string> seeds{};
   std::chrono::milliseconds timeout{50};
   std::string key_prefix = "pagekeeper:";
   // Expiry of written records; 0 keeps them until Redis evicts them.

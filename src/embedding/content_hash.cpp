@@ -4,8 +4,10 @@
 
 #include "pagekeeper/content_hash.hpp"
 
+#include <cstdio>
 #include <memory>
 #include <stdexcept>
+#include <vector>
 
 #include <openssl/evp.h>
 
@@ -42,6 +44,27 @@ ContentHash sha256(std::string_view bytes) {
   if (EVP_DigestInit_ex2(ctx, sha256_md(), nullptr) != 1 ||
       EVP_DigestUpdate(ctx, bytes.data(), bytes.size()) != 1 ||
       EVP_DigestFinal_ex(ctx, out.data(), &len) != 1 || len != out.size()) {
+    throw std::runtime_error("libcrypto: SHA-256 digest failed");
+  }
+  return out;
+}
+
+ContentHash sha256_file(const std::string& path) {
+  std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
+  if (!file) throw std::runtime_error("cannot open '" + path + "' to digest it");
+  ContentHash out{};
+  EVP_MD_CTX* ctx = thread_ctx();
+  if (EVP_DigestInit_ex2(ctx, sha256_md(), nullptr) != 1) {
+    throw std::runtime_error("libcrypto: SHA-256 digest failed");
+  }
+  std::vector<char> buffer(std::size_t{1} << 20);
+  std::size_t n = 0;
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), file.get())) > 0) {
+    if (EVP_DigestUpdate(ctx, buffer.data(), n) != 1) throw std::runtime_error("libcrypto: SHA-256 digest failed");
+  }
+  if (std::ferror(file.get()) != 0) throw std::runtime_error("cannot read '" + path + "' to digest it");
+  unsigned int len = 0;
+  if (EVP_DigestFinal_ex(ctx, out.data(), &len) != 1 || len != out.size()) {
     throw std::runtime_error("libcrypto: SHA-256 digest failed");
   }
   return out;

@@ -10,6 +10,8 @@
 #include <stdexcept>
 #include <utility>
 
+#include "pagekeeper/tier_record.hpp"
+
 namespace pagekeeper {
 namespace {
 
@@ -148,7 +150,42 @@ EmbeddingService::EmbeddingService(EmbeddingServiceConfig config)
     : models_(config.models ? std::move(config.models) : ModelRegistry::with_builtin_models()),
       pool_(std::make_shared<Pool>(pool_config(config))),
       storage_(std::make_shared<Storage>(slab_block_bytes(config.max_bytes), config.map_storage_ahead)),
-      tier_(std::make_shared<TrimmingTier>(pool_, storage_)) {}
+      tier_(std::make_shared<TrimmingTier>(pool_, storage_)) {
+  if (config.tiers) {
+    // A model's identity and length, asked of its embedder once (a GGUF file's digest is a
+    // read of the file); only models that state an identity use the tiers.
+    struct Described {
+      std::mutex mutex;
+      std::map<std::string, std::optional<EmbeddingTiers::Model>, std::less<>> models;
+    };
+    auto described = std::make_shared<Described>();
+    tiers_ = std::make_shared<EmbeddingTiers>(
+        std::move(config.tiers),
+        [described, models = models_, storage = storage_](const std::string& canonical)
+            -> std::optional<EmbeddingTiers::Model> {
+          {
+            std::lock_guard lock(described->mutex);
+            auto it = described->models.find(canonical);
+            if (it != described->models.end()) return it->second;
+          }
+          std::shared_ptr<Embedder> embedder = models->embedder(canonical);
+          std::optional<EmbeddingTiers::Model> model;
+          const std::string identity = embedder->identity();
+          if (!identity.empty() && embedder->dimensions() > 0 && embedder->name() == canonical) {
+            model = EmbeddingTiers::Model{identity_digest(identity), embedder->dimensions(),
+                                          storage->slab_for(embedder->dimensions(), /*beyond_cap=*/true)};
+          }
+          std::lock_guard lock(described->mutex);
+          described->models.emplace(canonical, model);
+          return model;
+        });
+  }
+}
+
+std::map<std::string, std::uint64_t> EmbeddingService::embedded_texts() const {
+  std::lock_guard lock(embedded_mutex_);
+  return embedded_texts_;
+}
 
 std::optional<VectorSlab::Stats> EmbeddingService::storage_stats(std::size_t dimensions) const {
   return storage_->stats(dimensions);
@@ -186,7 +223,16 @@ EmbedResult EmbeddingService::embed(std::string_view text, std::string_view mode
   LoadManyStats stats;
   EmbeddingVector vector = pool_->load_or_share(
       key,
-      [&] { return std::move(embed_uncached(canonical, std::span(&text, 1), accounting).front()); },
+      [&] {
+        if (!tiers_) return std::move(embed_uncached(canonical, std::span(&text, 1), accounting).front());
+        const std::vector<EmbeddingKey> one{key};
+        auto embed_one = [&](const std::vector<EmbeddingKey>&) {
+          return embed_uncached(canonical, std::span(&text, 1), accounting);
+        };
+        std::vector<EmbeddingVector> values =
+            pool_detail::load_through<EmbeddingKey, EmbeddingVector>(*tiers_, one, embed_one, accounting.from_tiers);
+        return std::move(values.front());
+      },
       &stats);
   accounting.hits = stats.hits;
   accounting.joined = stats.joined;
@@ -235,8 +281,15 @@ EmbedBatchResult EmbeddingService::run(std::string canonical,
     return embed_uncached(canonical, missing_texts, accounting);
   };
 
+  // With tiers, the pool's loader asks them first and embeds only what they lack; it runs in
+  // the pool's in-flight slots, so single flight covers the tiers too.
+  auto load_missing = [&](const std::vector<EmbeddingKey>& missing) {
+    if (!tiers_) return embed_missing(missing);
+    return pool_detail::load_through<EmbeddingKey, EmbeddingVector>(*tiers_, missing, embed_missing,
+                                                                     accounting.from_tiers);
+  };
   LoadManyStats stats;
-  std::vector<EmbeddingVector> vectors = pool_->load_many(keys, embed_missing, &stats);
+  std::vector<EmbeddingVector> vectors = pool_->load_many(keys, load_missing, &stats);
   accounting.hits = stats.hits;
   accounting.joined = stats.joined;
   accounting.misses = stats.loaded + stats.joined;
@@ -272,6 +325,10 @@ std::vector<EmbeddingVector> EmbeddingService::embed_uncached(
     }
     ++accounting.embedder_calls;
     accounting.embedded += chunk.size();
+    {
+      std::lock_guard lock(embedded_mutex_);
+      embedded_texts_[canonical] += chunk.size();
+    }
     if (produced.size() != chunk.size()) {
       throw EmbedderError("embedding model '" + canonical + "' returned " +
                           std::to_string(produced.size()) + " vectors for " +

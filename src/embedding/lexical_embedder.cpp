@@ -195,6 +195,10 @@ void LexicalEmbedder::embed_into(std::string_view text, std::span<float> vec) co
   for (std::size_t i = 0; i < dims; ++i) vec[i] = static_cast<float>(acc[i] / norm);
 }
 
+std::string LexicalEmbedder::identity() const {
+  return "lexical/v" + std::to_string(kAlgorithmVersion) + "/" + std::to_string(options_.dimensions);
+}
+
 std::vector<std::vector<float>> LexicalEmbedder::embed(std::span<const std::string_view> texts) {
   std::vector<std::vector<float>> out;
   out.reserve(texts.size());

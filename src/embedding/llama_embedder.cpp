@@ -8,6 +8,7 @@
 #include <cmath>
 #include <thread>
 
+#include "pagekeeper/content_hash.hpp"
 #include "pagekeeper/errors.hpp"
 #include "pagekeeper/llama_model_pool.hpp"
 
@@ -132,6 +133,16 @@ std::unique_ptr<LlamaEmbedder> LlamaEmbedder::create(std::shared_ptr<LlamaModelL
   auto embedder = create(lease->model(), config);
   embedder->lease_ = std::move(lease);
   return embedder;
+}
+
+std::string LlamaEmbedder::identity() const {
+  std::call_once(identity_once_, [&] {
+    identity_ = "gguf/" + to_hex(sha256_file(model_->path().string())) + "/pooling" +
+                std::to_string(static_cast<int>(config_.pooling)) + "/" +
+                (config_.overflow == LlamaEmbedderConfig::Overflow::kTruncate ? "truncate" : "refuse") +
+                std::to_string(max_tokens_);
+  });
+  return identity_;
 }
 
 LlamaEmbedder::LlamaEmbedder(std::shared_ptr<LlamaModel> model, const LlamaEmbedderConfig& config)
@@ -424,6 +435,8 @@ LlamaEmbedder::~LlamaEmbedder() = default;
 std::vector<std::int32_t> LlamaEmbedder::tokenize(std::string_view, bool) const {
   throw_unavailable();
 }
+
+std::string LlamaEmbedder::identity() const { throw_unavailable(); }
 
 std::vector<std::vector<float>> LlamaEmbedder::embed(std::span<const std::string_view>) {
   throw_unavailable();

@@ -195,6 +195,11 @@ OpenAIEmbedder::OpenAIEmbedder(OpenAIEmbedderConfig config) : config_(std::move(
   name_ = config_.name.empty() ? "openai:" + config_.model : config_.name;
 }
 
+std::string OpenAIEmbedder::identity() const {
+  return "openai/" + endpoint_ + "/" + config_.model + "/" + std::to_string(config_.dimensions) +
+         (config_.send_dimensions ? "/send-dimensions" : "");
+}
+
 std::vector<std::vector<float>> OpenAIEmbedder::embed(std::span<const std::string_view> texts) {
   if (texts.empty()) return {};
   if (texts.size() > config_.max_batch) {

@@ -83,6 +83,7 @@ class NamedLexicalEmbedder final : public Embedder {
   std::string name() const override { return name_; }
   std::size_t dimensions() const override { return lexical_.dimensions(); }
   std::size_t max_batch() const override { return lexical_.max_batch(); }
+  std::string identity() const override { return lexical_.identity(); }
   std::vector<std::vector<float>> embed(std::span<const std::string_view> texts) override { return lexical_.embed(texts); }
   std::vector<EmbeddingVector> embed_compact(std::span<const std::string_view> texts,
                                              VectorSlab& storage) override {
