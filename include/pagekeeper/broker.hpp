@@ -1,46 +1,63 @@
 // pagekeeper/broker.hpp
 //
 // PressureBroker: one place that watches every registered ResourcePool (and, optionally, the
-// host's real memory) and makes the hottest ones give bytes back. It replaces the original
-// broker (shared/docs/upstream-spec.md §1.2) and fixes its defects 4-8 and 12 (§6).
+// host's real memory and a global budget over all pools) and makes pools give bytes back
+// when, and only when, memory is short.
 //
-// Pool relief (one relieve() pass):
+// What counts as pressure. A byte-budgeted pool evicts for itself, so a pool sitting at its
+// budget is full by design, not short of memory: its fill (usage / capacity, reported as
+// stats.pressure) never makes the broker act. Memory is short only when one of these binds:
+//   * pool: bytes the pool cannot evict (pins, kNeverEvict entries, overcommitted adapters)
+//     push it past its own budget. Its own pressure is usage / capacity when usage exceeds
+//     capacity, and 0 while the pool is within its budget.
+//   * globalBudget (BrokerConfig::memory_budget_bytes > 0): the managed pools hold
+//     sum(usage) against one budget. It binds only when the pools' budgets together exceed it
+//     (or their usage does); otherwise every pool keeping to its own budget keeps to the
+//     global one too. Its pressure is sum(usage) / budget.
+//   * host (with a HostMemorySource): the host's or container's memory, whichever limit binds
+//     (host_memory.hpp); its pressure is used / limit.
+// A pool's reported pressure is the highest of its own and the two shared figures (what
+// binds on it; `binding` names which); the global pressure is the highest over all of them.
+// Tiers and thresholds are pressure.hpp's, applied to these figures.
+//
+// Pool relief (one relieve() pass), on own pressures only:
 //   * Only managed pools count: a pool whose capacity_bytes() is 0 is listed in snapshots
-//     but never measured for global pressure, never relieved and never alerted about.
-//   * global pressure = the maximum pool pressure (0 with no managed pool); its tier comes
-//     from pressure.hpp's classify() with the configured thresholds.
-//   * normal / warning: observe only.
-//   * high: relieve the single worst pool whose pressure is >= act_above.
-//   * critical: relieve every pool whose pressure is >= act_above, worst first.
-//   * Relieving a pool means evict_at_least(used - floor(target_fraction * capacity)): every
-//     pool is asked to fall to the one target (default 0.60 of capacity). There is no cap/10
-//     floor (the original's, §1.2 step 4): it made the real target depend on the pool size
-//     (defect 4). Because act_above > target_fraction is enforced, a relieved pool is always
-//     asked for at least one byte. Pools evict whole entries, so they may end below target.
-//   * One PressureAlert per pool relieved, including a pool that freed nothing ("hot and
-//     stuck"), delivered synchronously to every sink and logged at warn.
-//   * act_above must lie in [warning, critical]: below warning is refused (the original's
-//     dead zone, defect 5); above critical would let a critical pass do nothing.
+//     but never measured, relieved or alerted about.
+//   * The worst own pressure classifies the pass. high: relieve the single worst pool whose
+//     own pressure is >= act_above. critical: relieve every such pool, worst first.
+//   * Relieving a pool means evict_at_least(used - floor(target_fraction * capacity)) (default
+//     0.60 of capacity): the pool is brought back well inside its budget.
+//   * act_above must lie in [high, critical]: below high a warning pass would select pools it
+//     never acts on (the original's dead zone); above critical a critical pass would do nothing.
 //
-// Host-memory shedding (when constructed with a HostMemorySource), after pool relief in the
-// same pass. The policy follows CacheLib's MemoryMonitor (anchors.md §A):
-//   * The host reading is classified with the same thresholds. At high or critical host
-//     pressure a shedding "episode" is active; it ends at the first known reading below high.
-//   * Bytes wanted this pass = used - floor(high * limit) (what brings the host below high),
-//     less what pool relief already freed in this pass.
+// Shedding, after pool relief in the same pass, for the host and the global budget together:
+//   * Each shared figure is classified with the same thresholds; the shedding tier is the
+//     higher of the two. At high or critical a shedding "episode" is active; it ends at the
+//     first pass where neither is high (an unknown host reading counts as normal).
+//   * Bytes wanted this pass = the larger of used - floor(high * limit) over the two (what
+//     brings each below high), less what pool relief already freed in this pass.
 //   * The wanted bytes are split across managed pools in proportion to their current usage,
 //     bounded per pass: no pool is asked for more than max_pool_fraction_per_pass (default
 //     5%) of its usage, and the episode as a whole never asks for more than
 //     max_total_fraction (default 20%) of the managed bytes held when the episode began.
-//     The bounds apply to what is requested; evict_at_least frees whole entries, so a pool
-//     may overshoot its request by at most one entry (the overshoot counts against the
-//     episode budget).
-//   * One alert per pool shed from (cause host_pressure; its pressure and tier are the
-//     host's). An unknown host reading sheds nothing and is reported with its reason.
+//     evict_at_least frees whole entries, so a pool may overshoot its request by at most one
+//     entry (the overshoot counts against the episode budget).
+//   * Shedding alerts have cause host_pressure or budget_pressure (whichever wanted more);
+//     their pressure and tier are that figure's. An unknown host reading sheds nothing for
+//     the host and is reported with its reason.
 //
-// Counting (defect 6 fixed honestly): evictions_fired keeps the original's meaning, passes
-// that freed at least one byte; pool_reliefs_total counts pools that freed bytes under pool
-// relief; every pool carries its own counters (PoolReliefCounters).
+// Alerts. Every pool acted on raises a condition: (pool, cause, whether it freed nothing —
+// "hot and stuck"). A condition is delivered the first time, then again only when it has
+// held for 2, 4, 8, ... consecutive passes (alert.occurrences says how many); a condition
+// that held in the previous pass and not in this one is delivered once more with cleared =
+// true. So an unchanged state is not repeated on every tick, yet never goes silent. Every
+// alert carries a sentence for people (message). Delivered alerts are logged at warn
+// (cleared ones at info) and go to every sink synchronously. Action listeners, by contrast,
+// see every pool action of every pass (for mechanisms that must react each time).
+//
+// Counting: evictions_fired keeps the original's meaning, passes that freed at least one
+// byte; pool_reliefs_total counts pools that freed bytes under pool relief; every pool
+// carries its own counters (PoolReliefCounters).
 //
 // Background relief: start(interval) runs relieve() on a dedicated thread, the first pass
 // one interval after start; stop() wakes it at once (it waits only for a pass in progress).
@@ -51,12 +68,12 @@
 //     never wait for evictions or sinks, and never deadlock with a pass. A pool unregistered
 //     during a pass may still be acted on by that pass (the pass holds a reference).
 //   * relieve() passes are serialized by pass_mutex_ (manual and background passes never
-//     overlap); host-episode state is written only under pass_mutex_ and published for
-//     snapshots under state_mutex_.
+//     overlap); shedding-episode state is written only under pass_mutex_ and published for
+//     snapshots under state_mutex_; alert conditions are touched only under pass_mutex_.
 //   * Counters are relaxed atomics.
-//   * Sinks run on the thread that runs the pass. A sink must not call relieve(), stop() or
-//     the destructor (they would wait on the pass that is calling it); an exception thrown by
-//     a sink is caught and logged.
+//   * Sinks and listeners run on the thread that runs the pass. They must not call
+//     relieve(), stop() or the destructor (they would wait on the pass that is calling
+//     them); an exception thrown by one is caught and logged.
 
 #pragma once
 
@@ -65,6 +82,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -84,8 +102,8 @@ namespace pagekeeper {
 struct HostSheddingPolicy {
   // Per pass, no pool is asked for more than this fraction of its current usage.
   double max_pool_fraction_per_pass = 0.05;
-  // Per episode (until host pressure recovers below high), no more than this fraction of the
-  // managed bytes held when the episode began is requested in total.
+  // Per episode (until neither the host nor the global budget is at high), no more than this
+  // fraction of the managed bytes held when the episode began is requested in total.
   double max_total_fraction = 0.20;
 
   // Throws PressureConfigError unless both fractions are in (0, 1].
@@ -94,36 +112,48 @@ struct HostSheddingPolicy {
 
 struct BrokerConfig {
   PressureThresholds thresholds;
-  // Pools at or above this pressure are candidates for relief in high/critical passes.
+  // Pools whose own pressure is at or above this are relieved in high/critical passes.
   double act_above = 0.80;
   // The fraction of capacity a relieved pool is asked to fall to.
   double target_fraction = 0.60;
+  // One budget over all managed pools together, in bytes; 0: none.
+  std::uint64_t memory_budget_bytes = 0;
   // Interval of start() without an argument (the original's tick_interval).
   std::chrono::milliseconds tick_interval{5000};
   HostSheddingPolicy host_shedding;
 
-  // Throws PressureConfigError unless thresholds are valid, thresholds.warning <= act_above
-  // <= thresholds.critical, 0 < target_fraction < act_above, tick_interval > 0 and
-  // host_shedding is valid.
+  // Throws PressureConfigError unless thresholds are valid, thresholds.high <= act_above <=
+  // thresholds.critical, 0 < target_fraction < act_above, tick_interval > 0 and
+  // host_shedding is valid. The message names the field, its value and the bounds.
   void validate() const;
 };
 
 struct PressureAlert {
-  enum class Cause { pool_pressure, host_pressure };
+  enum class Cause { pool_pressure, host_pressure, budget_pressure };
   std::string tier_name;  // the pool acted on
-  // What triggered the action: the pool's pressure before eviction (pool_pressure) or the
-  // host's pressure (host_pressure), and its tier.
+  // What triggered the action: the pool's own pressure before eviction (pool_pressure), the
+  // host's pressure (host_pressure) or the global budget's (budget_pressure), and its tier.
   double pressure = 0.0;
   PressureTier tier = PressureTier::normal;
-  std::uint64_t bytes_freed = 0;  // 0 means "hot and stuck"
-  bool action_taken = true;
-  std::int64_t at_ms = 0;  // Unix milliseconds (wall clock, for people)
+  std::uint64_t bytes_freed = 0;  // 0 means "hot and stuck" (or a cleared condition)
+  bool action_taken = true;       // false for a cleared condition
+  std::int64_t at_ms = 0;         // Unix milliseconds (wall clock, for people)
   Cause cause = Cause::pool_pressure;
+  // Consecutive passes this condition has held, this one included (1 the first time).
+  std::uint64_t occurrences = 1;
+  // The condition held until the previous pass and no longer does.
+  bool cleared = false;
+  // Unix milliseconds of the pass where the condition began.
+  std::int64_t since_ms = 0;
+  // One sentence for people: what happened, to which pool, why, and how often.
+  std::string message;
 };
 
-// camelCase JSON {tierName, pressure, tier, bytesFreed, actionTaken, atMs, cause}; cause is
-// "poolPressure" or "hostPressure". from_json accepts a missing cause (pool_pressure) and
-// throws nlohmann::json exceptions on missing or mistyped fields or an unknown tier label.
+// camelCase JSON {tierName, pressure, tier, bytesFreed, actionTaken, atMs, cause,
+// occurrences, cleared, sinceMs, message}; cause is "poolPressure", "hostPressure" or
+// "budgetPressure". from_json accepts the original's shape (cause, occurrences, cleared,
+// sinceMs and message missing) and throws nlohmann::json exceptions on missing or mistyped
+// fields, an unknown tier label or an unknown cause.
 void to_json(nlohmann::json& j, const PressureAlert& a);
 void from_json(const nlohmann::json& j, PressureAlert& a);
 
@@ -140,11 +170,29 @@ struct PoolAction {
   std::string error;
 };
 
-struct HostShedReport {
+// Receives every pool action of every pass, unthrottled (unlike alerts).
+using ActionListener = std::function<void(const PoolAction&)>;
+
+// The managed pools against BrokerConfig::memory_budget_bytes.
+struct GlobalBudgetReading {
+  std::uint64_t limit_bytes = 0;     // the global budget
+  std::uint64_t used_bytes = 0;      // sum of managed pools' usage
+  std::uint64_t capacity_bytes = 0;  // sum of managed pools' budgets
+  double pressure = 0.0;             // used / limit, uncapped
+  // Whether the budget can be exceeded: the pools' budgets (or usage) together exceed it.
+  bool binds = false;
+  // classify(pressure) when it binds; normal otherwise.
+  PressureTier tier = PressureTier::normal;
+};
+
+struct ShedReport {
+  // The host's reading; source unknown with reason "no host memory source" without one.
   HostMemoryReading reading;
-  PressureTier tier = PressureTier::normal;  // of reading.pressure; normal when unknown
+  PressureTier host_tier = PressureTier::normal;  // of reading.pressure; normal when unknown
+  std::optional<GlobalBudgetReading> budget;      // present with a global budget
+  PressureTier tier = PressureTier::normal;       // the higher of host_tier and budget's tier
   bool episode_active = false;
-  std::uint64_t bytes_wanted = 0;  // host excess over the high threshold, less pool relief
+  std::uint64_t bytes_wanted = 0;  // the larger excess over high, less pool relief
   std::uint64_t bytes_requested = 0;
   std::uint64_t bytes_shed = 0;
   std::uint64_t episode_shed_bytes = 0;    // including this pass
@@ -153,18 +201,21 @@ struct HostShedReport {
 };
 
 struct ReliefReport {
-  // Whether this pass freed any byte (pool relief or host shedding).
+  // Whether this pass freed any byte (pool relief or shedding).
   bool triggered = false;
+  // The highest pressure that binds (own, global budget, host) and its tier.
   double global_pressure_before = 0.0;
   PressureTier global_tier_before = PressureTier::normal;
-  // All bytes freed by this pass: pool relief plus host shedding.
+  // All bytes freed by this pass: pool relief plus shedding.
   std::uint64_t bytes_freed = 0;
   // Pools relieved for their own pressure that freed bytes, worst first.
   std::vector<PoolAction> pools_acted;
   // Pools relieved for their own pressure that freed nothing ("hot and stuck").
   std::vector<PoolAction> pools_stuck;
-  // Present when the broker has a host-memory source.
-  std::optional<HostShedReport> host;
+  // Present when the broker has a host-memory source or a global budget.
+  std::optional<ShedReport> shed;
+  // The alerts this pass delivered (after the backoff), in order.
+  std::vector<PressureAlert> alerts;
 };
 
 // Per-pool history, reset when a pool is (re)registered under its name.
@@ -172,16 +223,22 @@ struct PoolReliefCounters {
   std::uint64_t relief_count = 0;  // times relieved for its own pressure
   std::uint64_t relief_bytes_freed = 0;
   std::uint64_t stuck_count = 0;  // reliefs that freed nothing
-  std::uint64_t shed_count = 0;   // times asked to shed for host pressure
+  std::uint64_t shed_count = 0;   // times asked to shed for host or budget pressure
   std::uint64_t shed_bytes = 0;
 };
 
 struct PoolPressure {
   std::string name;
+  // The highest pressure that binds on this pool: its own, the global budget's or the
+  // host's (see the file comment); its tier; and which ("pool", "globalBudget", "host", or
+  // "none" when all are 0).
   double pressure = 0.0;
   PressureTier tier = PressureTier::normal;
+  std::string binding = "none";
+  // usage / capacity past the budget, else 0.
+  double own_pressure = 0.0;
   bool managed = true;  // false when capacity is 0
-  PoolStats stats;
+  PoolStats stats;      // stats.pressure is the fill, usage / capacity
   PoolReliefCounters counters;
 };
 
@@ -193,32 +250,41 @@ struct HostSheddingState {
 };
 
 struct BrokerSnapshot {
-  double global_pressure = 0.0;
+  double global_pressure = 0.0;  // the highest pressure that binds
   PressureTier global_tier = PressureTier::normal;
-  std::vector<PoolPressure> pools;  // sorted by pressure, descending
+  std::string binding = "none";      // which figure gave global_pressure
+  std::vector<PoolPressure> pools;   // sorted by pressure, descending
   std::uint64_t evictions_fired = 0;     // passes that freed bytes
   std::uint64_t bytes_freed_total = 0;   // relief and shedding
   std::uint64_t pool_reliefs_total = 0;  // pool reliefs that freed bytes
+  std::uint64_t passes_total = 0;        // relieve() passes completed
+  std::uint64_t alerts_delivered_total = 0;
+  std::uint64_t alerts_suppressed_total = 0;  // held back by the backoff
   std::optional<HostMemoryReading> host_memory;  // a fresh reading; absent without a source
   PressureTier host_tier = PressureTier::normal;
+  std::optional<GlobalBudgetReading> global_budget;  // absent without a global budget
   HostSheddingState host_shedding;
   bool running = false;  // background relief active
 };
 
-// camelCase JSON. BrokerSnapshot follows spec §3 `system/pressure-broker-state`:
-// {globalPressure, globalTier, pools:[{name, pressure, tier, stats:{...}, managed,
-//  reliefCount, reliefBytesFreed, stuckCount, shedCount, shedBytes}], evictionsFired,
-//  bytesFreedTotal, poolReliefsTotal, hostMemory: null | {source, limitBytes, usedBytes,
-//  pressure, reason, tier}, hostShedding:{episodeActive, episodeShedBytes,
-//  episodeBudgetBytes, shedBytesTotal}, running}.
+// camelCase JSON. BrokerSnapshot keeps the original `system/pressure-broker-state` shape and
+// adds fields: {globalPressure, globalTier, binding, pools:[{name, pressure, tier, binding,
+// ownPressure, stats:{...}, managed, reliefCount, reliefBytesFreed, stuckCount, shedCount,
+// shedBytes}], evictionsFired, bytesFreedTotal, poolReliefsTotal, passesTotal,
+// alertsDeliveredTotal, alertsSuppressedTotal, hostMemory: null | {source, limitBytes,
+// usedBytes, pressure, reason, tier}, globalBudget: null | {limitBytes, usedBytes,
+// capacityBytes, pressure, binds, tier}, hostShedding:{episodeActive, episodeShedBytes,
+// episodeBudgetBytes, shedBytesTotal}, running}.
 void to_json(nlohmann::json& j, const PoolAction& a);
-void to_json(nlohmann::json& j, const HostShedReport& r);
+void to_json(nlohmann::json& j, const GlobalBudgetReading& r);
+void to_json(nlohmann::json& j, const ShedReport& r);
 void to_json(nlohmann::json& j, const ReliefReport& r);
 void to_json(nlohmann::json& j, const BrokerSnapshot& s);
 
 class PressureBroker {
  public:
-  // Throws PressureConfigError when `config` is invalid. `host` may be null (no shedding).
+  // Throws PressureConfigError when `config` is invalid. `host` may be null (no host
+  // shedding).
   explicit PressureBroker(BrokerConfig config = {},
                           std::shared_ptr<const HostMemorySource> host = nullptr);
   // Stops background relief (waits for a pass in progress).
@@ -235,11 +301,15 @@ class PressureBroker {
   bool unregister_pool(std::string_view name);
   std::vector<std::string> pool_names() const;
 
-  // Maximum pressure over managed pools; 0 with none.
+  // The highest pressure that binds now (pools' own, global budget, host); 0 with none.
   double global_pressure() const;
 
-  // Adds a sink that receives every alert, synchronously, on the thread running the pass.
+  // Adds a sink that receives every delivered alert, synchronously, on the thread running
+  // the pass. Throws std::invalid_argument for an empty sink.
   void add_alert_sink(AlertSink sink);
+  // Adds a listener that receives every pool action, synchronously, on the pass's thread.
+  // Throws std::invalid_argument for an empty listener.
+  void add_action_listener(ActionListener listener);
 
   // One pass, as described above. Never throws for a pool's failure (recorded in the
   // report); waits for a concurrent pass to finish first.
@@ -266,11 +336,25 @@ class PressureBroker {
     std::shared_ptr<CounterCells> counters;
   };
   using Registry = std::vector<Registration>;
+  // One alert condition's history; keyed by pool, cause and stuck-ness.
+  struct Condition {
+    std::uint64_t occurrences = 0;
+    std::uint64_t next_delivery = 1;  // deliver when occurrences reaches this
+    std::int64_t since_ms = 0;
+    PressureAlert last;
+  };
+  // What binds now, measured once per pass or snapshot.
+  struct Measurement;
 
   std::shared_ptr<const Registry> registry() const;
-  void relieve_pools(const Registry& pools, ReliefReport& report);
-  void shed_for_host(const Registry& pools, ReliefReport& report);
-  void dispatch(const PressureAlert& alert);
+  Measurement measure(const Registry& pools, bool read_host) const;
+  void relieve_pools(const Registry& pools, const Measurement& m, ReliefReport& report,
+                     std::vector<PressureAlert>& raised);
+  void shed(const Registry& pools, const Measurement& m, ReliefReport& report,
+            std::vector<PressureAlert>& raised);
+  // Applies the backoff to this pass's raised alerts and delivers what is due.
+  void deliver(std::vector<PressureAlert> raised, ReliefReport& report);
+  void notify(const PoolAction& action);
   void run_background(std::chrono::milliseconds interval);
 
   const BrokerConfig config_;
@@ -280,9 +364,11 @@ class PressureBroker {
   std::shared_ptr<const Registry> registry_;  // guarded by registry_mutex_
 
   std::mutex sinks_mutex_;
-  std::vector<AlertSink> sinks_;  // guarded by sinks_mutex_
+  std::vector<AlertSink> sinks_;              // guarded by sinks_mutex_
+  std::vector<ActionListener> listeners_;     // guarded by sinks_mutex_
 
   std::mutex pass_mutex_;  // held for the whole of relieve()
+  std::map<std::string, Condition> conditions_;  // guarded by pass_mutex_
 
   mutable std::mutex state_mutex_;
   HostSheddingState host_state_;  // written under pass_mutex_ + state_mutex_
@@ -290,6 +376,9 @@ class PressureBroker {
   std::atomic<std::uint64_t> evictions_fired_{0};
   std::atomic<std::uint64_t> bytes_freed_total_{0};
   std::atomic<std::uint64_t> pool_reliefs_total_{0};
+  std::atomic<std::uint64_t> passes_total_{0};
+  std::atomic<std::uint64_t> alerts_delivered_{0};
+  std::atomic<std::uint64_t> alerts_suppressed_{0};
 
   std::mutex lifecycle_mutex_;  // serializes start() and stop()
   mutable std::mutex worker_mutex_;

@@ -27,6 +27,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <mutex>
 #include <string>
 
 #include <nlohmann/json_fwd.hpp>
@@ -34,7 +35,7 @@
 namespace pagekeeper {
 
 struct HostMemoryReading {
-  enum class Source { cgroup_v2, meminfo, unknown };
+  enum class Source { cgroup_v2, meminfo, simulated, unknown };
   Source source = Source::unknown;
   // Bytes the host (or cgroup) allows: memory.max, or MemTotal. 0 when unknown.
   std::uint64_t limit_bytes = 0;
@@ -49,7 +50,7 @@ struct HostMemoryReading {
   bool known() const noexcept { return source != Source::unknown; }
 };
 
-// "cgroupV2", "meminfo" or "unknown".
+// "cgroupV2", "meminfo", "simulated" or "unknown".
 const char* source_label(HostMemoryReading::Source source) noexcept;
 
 // camelCase JSON: {source, limitBytes, usedBytes, pressure, reason}.
@@ -73,6 +74,23 @@ struct HostMemoryPaths {
   // under /sys/fs/cgroup, or /sys/fs/cgroup/unified on a hybrid v1/v2 host) and
   // /proc/meminfo. cgroup_dir is empty when the process has no cgroup v2 membership.
   static HostMemoryPaths for_this_process();
+};
+
+// A host whose figures its owner sets (tests, simulations, what-if runs): read() reports
+// source `simulated` with the last limit and usage given. Thread safety: set() and read() may
+// run concurrently from any thread (one mutex).
+class SimulatedHostMemory final : public HostMemorySource {
+ public:
+  // Throws std::invalid_argument when limit_bytes is 0.
+  SimulatedHostMemory(std::uint64_t limit_bytes, std::uint64_t used_bytes);
+  void set(std::uint64_t limit_bytes, std::uint64_t used_bytes);
+  void set_used(std::uint64_t used_bytes);
+  HostMemoryReading read() const override;
+
+ private:
+  mutable std::mutex mutex_;
+  std::uint64_t limit_bytes_;  // guarded by mutex_
+  std::uint64_t used_bytes_;   // guarded by mutex_
 };
 
 class HostMemory final : public HostMemorySource {

@@ -2,6 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <iterator>
+#include <set>
+#include <tuple>
+#include <utility>
 #include <exception>
 #include <stdexcept>
 
@@ -84,12 +90,13 @@ void HostSheddingPolicy::validate() const {
 
 void BrokerConfig::validate() const {
   thresholds.validate();
-  if (!(std::isfinite(act_above) && act_above >= thresholds.warning &&
+  if (!(std::isfinite(act_above) && act_above >= thresholds.high &&
         act_above <= thresholds.critical)) {
-    throw PressureConfigError("act_above must lie between the warning (" +
-                              std::to_string(thresholds.warning) + ") and critical (" +
-                              std::to_string(thresholds.critical) + ") thresholds, got " +
-                              std::to_string(act_above));
+    throw PressureConfigError(
+        "act_above must lie between the high (" + std::to_string(thresholds.high) +
+        ") and critical (" + std::to_string(thresholds.critical) +
+        ") thresholds, got " + std::to_string(act_above) +
+        ": below high, a warning-tier pass would select pools it never relieves");
   }
   if (!(std::isfinite(target_fraction) && target_fraction > 0.0 &&
         target_fraction < act_above)) {
@@ -151,16 +158,154 @@ std::vector<std::string> PressureBroker::pool_names() const {
   return names;
 }
 
-double PressureBroker::global_pressure() const {
+struct PressureBroker::Measurement {
+  struct Managed {
+    const Registration* registration;
+    std::uint64_t capacity;
+    std::uint64_t usage;
+    double own;  // usage / capacity past the budget, else 0
+  };
+  std::vector<Managed> pools;
+  double max_own = 0.0;
+  std::optional<HostMemoryReading> host;
+  PressureTier host_tier = PressureTier::normal;
+  double host_pressure = 0.0;  // 0 when unknown
+  std::optional<GlobalBudgetReading> budget;
+  double budget_pressure = 0.0;  // 0 unless the budget binds
   double global = 0.0;
-  // Held in a local: a temporary in the range-for would die before the loop runs.
-  const auto pools = registry();
-  for (const auto& r : *pools) {
-    if (r.pool->capacity_bytes() == 0) continue;
-    const double p = r.pool->pressure();
-    if (p > global) global = p;  // NaN never wins
+  std::string binding = "none";
+
+  // What binds on a pool whose own pressure is `own`: the highest figure and its name.
+  std::pair<double, std::string> binding_for(double own) const {
+    std::pair<double, std::string> best{0.0, "none"};
+    for (const auto& [value, name] : {std::pair<double, const char*>{own, "pool"},
+                                      {budget_pressure, "globalBudget"},
+                                      {host_pressure, "host"}}) {
+      if (value > best.first) best = {value, name};  // NaN never wins
+    }
+    return best;
   }
-  return global;
+};
+
+namespace {
+
+double own_pressure(std::uint64_t usage, std::uint64_t capacity) {
+  if (capacity == 0 || usage <= capacity) return 0.0;
+  return static_cast<double>(usage) / static_cast<double>(capacity);
+}
+
+std::string format_bytes(std::uint64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  auto value = static_cast<double>(bytes);
+  std::size_t unit = 0;
+  while (value >= 1024.0 && unit + 1 < std::size(units)) {
+    value /= 1024.0;
+    ++unit;
+  }
+  char text[48];
+  if (unit == 0) {
+    std::snprintf(text, sizeof text, "%llu B", static_cast<unsigned long long>(bytes));
+  } else {
+    std::snprintf(text, sizeof text, "%.1f %s", value, units[unit]);
+  }
+  return text;
+}
+
+std::string format_utc(std::int64_t unix_ms_value) {
+  const std::time_t seconds = unix_ms_value / 1000;
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%H:%M:%S UTC", &tm);
+  return text;
+}
+
+const char* cause_key(PressureAlert::Cause cause) {
+  switch (cause) {
+    case PressureAlert::Cause::pool_pressure: return "pool";
+    case PressureAlert::Cause::host_pressure: return "host";
+    case PressureAlert::Cause::budget_pressure: return "budget";
+  }
+  return "pool";
+}
+
+// The sentence an alert carries for people.
+std::string describe(const PressureAlert& a) {
+  char figure[64];
+  std::snprintf(figure, sizeof figure, "%.2f, %s", a.pressure,
+                std::string(tier_label(a.tier)).c_str());
+  std::string why;
+  switch (a.cause) {
+    case PressureAlert::Cause::pool_pressure:
+      why = "pool '" + a.tier_name + "' is past its budget by bytes it cannot evict (" + figure +
+            ")";
+      break;
+    case PressureAlert::Cause::host_pressure:
+      why = "host memory is short (" + std::string(figure) + ") and pool '" + a.tier_name +
+            "' was asked to shed";
+      break;
+    case PressureAlert::Cause::budget_pressure:
+      why = "the pools together are near the global memory budget (" + std::string(figure) +
+            ") and pool '" + a.tier_name + "' was asked to shed";
+      break;
+  }
+  if (a.cleared) {
+    return "cleared: " + why + " no longer holds, after " + std::to_string(a.occurrences) +
+           " consecutive pass(es) since " + format_utc(a.since_ms);
+  }
+  std::string text = why + "; " +
+                     (a.bytes_freed > 0 ? "freed " + format_bytes(a.bytes_freed)
+                                        : std::string("freed nothing: what it holds is "
+                                                      "pinned or never evicted"));
+  if (a.occurrences > 1) {
+    text += " (" + std::to_string(a.occurrences) + " consecutive passes since " +
+            format_utc(a.since_ms) + "; next report after " +
+            std::to_string(a.occurrences * 2) + ")";
+  }
+  return text;
+}
+
+}  // namespace
+
+PressureBroker::Measurement PressureBroker::measure(const Registry& pools, bool read_host) const {
+  Measurement m;
+  std::uint64_t used = 0;
+  std::uint64_t capacity = 0;
+  for (const auto& r : pools) {
+    const std::uint64_t cap = r.pool->capacity_bytes();
+    if (cap == 0) continue;
+    const std::uint64_t usage = r.pool->usage_bytes();
+    const double own = own_pressure(usage, cap);
+    m.pools.push_back({&r, cap, usage, own});
+    m.max_own = std::max(m.max_own, own);
+    used += usage;
+    capacity += cap;
+  }
+  if (config_.memory_budget_bytes > 0) {
+    GlobalBudgetReading b;
+    b.limit_bytes = config_.memory_budget_bytes;
+    b.used_bytes = used;
+    b.capacity_bytes = capacity;
+    b.pressure = static_cast<double>(used) / static_cast<double>(b.limit_bytes);
+    b.binds = capacity > b.limit_bytes || used > b.limit_bytes;
+    b.tier = b.binds ? classify(b.pressure, config_.thresholds) : PressureTier::normal;
+    if (b.binds) m.budget_pressure = b.pressure;
+    m.budget = b;
+  }
+  if (host_ && read_host) {
+    m.host = host_->read();
+    if (m.host->known()) {
+      m.host_pressure = m.host->pressure;
+      m.host_tier = classify(m.host_pressure, config_.thresholds);
+    }
+  }
+  std::tie(m.global, m.binding) = m.binding_for(m.max_own);
+  return m;
+}
+
+double PressureBroker::global_pressure() const {
+  const auto pools = registry();
+  return measure(*pools, true).global;
 }
 
 void PressureBroker::add_alert_sink(AlertSink sink) {
@@ -169,41 +314,105 @@ void PressureBroker::add_alert_sink(AlertSink sink) {
   sinks_.push_back(std::move(sink));
 }
 
-void PressureBroker::dispatch(const PressureAlert& alert) {
-  if (alert.bytes_freed == 0) {
-    spdlog::warn("pressure alert: pool '{}' is hot and stuck: {} pressure {:.3f} ({}), freed 0 "
-                 "bytes",
-                 alert.tier_name,
-                 alert.cause == PressureAlert::Cause::host_pressure ? "host" : "pool",
-                 alert.pressure, tier_label(alert.tier));
-  } else {
-    spdlog::warn("pressure alert: pool '{}' freed {} bytes for {} pressure {:.3f} ({})",
-                 alert.tier_name, alert.bytes_freed,
-                 alert.cause == PressureAlert::Cause::host_pressure ? "host" : "pool",
-                 alert.pressure, tier_label(alert.tier));
+void PressureBroker::add_action_listener(ActionListener listener) {
+  if (!listener) throw std::invalid_argument("PressureBroker::add_action_listener: empty listener");
+  std::lock_guard lock(sinks_mutex_);
+  listeners_.push_back(std::move(listener));
+}
+
+void PressureBroker::notify(const PoolAction& action) {
+  std::vector<ActionListener> listeners;
+  {
+    std::lock_guard lock(sinks_mutex_);
+    listeners = listeners_;
   }
+  for (const auto& listener : listeners) {
+    try {
+      listener(action);
+    } catch (const std::exception& e) {
+      spdlog::error("pressure broker: action listener threw: {}", e.what());
+    } catch (...) {
+      spdlog::error("pressure broker: action listener threw a non-standard exception");
+    }
+  }
+}
+
+void PressureBroker::deliver(std::vector<PressureAlert> raised, ReliefReport& report) {
+  std::vector<PressureAlert> due;
+  std::set<std::string> seen;
+  for (auto& alert : raised) {
+    std::string key = alert.tier_name;
+    key += '\n';
+    key += cause_key(alert.cause);
+    key += alert.bytes_freed == 0 ? "/stuck" : "/freed";
+    Condition& c = conditions_[key];
+    if (!seen.insert(key).second) continue;  // one alert per condition per pass
+    if (c.occurrences == 0) c.since_ms = alert.at_ms;
+    ++c.occurrences;
+    alert.occurrences = c.occurrences;
+    alert.since_ms = c.since_ms;
+    c.last = alert;
+    if (c.occurrences < c.next_delivery) {
+      alerts_suppressed_.fetch_add(1, kRelaxed);
+      continue;
+    }
+    c.next_delivery = c.occurrences * 2;
+    alert.message = describe(alert);
+    due.push_back(std::move(alert));
+  }
+  const std::int64_t now = unix_ms();
+  for (auto it = conditions_.begin(); it != conditions_.end();) {
+    if (seen.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    PressureAlert cleared = it->second.last;
+    cleared.cleared = true;
+    cleared.action_taken = false;
+    cleared.bytes_freed = 0;
+    cleared.at_ms = now;
+    cleared.message = describe(cleared);
+    due.push_back(std::move(cleared));
+    it = conditions_.erase(it);
+  }
+  if (due.empty()) return;
+
   std::vector<AlertSink> sinks;
   {
     std::lock_guard lock(sinks_mutex_);
     sinks = sinks_;
   }
-  for (const auto& sink : sinks) {
-    try {
-      sink(alert);
-    } catch (const std::exception& e) {
-      spdlog::error("pressure broker: alert sink threw: {}", e.what());
-    } catch (...) {
-      spdlog::error("pressure broker: alert sink threw a non-standard exception");
+  for (const auto& alert : due) {
+    if (alert.cleared) {
+      spdlog::info("pressure alert: {}", alert.message);
+    } else {
+      spdlog::warn("pressure alert: {}", alert.message);
+    }
+    alerts_delivered_.fetch_add(1, kRelaxed);
+    for (const auto& sink : sinks) {
+      try {
+        sink(alert);
+      } catch (const std::exception& e) {
+        spdlog::error("pressure broker: alert sink threw: {}", e.what());
+      } catch (...) {
+        spdlog::error("pressure broker: alert sink threw a non-standard exception");
+      }
     }
   }
+  report.alerts = std::move(due);
 }
 
 ReliefReport PressureBroker::relieve() {
   std::lock_guard pass(pass_mutex_);
   const auto pools = registry();
+  const Measurement m = measure(*pools, true);
   ReliefReport report;
-  relieve_pools(*pools, report);
-  if (host_) shed_for_host(*pools, report);
+  report.global_pressure_before = m.global;
+  report.global_tier_before = classify(m.global, config_.thresholds);
+  std::vector<PressureAlert> raised;
+  relieve_pools(*pools, m, report, raised);
+  if (host_ || config_.memory_budget_bytes > 0) shed(*pools, m, report, raised);
+  deliver(std::move(raised), report);
 
   report.triggered = report.bytes_freed > 0;
   if (report.triggered) {
@@ -211,70 +420,72 @@ ReliefReport PressureBroker::relieve() {
     bytes_freed_total_.fetch_add(report.bytes_freed, kRelaxed);
     pool_reliefs_total_.fetch_add(report.pools_acted.size(), kRelaxed);
   }
+  passes_total_.fetch_add(1, kRelaxed);
   return report;
 }
 
-void PressureBroker::relieve_pools(const Registry& pools, ReliefReport& report) {
-  struct Candidate {
-    const Registration* registration;
-    std::uint64_t capacity;
-    double pressure;
-  };
-  std::vector<Candidate> candidates;
-  double global = 0.0;
-  for (const auto& r : pools) {
-    const std::uint64_t capacity = r.pool->capacity_bytes();
-    if (capacity == 0) continue;
-    const double p = r.pool->pressure();
-    if (p > global) global = p;
-    if (p >= config_.act_above) candidates.push_back({&r, capacity, p});
+void PressureBroker::relieve_pools(const Registry& /*pools*/, const Measurement& m,
+                                   ReliefReport& report, std::vector<PressureAlert>& raised) {
+  std::vector<const Measurement::Managed*> candidates;
+  for (const auto& p : m.pools) {
+    if (p.own >= config_.act_above) candidates.push_back(&p);
   }
-  report.global_pressure_before = global;
-  report.global_tier_before = classify(global, config_.thresholds);
-  if (report.global_tier_before < PressureTier::high || candidates.empty()) return;
+  const PressureTier tier = classify(m.max_own, config_.thresholds);
+  if (tier < PressureTier::high || candidates.empty()) return;
 
   std::stable_sort(candidates.begin(), candidates.end(),
-                   [](const Candidate& a, const Candidate& b) { return a.pressure > b.pressure; });
-  if (report.global_tier_before == PressureTier::high) {
+                   [](const auto* a, const auto* b) { return a->own > b->own; });
+  if (tier == PressureTier::high) {
     candidates.erase(candidates.begin() + 1, candidates.end());  // the worst only
   }
 
-  for (const auto& c : candidates) {
-    const Registration& r = *c.registration;
-    const std::uint64_t target = fraction_of(config_.target_fraction, c.capacity);
+  for (const auto* c : candidates) {
+    const Registration& r = *c->registration;
+    const std::uint64_t target = fraction_of(config_.target_fraction, c->capacity);
     const std::uint64_t used = r.pool->usage_bytes();
     const std::uint64_t want = used > target ? used - target : 0;
-    PoolAction action = evict_from(r.name, *r.pool, want, c.pressure);
+    PoolAction action = evict_from(r.name, *r.pool, want, c->own);
+    notify(action);
 
     r.counters->relief_count.fetch_add(1, kRelaxed);
     r.counters->relief_bytes_freed.fetch_add(action.bytes_freed, kRelaxed);
     if (action.bytes_freed == 0) r.counters->stuck_count.fetch_add(1, kRelaxed);
     report.bytes_freed += action.bytes_freed;
 
-    dispatch(PressureAlert{r.name, c.pressure, classify(c.pressure, config_.thresholds),
-                           action.bytes_freed, true, unix_ms(),
-                           PressureAlert::Cause::pool_pressure});
+    PressureAlert alert;
+    alert.tier_name = r.name;
+    alert.pressure = c->own;
+    alert.tier = classify(c->own, config_.thresholds);
+    alert.bytes_freed = action.bytes_freed;
+    alert.at_ms = unix_ms();
+    alert.cause = PressureAlert::Cause::pool_pressure;
+    raised.push_back(std::move(alert));
     (action.bytes_freed > 0 ? report.pools_acted : report.pools_stuck)
         .push_back(std::move(action));
   }
 }
 
-void PressureBroker::shed_for_host(const Registry& pools, ReliefReport& report) {
-  HostShedReport shed;
-  shed.reading = host_->read();
+void PressureBroker::shed(const Registry& /*pools*/, const Measurement& m, ReliefReport& report,
+                          std::vector<PressureAlert>& raised) {
+  ShedReport shed;
+  if (m.host) {
+    shed.reading = *m.host;
+  } else {
+    shed.reading.reason = "no host memory source";
+  }
+  shed.host_tier = m.host_tier;
+  shed.budget = m.budget;
+  const PressureTier budget_tier = m.budget ? m.budget->tier : PressureTier::normal;
+  shed.tier = std::max(shed.host_tier, budget_tier);
   HostSheddingState state;
   {
     std::lock_guard lock(state_mutex_);
     state = host_state_;
   }
-
-  if (shed.reading.known()) {
-    shed.tier = classify(shed.reading.pressure, config_.thresholds);
-    if (shed.tier < PressureTier::high) {
-      state.episode_active = false;
-      state.episode_shed_bytes = 0;
-      state.episode_budget_bytes = 0;
-    }
+  if (shed.tier < PressureTier::high) {
+    state.episode_active = false;
+    state.episode_shed_bytes = 0;
+    state.episode_budget_bytes = 0;
   }
 
   // Usage of every managed pool now (after pool relief), for the proportional split.
@@ -284,12 +495,14 @@ void PressureBroker::shed_for_host(const Registry& pools, ReliefReport& report) 
   };
   std::vector<Share> shares;
   std::uint64_t managed_usage = 0;
-  if (shed.reading.known() && shed.tier >= PressureTier::high) {
-    for (const auto& r : pools) {
-      if (r.pool->capacity_bytes() == 0) continue;
-      const std::uint64_t usage = r.pool->usage_bytes();
+  auto cause = PressureAlert::Cause::host_pressure;
+  double cause_pressure = m.host_pressure;
+  PressureTier cause_tier = shed.host_tier;
+  if (shed.tier >= PressureTier::high) {
+    for (const auto& p : m.pools) {
+      const std::uint64_t usage = p.registration->pool->usage_bytes();
       if (usage == 0) continue;
-      shares.push_back({&r, usage});
+      shares.push_back({p.registration, usage});
       managed_usage += usage;
     }
     if (!state.episode_active) {
@@ -298,9 +511,24 @@ void PressureBroker::shed_for_host(const Registry& pools, ReliefReport& report) 
       state.episode_budget_bytes =
           fraction_of(config_.host_shedding.max_total_fraction, managed_usage);
     }
-    const std::uint64_t allowed = fraction_of(config_.thresholds.high, shed.reading.limit_bytes);
-    std::uint64_t wanted = shed.reading.used_bytes > allowed ? shed.reading.used_bytes - allowed
-                                                             : 0;
+    // What brings a figure below high; 0 when it is below high already.
+    const auto excess = [this](std::uint64_t used, std::uint64_t limit) {
+      const std::uint64_t allowed = fraction_of(config_.thresholds.high, limit);
+      return used > allowed ? used - allowed : 0;
+    };
+    std::uint64_t wanted = 0;
+    if (shed.host_tier >= PressureTier::high) {
+      wanted = excess(shed.reading.used_bytes, shed.reading.limit_bytes);
+    }
+    if (budget_tier >= PressureTier::high) {
+      const std::uint64_t budget_wanted = excess(m.budget->used_bytes, m.budget->limit_bytes);
+      if (budget_wanted > wanted) {
+        wanted = budget_wanted;
+        cause = PressureAlert::Cause::budget_pressure;
+        cause_pressure = m.budget->pressure;
+        cause_tier = budget_tier;
+      }
+    }
     wanted -= std::min(wanted, report.bytes_freed);
     shed.bytes_wanted = wanted;
   }
@@ -323,12 +551,19 @@ void PressureBroker::shed_for_host(const Registry& pools, ReliefReport& report) 
       if (want == 0) continue;
       const Registration& r = *s.registration;
       PoolAction action = evict_from(r.name, *r.pool, want, r.pool->pressure());
+      notify(action);
       r.counters->shed_count.fetch_add(1, kRelaxed);
       r.counters->shed_bytes.fetch_add(action.bytes_freed, kRelaxed);
       shed.bytes_requested += want;
       shed.bytes_shed += action.bytes_freed;
-      dispatch(PressureAlert{r.name, shed.reading.pressure, shed.tier, action.bytes_freed, true,
-                             unix_ms(), PressureAlert::Cause::host_pressure});
+      PressureAlert alert;
+      alert.tier_name = r.name;
+      alert.pressure = cause_pressure;
+      alert.tier = cause_tier;
+      alert.bytes_freed = action.bytes_freed;
+      alert.at_ms = unix_ms();
+      alert.cause = cause;
+      raised.push_back(std::move(alert));
       shed.pools_shed.push_back(std::move(action));
     }
     state.episode_shed_bytes += shed.bytes_shed;
@@ -343,43 +578,49 @@ void PressureBroker::shed_for_host(const Registry& pools, ReliefReport& report) 
     std::lock_guard lock(state_mutex_);
     host_state_ = state;
   }
-  if (!shed.reading.known()) {
+  if (host_ && !shed.reading.known()) {
     spdlog::debug("pressure broker: host memory unknown: {}", shed.reading.reason);
   }
-  report.host = std::move(shed);
+  report.shed = std::move(shed);
 }
 
 BrokerSnapshot PressureBroker::snapshot() const {
   BrokerSnapshot snap;
   const auto pools = registry();
+  const Measurement m = measure(*pools, true);
   snap.pools.reserve(pools->size());
   for (const auto& r : *pools) {
     PoolPressure entry;
     entry.name = r.name;
     entry.stats = r.pool->stats();
-    entry.managed = r.pool->capacity_bytes() != 0;
-    entry.pressure = entry.managed ? r.pool->pressure() : 0.0;
+    const auto managed = std::find_if(m.pools.begin(), m.pools.end(), [&](const auto& p) {
+      return p.registration == &r;
+    });
+    entry.managed = managed != m.pools.end();
+    if (entry.managed) {
+      entry.own_pressure = managed->own;
+      std::tie(entry.pressure, entry.binding) = m.binding_for(managed->own);
+    }
     entry.tier = classify(entry.pressure, config_.thresholds);
     entry.counters = r.counters->load();
-    if (entry.managed && entry.pressure > snap.global_pressure) {
-      snap.global_pressure = entry.pressure;
-    }
     snap.pools.push_back(std::move(entry));
   }
   std::stable_sort(snap.pools.begin(), snap.pools.end(),
                    [](const PoolPressure& a, const PoolPressure& b) {
                      return a.pressure > b.pressure;
                    });
+  snap.global_pressure = m.global;
+  snap.binding = m.binding;
   snap.global_tier = classify(snap.global_pressure, config_.thresholds);
   snap.evictions_fired = evictions_fired_.load(kRelaxed);
   snap.bytes_freed_total = bytes_freed_total_.load(kRelaxed);
   snap.pool_reliefs_total = pool_reliefs_total_.load(kRelaxed);
-  if (host_) {
-    snap.host_memory = host_->read();
-    if (snap.host_memory->known()) {
-      snap.host_tier = classify(snap.host_memory->pressure, config_.thresholds);
-    }
-  }
+  snap.passes_total = passes_total_.load(kRelaxed);
+  snap.alerts_delivered_total = alerts_delivered_.load(kRelaxed);
+  snap.alerts_suppressed_total = alerts_suppressed_.load(kRelaxed);
+  snap.host_memory = m.host;
+  snap.host_tier = m.host_tier;
+  snap.global_budget = m.budget;
   {
     std::lock_guard lock(state_mutex_);
     snap.host_shedding = host_state_;

@@ -1,4 +1,4 @@
-// camelCase JSON forms of the broker's values (spec §3).
+// camelCase JSON forms of the broker's values (broker.hpp documents each shape).
 
 #include <nlohmann/json.hpp>
 
@@ -8,7 +8,12 @@ namespace pagekeeper {
 namespace {
 
 const char* cause_label(PressureAlert::Cause cause) {
-  return cause == PressureAlert::Cause::host_pressure ? "hostPressure" : "poolPressure";
+  switch (cause) {
+    case PressureAlert::Cause::pool_pressure: return "poolPressure";
+    case PressureAlert::Cause::host_pressure: return "hostPressure";
+    case PressureAlert::Cause::budget_pressure: return "budgetPressure";
+  }
+  return "poolPressure";
 }
 
 }  // namespace
@@ -17,7 +22,9 @@ void to_json(nlohmann::json& j, const PressureAlert& a) {
   j = nlohmann::json{{"tierName", a.tier_name},     {"pressure", a.pressure},
                      {"tier", a.tier},              {"bytesFreed", a.bytes_freed},
                      {"actionTaken", a.action_taken}, {"atMs", a.at_ms},
-                     {"cause", cause_label(a.cause)}};
+                     {"cause", cause_label(a.cause)}, {"occurrences", a.occurrences},
+                     {"cleared", a.cleared},          {"sinceMs", a.since_ms},
+                     {"message", a.message}};
 }
 
 void from_json(const nlohmann::json& j, PressureAlert& a) {
@@ -35,12 +42,22 @@ void from_json(const nlohmann::json& j, PressureAlert& a) {
   a.cause = PressureAlert::Cause::pool_pressure;
   if (const auto it = j.find("cause"); it != j.end()) {
     const auto cause = it->get<std::string>();
-    if (cause == "hostPressure") {
-      a.cause = PressureAlert::Cause::host_pressure;
-    } else if (cause != "poolPressure") {
+    bool known = false;
+    for (auto c : {PressureAlert::Cause::pool_pressure, PressureAlert::Cause::host_pressure,
+                   PressureAlert::Cause::budget_pressure}) {
+      if (cause == cause_label(c)) {
+        a.cause = c;
+        known = true;
+      }
+    }
+    if (!known) {
       throw nlohmann::json::other_error::create(501, "unknown alert cause '" + cause + "'", &j);
     }
   }
+  a.occurrences = j.value("occurrences", std::uint64_t{1});
+  a.cleared = j.value("cleared", false);
+  a.since_ms = j.value("sinceMs", a.at_ms);
+  a.message = j.value("message", std::string());
 }
 
 void to_json(nlohmann::json& j, const PoolAction& a) {
@@ -52,8 +69,16 @@ void to_json(nlohmann::json& j, const PoolAction& a) {
   if (!a.error.empty()) j["error"] = a.error;
 }
 
-void to_json(nlohmann::json& j, const HostShedReport& r) {
+void to_json(nlohmann::json& j, const GlobalBudgetReading& r) {
+  j = nlohmann::json{{"limitBytes", r.limit_bytes}, {"usedBytes", r.used_bytes},
+                     {"capacityBytes", r.capacity_bytes}, {"pressure", r.pressure},
+                     {"binds", r.binds}, {"tier", r.tier}};
+}
+
+void to_json(nlohmann::json& j, const ShedReport& r) {
   j = nlohmann::json{{"reading", r.reading},
+                     {"hostTier", r.host_tier},
+                     {"budget", nullptr},
                      {"tier", r.tier},
                      {"episodeActive", r.episode_active},
                      {"bytesWanted", r.bytes_wanted},
@@ -62,6 +87,7 @@ void to_json(nlohmann::json& j, const HostShedReport& r) {
                      {"episodeShedBytes", r.episode_shed_bytes},
                      {"episodeBudgetBytes", r.episode_budget_bytes},
                      {"poolsShed", r.pools_shed}};
+  if (r.budget) j["budget"] = *r.budget;
 }
 
 void to_json(nlohmann::json& j, const ReliefReport& r) {
@@ -71,8 +97,9 @@ void to_json(nlohmann::json& j, const ReliefReport& r) {
                      {"bytesFreed", r.bytes_freed},
                      {"poolsActed", r.pools_acted},
                      {"poolsStuck", r.pools_stuck},
-                     {"host", nullptr}};
-  if (r.host) j["host"] = *r.host;
+                     {"shed", nullptr},
+                     {"alerts", r.alerts}};
+  if (r.shed) j["shed"] = *r.shed;
 }
 
 void to_json(nlohmann::json& j, const BrokerSnapshot& s) {
@@ -81,6 +108,8 @@ void to_json(nlohmann::json& j, const BrokerSnapshot& s) {
     pools.push_back({{"name", p.name},
                      {"pressure", p.pressure},
                      {"tier", p.tier},
+                     {"binding", p.binding},
+                     {"ownPressure", p.own_pressure},
                      {"stats", p.stats},
                      {"managed", p.managed},
                      {"reliefCount", p.counters.relief_count},
@@ -94,13 +123,20 @@ void to_json(nlohmann::json& j, const BrokerSnapshot& s) {
     host = *s.host_memory;
     host["tier"] = s.host_tier;
   }
+  nlohmann::json budget = nullptr;
+  if (s.global_budget) budget = *s.global_budget;
   j = nlohmann::json{{"globalPressure", s.global_pressure},
                      {"globalTier", s.global_tier},
+                     {"binding", s.binding},
                      {"pools", std::move(pools)},
                      {"evictionsFired", s.evictions_fired},
                      {"bytesFreedTotal", s.bytes_freed_total},
                      {"poolReliefsTotal", s.pool_reliefs_total},
+                     {"passesTotal", s.passes_total},
+                     {"alertsDeliveredTotal", s.alerts_delivered_total},
+                     {"alertsSuppressedTotal", s.alerts_suppressed_total},
                      {"hostMemory", std::move(host)},
+                     {"globalBudget", std::move(budget)},
                      {"hostShedding",
                       {{"episodeActive", s.host_shedding.episode_active},
                        {"episodeShedBytes", s.host_shedding.episode_shed_bytes},

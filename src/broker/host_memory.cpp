@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstring>
 #include <optional>
+#include <stdexcept>
 #include <string_view>
 
 #include <nlohmann/json.hpp>
@@ -138,6 +139,7 @@ const char* source_label(HostMemoryReading::Source source) noexcept {
   switch (source) {
     case HostMemoryReading::Source::cgroup_v2: return "cgroupV2";
     case HostMemoryReading::Source::meminfo: return "meminfo";
+    case HostMemoryReading::Source::simulated: return "simulated";
     case HostMemoryReading::Source::unknown: return "unknown";
   }
   return "unknown";
@@ -170,6 +172,28 @@ HostMemoryPaths HostMemoryPaths::for_this_process() {
     break;
   }
   return paths;
+}
+
+SimulatedHostMemory::SimulatedHostMemory(std::uint64_t limit_bytes, std::uint64_t used_bytes)
+    : limit_bytes_(limit_bytes), used_bytes_(used_bytes) {
+  if (limit_bytes == 0) throw std::invalid_argument("SimulatedHostMemory: limit_bytes is 0");
+}
+
+void SimulatedHostMemory::set(std::uint64_t limit_bytes, std::uint64_t used_bytes) {
+  if (limit_bytes == 0) throw std::invalid_argument("SimulatedHostMemory: limit_bytes is 0");
+  std::lock_guard lock(mutex_);
+  limit_bytes_ = limit_bytes;
+  used_bytes_ = used_bytes;
+}
+
+void SimulatedHostMemory::set_used(std::uint64_t used_bytes) {
+  std::lock_guard lock(mutex_);
+  used_bytes_ = used_bytes;
+}
+
+HostMemoryReading SimulatedHostMemory::read() const {
+  std::lock_guard lock(mutex_);
+  return known(HostMemoryReading::Source::simulated, limit_bytes_, used_bytes_, "");
 }
 
 HostMemory::HostMemory(HostMemoryPaths paths) : paths_(std::move(paths)) {}

@@ -225,11 +225,11 @@ Daemon::Impl::Impl(ServerConfig c, DaemonServices services) : config(std::move(c
   broker->register_pool(embeddings->resource_pool());
   if (llama_models) {
     broker->register_pool(llama_models->resource_pool());
-    // Kept embedders pin their models; when the broker acts on the model pool, let go of them
-    // so the next pass can evict the idle ones.
-    broker->add_alert_sink([tier = llama_models->resource_pool()->tier_name(), providers = llama_providers](
-                               const PressureAlert& alert) {
-      if (alert.tier_name != tier) return;
+    // Kept embedders pin their models; whenever the broker acts on the model pool, let go of
+    // them so the next pass can evict the idle ones.
+    broker->add_action_listener([tier = llama_models->resource_pool()->tier_name(), providers = llama_providers](
+                                    const PoolAction& action) {
+      if (action.name != tier) return;
       for (const auto& provider : providers) provider->release_idle();
     });
   }

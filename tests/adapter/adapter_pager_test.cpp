@@ -18,6 +18,12 @@
 namespace pagekeeper {
 namespace {
 
+// A 1 GiB host with 99% of it in use: critical.
+std::shared_ptr<SimulatedHostMemory> critical_host() {
+  constexpr std::uint64_t kGiB = std::uint64_t{1} << 30;
+  return std::make_shared<SimulatedHostMemory>(kGiB, kGiB / 100 * 99);
+}
+
 using adapter_test::adapter;
 using adapter_test::kMiB;
 using adapter_test::ManualClock;
@@ -526,7 +532,7 @@ TEST_F(AdapterPagerTest, MissingFileIsAClearErrorAndLeavesNothingBehind) {
 
 // ---- the broker relieves a pager: real bytes come back ----
 
-TEST_F(AdapterPagerTest, BrokerReliefUnderCriticalPressureFreesRealBytes) {
+TEST_F(AdapterPagerTest, BrokerSheddingUnderCriticalHostPressureFreesRealBytes) {
   ScratchDir dir;
   auto loader = std::make_shared<FileAdapterLoader>(dir.path());
   auto pager = make_pager(100000, AdapterPagerConfig::OverBudget::kRefuse, loader);
@@ -542,15 +548,21 @@ TEST_F(AdapterPagerTest, BrokerReliefUnderCriticalPressureFreesRealBytes) {
     sizes += 24000;
   }
   EXPECT_EQ(budget->usage_bytes(), sizes);
-  EXPECT_DOUBLE_EQ(pager->pressure(), 0.96);  // critical
+  EXPECT_DOUBLE_EQ(pager->pressure(), 0.96);  // full, which alone is not pressure
 
-  auto broker = std::make_shared<PressureBroker>();
+  // A host at critical pressure, and a broker allowed to shed 40% of a pool in one pass.
+  BrokerConfig config;
+  config.host_shedding.max_pool_fraction_per_pass = 0.40;
+  config.host_shedding.max_total_fraction = 0.40;
+  auto broker = std::make_shared<PressureBroker>(
+      config, critical_host());
   broker->register_pool(pager);
   const auto report = broker->relieve();
   EXPECT_TRUE(report.triggered);
-  ASSERT_EQ(report.pools_acted.size(), 1u);
-  EXPECT_EQ(report.pools_acted[0].name, "adapters:persona-1");
-  // Asked down to 60%: 96000 - 60000 = 36000 -> two whole 24000-byte adapters, the oldest.
+  ASSERT_TRUE(report.shed.has_value());
+  ASSERT_EQ(report.shed->pools_shed.size(), 1u);
+  EXPECT_EQ(report.shed->pools_shed[0].name, "adapters:persona-1");
+  // Asked for 40% of 96000 = 38400 -> two whole 24000-byte adapters, the oldest.
   EXPECT_EQ(report.bytes_freed, 48000u);
   EXPECT_EQ(budget->usage_bytes(), sizes - 48000);
   EXPECT_EQ(pager->resident_names(), (std::vector<std::string>{"skill2", "skill3"}));

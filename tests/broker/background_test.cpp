@@ -32,13 +32,13 @@ bool eventually(Condition condition, std::chrono::milliseconds limit = 5000ms) {
   return condition();
 }
 
-TEST(BrokerBackground, RelievesAPoolPushedOverCriticalWithoutAnyCall) {
+TEST(BrokerBackground, RelievesAPoolPushedPastItsBudgetWithoutAnyCall) {
   PressureBroker broker;
   auto kv = FakeTier::make("kv", 1000, 100);
   broker.register_pool(kv);
   broker.start(20ms);
   EXPECT_TRUE(broker.running());
-  kv->set_usage(970);
+  kv->set_usage(1500);  // past its budget
   EXPECT_TRUE(eventually([&] { return kv->usage_bytes() <= 600; }))
       << "usage " << kv->usage_bytes();
   EXPECT_TRUE(eventually([&] { return broker.snapshot().evictions_fired >= 1; }));
@@ -48,7 +48,7 @@ TEST(BrokerBackground, RelievesAPoolPushedOverCriticalWithoutAnyCall) {
 
 TEST(BrokerBackground, FirstPassComesOneIntervalAfterStart) {
   PressureBroker broker;
-  auto kv = FakeTier::make("kv", 1000, 990);
+  auto kv = FakeTier::make("kv", 1000, 1100);
   broker.register_pool(kv);
   const auto started = Clock::now();
   broker.start(300ms);
@@ -59,7 +59,7 @@ TEST(BrokerBackground, FirstPassComesOneIntervalAfterStart) {
 
 TEST(BrokerBackground, StopReturnsWithin100msEvenWithAFiveSecondInterval) {
   PressureBroker broker;
-  broker.register_pool(FakeTier::make("kv", 1000, 990));
+  broker.register_pool(FakeTier::make("kv", 1000, 1100));
   broker.start(5s);
   std::this_thread::sleep_for(20ms);  // let the thread reach its wait
   const auto before = Clock::now();
@@ -124,7 +124,7 @@ class GatedTier final : public ResourcePool {
 TEST(BrokerConcurrency, RegistrationDoesNotWaitForAPassInProgress) {
   PressureBroker broker;
   Gate gate;
-  broker.register_pool(std::make_shared<GatedTier>(gate, FakeTier::make("slow", 100, 99)));
+  broker.register_pool(std::make_shared<GatedTier>(gate, FakeTier::make("slow", 100, 139)));
   auto pass = std::async(std::launch::async, [&] { return broker.relieve(); });
   gate.wait_entered();  // the pass is now inside evict_at_least
 
@@ -138,7 +138,7 @@ TEST(BrokerConcurrency, RegistrationDoesNotWaitForAPassInProgress) {
   EXPECT_TRUE(other.get());
   gate.release();
   const auto report = pass.get();
-  EXPECT_EQ(report.bytes_freed, 39u);  // the pass finished on the pool it had started with
+  EXPECT_EQ(report.bytes_freed, 79u);  // the pass finished on the pool it had started with
   EXPECT_EQ(broker.pool_names(), std::vector<std::string>{"new"});
 }
 
@@ -148,8 +148,8 @@ TEST(BrokerConcurrency, ASinkMayRegisterAndUnregisterDuringThePass) {
     broker.register_pool(FakeTier::make("added-by-sink-" + alert.tier_name, 100, 1));
     broker.unregister_pool(alert.tier_name);
   });
-  broker.register_pool(FakeTier::make("a", 100, 99));
-  broker.register_pool(FakeTier::make("b", 100, 98));
+  broker.register_pool(FakeTier::make("a", 100, 199));
+  broker.register_pool(FakeTier::make("b", 100, 198));
   auto pass = std::async(std::launch::async, [&] { return broker.relieve(); });
   ASSERT_EQ(pass.wait_for(5s), std::future_status::ready);
   EXPECT_EQ(pass.get().pools_acted.size(), 2u);
@@ -172,7 +172,7 @@ TEST(BrokerConcurrency, RegisterUnregisterRelieveSnapshotFromManyThreads) {
         auto pool = FakeTier::make(name, 1000, 500 + static_cast<std::uint64_t>((i * 37) % 500));
         broker.register_pool(pool);
         if (i % 3 == 0) broker.unregister_pool(name);
-        pool->set_usage(990);
+        pool->set_usage(1990);  // past its budget
       }
     });
   }

@@ -76,8 +76,8 @@ TEST(HostShedding, CriticalHostShedsInProportionWithinThePerPassBound) {
   f.host.set_used(990'000);  // 0.99: critical
 
   const auto report = f.broker->relieve();
-  ASSERT_TRUE(report.host.has_value());
-  const auto& host = *report.host;
+  ASSERT_TRUE(report.shed.has_value());
+  const auto& host = *report.shed;
   EXPECT_EQ(host.reading.source, HostMemoryReading::Source::cgroup_v2);
   EXPECT_EQ(host.tier, PressureTier::critical);
   EXPECT_TRUE(host.episode_active);
@@ -112,13 +112,13 @@ TEST(HostShedding, EpisodeStopsAtTheTotalBoundAndResetsWhenTheHostRecovers) {
     for (const auto& p : f.pools()) before.push_back(p->usage_bytes());
     const auto report = f.broker->relieve();
     ++passes;
-    if (report.host->bytes_shed == 0) break;
-    shed_total += report.host->bytes_shed;
+    if (report.shed->bytes_shed == 0) break;
+    shed_total += report.shed->bytes_shed;
     // Every pool within 5% of its usage at the start of the pass, and all pools asked for
     // the same fraction of their usage (up to the rounding of whole bytes).
-    const double fraction = static_cast<double>(report.host->bytes_requested) /
+    const double fraction = static_cast<double>(report.shed->bytes_requested) /
                             static_cast<double>(before[0] + before[1] + before[2]);
-    for (const auto& shed : report.host->pools_shed) {
+    for (const auto& shed : report.shed->pools_shed) {
       std::size_t i = 0;
       while (f.pools()[i]->tier_name() != shed.name) ++i;
       EXPECT_LE(shed.bytes_requested, before[i] / 20) << "pass " << passes << " " << shed.name;
@@ -136,8 +136,8 @@ TEST(HostShedding, EpisodeStopsAtTheTotalBoundAndResetsWhenTheHostRecovers) {
   // Recovery below high ends the episode; nothing is shed.
   f.host.set_used(700'000);
   auto report = f.broker->relieve();
-  EXPECT_FALSE(report.host->episode_active);
-  EXPECT_EQ(report.host->bytes_shed, 0u);
+  EXPECT_FALSE(report.shed->episode_active);
+  EXPECT_EQ(report.shed->bytes_shed, 0u);
   snap = f.broker->snapshot();
   EXPECT_FALSE(snap.host_shedding.episode_active);
   EXPECT_EQ(snap.host_shedding.shed_bytes_total, shed_total);
@@ -147,17 +147,17 @@ TEST(HostShedding, EpisodeStopsAtTheTotalBoundAndResetsWhenTheHostRecovers) {
   for (const auto& p : f.pools()) held += p->usage_bytes();
   f.host.set_used(960'000);
   report = f.broker->relieve();
-  EXPECT_TRUE(report.host->episode_active);
-  EXPECT_EQ(report.host->episode_budget_bytes, held / 5);
-  EXPECT_GT(report.host->bytes_shed, 0u);
+  EXPECT_TRUE(report.shed->episode_active);
+  EXPECT_EQ(report.shed->episode_budget_bytes, held / 5);
+  EXPECT_GT(report.shed->bytes_shed, 0u);
 }
 
 TEST(HostShedding, AskOnlyForTheHostsExcessOverHigh) {
   Fixture f;
   f.host.set_used(801'000);  // 1,000 bytes above the high threshold
   const auto report = f.broker->relieve();
-  EXPECT_EQ(report.host->tier, PressureTier::high);
-  EXPECT_EQ(report.host->bytes_wanted, 1000u);
+  EXPECT_EQ(report.shed->tier, PressureTier::high);
+  EXPECT_EQ(report.shed->bytes_wanted, 1000u);
   EXPECT_EQ(f.small->requests(), std::vector<std::uint64_t>{166});
   EXPECT_EQ(f.medium->requests(), std::vector<std::uint64_t>{333});
   EXPECT_EQ(f.large->requests(), std::vector<std::uint64_t>{500});
@@ -165,13 +165,13 @@ TEST(HostShedding, AskOnlyForTheHostsExcessOverHigh) {
 
 TEST(HostShedding, PoolReliefInTheSamePassCountsAgainstTheHostExcess) {
   Fixture f;
-  auto hot = FakeTier::make("hot", 100'000, 97'000);
+  auto hot = FakeTier::make("hot", 100'000, 120'000);  // past its budget
   f.broker->register_pool(hot);
   f.host.set_used(801'000);
   const auto report = f.broker->relieve();
   EXPECT_EQ(names_of_acted(report), std::vector<std::string>{"hot"});
-  EXPECT_EQ(report.host->bytes_wanted, 0u);
-  EXPECT_TRUE(report.host->pools_shed.empty());
+  EXPECT_EQ(report.shed->bytes_wanted, 0u);
+  EXPECT_TRUE(report.shed->pools_shed.empty());
   EXPECT_TRUE(f.small->requests().empty());
 }
 
@@ -179,9 +179,9 @@ TEST(HostShedding, NormalHostShedsNothing) {
   Fixture f;
   f.host.set_used(500'000);
   const auto report = f.broker->relieve();
-  ASSERT_TRUE(report.host.has_value());
-  EXPECT_EQ(report.host->tier, PressureTier::normal);
-  EXPECT_FALSE(report.host->episode_active);
+  ASSERT_TRUE(report.shed.has_value());
+  EXPECT_EQ(report.shed->tier, PressureTier::normal);
+  EXPECT_FALSE(report.shed->episode_active);
   EXPECT_FALSE(report.triggered);
   for (const auto& p : f.pools()) EXPECT_TRUE(p->requests().empty());
 }
@@ -190,9 +190,9 @@ TEST(HostShedding, UnknownHostShedsNothingAndSaysWhy) {
   Fixture f;
   f.host.write("memory.current", "garbage");
   const auto report = f.broker->relieve();
-  ASSERT_TRUE(report.host.has_value());
-  EXPECT_FALSE(report.host->reading.known());
-  EXPECT_NE(report.host->reading.reason.find("malformed usage"), std::string::npos);
+  ASSERT_TRUE(report.shed.has_value());
+  EXPECT_FALSE(report.shed->reading.known());
+  EXPECT_NE(report.shed->reading.reason.find("malformed usage"), std::string::npos);
   EXPECT_FALSE(report.triggered);
   for (const auto& p : f.pools()) EXPECT_TRUE(p->requests().empty());
   const nlohmann::json snap = f.broker->snapshot();
@@ -207,13 +207,13 @@ TEST(HostShedding, BoundsAreConfigurable) {
   Fixture f(config);
   f.host.set_used(990'000);
   auto report = f.broker->relieve();
-  EXPECT_EQ(report.host->bytes_shed, 6000u);  // 10% of each pool
-  EXPECT_EQ(report.host->episode_budget_bytes, 6000u);
+  EXPECT_EQ(report.shed->bytes_shed, 6000u);  // 10% of each pool
+  EXPECT_EQ(report.shed->episode_budget_bytes, 6000u);
   report = f.broker->relieve();
-  EXPECT_EQ(report.host->bytes_shed, 0u);  // budget spent in one pass
+  EXPECT_EQ(report.shed->bytes_shed, 0u);  // budget spent in one pass
   const nlohmann::json j = report;
-  EXPECT_EQ(j.at("host").at("episodeShedBytes"), 6000);
-  EXPECT_EQ(j.at("host").at("reading").at("source"), "cgroupV2");
+  EXPECT_EQ(j.at("shed").at("episodeShedBytes"), 6000);
+  EXPECT_EQ(j.at("shed").at("reading").at("source"), "cgroupV2");
 }
 
 }  // namespace

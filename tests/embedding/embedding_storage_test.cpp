@@ -16,6 +16,12 @@
 namespace pagekeeper {
 namespace {
 
+// A 1 GiB host with 99% of it in use: critical.
+std::shared_ptr<SimulatedHostMemory> critical_host() {
+  constexpr std::uint64_t kGiB = std::uint64_t{1} << 30;
+  return std::make_shared<SimulatedHostMemory>(kGiB, kGiB / 100 * 99);
+}
+
 std::unique_ptr<EmbeddingService> lexical_service(std::uint64_t max_bytes, bool map_ahead = true,
                                                   std::uint32_t shards = 0) {
   auto models = std::make_shared<ModelRegistry>("lexical");
@@ -107,7 +113,7 @@ TEST(EmbeddingStorage, ClearReturnsBlocksNoVectorUses) {
   EXPECT_EQ(held.vector.to_vector(), LexicalEmbedder().embed_one("fill storage text 0"));
 }
 
-// Relieving pressure must lower resident memory, not only the cache's accounting: a broker
+// Relieving host pressure must lower resident memory, not only the cache's accounting: a broker
 // that evicts through resource_pool() gets the blocks the evicted vectors filled returned to
 // the kernel. Evicting through pool() directly keeps them for the next vectors.
 TEST(EmbeddingStorage, BrokerEvictionReturnsTheBlocksItEmptied) {
@@ -121,9 +127,13 @@ TEST(EmbeddingStorage, BrokerEvictionReturnsTheBlocksItEmptied) {
     service->embed_batch(texts("pressure", kTexts));
     ASSERT_EQ(service->stats().entry_count, static_cast<std::uint64_t>(kTexts));
     const VectorSlab::Stats full = *service->storage_stats(384);
-    PressureBroker broker;
+    // A host at critical pressure, and a broker allowed to shed 40% of a pool in one pass:
+    // the pass evicts the oldest 40% (down to 0.60).
+    BrokerConfig config;
+    config.host_shedding.max_pool_fraction_per_pass = 0.40;
+    config.host_shedding.max_total_fraction = 0.40;
+    PressureBroker broker(config, critical_host());
     broker.register_pool(through_resource_pool ? service->resource_pool() : service->pool());
-    // Pressure 1.0 is critical: the pass evicts the oldest 40% (down to 0.60).
     EXPECT_GT(broker.relieve().bytes_freed, 0u);
     EXPECT_LE(service->stats().pressure, 0.60);
     const VectorSlab::Stats relieved = *service->storage_stats(384);

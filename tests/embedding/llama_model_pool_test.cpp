@@ -16,6 +16,12 @@
 namespace pagekeeper {
 namespace {
 
+// A 1 GiB host with 99% of it in use: critical.
+std::shared_ptr<SimulatedHostMemory> critical_host() {
+  constexpr std::uint64_t kGiB = std::uint64_t{1} << 30;
+  return std::make_shared<SimulatedHostMemory>(kGiB, kGiB / 100 * 99);
+}
+
 class LlamaModelPoolTest : public ::testing::Test {
  protected:
   void SetUp() override { PAGEKEEPER_REQUIRE_LLAMA(); }
@@ -74,9 +80,12 @@ TEST_F(LlamaModelPoolTest, PinnedWhileAnEmbedderUsesItEvictableWhenIdle) {
 TEST_F(LlamaModelPoolTest, BrokerReliefFreesAnIdleModelButNotOneInUse) {
   const auto path = llama_test::tiny_model();
   const std::uint64_t size = LlamaModel::load(path)->size_bytes();
-  // Budget just above one model: its pressure (~0.98) is critical for the broker.
   LlamaModelPool pool({.name = "llama-models", .max_bytes = size + size / 50});
-  PressureBroker broker;
+  // A host at critical pressure, and a broker allowed to shed a whole pool in one pass.
+  BrokerConfig broker_config;
+  broker_config.host_shedding.max_pool_fraction_per_pass = 1.0;
+  broker_config.host_shedding.max_total_fraction = 1.0;
+  PressureBroker broker(broker_config, critical_host());
   broker.register_pool(pool.resource_pool());
   LlamaEmbedderConfig config;
   config.model_path = path;
@@ -84,7 +93,9 @@ TEST_F(LlamaModelPoolTest, BrokerReliefFreesAnIdleModelButNotOneInUse) {
   auto embedder = LlamaEmbedder::create(pool, config);
   ReliefReport busy = broker.relieve();
   EXPECT_EQ(busy.bytes_freed, 0u) << "the broker evicted a model in use";
-  EXPECT_EQ(busy.pools_stuck.size(), 1u);
+  ASSERT_TRUE(busy.shed.has_value());
+  ASSERT_EQ(busy.shed->pools_shed.size(), 1u);
+  EXPECT_EQ(busy.shed->pools_shed[0].bytes_freed, 0u);
   const std::vector<std::string> texts = {"still running"};
   EXPECT_EQ(embedder->embed(texts).size(), 1u);
   embedder.reset();

@@ -286,27 +286,48 @@ TEST(ServerE2E, LimitsAreRefusedNamingTheLimit) {
   EXPECT_EQ(post(c, "/v1/embeddings", {{"input", {"a", "b", "c", "d"}}})->status, 200);
 }
 
-TEST(ServerE2E, BrokerRelievesAFullCacheAndReportsAlerts) {
+// A working set that fits the cache (2,390 texts, ~93% of 4 MiB) is all hits in every round
+// after the first while the broker ticks: a full cache is not memory pressure.
+TEST(ServerE2E, AFittingWorkingSetIsAllHitsEveryRoundWithTheBrokerTicking) {
   TestServer s;
   auto c = s.client();
-  // 4 MiB at 1632 bytes per 384-d vector: ~2570 entries fill the pool past act_above (0.80).
-  for (int batch = 0; batch < 3; ++batch) {
-    json texts = json::array();
-    for (int i = 0; i < 1000; ++i) texts.push_back("filler text " + std::to_string(batch) + "-" + std::to_string(i));
-    ASSERT_EQ(post(c, "/v1/embeddings", {{"input", texts}})->status, 200);
+  const auto cache_hits = [&] {
+    const json state = parsed(post(c, "/api/system/pressure-broker-state", json::object()));
+    for (const auto& p : state["pools"]) {
+      if (p["name"] == "embedding-cache") return p["stats"]["hitCount"].get<std::uint64_t>();
+    }
+    ADD_FAILURE() << "no embedding-cache pool in " << state.dump();
+    return std::uint64_t{0};
+  };
+  const auto passes = [&] {
+    return parsed(post(c, "/api/system/pressure-broker-state", json::object()))["passesTotal"]
+        .get<std::uint64_t>();
+  };
+  constexpr int kTexts = 2390;
+  const auto round = [&] {
+    for (int begin = 0; begin < kTexts; begin += 800) {
+      json texts = json::array();
+      for (int i = begin; i < std::min(begin + 800, kTexts); ++i) texts.push_back("working set " + std::to_string(i));
+      ASSERT_EQ(post(c, "/v1/embeddings", {{"input", texts}})->status, 200);
+    }
+  };
+  round();
+  for (int r = 2; r <= 3; ++r) {
+    const auto before = passes();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (passes() < before + 2 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ASSERT_GE(passes(), before + 2) << "the broker is not ticking";
+    const auto hits = cache_hits();
+    round();
+    EXPECT_EQ(cache_hits() - hits, static_cast<std::uint64_t>(kTexts)) << "round " << r;
   }
-  json alerts;
-  for (int i = 0; i < 100; ++i) {
-    alerts = parsed(post(c, "/api/system/pressure-alerts", json::object()));
-    if (!alerts["alerts"].empty()) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  ASSERT_FALSE(alerts["alerts"].empty()) << alerts.dump();
-  EXPECT_EQ(alerts["alerts"][0]["tierName"], "embedding-cache");
-  EXPECT_GT(alerts["alerts"][0]["bytesFreed"].get<std::uint64_t>(), 0u);
+  const json alerts = parsed(post(c, "/api/system/pressure-alerts", json::object()));
+  EXPECT_TRUE(alerts["alerts"].empty()) << alerts.dump();
   const json state = parsed(post(c, "/api/system/pressure-broker-state", json::object()));
-  EXPECT_GE(state["evictionsFired"].get<int>(), 1);
-  EXPECT_LT(state["globalPressure"].get<double>(), 0.8);
+  EXPECT_EQ(state["evictionsFired"].get<int>(), 0);
+  EXPECT_EQ(state["globalTier"], "normal");
 }
 
 TEST(ServerE2E, EmbedderFailureIs5xxAndCachesNothing) {
