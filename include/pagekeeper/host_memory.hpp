@@ -1,27 +1,39 @@
 // pagekeeper/host_memory.hpp
 //
-// HostMemory: the machine's (or the container's) real memory pressure, so the broker reacts
-// to what the host has left and not only to budgets it was told. The anchor is CacheLib's
-// MemoryMonitor (shared/docs/anchors.md §A).
+// HostMemory: the one reading of this process's memory limits on Linux, for the broker (what
+// the host or container has left) and for MemoryBudget (how much RAM this process may use), so
+// the two never disagree about cgroups.
 //
-// Where the figure comes from, in order:
-//   1. cgroup v2, when the process's cgroup has a limit: `memory.max` (a byte count; the word
-//      "max" means unlimited) and `memory.current`. The used figure is memory.current minus
-//      `inactive_file` from `memory.stat` when that file has it (the "working set", as
-//      kubelet and `docker stats` count it: inactive page cache is reclaimed before OOM).
-//   2. Otherwise `/proc/meminfo`: limit = MemTotal, used = MemTotal - MemAvailable.
-// Only the process's own cgroup directory is read, not its ancestors: a limit set only on a
-// parent cgroup is not seen (the meminfo fallback then applies).
+// The limits that apply to a process:
+//   * every cgroup v2 `memory.max` that is a number on the process's cgroup path, from its own
+//     directory up to the root (a limit on a parent binds its children too); used = that
+//     directory's `memory.current` minus `inactive_file` from its `memory.stat` when that file
+//     has it (the "working set", as kubelet and `docker stats` count it: inactive page cache is
+//     reclaimed before OOM);
+//   * every cgroup v1 `memory.limit_in_bytes` below 2^62 (v1 writes "no limit" as about 2^63)
+//     on the process's v1 memory-controller path and its ancestors; used = `memory.usage_in_bytes`
+//     minus `total_inactive_file` (or `inactive_file`) from `memory.stat`;
+//   * the host: limit = MemTotal, used = MemTotal - MemAvailable (/proc/meminfo).
+// read() reports the one that binds: the highest pressure (used / limit) among them. limit_bytes()
+// is the smallest limit, the RAM this process can have at most.
 //
-// A missing, unreadable or malformed file never throws and never crashes: the reading comes
-// back with source `unknown` and a `reason` naming the file and the problem. The one
-// exception is memory.max being absent or unreadable, which means "no cgroup v2 limit here"
-// and falls back to /proc/meminfo (the reason then says so).
+// Where the cgroups are: HostMemoryPaths::for_this_process() reads /proc/self/cgroup ("0::<path>"
+// is v2; a line whose controllers include "memory" is v1) and finds v2 under /sys/fs/cgroup (or
+// /sys/fs/cgroup/unified on a hybrid host) and v1 under /sys/fs/cgroup/memory. A default
+// HostMemoryPaths consults no cgroup (meminfo only); `cgroup_dir` names one v2 directory to read
+// alone (no walk), for fixtures.
+//
+// A missing, unreadable or malformed file never throws and never crashes. A cgroup directory
+// without a limit file, or whose limit is "max" / the v1 sentinel, sets no limit (the reason
+// says so when the host's figure is reported for want of one). A limit that is set but cannot
+// be read (a malformed limit or usage) makes the reading unknown, with a reason naming the file
+// and the problem: it might be the one that binds. An unreadable /proc/meminfo makes the
+// reading unknown only when no cgroup limit was read.
 //
 // Every path is injectable (HostMemoryPaths) so tests read fixture files.
 //
-// Thread safety: HostMemory holds only immutable paths; read() may be called from any thread
-// concurrently. Each read() opens the files afresh (a few µs).
+// Thread safety: HostMemory holds only immutable paths; read() and limit_bytes() may be called
+// from any thread concurrently. Each call opens the files afresh (a few µs per directory).
 
 #pragma once
 
@@ -35,9 +47,10 @@
 namespace pagekeeper {
 
 struct HostMemoryReading {
-  enum class Source { cgroup_v2, meminfo, simulated, unknown };
+  enum class Source { cgroup_v2, cgroup_v1, meminfo, simulated, unknown };
   Source source = Source::unknown;
-  // Bytes the host (or cgroup) allows: memory.max, or MemTotal. 0 when unknown.
+  // Bytes the binding limit allows: memory.max, memory.limit_in_bytes or MemTotal. 0 when
+  // unknown.
   std::uint64_t limit_bytes = 0;
   // Bytes in use as defined above. 0 when unknown.
   std::uint64_t used_bytes = 0;
@@ -50,7 +63,7 @@ struct HostMemoryReading {
   bool known() const noexcept { return source != Source::unknown; }
 };
 
-// "cgroupV2", "meminfo", "simulated" or "unknown".
+// "cgroupV2", "cgroupV1", "meminfo", "simulated" or "unknown".
 const char* source_label(HostMemoryReading::Source source) noexcept;
 
 // camelCase JSON: {source, limitBytes, usedBytes, pressure, reason}.
@@ -65,14 +78,16 @@ class HostMemorySource {
 };
 
 struct HostMemoryPaths {
-  // Directory holding memory.max / memory.current / memory.stat. Empty: no cgroup is
-  // consulted and /proc/meminfo is used directly.
+  // One cgroup v2 directory holding memory.max / memory.current / memory.stat, read alone
+  // (fixtures). Empty: the walk below (or no cgroup when self_cgroup is empty too).
   std::filesystem::path cgroup_dir;
+  // The membership file ("/proc/self/cgroup") and the cgroup mount; empty self_cgroup: no
+  // cgroup is consulted.
+  std::filesystem::path self_cgroup;
+  std::filesystem::path cgroup_root = "/sys/fs/cgroup";
   std::filesystem::path meminfo = "/proc/meminfo";
 
-  // This process's cgroup v2 directory (from the "0::<path>" line of /proc/self/cgroup,
-  // under /sys/fs/cgroup, or /sys/fs/cgroup/unified on a hybrid v1/v2 host) and
-  // /proc/meminfo. cgroup_dir is empty when the process has no cgroup v2 membership.
+  // This process: /proc/self/cgroup under /sys/fs/cgroup, and /proc/meminfo.
   static HostMemoryPaths for_this_process();
 };
 
@@ -97,8 +112,11 @@ class HostMemory final : public HostMemorySource {
  public:
   explicit HostMemory(HostMemoryPaths paths = HostMemoryPaths::for_this_process());
 
-  // Reads the files now. Never throws.
+  // The binding limit now (see the file comment). Never throws.
   HostMemoryReading read() const override;
+  // The smallest limit in bytes: min(MemTotal, every readable cgroup limit on the path). 0
+  // when MemTotal cannot be read. Never throws.
+  std::uint64_t limit_bytes() const;
 
   const HostMemoryPaths& paths() const noexcept { return paths_; }
 

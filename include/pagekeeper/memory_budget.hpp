@@ -11,10 +11,10 @@
 // one NVIDIA GPU, with libnvidia-ml.so.1 loaded with dlopen() at run time (never needed to
 // build or test; a missing library, a failing nvmlInit or no device all mean "no GPU");
 // otherwise `host_ram_fraction` (default 25%) of the host RAM available to this process,
-// which is min(/proc/meminfo MemTotal, every memory limit on this process's cgroup path and
-// its ancestors: cgroup v2 memory.max when it is a number rather than "max", and cgroup v1
-// memory.limit_in_bytes when below 2^62, v1's "unlimited").
-//
+// HostMemory::limit_bytes() (host_memory.hpp): min(MemTotal, every cgroup v2 or v1 memory
+// limit on this process's cgroup path and its ancestors). The broker reads the same module,
+// so the two agree on what the host allows.
+
 // Sub-budgets. total = inference (75%) + tts (10%) + render (10%) + reserve (5%). The
 // reserve is never handed out. Each subsystem's share is a hard cap: an allocation that would
 // take a subsystem past its share (strictly more than its budget) is refused.
@@ -34,19 +34,30 @@
 // 0.80 of 950 bytes is exactly 760 (no floating-point rounding at the boundaries).
 //
 // Refusals throw TierExhausted{tier = "<name>/<subsystem>", requested, available (bytes the
-// request could have had under both the gate and the sub-budget), evicted = 0}. A budget
-// never evicts: evict_at_least() returns 0, because only the owners of the memory (pools,
-// pagers) know what can go; the broker relieves them, and their guards' destruction lowers
-// this budget's usage.
+// request could have had under both the gate and the sub-budget), evicted = 0}.
 //
-// Thread safety: every method may be called from any thread. Allocation and release take one
-// internal mutex (held for a few comparisons); usage/pressure reads are lock-free atomics.
-// Guards may outlive the MemoryBudget that issued them (they share its ledger).
+// Eviction. The budget does not own the memory, so it can free bytes only through guards whose
+// owner said how: allocate_evictable() takes an Evictor, a callback that frees the memory and
+// releases the guard. evict_at_least() calls evictors in order of their class's eviction
+// weight, the worth of keeping the memory (realtime: never evicted; interactive 0.7,
+// background 0.4, batch 0.2), lowest first and the oldest first within a class, until the
+// bytes released reach the request. Guards from allocate() are never evicted by the budget;
+// their owners (pools, pagers) are relieved by the broker themselves, and their guards'
+// destruction lowers this budget's usage. So register a MemoryBudget with a PressureBroker
+// only when can_free() says it holds an evictable guard: otherwise it would be a pool the
+// broker watches but can never relieve.
+//
+// Thread safety: every method may be called from any thread. Allocation and the release of an
+// evictable guard take one internal mutex (held for a few comparisons); other releases and
+// usage/pressure reads are lock-free atomics. Evictors run without that mutex, on the thread
+// that called evict_at_least(); an evictor may release its guard from there or from any other
+// thread. Guards may outlive the MemoryBudget that issued them (they share its ledger).
 
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -76,6 +87,13 @@ std::string_view to_string(AllocationPriority p) noexcept;
 // Parse the names above; std::nullopt for anything else.
 std::optional<Subsystem> subsystem_from_string(std::string_view name) noexcept;
 std::optional<AllocationPriority> allocation_priority_from_string(std::string_view name) noexcept;
+
+// The worth of keeping memory of class `p` when the budget must evict: realtime nullopt (never
+// evicted), interactive 0.7, background 0.4, batch 0.2. Lower is evicted first.
+std::optional<double> eviction_weight(AllocationPriority p) noexcept;
+
+// Frees the memory an evictable guard accounts for and releases the guard (see MemoryBudget).
+using Evictor = std::function<void()>;
 
 // Where the total came from.
 enum class MemoryTotalSource : std::uint8_t { kExplicit, kNvml, kHostRam };
@@ -110,10 +128,9 @@ struct MemoryBudgetConfig {
   std::array<double, kAllocationPriorityCount> gates = {0.95, 0.80, 0.60, 0.50};
 };
 
-// The host RAM visible to this process in bytes: min(MemTotal of `meminfo_path`, every
-// memory limit from this process's cgroup path (read from `self_cgroup_path`) up to the root:
-// v2 `cgroup_root`<path>/memory.max, v1 `cgroup_root`/memory<path>/memory.limit_in_bytes).
-// Returns 0 when MemTotal cannot be read. Missing or unparsable cgroup files are ignored.
+// The host RAM visible to this process in bytes: HostMemory::limit_bytes() with these paths
+// (MemTotal of `meminfo_path` and every cgroup limit on the path `self_cgroup_path` names,
+// under `cgroup_root`). Returns 0 when MemTotal cannot be read.
 std::uint64_t host_memory_bytes(const std::string& meminfo_path, const std::string& cgroup_root,
                                 const std::string& self_cgroup_path);
 
@@ -147,8 +164,9 @@ class MemoryBudget final : public ResourcePool {
    private:
     friend class MemoryBudget;
     Guard(std::shared_ptr<Ledger> ledger, std::uint64_t bytes, Subsystem s,
-          AllocationPriority p) noexcept;
+          AllocationPriority p, std::uint64_t evictable_id) noexcept;
     std::shared_ptr<Ledger> ledger_;
+    std::uint64_t evictable_id_ = 0;  // 0: not evictable
     std::uint64_t bytes_ = 0;
     Subsystem subsystem_ = Subsystem::kInference;
     AllocationPriority priority_ = AllocationPriority::kBatch;
@@ -166,6 +184,13 @@ class MemoryBudget final : public ResourcePool {
   // subsystem's share or the class's gate would be reached (see the file comment). A
   // 0-byte request follows the same rule (refused when the budget is already at the gate).
   Guard allocate(std::uint64_t bytes, Subsystem subsystem, AllocationPriority priority);
+  // The same, for memory its owner can give back: `evictor` (non-empty; std::invalid_argument
+  // otherwise) is called by evict_at_least() when this guard is chosen, and must free the
+  // memory and release the guard. A realtime guard is never chosen.
+  Guard allocate_evictable(std::uint64_t bytes, Subsystem subsystem, AllocationPriority priority,
+                           Evictor evictor);
+  // Whether a live guard could be evicted (an evictable guard below realtime).
+  bool can_free() const;
 
   // The whole memory, before the split.
   std::uint64_t total_bytes() const noexcept;
@@ -182,10 +207,11 @@ class MemoryBudget final : public ResourcePool {
   std::uint64_t live_guards() const noexcept;
   std::uint64_t refusals() const noexcept;
 
-  // ResourcePool. capacity = total - reserve; usage = bytes held; evict_at_least frees
-  // nothing (returns 0): a budget cannot evict by itself. snapshot() lists one entry per
-  // subsystem (key = subsystem name, size = its usage, pin_count = its live guards).
-  // stats(): entry_count = pinned_count = live guards (no guard is evictable by the budget),
+  // ResourcePool. capacity = total - reserve; usage = bytes held; evict_at_least calls
+  // evictors as described above and returns the bytes of the guards they released (0 when
+  // no guard is evictable). snapshot() lists one entry per subsystem (key = subsystem name,
+  // size = its usage, pin_count = its live guards). stats(): entry_count = live guards,
+  // pinned_count = those the budget cannot evict, evictions = guards evicted,
   // rejected_oversize = requests larger than their subsystem's whole share.
   std::string tier_name() const override;
   std::uint64_t capacity_bytes() const override;
@@ -201,6 +227,9 @@ class MemoryBudget final : public ResourcePool {
   std::uint64_t reserve_ = 0;
   std::array<std::uint64_t, kSubsystemCount> subsystem_budget_{};
   std::array<std::uint64_t, kAllocationPriorityCount> gate_limit_{};
+  Guard grant(std::uint64_t bytes, Subsystem subsystem, AllocationPriority priority,
+              Evictor evictor);
+
   std::shared_ptr<Ledger> ledger_;
 };
 

@@ -5,13 +5,15 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <fstream>
 #include <limits>
+#include <map>
+#include <stdexcept>
 #include <mutex>
 #include <sstream>
 #include <utility>
 
 #include "pagekeeper/errors.hpp"
+#include "pagekeeper/host_memory.hpp"
 
 namespace pagekeeper {
 
@@ -19,15 +21,30 @@ namespace pagekeeper {
 // `mu` held, after the gate and share checks, so checks and increases are one atomic step;
 // decreases (guard release) are lock-free fetch_subs, which can only make a concurrent
 // check conservative, never let it overrun. Readers use the atomics without the lock.
+// `evictable` and `next_id` are guarded by `mu`; an evictable guard leaves `evictable` (under
+// `mu`) before its bytes are returned.
 struct MemoryBudget::Ledger {
+  struct Evictable {
+    std::uint64_t bytes;
+    AllocationPriority priority;
+    Evictor evictor;
+  };
+
   std::mutex mu;
   std::atomic<std::uint64_t> held{0};
   std::array<std::atomic<std::uint64_t>, kSubsystemCount> subsystem_held{};
   std::array<std::atomic<std::uint64_t>, kSubsystemCount> subsystem_guards{};
   std::atomic<std::uint64_t> refusals{0};
   std::atomic<std::uint64_t> rejected_oversize{0};
+  std::atomic<std::uint64_t> evicted{0};
+  std::map<std::uint64_t, Evictable> evictable;  // by id, so oldest first
+  std::uint64_t next_id = 1;
 
-  void release(std::uint64_t bytes, Subsystem s) noexcept {
+  void release(std::uint64_t bytes, Subsystem s, std::uint64_t evictable_id) noexcept {
+    if (evictable_id != 0) {
+      std::lock_guard lock(mu);
+      evictable.erase(evictable_id);
+    }
     const auto i = static_cast<std::size_t>(s);
     subsystem_held[i].fetch_sub(bytes, std::memory_order_acq_rel);
     subsystem_guards[i].fetch_sub(1, std::memory_order_acq_rel);
@@ -74,45 +91,6 @@ void require_fraction(const std::string& tier, const char* what, double v, bool 
   }
 }
 
-// Parses a cgroup v2 memory.max file: a byte count, or "max" (no limit -> nullopt).
-std::optional<std::uint64_t> read_cgroup_limit(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return std::nullopt;
-  std::string word;
-  if (!(in >> word) || word == "max") return std::nullopt;
-  try {
-    std::size_t used = 0;
-    const unsigned long long v = std::stoull(word, &used);
-    if (used != word.size()) return std::nullopt;
-    return static_cast<std::uint64_t>(v);
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
-}
-
-// The smallest limit in `file` on the cgroup `path` under `root` and on each of its ancestors;
-// UINT64_MAX when none is set. cgroup v1 writes "no limit" as a huge number (about 2^63):
-// anything at or above 2^62 counts as unlimited.
-std::uint64_t min_limit_on_path(const std::string& root, std::string path,
-                                const std::string& file) {
-  constexpr std::uint64_t kUnlimited = std::uint64_t{1} << 62;
-  std::uint64_t smallest = std::numeric_limits<std::uint64_t>::max();
-  if (path.empty() || path.front() != '/') path = "/" + path;
-  for (;;) {
-    const std::string dir = path == "/" ? root : root + path;
-    std::string limit_path = dir;
-    limit_path += '/';
-    limit_path += file;
-    if (const auto limit = read_cgroup_limit(limit_path); limit && *limit < kUnlimited) {
-      smallest = std::min(smallest, *limit);
-    }
-    if (path == "/") break;
-    const auto slash = path.find_last_of('/');
-    path = slash == 0 ? std::string("/") : path.substr(0, slash);
-  }
-  return smallest;
-}
-
 }  // namespace
 
 std::string_view to_string(Subsystem s) noexcept {
@@ -149,42 +127,23 @@ std::string_view to_string(MemoryTotalSource s) noexcept {
   return "unknown";
 }
 
+std::optional<double> eviction_weight(AllocationPriority p) noexcept {
+  switch (p) {
+    case AllocationPriority::kRealtime: return std::nullopt;
+    case AllocationPriority::kInteractive: return 0.7;
+    case AllocationPriority::kBackground: return 0.4;
+    case AllocationPriority::kBatch: return 0.2;
+  }
+  return std::nullopt;
+}
+
 std::uint64_t host_memory_bytes(const std::string& meminfo_path, const std::string& cgroup_root,
                                 const std::string& self_cgroup_path) {
-  std::uint64_t total = 0;
-  {
-    std::ifstream in(meminfo_path);
-    std::string line;
-    while (std::getline(in, line)) {
-      if (line.rfind("MemTotal:", 0) != 0) continue;
-      std::istringstream fields(line.substr(9));
-      unsigned long long kib = 0;
-      std::string unit;
-      if (fields >> kib) total = static_cast<std::uint64_t>(kib) * 1024;
-      break;
-    }
-  }
-  if (total == 0) return 0;
-
-  // Membership lines are "<id>:<controllers>:<path>": "0::<path>" is cgroup v2, a line whose
-  // controllers include "memory" is cgroup v1. Every ancestor's limit applies too.
-  std::ifstream in(self_cgroup_path);
-  std::string line;
-  while (std::getline(in, line)) {
-    const auto first = line.find(':');
-    const auto second = first == std::string::npos ? first : line.find(':', first + 1);
-    if (second == std::string::npos) continue;
-    const std::string id = line.substr(0, first);
-    const std::string controllers = line.substr(first + 1, second - first - 1);
-    const std::string path = line.substr(second + 1);
-    if (id == "0" && controllers.empty()) {
-      total = std::min(total, min_limit_on_path(cgroup_root, path, "memory.max"));
-    } else if (("," + controllers + ",").find(",memory,") != std::string::npos) {
-      total = std::min(total,
-                       min_limit_on_path(cgroup_root + "/memory", path, "memory.limit_in_bytes"));
-    }
-  }
-  return total;
+  HostMemoryPaths paths;
+  paths.meminfo = meminfo_path;
+  paths.cgroup_root = cgroup_root;
+  paths.self_cgroup = self_cgroup_path;
+  return HostMemory(paths).limit_bytes();
 }
 
 std::optional<std::uint64_t> nvml_total_memory_bytes(const std::string& library,
@@ -226,11 +185,16 @@ std::optional<std::uint64_t> nvml_total_memory_bytes(const std::string& library,
 // ---- Guard ----
 
 MemoryBudget::Guard::Guard(std::shared_ptr<Ledger> ledger, std::uint64_t bytes, Subsystem s,
-                           AllocationPriority p) noexcept
-    : ledger_(std::move(ledger)), bytes_(bytes), subsystem_(s), priority_(p) {}
+                           AllocationPriority p, std::uint64_t evictable_id) noexcept
+    : ledger_(std::move(ledger)),
+      evictable_id_(evictable_id),
+      bytes_(bytes),
+      subsystem_(s),
+      priority_(p) {}
 
 MemoryBudget::Guard::Guard(Guard&& other) noexcept
     : ledger_(std::move(other.ledger_)),
+      evictable_id_(std::exchange(other.evictable_id_, 0)),
       bytes_(std::exchange(other.bytes_, 0)),
       subsystem_(other.subsystem_),
       priority_(other.priority_) {}
@@ -239,6 +203,7 @@ MemoryBudget::Guard& MemoryBudget::Guard::operator=(Guard&& other) noexcept {
   if (this != &other) {
     release();
     ledger_ = std::move(other.ledger_);
+    evictable_id_ = std::exchange(other.evictable_id_, 0);
     bytes_ = std::exchange(other.bytes_, 0);
     subsystem_ = other.subsystem_;
     priority_ = other.priority_;
@@ -250,8 +215,9 @@ MemoryBudget::Guard::~Guard() { release(); }
 
 void MemoryBudget::Guard::release() noexcept {
   if (ledger_ == nullptr) return;
-  ledger_->release(bytes_, subsystem_);
+  ledger_->release(bytes_, subsystem_, evictable_id_);
   ledger_.reset();
+  evictable_id_ = 0;
   bytes_ = 0;
 }
 
@@ -309,6 +275,25 @@ MemoryBudget::~MemoryBudget() = default;
 
 MemoryBudget::Guard MemoryBudget::allocate(std::uint64_t bytes, Subsystem subsystem,
                                            AllocationPriority priority) {
+  return grant(bytes, subsystem, priority, nullptr);
+}
+
+MemoryBudget::Guard MemoryBudget::allocate_evictable(std::uint64_t bytes, Subsystem subsystem,
+                                                     AllocationPriority priority,
+                                                     Evictor evictor) {
+  if (!evictor) throw std::invalid_argument("MemoryBudget::allocate_evictable: empty evictor");
+  return grant(bytes, subsystem, priority, std::move(evictor));
+}
+
+bool MemoryBudget::can_free() const {
+  std::lock_guard lock(ledger_->mu);
+  return std::any_of(ledger_->evictable.begin(), ledger_->evictable.end(), [](const auto& e) {
+    return eviction_weight(e.second.priority).has_value();
+  });
+}
+
+MemoryBudget::Guard MemoryBudget::grant(std::uint64_t bytes, Subsystem subsystem,
+                                        AllocationPriority priority, Evictor evictor) {
   const auto si = static_cast<std::size_t>(subsystem);
   const auto pi = static_cast<std::size_t>(priority);
   if (si >= kSubsystemCount || pi >= kAllocationPriorityCount) {
@@ -326,7 +311,12 @@ MemoryBudget::Guard MemoryBudget::allocate(std::uint64_t bytes, Subsystem subsys
       ledger_->subsystem_held[si].fetch_add(bytes, std::memory_order_acq_rel);
       ledger_->subsystem_guards[si].fetch_add(1, std::memory_order_acq_rel);
       ledger_->held.fetch_add(bytes, std::memory_order_acq_rel);
-      return Guard(ledger_, bytes, subsystem, priority);
+      std::uint64_t id = 0;
+      if (evictor) {
+        id = ledger_->next_id++;
+        ledger_->evictable.emplace(id, Ledger::Evictable{bytes, priority, std::move(evictor)});
+      }
+      return Guard(ledger_, bytes, subsystem, priority, id);
     }
     ledger_->refusals.fetch_add(1, std::memory_order_relaxed);
     if (bytes > share) ledger_->rejected_oversize.fetch_add(1, std::memory_order_relaxed);
@@ -374,7 +364,42 @@ std::uint64_t MemoryBudget::usage_bytes() const {
   return ledger_->held.load(std::memory_order_acquire);
 }
 
-std::uint64_t MemoryBudget::evict_at_least(std::uint64_t /*bytes*/) { return 0; }
+std::uint64_t MemoryBudget::evict_at_least(std::uint64_t bytes) {
+  if (bytes == 0) return 0;
+  struct Candidate {
+    std::uint64_t id;
+    std::uint64_t bytes;
+    double weight;
+    Evictor evictor;
+  };
+  std::vector<Candidate> candidates;
+  {
+    std::lock_guard lock(ledger_->mu);
+    for (const auto& [id, e] : ledger_->evictable) {
+      if (const auto weight = eviction_weight(e.priority)) {
+        candidates.push_back({id, e.bytes, *weight, e.evictor});
+      }
+    }
+  }
+  // Lowest weight first; ids rise with age, so the oldest first within a class.
+  std::stable_sort(candidates.begin(), candidates.end(),
+                   [](const Candidate& a, const Candidate& b) { return a.weight < b.weight; });
+  std::uint64_t freed = 0;
+  for (const auto& c : candidates) {
+    if (freed >= bytes) break;
+    try {
+      c.evictor();
+    } catch (...) {
+      continue;  // an evictor that fails frees nothing; the next candidate is tried
+    }
+    std::lock_guard lock(ledger_->mu);
+    if (!ledger_->evictable.contains(c.id)) {
+      freed += c.bytes;
+      ledger_->evicted.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  return freed;
+}
 
 std::vector<EntrySnapshot> MemoryBudget::snapshot() const {
   std::vector<EntrySnapshot> out;
@@ -395,7 +420,15 @@ PoolStats MemoryBudget::stats() const {
   PoolStats s;
   s.name = name_;
   s.entry_count = live_guards();
-  s.pinned_count = s.entry_count;
+  std::uint64_t evictable = 0;
+  {
+    std::lock_guard lock(ledger_->mu);
+    for (const auto& [id, e] : ledger_->evictable) {
+      if (eviction_weight(e.priority)) ++evictable;
+    }
+  }
+  s.pinned_count = s.entry_count - std::min(evictable, s.entry_count);
+  s.evictions = ledger_->evicted.load(std::memory_order_relaxed);
   s.total_bytes = usage_bytes();
   s.max_bytes = capacity_bytes();
   s.pressure = s.max_bytes == 0 ? 0.0

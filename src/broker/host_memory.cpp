@@ -5,9 +5,12 @@
 #include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <initializer_list>
+#include <limits>
 #include <optional>
 #include <stdexcept>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -133,11 +136,168 @@ HostMemoryReading read_meminfo(const std::filesystem::path& path, std::string no
                std::move(note));
 }
 
+// MemTotal in bytes; 0 when it cannot be read.
+std::uint64_t read_mem_total(const std::filesystem::path& path) {
+  const FileText file = read_small_file(path);
+  if (!file.text) return 0;
+  bool malformed = false;
+  return find_field(*file.text, "MemTotal", ':', malformed).value_or(0);
+}
+
+// The files of one cgroup version's memory controller.
+struct CgroupFiles {
+  HostMemoryReading::Source source;
+  const char* limit;
+  const char* usage;
+  std::initializer_list<const char*> inactive_keys;  // memory.stat keys, first found wins
+  // A limit at or above this means "no limit" (v1 writes about 2^63).
+  std::uint64_t unlimited_from;
+};
+
+const CgroupFiles kV2{HostMemoryReading::Source::cgroup_v2, "memory.max", "memory.current",
+                      {"inactive_file"}, std::numeric_limits<std::uint64_t>::max()};
+const CgroupFiles kV1{HostMemoryReading::Source::cgroup_v1, "memory.limit_in_bytes",
+                      "memory.usage_in_bytes", {"total_inactive_file", "inactive_file"},
+                      std::uint64_t{1} << 62};
+
+// One cgroup directory's limit and usage.
+struct CgroupLimit {
+  HostMemoryReading reading;  // known, or unknown with the reason
+  std::uint64_t limit = 0;    // the limit when it could be parsed
+};
+
+// nullopt when `dir` sets no limit (no limit file, "max", the v1 sentinel); `note` then says
+// why when it is worth saying.
+std::optional<CgroupLimit> read_cgroup_dir(const std::filesystem::path& dir,
+                                           const CgroupFiles& files, std::string& note) {
+  const auto limit_path = dir / files.limit;
+  const FileText limit_file = read_small_file(limit_path);
+  if (!limit_file.text) {
+    note = "no cgroup limit (" + limit_file.error + ")";
+    return std::nullopt;
+  }
+  const std::string_view limit_text = trim(*limit_file.text);
+  if (limit_text == "max") {
+    note = "cgroup " + limit_path.string() + " is 'max' (unlimited)";
+    return std::nullopt;
+  }
+  const auto limit = parse_u64(limit_text);
+  if (!limit) {
+    return CgroupLimit{unknown(limit_path.string() + ": malformed limit '" +
+                               std::string(limit_text.substr(0, 64)) + "'"),
+                       0};
+  }
+  if (*limit >= files.unlimited_from) return std::nullopt;
+  if (*limit == 0) return CgroupLimit{unknown(limit_path.string() + ": limit is 0 bytes"), 0};
+
+  const auto usage_path = dir / files.usage;
+  const FileText usage_file = read_small_file(usage_path);
+  if (!usage_file.text) return CgroupLimit{unknown(usage_file.error), *limit};
+  const std::string_view usage_text = trim(*usage_file.text);
+  const auto usage = parse_u64(usage_text);
+  if (!usage) {
+    return CgroupLimit{unknown(usage_path.string() + ": malformed usage '" +
+                               std::string(usage_text.substr(0, 64)) + "'"),
+                       *limit};
+  }
+
+  // memory.stat is optional: without it (or with an unusable inactive_file) the used figure
+  // is the usage file's, which over-states pressure by the reclaimable page cache.
+  std::uint64_t used = *usage;
+  std::string stat_note;
+  const FileText stat_file = read_small_file(dir / "memory.stat");
+  if (stat_file.text) {
+    std::optional<std::uint64_t> inactive;
+    bool malformed = false;
+    for (const char* key : files.inactive_keys) {
+      inactive = find_field(*stat_file.text, key, ' ', malformed);
+      if (inactive || malformed) break;
+    }
+    if (inactive) {
+      used -= std::min(*inactive, used);
+    } else {
+      stat_note = std::string("memory.stat: ") +
+                  (malformed ? "malformed inactive_file" : "no inactive_file") + "; using " +
+                  files.usage;
+    }
+  }
+  return CgroupLimit{known(files.source, *limit, used, std::move(stat_note)), *limit};
+}
+
+// `relative` and each of its ancestors under `base`, deepest first ("/a/b": base/a/b, base/a,
+// base).
+std::vector<std::filesystem::path> path_and_ancestors(const std::filesystem::path& base,
+                                                      std::string_view relative) {
+  std::vector<std::filesystem::path> dirs;
+  while (relative.starts_with('/')) relative.remove_prefix(1);
+  while (relative.ends_with('/')) relative.remove_suffix(1);
+  while (true) {
+    dirs.push_back(relative.empty() ? base : base / std::filesystem::path(relative));
+    if (relative.empty()) break;
+    const auto slash = relative.find_last_of('/');
+    relative = slash == std::string_view::npos ? std::string_view{} : relative.substr(0, slash);
+  }
+  return dirs;
+}
+
+// Every cgroup limit that applies under `paths`, and notes on directories without one.
+struct CgroupSurvey {
+  std::vector<CgroupLimit> limits;
+  std::string note;  // why no limit was found, when none was
+};
+
+CgroupSurvey survey_cgroups(const HostMemoryPaths& paths) {
+  CgroupSurvey survey;
+  const auto visit = [&](const std::filesystem::path& dir, const CgroupFiles& files) {
+    std::string note;
+    if (auto limit = read_cgroup_dir(dir, files, note)) {
+      survey.limits.push_back(std::move(*limit));
+    } else if (survey.note.empty()) {
+      survey.note = std::move(note);
+    }
+  };
+  if (!paths.cgroup_dir.empty()) {
+    visit(paths.cgroup_dir, kV2);
+    return survey;
+  }
+  if (paths.self_cgroup.empty()) return survey;
+  const FileText self = read_small_file(paths.self_cgroup);
+  if (!self.text) return survey;
+  // A hybrid host mounts v2 at <root>/unified; a pure v2 host at <root>.
+  std::error_code ec;
+  const std::filesystem::path v2_base = std::filesystem::is_directory(
+                                            paths.cgroup_root / "unified", ec)
+                                            ? paths.cgroup_root / "unified"
+                                            : paths.cgroup_root;
+  std::string_view text = *self.text;
+  while (!text.empty()) {
+    const auto eol = text.find('\n');
+    const std::string_view line = text.substr(0, eol);
+    text = eol == std::string_view::npos ? std::string_view{} : text.substr(eol + 1);
+    // "<id>:<controllers>:<path>"
+    const auto first = line.find(':');
+    const auto second = first == std::string_view::npos ? first : line.find(':', first + 1);
+    if (second == std::string_view::npos) continue;
+    const std::string_view id = line.substr(0, first);
+    const std::string_view controllers = line.substr(first + 1, second - first - 1);
+    const std::string_view relative = line.substr(second + 1);
+    if (id == "0" && controllers.empty()) {
+      for (const auto& dir : path_and_ancestors(v2_base, relative)) visit(dir, kV2);
+    } else if (("," + std::string(controllers) + ",").find(",memory,") != std::string::npos) {
+      for (const auto& dir : path_and_ancestors(paths.cgroup_root / "memory", relative)) {
+        visit(dir, kV1);
+      }
+    }
+  }
+  return survey;
+}
+
 }  // namespace
 
 const char* source_label(HostMemoryReading::Source source) noexcept {
   switch (source) {
     case HostMemoryReading::Source::cgroup_v2: return "cgroupV2";
+    case HostMemoryReading::Source::cgroup_v1: return "cgroupV1";
     case HostMemoryReading::Source::meminfo: return "meminfo";
     case HostMemoryReading::Source::simulated: return "simulated";
     case HostMemoryReading::Source::unknown: return "unknown";
@@ -155,22 +315,7 @@ void to_json(nlohmann::json& j, const HostMemoryReading& r) {
 
 HostMemoryPaths HostMemoryPaths::for_this_process() {
   HostMemoryPaths paths;
-  const FileText self = read_small_file("/proc/self/cgroup");
-  if (!self.text) return paths;
-  std::string_view text = *self.text;
-  while (!text.empty()) {
-    const auto eol = text.find('\n');
-    const std::string_view line = text.substr(0, eol);
-    text = eol == std::string_view::npos ? std::string_view{} : text.substr(eol + 1);
-    if (!line.starts_with("0::")) continue;
-    std::string_view relative = line.substr(3);
-    while (relative.starts_with('/')) relative.remove_prefix(1);
-    std::error_code ec;
-    const bool pure_v2 = std::filesystem::exists("/sys/fs/cgroup/cgroup.controllers", ec);
-    const std::filesystem::path base = pure_v2 ? "/sys/fs/cgroup" : "/sys/fs/cgroup/unified";
-    paths.cgroup_dir = base / std::filesystem::path(relative);
-    break;
-  }
+  paths.self_cgroup = "/proc/self/cgroup";
   return paths;
 }
 
@@ -199,51 +344,31 @@ HostMemoryReading SimulatedHostMemory::read() const {
 HostMemory::HostMemory(HostMemoryPaths paths) : paths_(std::move(paths)) {}
 
 HostMemoryReading HostMemory::read() const {
-  if (paths_.cgroup_dir.empty()) return read_meminfo(paths_.meminfo, "");
-
-  const auto max_path = paths_.cgroup_dir / "memory.max";
-  const FileText max_file = read_small_file(max_path);
-  if (!max_file.text) {
-    // No cgroup v2 memory controller here: not an error, the host's figure applies.
-    return read_meminfo(paths_.meminfo, "no cgroup v2 limit (" + max_file.error + ")");
-  }
-  const std::string_view max_text = trim(*max_file.text);
-  if (max_text == "max") {
-    return read_meminfo(paths_.meminfo, "cgroup memory.max is 'max' (unlimited)");
-  }
-  const auto limit = parse_u64(max_text);
-  if (!limit) {
-    return unknown(max_path.string() + ": malformed limit '" + std::string(max_text.substr(0, 64)) +
-                   "'");
-  }
-  if (*limit == 0) return unknown(max_path.string() + ": limit is 0 bytes");
-
-  const auto current_path = paths_.cgroup_dir / "memory.current";
-  const FileText current_file = read_small_file(current_path);
-  if (!current_file.text) return unknown(current_file.error);
-  const std::string_view current_text = trim(*current_file.text);
-  const auto current = parse_u64(current_text);
-  if (!current) {
-    return unknown(current_path.string() + ": malformed usage '" +
-                   std::string(current_text.substr(0, 64)) + "'");
-  }
-
-  // memory.stat is optional: without it (or with an unusable inactive_file) the used figure
-  // is memory.current, which over-states pressure by the reclaimable page cache.
-  std::uint64_t used = *current;
-  std::string note;
-  const FileText stat_file = read_small_file(paths_.cgroup_dir / "memory.stat");
-  if (stat_file.text) {
-    bool malformed = false;
-    const auto inactive = find_field(*stat_file.text, "inactive_file", ' ', malformed);
-    if (inactive) {
-      used -= std::min(*inactive, used);
-    } else {
-      note = malformed ? "memory.stat: malformed inactive_file; using memory.current"
-                       : "memory.stat has no inactive_file; using memory.current";
+  CgroupSurvey survey = survey_cgroups(paths_);
+  const HostMemoryReading* binding = nullptr;
+  for (const auto& limit : survey.limits) {
+    // A limit that is set but unreadable might be the one that binds: say so, guess nothing.
+    if (!limit.reading.known()) return limit.reading;
+    if (binding == nullptr || limit.reading.pressure > binding->pressure) {
+      binding = &limit.reading;
     }
   }
-  return known(HostMemoryReading::Source::cgroup_v2, *limit, used, std::move(note));
+  HostMemoryReading host = read_meminfo(paths_.meminfo, std::move(survey.note));
+  if (binding == nullptr) return host;
+  if (host.known() && host.pressure > binding->pressure) {
+    host.reason.clear();
+    return host;
+  }
+  return *binding;
+}
+
+std::uint64_t HostMemory::limit_bytes() const {
+  std::uint64_t smallest = read_mem_total(paths_.meminfo);
+  if (smallest == 0) return 0;
+  for (const auto& limit : survey_cgroups(paths_).limits) {
+    if (limit.limit > 0) smallest = std::min(smallest, limit.limit);
+  }
+  return smallest;
 }
 
 }  // namespace pagekeeper

@@ -238,7 +238,9 @@ Daemon::Impl::Impl(ServerConfig c, DaemonServices services) : config(std::move(c
   } else {
     try {
       memory_budget = std::make_shared<MemoryBudget>();
-      broker->register_pool(memory_budget);
+      // The adapters' guards are freed through their pagers, which the broker relieves; the
+      // budget itself is worth watching only when it can free bytes.
+      if (memory_budget->can_free()) broker->register_pool(memory_budget);
     } catch (const std::exception& e) {
       spdlog::warn("pagekeeperd: no memory budget for adapters ({}); personas need memory_budget_mb", e.what());
     }

@@ -7,6 +7,10 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -175,7 +179,7 @@ TEST(MemoryBudgetTest, ResourcePoolSurface) {
   ResourcePool& pool = budget;
   EXPECT_EQ(pool.usage_bytes(), 375u);
   EXPECT_DOUBLE_EQ(pool.pressure(), 375.0 / 950.0);
-  // A budget cannot evict by itself.
+  // Guards from allocate() are never evicted by the budget.
   EXPECT_EQ(pool.evict_at_least(100), 0u);
   EXPECT_EQ(pool.usage_bytes(), 375u);
   const auto snap = pool.snapshot();
@@ -193,6 +197,62 @@ TEST(MemoryBudgetTest, ResourcePoolSurface) {
   EXPECT_EQ(st.max_bytes, 950u);
   EXPECT_DOUBLE_EQ(st.pressure, 375.0 / 950.0);
   EXPECT_EQ(nlohmann::json(st)["totalBytes"], 375);
+}
+
+TEST(MemoryBudgetTest, EvictsByClassWeightLowestFirstOldestFirstAndNeverRealtime) {
+  MemoryBudget budget(explicit_config(1000 * kMiB));
+  std::vector<std::string> order;
+  std::map<std::string, MemoryBudget::Guard> guards;
+  const auto add = [&](const std::string& name, AllocationPriority p) {
+    guards[name] = budget.allocate_evictable(10 * kMiB, Subsystem::kInference, p, [&, name] {
+      order.push_back(name);
+      guards[name].release();  // the owner frees its memory and lets go of the bytes
+    });
+  };
+  EXPECT_FALSE(budget.can_free());
+  add("interactive", AllocationPriority::kInteractive);
+  add("batch-old", AllocationPriority::kBatch);
+  add("background", AllocationPriority::kBackground);
+  add("batch-new", AllocationPriority::kBatch);
+  add("realtime", AllocationPriority::kRealtime);
+  auto plain = budget.allocate(10 * kMiB, Subsystem::kInference, AllocationPriority::kBatch);
+  EXPECT_TRUE(budget.can_free());
+  EXPECT_EQ(budget.stats().pinned_count, 2u);  // realtime and the plain guard
+
+  EXPECT_EQ(budget.evict_at_least(15 * kMiB), 20 * kMiB);
+  EXPECT_EQ(order, (std::vector<std::string>{"batch-old", "batch-new"}));
+  EXPECT_EQ(budget.evict_at_least(100 * kMiB), 20 * kMiB);
+  EXPECT_EQ(order, (std::vector<std::string>{"batch-old", "batch-new", "background",
+                                             "interactive"}));
+  EXPECT_EQ(budget.usage_bytes(), 20 * kMiB);  // realtime and the plain guard stay
+  EXPECT_FALSE(budget.can_free());
+  EXPECT_EQ(budget.evict_at_least(100 * kMiB), 0u);
+  EXPECT_EQ(budget.stats().evictions, 4u);
+  EXPECT_EQ(budget.stats().pinned_count, 2u);
+
+  EXPECT_EQ(eviction_weight(AllocationPriority::kRealtime), std::nullopt);
+  EXPECT_EQ(eviction_weight(AllocationPriority::kInteractive), 0.7);
+  EXPECT_EQ(eviction_weight(AllocationPriority::kBackground), 0.4);
+  EXPECT_EQ(eviction_weight(AllocationPriority::kBatch), 0.2);
+}
+
+TEST(MemoryBudgetTest, AnEvictorThatKeepsItsGuardFreesNothing) {
+  MemoryBudget budget(explicit_config(1000 * kMiB));
+  int calls = 0;
+  auto stubborn = budget.allocate_evictable(10 * kMiB, Subsystem::kTts,
+                                            AllocationPriority::kBatch, [&] { ++calls; });
+  auto throwing = budget.allocate_evictable(10 * kMiB, Subsystem::kTts,
+                                            AllocationPriority::kBatch,
+                                            [] { throw std::runtime_error("busy"); });
+  EXPECT_EQ(budget.evict_at_least(kMiB), 0u);
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(budget.usage_bytes(), 20 * kMiB);
+  EXPECT_THROW(budget.allocate_evictable(1, Subsystem::kTts, AllocationPriority::kBatch, {}),
+               std::invalid_argument);
+  stubborn.release();
+  throwing.release();
+  EXPECT_FALSE(budget.can_free());
+  EXPECT_EQ(budget.usage_bytes(), 0u);
 }
 
 TEST(MemoryBudgetTest, InvalidConfigurationIsTierUnavailable) {

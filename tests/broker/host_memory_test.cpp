@@ -1,4 +1,8 @@
 #include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -57,7 +61,7 @@ TEST(HostMemory, NoCgroupReadsMeminfo) {
   const auto absent = read_with("no_such_cgroup", "normal");
   ASSERT_TRUE(absent.known()) << absent.reason;
   EXPECT_EQ(absent.source, HostMemoryReading::Source::meminfo);
-  EXPECT_NE(absent.reason.find("no cgroup v2 limit"), std::string::npos) << absent.reason;
+  EXPECT_NE(absent.reason.find("no cgroup limit"), std::string::npos) << absent.reason;
 }
 
 struct UnknownCase {
@@ -91,6 +95,130 @@ INSTANTIATE_TEST_SUITE_P(
                       UnknownCase{"", "malformed_total", "malformed MemTotal"},
                       UnknownCase{"", "available_exceeds_total", "exceeds MemTotal"},
                       UnknownCase{"", "empty", "no MemTotal"}));
+
+// A fake /proc/self/cgroup, /sys/fs/cgroup and /proc/meminfo in a fresh temporary folder.
+class CgroupTree {
+ public:
+  CgroupTree() {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("pagekeeper-cgtree-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    // 16 GiB host with 12 GiB available: 0.25.
+    write("meminfo", "MemTotal: 16777216 kB\nMemAvailable: 12582912 kB\n");
+  }
+  ~CgroupTree() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  void write(const std::string& relative, const std::string& text) {
+    const auto path = dir_ / relative;
+    std::filesystem::create_directories(path.parent_path());
+    std::ofstream(path, std::ios::trunc) << text;
+  }
+  HostMemory memory() const {
+    HostMemoryPaths paths;
+    paths.self_cgroup = dir_ / "self_cgroup";
+    paths.cgroup_root = dir_ / "cg";
+    paths.meminfo = dir_ / "meminfo";
+    return HostMemory(paths);
+  }
+
+ private:
+  std::filesystem::path dir_;
+};
+
+TEST(HostMemoryTree, ALimitOnAnAncestorBindsItsChildren) {
+  CgroupTree t;
+  t.write("self_cgroup", "0::/app/worker\n");
+  t.write("cg/app/worker/memory.max", "max\n");
+  t.write("cg/app/worker/memory.current", "100\n");
+  t.write("cg/app/memory.max", "1000000\n");
+  t.write("cg/app/memory.current", "900000\n");
+  t.write("cg/app/memory.stat", "anon 1\ninactive_file 100000\n");
+  const auto r = t.memory().read();
+  ASSERT_TRUE(r.known()) << r.reason;
+  EXPECT_EQ(r.source, HostMemoryReading::Source::cgroup_v2);
+  EXPECT_EQ(r.limit_bytes, 1000000u);
+  EXPECT_EQ(r.used_bytes, 800000u);
+  EXPECT_EQ(t.memory().limit_bytes(), 1000000u);
+}
+
+TEST(HostMemoryTree, TheTighterOfTwoLimitsBindsByPressureAndTheSmallerIsTheLimit) {
+  CgroupTree t;
+  t.write("self_cgroup", "0::/a/b\n");
+  t.write("cg/a/b/memory.max", "500000\n");  // smaller, but only 0.2 used
+  t.write("cg/a/b/memory.current", "100000\n");
+  t.write("cg/a/memory.max", "1000000\n");  // larger, 0.9 used by the siblings too
+  t.write("cg/a/memory.current", "900000\n");
+  const auto r = t.memory().read();
+  ASSERT_TRUE(r.known()) << r.reason;
+  EXPECT_EQ(r.limit_bytes, 1000000u);
+  EXPECT_DOUBLE_EQ(r.pressure, 0.9);
+  EXPECT_EQ(t.memory().limit_bytes(), 500000u);
+}
+
+TEST(HostMemoryTree, CgroupV1LimitWithTotalInactiveFile) {
+  CgroupTree t;
+  t.write("self_cgroup", "5:cpu,memory:/job\n0::/\n");
+  t.write("cg/memory/job/memory.limit_in_bytes", "2000000\n");
+  t.write("cg/memory/job/memory.usage_in_bytes", "1800000\n");
+  t.write("cg/memory/job/memory.stat", "cache 5\ntotal_inactive_file 200000\n");
+  t.write("cg/memory/memory.limit_in_bytes", "9223372036854771712\n");  // v1's "no limit"
+  const auto r = t.memory().read();
+  ASSERT_TRUE(r.known()) << r.reason;
+  EXPECT_EQ(r.source, HostMemoryReading::Source::cgroup_v1);
+  EXPECT_EQ(r.limit_bytes, 2000000u);
+  EXPECT_EQ(r.used_bytes, 1600000u);
+  EXPECT_EQ(t.memory().limit_bytes(), 2000000u);
+  const nlohmann::json j = r;
+  EXPECT_EQ(j.at("source"), "cgroupV1");
+}
+
+TEST(HostMemoryTree, TheHostBindsWhenItIsFullerThanTheCgroup) {
+  CgroupTree t;
+  t.write("self_cgroup", "0::/svc\n");
+  t.write("cg/svc/memory.max", "8589934592\n");  // 8 GiB, 0.1 used
+  t.write("cg/svc/memory.current", "858993459\n");
+  t.write("meminfo", "MemTotal: 16777216 kB\nMemAvailable: 1677721 kB\n");  // 0.9 used
+  const auto r = t.memory().read();
+  ASSERT_TRUE(r.known()) << r.reason;
+  EXPECT_EQ(r.source, HostMemoryReading::Source::meminfo);
+  EXPECT_NEAR(r.pressure, 0.9, 1e-6);
+  EXPECT_EQ(t.memory().limit_bytes(), 8589934592u);
+}
+
+TEST(HostMemoryTree, HybridHostsKeepVersion2UnderUnified) {
+  CgroupTree t;
+  t.write("self_cgroup", "0::/svc\n");
+  t.write("cg/unified/svc/memory.max", "1000\n");
+  t.write("cg/unified/svc/memory.current", "500\n");
+  t.write("cg/svc/memory.max", "10\n");  // not where a hybrid host keeps v2
+  const auto r = t.memory().read();
+  ASSERT_TRUE(r.known()) << r.reason;
+  EXPECT_EQ(r.limit_bytes, 1000u);
+}
+
+TEST(HostMemoryTree, AnUnreadableLimitOnThePathIsUnknownNotIgnored) {
+  CgroupTree t;
+  t.write("self_cgroup", "0::/a/b\n");
+  t.write("cg/a/b/memory.max", "1000000\n");
+  t.write("cg/a/b/memory.current", "1\n");
+  t.write("cg/a/memory.max", "lots\n");
+  const auto r = t.memory().read();
+  EXPECT_FALSE(r.known());
+  EXPECT_NE(r.reason.find("malformed limit 'lots'"), std::string::npos) << r.reason;
+  EXPECT_EQ(t.memory().limit_bytes(), 1000000u);  // the limits that could be read
+}
+
+TEST(HostMemoryTree, NoMembershipFileMeansTheHostAlone) {
+  CgroupTree t;
+  const auto r = t.memory().read();
+  ASSERT_TRUE(r.known()) << r.reason;
+  EXPECT_EQ(r.source, HostMemoryReading::Source::meminfo);
+  EXPECT_DOUBLE_EQ(r.pressure, 0.25);
+  EXPECT_EQ(t.memory().limit_bytes(), std::uint64_t{16777216} * 1024);
+}
 
 TEST(HostMemory, ReadsThisMachine) {
   const auto r = HostMemory().read();
