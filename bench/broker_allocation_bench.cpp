@@ -1,0 +1,151 @@
+// Two pools under one global budget, fed two ARC traces interleaved request by request: the
+// budget split that rebalance() (budget_allocation.hpp) reaches from SHARDS miss-ratio curves
+// (detail/miss_ratio_sampler.hpp), against every static split in 5% steps (the best found
+// offline) and the equal split. Every miss costs the same, so cost = misses.
+//
+// Traces come from PAGEKEEPER_TRACE_DIR (the ARC traces, shared/traces/arc); the benchmark
+// is skipped without them. The pair is OLTP (recency-heavy) and P3 (scan-heavy) unless
+// PAGEKEEPER_ALLOC_FIRST / PAGEKEEPER_ALLOC_SECOND name other files there. Counters: dynamic_misses (the rebalancing run), final_split_misses
+// (a static run at the split it ended with), best_static_misses and best_static_share (the
+// recency pool's share), equal_split_misses, and the ratios of the first two to the best and
+// the equal split.
+
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+
+#include "pagekeeper/budget_allocation.hpp"
+#include "pagekeeper/detail/miss_ratio_sampler.hpp"
+#include "pagekeeper/pool.hpp"
+#include "pagekeeper/trace.hpp"
+
+namespace {
+
+using pagekeeper::PagedResourcePool;
+using pagekeeper::PoolConfig;
+using pagekeeper::pool_detail::MissRatioSampler;
+using KeyPool = PagedResourcePool<std::uint64_t, std::uint64_t>;
+
+constexpr std::size_t kRequestsPerTrace = 900'000;
+
+std::vector<std::uint64_t> load_trace(const std::string& name) {
+  const char* dir = std::getenv("PAGEKEEPER_TRACE_DIR");
+  if (dir == nullptr) return {};
+  std::vector<std::uint64_t> keys;
+  try {
+    auto reader = pagekeeper::TraceReader::open_file(std::string(dir) + "/" + name);
+    pagekeeper::TraceRequest r;
+    while (keys.size() < kRequestsPerTrace && reader.next(r)) keys.push_back(r.key);
+  } catch (const pagekeeper::TraceError&) {
+    return {};
+  }
+  return keys;
+}
+
+std::unique_ptr<KeyPool> key_pool(std::uint64_t capacity) {
+  PoolConfig<std::uint64_t, std::uint64_t> c;
+  c.name = "trace";
+  c.max_bytes = capacity;
+  c.sizer = [](const std::uint64_t&) { return std::uint64_t{1}; };
+  c.policy = pagekeeper::EvictionPolicy<std::uint64_t>::lru();
+  c.shards = 1;  // exact LRU, as the curves assume
+  return std::make_unique<KeyPool>(c);
+}
+
+struct Replay {
+  std::uint64_t misses = 0;
+  std::uint64_t final_first_budget = 0;
+};
+
+// Replays the two traces interleaved. With `rebalance_every` > 0 the split starts equal and
+// is rebalanced from the pools' sampled curves every that many requests.
+Replay replay(const std::vector<std::uint64_t>& a, const std::vector<std::uint64_t>& b,
+              std::uint64_t total, std::uint64_t first_budget, std::size_t rebalance_every) {
+  std::uint64_t budgets[2] = {first_budget, total - first_budget};
+  std::unique_ptr<KeyPool> pools[2] = {key_pool(budgets[0]), key_pool(budgets[1])};
+  MissRatioSampler samplers[2] = {MissRatioSampler(0.1, 8192), MissRatioSampler(0.1, 8192)};
+  double window_accesses[2] = {0, 0};
+  const std::vector<std::uint64_t>* traces[2] = {&a, &b};
+  Replay out;
+  const std::size_t n = std::max(a.size(), b.size());
+  for (std::size_t i = 0; i < n; ++i) {
+    for (int p = 0; p < 2; ++p) {
+      if (i >= traces[p]->size()) continue;
+      const std::uint64_t key = (*traces[p])[i];
+      if (!pools[p]->get(key)) {
+        ++out.misses;
+        pools[p]->insert(key, key);
+      }
+      if (rebalance_every > 0) {
+        samplers[p].access(MissRatioSampler::sample_hash(key), 1);
+        window_accesses[p] += 1;
+      }
+    }
+    if (rebalance_every > 0 && (i + 1) % rebalance_every == 0) {
+      std::vector<pagekeeper::PoolDemand> demand;
+      for (int p = 0; p < 2; ++p) {
+        auto histogram = std::make_shared<pagekeeper::pool_detail::ReuseHistogram>(
+            samplers[p].histogram());
+        demand.push_back({"pool" + std::to_string(p), budgets[p], total / 20, window_accesses[p],
+                          1.0, [histogram](std::uint64_t bytes) {
+                            return histogram->miss_ratio(static_cast<double>(bytes));
+                          }});
+        window_accesses[p] = 0;
+      }
+      const auto next = pagekeeper::rebalance(
+          demand, {.step = std::max<std::uint64_t>(total / 40, 1), .hysteresis = 0.002,
+                   .max_moves = 4});
+      for (int p = 0; p < 2; ++p) {
+        budgets[p] = next[p];
+        pools[p]->set_max_bytes(budgets[p]);
+      }
+    }
+  }
+  out.final_first_budget = budgets[0];
+  return out;
+}
+
+// Args: total budget in keys.
+void BM_BrokerAllocationTwoTraces(benchmark::State& state) {
+  const char* first = std::getenv("PAGEKEEPER_ALLOC_FIRST");
+  const char* second = std::getenv("PAGEKEEPER_ALLOC_SECOND");
+  const auto recency = load_trace(first ? first : "OLTP.lis.zst");
+  const auto scan = load_trace(second ? second : "P3.lis.zst");
+  if (recency.empty() || scan.empty()) {
+    state.SkipWithError("set PAGEKEEPER_TRACE_DIR to the ARC traces (OLTP, P3)");
+    return;
+  }
+  const auto total = static_cast<std::uint64_t>(state.range(0));
+  Replay dynamic;
+  for (auto _ : state) dynamic = replay(recency, scan, total, total / 2, 20'000);
+  std::uint64_t best = ~std::uint64_t{0};
+  std::uint64_t best_share = 0;
+  std::uint64_t equal = 0;
+  for (int step = 1; step < 20; ++step) {
+    const std::uint64_t first = total * static_cast<std::uint64_t>(step) / 20;
+    const std::uint64_t misses = replay(recency, scan, total, first, 0).misses;
+    if (step == 10) equal = misses;
+    if (misses < best) {
+      best = misses;
+      best_share = static_cast<std::uint64_t>(step) * 5;
+    }
+  }
+  const std::uint64_t final_split = replay(recency, scan, total, dynamic.final_first_budget, 0).misses;
+  state.counters["dynamic_misses"] = static_cast<double>(dynamic.misses);
+  state.counters["final_split_misses"] = static_cast<double>(final_split);
+  state.counters["final_recency_share_pct"] =
+      100.0 * static_cast<double>(dynamic.final_first_budget) / static_cast<double>(total);
+  state.counters["best_static_misses"] = static_cast<double>(best);
+  state.counters["best_static_recency_share_pct"] = static_cast<double>(best_share);
+  state.counters["equal_split_misses"] = static_cast<double>(equal);
+  state.counters["final_vs_best"] = static_cast<double>(final_split) / static_cast<double>(best);
+  state.counters["dynamic_vs_best"] = static_cast<double>(dynamic.misses) / static_cast<double>(best);
+  state.counters["final_vs_equal"] = static_cast<double>(final_split) / static_cast<double>(equal);
+}
+BENCHMARK(BM_BrokerAllocationTwoTraces)->Arg(1000)->Arg(5000)->Arg(50000)->Iterations(1)->Unit(benchmark::kSecond);
+
+}  // namespace
