@@ -175,12 +175,18 @@ class EmbeddingService {
   struct Storage;
   // resource_pool()'s implementation: the pool, whose evictions also trim the storage.
   class TrimmingTier;
+  // The pool's tiers: the codec between it and `chain` (null without a chain).
+  static std::shared_ptr<EmbeddingTiers> make_tiers(std::shared_ptr<TierChain> chain,
+                                                    std::shared_ptr<ModelRegistry> models,
+                                                    std::shared_ptr<Storage> storage);
 
+  // Built in this order: the tiers' codec uses the registry and the storage, the pool the
+  // tiers.
   std::shared_ptr<ModelRegistry> models_;
-  std::shared_ptr<Pool> pool_;
   std::shared_ptr<Storage> storage_;
-  std::shared_ptr<ResourcePool> tier_;  // resource_pool()
   std::shared_ptr<EmbeddingTiers> tiers_;  // null without tiers
+  std::shared_ptr<Pool> pool_;
+  std::shared_ptr<ResourcePool> tier_;  // resource_pool()
 
   mutable std::mutex embedded_mutex_;
   mutable std::map<std::string, std::uint64_t> embedded_texts_;  // guarded by embedded_mutex_

@@ -97,6 +97,7 @@
 #include "pagekeeper/detail/link_list.hpp"
 #include "pagekeeper/detail/lru_policy.hpp"
 #include "pagekeeper/detail/read_buffer.hpp"
+#include "pagekeeper/detail/secondary_tiers.hpp"
 #include "pagekeeper/detail/single_flight.hpp"
 #include "pagekeeper/detail/size_aware_lru_policy.hpp"
 #include "pagekeeper/detail/split_arena.hpp"
@@ -169,6 +170,13 @@ struct PoolConfig {
   // milliseconds (default: pagekeeper::monotonic_ms()). Tests inject a manual clock. Must be
   // cheap, thread-safe and non-decreasing.
   std::function<std::int64_t()> clock;
+  // Optional: the tiers below memory (a local disk, a shared store; see
+  // pagekeeper/detail/secondary_tiers.hpp). On a miss, load_or_share()/load_many() ask them
+  // for all the keys the call claimed, at once and inside the in-flight slots, before the
+  // loader: a value they hold is inserted and returned like a loaded one (the loader never
+  // sees its key), and the values the loader produced are handed to them to be written down
+  // in the background. Single flight covers the whole chain. Null: no tiers.
+  std::shared_ptr<SecondaryTiers<K, V>> tiers;
 };
 
 // What one load_many() call did, for per-call accounting (never a difference of global
@@ -178,6 +186,9 @@ struct LoadManyStats {
   std::size_t loaded = 0;  // produced by this call's batch loader (duplicates included)
   std::size_t joined = 0;  // produced by a load already in flight elsewhere
   std::size_t loader_keys = 0;  // distinct keys handed to the batch loader
+  // Of `loaded`: distinct keys whose value came from the tiers below memory
+  // (PoolConfig::tiers), not from the loader.
+  std::size_t from_tiers = 0;
 };
 
 template <class K, class V, class Hash = std::hash<K>, class KeyEqual = std::equal_to<K>>
@@ -287,7 +298,8 @@ class PagedResourcePool final : public ResourcePool {
 
   // Bulk form (Caffeine's getAll). Returns the values of `keys` in order. One call of
   // batch_loader(const std::vector<K>&) -> std::vector<V> receives exactly the distinct keys
-  // that are neither resident nor in flight elsewhere (none: it is not called); keys in
+  // that are neither resident nor in flight elsewhere (with PoolConfig::tiers: nor held by
+  // the tiers below; none: it is not called); keys in
   // flight elsewhere are joined, duplicates inside `keys` are loaded once. The loader must
   // return one value per key, in order (otherwise LoadError). A loader failure fails this
   // call, caches nothing of it and frees its in-flight slots (waiters that joined them get
@@ -1047,7 +1059,20 @@ class PagedResourcePool final : public ResourcePool {
       std::optional<V> value;
       std::uint64_t size = 0;
       try {
-        value.emplace(invoke_loader(loader, key));
+        if (config.tiers) {
+          const std::vector<K> one{key};
+          auto load_one = [&](const std::vector<K>&) {
+            std::vector<V> produced;
+            produced.push_back(invoke_loader(loader, key));
+            return produced;
+          };
+          std::vector<V> values = pool_detail::load_through(*config.tiers, one, load_one, stats.from_tiers);
+          if (values.size() != 1) throw LoadError("pool '" + config.name + "': tiers lost a value");
+          stats.loader_keys = 1 - stats.from_tiers;
+          value.emplace(std::move(values.front()));
+        } else {
+          value.emplace(invoke_loader(loader, key));
+        }
         size = config.sizer(*value);
       } catch (...) {
         {
@@ -1186,7 +1211,9 @@ class PagedResourcePool final : public ResourcePool {
         std::vector<V> values;
         std::vector<std::uint64_t> sizes;
         try {
-          values = batch_loader(static_cast<const std::vector<K>&>(to_load));
+          values = config.tiers
+                       ? pool_detail::load_through(*config.tiers, to_load, batch_loader, local.from_tiers)
+                       : batch_loader(static_cast<const std::vector<K>&>(to_load));
           if (values.size() != to_load.size()) {
             throw LoadError("pool '" + config.name + "': batch loader returned " +
                             std::to_string(values.size()) + " values for " +
@@ -1228,7 +1255,7 @@ class PagedResourcePool final : public ResourcePool {
           }
           begin = end;
         }
-        local.loader_keys = to_load.size();
+        local.loader_keys = to_load.size() - local.from_tiers;
         if (inserted) enforce_budget();
       }
 

@@ -32,6 +32,7 @@
 #include "pagekeeper/broker.hpp"
 #include "pagekeeper/llama_embedder.hpp"
 #include "pagekeeper/openai_embedder.hpp"
+#include "pagekeeper/tiers_config.hpp"
 
 namespace pagekeeper {
 
@@ -113,6 +114,9 @@ struct ServerConfig {
 
   // Per-persona adapter budget in bytes; 0 derives it from the MemoryBudget.
   std::uint64_t adapter_budget_bytes = 0;
+
+  // Tiers below the embedding cache ([tiers], --tier-dir, --tier-disk-mb, --redis).
+  TiersConfig tiers;
 
   // Throws ServerConfigError naming the first field out of range, a model without its
   // required keys, or a model name or alias given twice (or taken by the built-in lexical).

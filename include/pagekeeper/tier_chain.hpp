@@ -85,7 +85,8 @@ class TierChain {
   // `tiers` in lookup order (nearest first). Starts the writer thread.
   // Throws std::invalid_argument for an empty list, a null tier or a zero queue or batch.
   TierChain(std::vector<std::shared_ptr<TierStore>> tiers, TierChainOptions options = {});
-  // Stops the writer thread; records still queued are dropped (they are a cache's).
+  // Writes what is still queued (a tier whose breaker is open drops its share at once), then
+  // stops the writer thread, so a process that exits keeps what it embedded.
   ~TierChain();
   TierChain(const TierChain&) = delete;
   TierChain& operator=(const TierChain&) = delete;

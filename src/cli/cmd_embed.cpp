@@ -8,6 +8,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/server_client.hpp"
+#include "cli/tier_flags.hpp"
 #include "pagekeeper/embedding_service.hpp"
 
 namespace pagekeeper::cli {
@@ -30,7 +31,8 @@ void add_embed_command(CLI::App& app) {
   cmd->add_option("--server", o->server, "pagekeeperd URL (http://host:port); in-process when absent");
   cmd->add_option("--model", o->model, "Model name or alias")->capture_default_str();
   cmd->add_option("--token", o->token, "Bearer token")->envname("PAGEKEEPER_TOKEN");
-  cmd->callback([o] {
+  auto tier_flags = add_tier_flags(*cmd);
+  cmd->callback([o, tier_flags] {
     std::string text = o->text;
     if (text.empty()) text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
     if (text.empty()) throw std::runtime_error("no text given (argument or stdin)");
@@ -42,7 +44,9 @@ void add_embed_command(CLI::App& app) {
       out = {{"model", body["model"]}, {"dimensions", body["data"][0]["embedding"].size()},
              {"cacheHit", r.cache_hits == 1}, {"embedding", body["data"][0]["embedding"]}};
     } else {
+      const Tiers tiers = init_in_process_tiers(*tier_flags);
       const EmbedResult r = EmbeddingService::process_default()->embed(text, o->model);
+      if (tiers.chain) tiers.chain->flush();
       out = {{"model", r.model}, {"dimensions", r.vector.size()}, {"cacheHit", r.accounting.hits == 1},
              {"embedding", r.vector.to_vector()}};
     }

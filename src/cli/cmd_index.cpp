@@ -9,6 +9,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/indexer.hpp"
+#include "cli/tier_flags.hpp"
 
 namespace pagekeeper::cli {
 
@@ -24,8 +25,10 @@ void add_index_command(CLI::App& app) {
   cmd->add_option("--batch", o->batch, "Chunks per request")->check(CLI::Range(1, 4096))->capture_default_str();
   cmd->add_option("--token", o->token, "Bearer token")->envname("PAGEKEEPER_TOKEN");
   cmd->add_flag("--json", *json, "Print the summary as one JSON object");
-  cmd->callback([o, root, json] {
+  auto tier_flags = add_tier_flags(*cmd);
+  cmd->callback([o, root, json, tier_flags] {
     o->root = *root;
+    const Tiers tiers = o->server.empty() ? init_in_process_tiers(*tier_flags) : Tiers{};
     const bool tty = ::isatty(STDERR_FILENO) == 1;
     double last_line = -1;
     const IndexSummary s = run_index(*o, [&](const IndexProgress& p) {
@@ -44,6 +47,7 @@ void add_index_command(CLI::App& app) {
                      p.total, rate, eta, p.hits, p.misses);
       }
     });
+    if (tiers.chain) tiers.chain->flush();  // what this process embedded stays below
     if (*json) {
       std::printf("{\"files\":%zu,\"skippedFiles\":%zu,\"chunks\":%zu,\"hits\":%zu,\"misses\":%zu,"
                   "\"hitRatePercent\":%.1f,\"seconds\":%.3f}\n",

@@ -15,8 +15,10 @@
 namespace pagekeeper {
 namespace {
 
-EmbeddingService::Pool::Config pool_config(const EmbeddingServiceConfig& config) {
+EmbeddingService::Pool::Config pool_config(const EmbeddingServiceConfig& config,
+                                           std::shared_ptr<EmbeddingTiers> tiers) {
   EmbeddingService::Pool::Config pc;
+  pc.tiers = std::move(tiers);
   pc.name = config.pool_name;
   pc.max_bytes = config.max_bytes;
   pc.sizer = [](const EmbeddingVector& v) -> std::uint64_t {
@@ -146,41 +148,46 @@ class EmbeddingService::TrimmingTier final : public ResourcePool {
   std::shared_ptr<Storage> storage_;
 };
 
+// The codec between the pool and `chain` (null without tiers). A model's identity and
+// length are asked of its embedder once (a GGUF file's digest is a read of the file); only
+// models that state an identity use the tiers.
+std::shared_ptr<EmbeddingTiers> EmbeddingService::make_tiers(std::shared_ptr<TierChain> chain,
+                                                             std::shared_ptr<ModelRegistry> models,
+                                                             std::shared_ptr<Storage> storage) {
+  if (!chain) return nullptr;
+  struct Described {
+    std::mutex mutex;
+    std::map<std::string, std::optional<EmbeddingTiers::Model>, std::less<>> models;  // guarded by mutex
+  };
+  auto described = std::make_shared<Described>();
+  return std::make_shared<EmbeddingTiers>(
+      std::move(chain),
+      [described, models = std::move(models), storage = std::move(storage)](const std::string& canonical)
+          -> std::optional<EmbeddingTiers::Model> {
+        {
+          std::lock_guard lock(described->mutex);
+          auto it = described->models.find(canonical);
+          if (it != described->models.end()) return it->second;
+        }
+        std::shared_ptr<Embedder> embedder = models->embedder(canonical);
+        std::optional<EmbeddingTiers::Model> model;
+        const std::string identity = embedder->identity();
+        if (!identity.empty() && embedder->dimensions() > 0 && embedder->name() == canonical) {
+          model = EmbeddingTiers::Model{identity_digest(identity), embedder->dimensions(),
+                                        storage->slab_for(embedder->dimensions(), /*beyond_cap=*/true)};
+        }
+        std::lock_guard lock(described->mutex);
+        described->models.emplace(canonical, model);
+        return model;
+      });
+}
+
 EmbeddingService::EmbeddingService(EmbeddingServiceConfig config)
     : models_(config.models ? std::move(config.models) : ModelRegistry::with_builtin_models()),
-      pool_(std::make_shared<Pool>(pool_config(config))),
       storage_(std::make_shared<Storage>(slab_block_bytes(config.max_bytes), config.map_storage_ahead)),
-      tier_(std::make_shared<TrimmingTier>(pool_, storage_)) {
-  if (config.tiers) {
-    // A model's identity and length, asked of its embedder once (a GGUF file's digest is a
-    // read of the file); only models that state an identity use the tiers.
-    struct Described {
-      std::mutex mutex;
-      std::map<std::string, std::optional<EmbeddingTiers::Model>, std::less<>> models;
-    };
-    auto described = std::make_shared<Described>();
-    tiers_ = std::make_shared<EmbeddingTiers>(
-        std::move(config.tiers),
-        [described, models = models_, storage = storage_](const std::string& canonical)
-            -> std::optional<EmbeddingTiers::Model> {
-          {
-            std::lock_guard lock(described->mutex);
-            auto it = described->models.find(canonical);
-            if (it != described->models.end()) return it->second;
-          }
-          std::shared_ptr<Embedder> embedder = models->embedder(canonical);
-          std::optional<EmbeddingTiers::Model> model;
-          const std::string identity = embedder->identity();
-          if (!identity.empty() && embedder->dimensions() > 0 && embedder->name() == canonical) {
-            model = EmbeddingTiers::Model{identity_digest(identity), embedder->dimensions(),
-                                          storage->slab_for(embedder->dimensions(), /*beyond_cap=*/true)};
-          }
-          std::lock_guard lock(described->mutex);
-          described->models.emplace(canonical, model);
-          return model;
-        });
-  }
-}
+      tiers_(make_tiers(config.tiers, models_, storage_)),
+      pool_(std::make_shared<Pool>(pool_config(config, tiers_))),
+      tier_(std::make_shared<TrimmingTier>(pool_, storage_)) {}
 
 std::map<std::string, std::uint64_t> EmbeddingService::embedded_texts() const {
   std::lock_guard lock(embedded_mutex_);
@@ -223,20 +230,12 @@ EmbedResult EmbeddingService::embed(std::string_view text, std::string_view mode
   LoadManyStats stats;
   EmbeddingVector vector = pool_->load_or_share(
       key,
-      [&] {
-        if (!tiers_) return std::move(embed_uncached(canonical, std::span(&text, 1), accounting).front());
-        const std::vector<EmbeddingKey> one{key};
-        auto embed_one = [&](const std::vector<EmbeddingKey>&) {
-          return embed_uncached(canonical, std::span(&text, 1), accounting);
-        };
-        std::vector<EmbeddingVector> values =
-            pool_detail::load_through<EmbeddingKey, EmbeddingVector>(*tiers_, one, embed_one, accounting.from_tiers);
-        return std::move(values.front());
-      },
+      [&] { return std::move(embed_uncached(canonical, std::span(&text, 1), accounting).front()); },
       &stats);
   accounting.hits = stats.hits;
   accounting.joined = stats.joined;
   accounting.misses = stats.loaded + stats.joined;
+  accounting.from_tiers = stats.from_tiers;
   return EmbedResult{std::move(vector), std::move(canonical), accounting};
 }
 
@@ -281,18 +280,12 @@ EmbedBatchResult EmbeddingService::run(std::string canonical,
     return embed_uncached(canonical, missing_texts, accounting);
   };
 
-  // With tiers, the pool's loader asks them first and embeds only what they lack; it runs in
-  // the pool's in-flight slots, so single flight covers the tiers too.
-  auto load_missing = [&](const std::vector<EmbeddingKey>& missing) {
-    if (!tiers_) return embed_missing(missing);
-    return pool_detail::load_through<EmbeddingKey, EmbeddingVector>(*tiers_, missing, embed_missing,
-                                                                     accounting.from_tiers);
-  };
   LoadManyStats stats;
-  std::vector<EmbeddingVector> vectors = pool_->load_many(keys, load_missing, &stats);
+  std::vector<EmbeddingVector> vectors = pool_->load_many(keys, embed_missing, &stats);
   accounting.hits = stats.hits;
   accounting.joined = stats.joined;
   accounting.misses = stats.loaded + stats.joined;
+  accounting.from_tiers = stats.from_tiers;
   return EmbedBatchResult{std::move(vectors), std::move(canonical), accounting};
 }
 

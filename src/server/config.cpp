@@ -44,6 +44,11 @@ void ServerConfig::validate() const {
   if (model_budget_bytes == 0) fail("embedding.model_budget_mb: must be > 0");
   validate_models(models, lexical_dimensions);
   try {
+    tiers.validate();
+  } catch (const std::invalid_argument& e) {
+    fail(e.what());
+  }
+  try {
     broker.validate();
   } catch (const std::exception& e) {
     fail(std::string("broker: ") + e.what());
@@ -322,11 +327,11 @@ ServerConfig parse_server_config(std::string_view toml_text, std::string_view so
         << ": TOML syntax error: " << e.description();
     throw ServerConfigError(out.str());
   }
-  static const std::set<std::string> kTables = {"server", "limits", "embedding", "broker", "adapters"};
+  static const std::set<std::string> kTables = {"server", "limits", "embedding", "broker", "adapters", "tiers"};
   for (const auto& [key, node] : root) {
     if (!kTables.count(std::string(key.str())))
       throw ServerConfigError(where(node, source_name) + ": unknown table or key '" +
-                              std::string(key.str()) + "' (known: server, limits, embedding, broker, adapters)");
+                              std::string(key.str()) + "' (known: server, limits, embedding, broker, adapters, tiers)");
     if (!node.is_table())
       throw ServerConfigError(where(node, source_name) + ": '" + std::string(key.str()) + "' must be a table");
   }
@@ -398,6 +403,21 @@ ServerConfig parse_server_config(std::string_view toml_text, std::string_view so
     r.integer("memory_budget_mb", budget_mb, 0, 1 << 24);
     config.broker.memory_budget_bytes = static_cast<std::uint64_t>(budget_mb) << 20;
     r.boolean("host_memory", config.host_memory);
+  }
+  if (const auto* t = table("tiers")) {
+    TableReader r(*t, "tiers", source_name);
+    std::string dir = config.tiers.dir.string();
+    r.string("dir", dir);
+    config.tiers.dir = dir;
+    std::uint64_t mb = config.tiers.disk_bytes >> 20;
+    r.integer("disk_mb", mb, 1, 1 << 24);
+    config.tiers.disk_bytes = mb << 20;
+    r.strings("redis", config.tiers.redis);
+    r.millis("redis_timeout_ms", config.tiers.redis_timeout);
+    std::int64_t ttl_s = config.tiers.redis_ttl.count() / 1000;
+    r.integer("redis_ttl_s", ttl_s, 0, std::int64_t{1} << 31);
+    config.tiers.redis_ttl = std::chrono::seconds(ttl_s);
+    r.string("redis_namespace", config.tiers.redis_namespace);
   }
   if (const auto* t = table("adapters")) {
     TableReader r(*t, "adapters", source_name);

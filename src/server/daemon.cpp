@@ -194,6 +194,12 @@ std::shared_ptr<EmbeddingService> make_embeddings(const ServerConfig& config, Da
     throw ServerConfigError("embedding.default_model: " + std::string(e.what()));
   }
   ec.models = std::move(models);
+  try {
+    impl.tiers = open_tiers(config.tiers);
+  } catch (const TierUnavailable& e) {
+    throw ServerConfigError(std::string("tiers: ") + e.what());
+  }
+  ec.tiers = impl.tiers.chain;
   return std::make_shared<EmbeddingService>(std::move(ec));
 }
 
@@ -223,6 +229,7 @@ Daemon::Impl::Impl(ServerConfig c, DaemonServices services) : config(std::move(c
     broker = std::make_shared<PressureBroker>(config.broker, std::move(host));
   }
   broker->register_pool(embeddings->resource_pool());
+  if (tiers.disk) broker->register_pool(tiers.disk);
   if (llama_models) {
     broker->register_pool(llama_models->resource_pool());
     // Kept embedders pin their models; whenever the broker acts on the model pool, let go of

@@ -28,6 +28,7 @@
 #include <nlohmann/json.hpp>
 
 #include "pagekeeper/metrics.hpp"
+#include "pagekeeper/tiers_config.hpp"
 #include "pagekeeper/server.hpp"
 #include "server/dashboard_assets.hpp"
 #include "server/http_types.hpp"
@@ -96,6 +97,7 @@ struct Daemon::Impl {
 
   ServerConfig config;
   std::shared_ptr<EmbeddingService> embeddings;
+  Tiers tiers;  // below the embedding cache; built in the constructor, read-only after
   std::shared_ptr<PressureBroker> broker;
   std::shared_ptr<MemoryBudget> memory_budget;  // null when given adapters or none readable
   std::shared_ptr<AdapterPagerRegistry> adapters;

@@ -6,6 +6,7 @@
 #include "pagekeeper/server_requests.hpp"
 #include "server/daemon_impl.hpp"
 #include "server/encoding.hpp"
+#include "server/tier_metrics.hpp"
 
 namespace pagekeeper {
 
@@ -15,6 +16,8 @@ void set_cache_headers(server::HttpResponse& res, const EmbedAccounting& a) {
   res.set_header("X-Pagekeeper-Cache-Hits", std::to_string(a.hits));
   res.set_header("X-Pagekeeper-Cache-Misses", std::to_string(a.misses));
   res.set_header("X-Pagekeeper-Cache-Joined", std::to_string(a.joined));
+  // Of the misses: texts a tier below memory (local disk, Redis) held, so not embedded.
+  res.set_header("X-Pagekeeper-Cache-Tier-Hits", std::to_string(a.from_tiers));
 }
 
 // OpenAI reports tokens of its own tokenizer; we have none for every model, so usage uses
@@ -142,6 +145,8 @@ void Daemon::Impl::install_command_handlers() {
         {"pressure", s.pressure},
         {"evictions", s.evictions},
         {"hitRatePercent", hit_rate_percent(s.hits, s.misses)},
+        {"tiers", tiers_json(tiers)},
+        {"embedderTexts", embeddings->embedded_texts()},
     };
     res.set_content(body.dump(), "application/json");
   });
@@ -284,6 +289,7 @@ std::string Daemon::Impl::prometheus_text() const {
   }
   out.family("pagekeeper_http_in_flight_requests", "gauge", "Requests being handled now.");
   out.sample("pagekeeper_http_in_flight_requests", {}, static_cast<double>(in_flight.load(std::memory_order_relaxed)));
+  server::write_tier_metrics(out, tiers, *embeddings);
   metrics.write(out);
   return out.str();
 }

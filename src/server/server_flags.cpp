@@ -24,6 +24,10 @@ struct ServerFlags {
   CLI::Option* max_text_bytes = nullptr;
   CLI::Option* tick_ms = nullptr;
   CLI::Option* no_host_memory = nullptr;
+  CLI::Option* tier_disk_mb = nullptr;
+  std::string tier_dir_value;
+  std::uint64_t tier_disk_mb_value = 0;
+  std::vector<std::string> redis_values;
   std::string host_value;
   int port_value = 0;
   std::string token_value;
@@ -65,6 +69,17 @@ std::shared_ptr<ServerFlags> add_server_flags(CLI::App& app) {
                           ->check(CLI::Range(1, 1 << 30));
   f->tick_ms = app.add_option("--broker-tick-ms", f->tick_ms_value, "Broker relief interval in ms")
                    ->check(CLI::Range(1, 3600000));
+  app.add_option("--tier-dir", f->tier_dir_value,
+                 "Directory of the local durable tier below the embedding cache (LMDB; kept across "
+                 "restarts)");
+  f->tier_disk_mb = app.add_option("--tier-disk-mb", f->tier_disk_mb_value,
+                                   "Byte budget of the local tier in MiB (default 1024)")
+                        ->check(CLI::Range(1, 1 << 24));
+  app.add_option("--redis", f->redis_values,
+                 "redis://HOST:PORT of the fleet tier shared by every host (repeatable: seeds of a "
+                 "Redis Cluster)")
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   f->no_host_memory = app.add_flag("--no-host-memory", f->no_host_memory_value, "Do not watch the host memory in the broker");
   return f;
 }
@@ -86,6 +101,9 @@ ServerConfig resolve_server_config(const ServerFlags& f) {
   if (f.max_text_bytes->count()) c.limits.max_text_bytes = f.max_text_bytes_value;
   if (f.tick_ms->count()) c.broker.tick_interval = std::chrono::milliseconds(f.tick_ms_value);
   if (f.no_host_memory->count()) c.host_memory = false;
+  if (!f.tier_dir_value.empty()) c.tiers.dir = f.tier_dir_value;
+  if (f.tier_disk_mb->count()) c.tiers.disk_bytes = f.tier_disk_mb_value << 20;
+  if (!f.redis_values.empty()) c.tiers.redis = f.redis_values;
   c.validate();
   return c;
 }

@@ -155,7 +155,7 @@ void TierChain::run_writer() {
   std::unique_lock lock(mutex_);
   while (true) {
     work_.wait(lock, [&] { return stop_ || !queue_.empty(); });
-    if (stop_) break;
+    if (queue_.empty()) break;  // stopping, and everything queued is written
     Job job = std::move(queue_.front());
     queue_.pop_front();
     queued_records_ -= job.records.size();
@@ -190,7 +190,6 @@ void TierChain::run_writer() {
     ++finished_jobs_;
     idle_.notify_all();
   }
-  // Stopping: what is still queued is dropped.
   finished_jobs_ = enqueued_jobs_;
   idle_.notify_all();
 }

@@ -1,0 +1,194 @@
+// The fleet targets with real pagekeeperd processes, a real redis-server and a real LMDB
+// directory: daemon A (--tier-dir and --redis) embeds 2,000 texts; daemon B (only --redis,
+// empty memory) answers them with 0 texts embedded; A restarted with only its --tier-dir
+// answers them with 0 embedded; with Redis killed, B keeps answering 200 for old and new
+// texts.
+
+#include <csignal>
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tiers/redis_test_support.hpp"
+
+namespace pagekeeper {
+namespace {
+
+using testing::RedisServer;
+using testing::TempDir;
+
+// A pagekeeperd process on a free port, stopped with SIGTERM (killed if the test fails first).
+class DaemonProcess {
+ public:
+  explicit DaemonProcess(const std::vector<std::string>& flags) {
+    int out[2];
+    if (::pipe(out) != 0) throw std::runtime_error("pipe failed");
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::dup2(out[1], 1);
+      ::close(out[0]);
+      ::close(out[1]);
+      std::vector<std::string> args = {std::string(PAGEKEEPER_BINARY_DIR) + "/bin/pagekeeperd", "--port", "0",
+                                       "--no-host-memory", "--threads", "4"};
+      args.insert(args.end(), flags.begin(), flags.end());
+      std::vector<char*> argv;
+      for (std::string& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    ::close(out[1]);
+    std::string line;
+    char c = 0;
+    while (::read(out[0], &c, 1) == 1) {
+      if (c != '\n') {
+        line += c;
+        continue;
+      }
+      if (line.find("listening on") != std::string::npos) break;
+      line.clear();
+    }
+    ::close(out[0]);
+    const auto colon = line.rfind(':');
+    if (line.find("listening on") == std::string::npos || colon == std::string::npos) {
+      stop();
+      throw std::runtime_error("pagekeeperd did not start");
+    }
+    port_ = std::atoi(line.c_str() + colon + 1);
+  }
+  ~DaemonProcess() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  DaemonProcess(const DaemonProcess&) = delete;
+  DaemonProcess& operator=(const DaemonProcess&) = delete;
+
+  // SIGTERM, and the exit status (0 for a clean stop).
+  int stop() {
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+  }
+
+  struct Answer {
+    int status = 0;
+    std::size_t misses = 0;
+    std::size_t tier_hits = 0;
+    nlohmann::json body;
+  };
+  Answer embed(const std::vector<std::string>& texts) const {
+    httplib::Client client("127.0.0.1", port_);
+    client.set_read_timeout(30, 0);
+    auto r = client.Post("/v1/embeddings", nlohmann::json{{"input", texts}}.dump(), "application/json");
+    Answer a;
+    if (!r) return a;
+    a.status = r->status;
+    a.misses = std::stoul("0" + r->get_header_value("X-Pagekeeper-Cache-Misses"));
+    a.tier_hits = std::stoul("0" + r->get_header_value("X-Pagekeeper-Cache-Tier-Hits"));
+    a.body = nlohmann::json::parse(r->body, nullptr, false);
+    return a;
+  }
+  nlohmann::json stats() const {
+    httplib::Client client("127.0.0.1", port_);
+    auto r = client.Post("/api/embedding/cache/stats", "{}", "application/json");
+    return r ? nlohmann::json::parse(r->body, nullptr, false) : nlohmann::json();
+  }
+  std::string metrics() const {
+    httplib::Client client("127.0.0.1", port_);
+    auto r = client.Get("/metrics");
+    return r ? r->body : std::string();
+  }
+  std::uint64_t embedded(const std::string& model = "lexical") const {
+    const nlohmann::json s = stats();
+    return s.contains("embedderTexts") && s["embedderTexts"].contains(model) ? s["embedderTexts"][model].get<std::uint64_t>()
+                                                                          : 0;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
+std::vector<std::vector<std::string>> batches(std::size_t n, std::size_t per_batch, const std::string& salt) {
+  std::vector<std::vector<std::string>> out;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i % per_batch == 0) out.emplace_back();
+    out.back().push_back("fleet text " + std::to_string(i) + salt + " shared by every host of the fleet");
+  }
+  return out;
+}
+
+// Polls the daemon's stats until every tier has written `records` (or the deadline passes).
+bool written_down(const DaemonProcess& d, std::uint64_t records) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline) {
+    const nlohmann::json s = d.stats();
+    bool all = s.contains("tiers") && !s["tiers"].empty();
+    for (const auto& t : s.value("tiers", nlohmann::json::array())) all = all && t["writes"].get<std::uint64_t>() >= records;
+    if (all) return true;
+    std::this_thread::yield();
+  }
+  return false;
+}
+
+TEST(DaemonTiers, FleetAndRestartTargets) {
+  RedisServer redis;
+  TempDir dir;
+  const auto texts = batches(2000, 500, "");
+  std::vector<nlohmann::json> reference;
+  {
+    DaemonProcess a({"--tier-dir", dir.path().string(), "--tier-disk-mb", "64", "--redis", redis.url()});
+    for (const auto& batch : texts) {
+      const auto r = a.embed(batch);
+      ASSERT_EQ(r.status, 200);
+      EXPECT_EQ(r.misses, batch.size());
+      EXPECT_EQ(r.tier_hits, 0u);
+      reference.push_back(r.body["data"]);
+    }
+    EXPECT_EQ(a.embedded(), 2000u);
+    ASSERT_TRUE(written_down(a, 2000));
+    const std::string metrics = a.metrics();
+    EXPECT_NE(metrics.find("pagekeeper_embedder_texts_total{model=\"lexical\"} 2000"), std::string::npos);
+    EXPECT_NE(metrics.find("pagekeeper_tier_writes_total{tier=\"redis\"} 2000"), std::string::npos);
+    EXPECT_NE(metrics.find("pagekeeper_tier_lookup_duration_seconds_count{tier=\"tier-disk\"}"), std::string::npos);
+    EXPECT_EQ(a.stop(), 0);
+  }
+  DaemonProcess b({"--redis", redis.url()});
+  for (std::size_t i = 0; i < texts.size(); ++i) {
+    const auto r = b.embed(texts[i]);
+    ASSERT_EQ(r.status, 200);
+    EXPECT_EQ(r.tier_hits, texts[i].size());
+    EXPECT_EQ(r.body["data"], reference[i]);
+  }
+  EXPECT_EQ(b.embedded(), 0u);
+  {
+    DaemonProcess a2({"--tier-dir", dir.path().string(), "--tier-disk-mb", "64"});
+    for (std::size_t i = 0; i < texts.size(); ++i) {
+      const auto r = a2.embed(texts[i]);
+      ASSERT_EQ(r.status, 200);
+      EXPECT_EQ(r.tier_hits, texts[i].size());
+      EXPECT_EQ(r.body["data"], reference[i]);
+    }
+    EXPECT_EQ(a2.embedded(), 0u);
+    EXPECT_EQ(a2.stop(), 0);
+  }
+  redis.kill();
+  for (const auto& batch : {texts[0], batches(100, 100, " new after Redis died")[0]}) {
+    const auto r = b.embed(batch);
+    EXPECT_EQ(r.status, 200);
+  }
+  EXPECT_EQ(b.embedded(), 100u);
+  const nlohmann::json s = b.stats();
+  EXPECT_GE(s["tiers"][0]["errors"].get<std::uint64_t>(), 1u);
+  EXPECT_EQ(b.stop(), 0);
+}
+
+}  // namespace
+}  // namespace pagekeeper
