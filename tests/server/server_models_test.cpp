@@ -362,25 +362,51 @@ TEST(ServerModels, MissingOrCorruptGgufIsAJsonErrorAndTheServerKeepsServing) {
   EXPECT_EQ(s.daemon->embeddings().stats().entry_count, 1u) << "a failed model cached nothing";
 }
 
-TEST(ServerModels, BrokerPressureOnTheModelPoolEvictsTheIdleModel) {
+// The number of llama models the broker sees resident (99 when the pool is not registered).
+std::size_t resident_models(const TestServer& s) {
+  for (const PoolPressure& p : s.daemon->broker().snapshot().pools)
+    if (p.name == "llama-models") return p.stats.entry_count;
+  return std::size_t{99};
+}
+
+// Waits until the daemon's broker has completed `passes` more passes (or 10 s went by).
+void await_broker_passes(const TestServer& s, std::uint64_t passes) {
+  const std::uint64_t target = s.daemon->broker().snapshot().passes_total + passes;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (s.daemon->broker().snapshot().passes_total < target && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_GE(s.daemon->broker().snapshot().passes_total, target) << "the broker stopped ticking";
+}
+
+TEST(ServerModels, ModelPoolAtItsBudgetIsNotPressure) {
   const std::filesystem::path model = llama_test::tiny_model();
   ServerConfig config = config_from(llama_toml("tiny", model.string()));
-  // The model fits, but fills the pool above the broker's act_above (0.8).
+  // The model fills its pool to 91%, above act_above (0.8); the host has memory to spare.
   config.model_budget_bytes = LlamaModel::load(model)->size_bytes() * 11 / 10;
   TestServer s(std::move(config));
   auto c = s.client();
-  auto resident = [&] {
-    for (const PoolPressure& p : s.daemon->broker().snapshot().pools)
-      if (p.name == "llama-models") return p.stats.entry_count;
-    return std::size_t{99};
-  };
   ASSERT_EQ(embed(c, "first text", "tiny")->status, 200);
-  // The daemon's embedder pins the model between requests; the broker (100 ms passes) finds
-  // it stuck, the daemon lets go of it, and the next pass evicts it.
+  await_broker_passes(s, 5);
+  EXPECT_EQ(resident_models(s), 1u) << "a full pool is not short of memory: the model stays loaded";
+}
+
+TEST(ServerModels, GlobalBudgetPressureEvictsTheIdleModel) {
+  const std::filesystem::path model = llama_test::tiny_model();
+  ServerConfig config = config_from(llama_toml("tiny", model.string()));
+  const std::uint64_t model_bytes = LlamaModel::load(model)->size_bytes();
+  config.model_budget_bytes = model_bytes * 11 / 10;
+  // One budget over all pools that the model alone exceeds: memory is short.
+  config.broker.memory_budget_bytes = model_bytes * 9 / 10;
+  TestServer s(std::move(config));
+  auto c = s.client();
+  ASSERT_EQ(embed(c, "first text", "tiny")->status, 200);
+  // The daemon's embedder pins the model between requests; the broker (100 ms passes) sheds
+  // from the model pool, frees nothing the first time, the daemon lets go of the model, and a
+  // later pass evicts it.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (resident() != 0 && std::chrono::steady_clock::now() < deadline)
+  while (resident_models(s) != 0 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  EXPECT_EQ(resident(), 0u);
+  EXPECT_EQ(resident_models(s), 0u);
   // Loaded again on the next miss.
   auto again = embed(c, "second text", "tiny");
   ASSERT_EQ(again->status, 200) << again->body;
