@@ -21,7 +21,10 @@
 //   - Several processes may open one directory (LMDB's lock file coordinates them); readers a
 //     killed process left behind are cleared at open.
 //   - Broker: it is a ResourcePool (tier_name() is the configured name, "tier-disk" by
-//     default) whose evict_at_least() evicts the oldest records.
+//     default) whose evict_at_least() evicts the oldest records. Its capacity_bytes() is 0,
+//     "not managed": a broker lists it (usage, statistics) but never counts its bytes as
+//     memory nor sheds them when memory is short, since dropping disk records frees no
+//     memory; the tier keeps to its disk budget by itself (stats().max_bytes is that budget).
 //
 // Thread safety: every method may be called concurrently from any thread. LMDB serializes
 // write transactions (one writer at a time, across processes too); reads run in their own
@@ -84,7 +87,7 @@ class LmdbTier final : public TierStore, public ResourcePool {
   // ResourcePool (the broker's view). snapshot() is empty: the records are on disk and too
   // many to list.
   std::string tier_name() const override { return options_.name; }
-  std::uint64_t capacity_bytes() const override { return options_.max_bytes; }
+  std::uint64_t capacity_bytes() const override { return 0; }
   std::uint64_t usage_bytes() const override;
   std::uint64_t evict_at_least(std::uint64_t bytes) override;
   std::vector<EntrySnapshot> snapshot() const override { return {}; }

@@ -165,6 +165,8 @@ TEST(LmdbTier, BrokerEvictionFreesOldestRecords) {
   tier.put_many(records_for(0, 10, 32));
   ResourcePool& pool = tier;
   EXPECT_EQ(pool.tier_name(), "tier-disk");
+  EXPECT_EQ(pool.capacity_bytes(), 0u);  // disk bytes are not memory: the broker only lists it
+  EXPECT_EQ(pool.stats().max_bytes, 100 * one);
   EXPECT_EQ(pool.usage_bytes(), 10 * one);
   EXPECT_EQ(pool.evict_at_least(0), 0u);
   EXPECT_EQ(pool.evict_at_least(one + 1), 2 * one);

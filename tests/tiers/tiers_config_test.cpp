@@ -60,7 +60,7 @@ TEST(TiersConfig, OpensWhatIsConfigured) {
   ASSERT_EQ(t.chain->size(), 2u);
   EXPECT_EQ(t.chain->tiers()[0]->name(), "tier-disk");
   EXPECT_EQ(t.chain->tiers()[1]->name(), "redis");
-  EXPECT_EQ(t.disk->capacity_bytes(), std::uint64_t{8} << 20);
+  EXPECT_EQ(t.disk->tier_stats().max_bytes, std::uint64_t{8} << 20);
   const nlohmann::json j = tiers_json(t);
   ASSERT_EQ(j.size(), 2u);
   EXPECT_EQ(j[0]["maxBytes"], std::uint64_t{8} << 20);
