@@ -46,6 +46,19 @@
 //     their pressure and tier are that figure's. An unknown host reading sheds nothing for
 //     the host and is reported with its reason.
 //
+// Utility (pools that also derive from PoolUtility, pool_utility.hpp):
+//   * Under a global budget, each pass first divides it among those pools: the budget less
+//     what the other managed pools are given is theirs. When their budgets together exceed
+//     it, they are cut (fit_budgets) from the pool whose expected miss cost rises least per
+//     byte; then rebalance() moves steps of budget/64 from the pool whose cost rises least to
+//     the one whose cost falls most, while the gain beats rebalance_hysteresis of the all-miss
+//     cost (budget_allocation.hpp), at most 8 steps a pass. Accesses are counted per pass.
+//     Budgets never fall below budget/(16 * pools). New budgets go to set_budget() and into
+//     the pool's budget history (the last budget_history changes).
+//   * Shedding takes bytes first from the pool whose curve says they are worth least: pools
+//     are asked in order of the cost per byte of losing their per-pass share (pools without
+//     utility last, in proportion to usage as before), each for at most its per-pass bound.
+//
 // Alerts. Every pool acted on raises a condition: (pool, cause, whether it freed nothing —
 // "hot and stuck"). A condition is delivered the first time, then again only when it has
 // held for 2, 4, 8, ... consecutive passes (alert.occurrences says how many); a condition
@@ -86,6 +99,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <utility>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -94,6 +108,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "pagekeeper/host_memory.hpp"
+#include "pagekeeper/pool_utility.hpp"
 #include "pagekeeper/pressure.hpp"
 #include "pagekeeper/resource_pool.hpp"
 
@@ -118,6 +133,10 @@ struct BrokerConfig {
   double target_fraction = 0.60;
   // One budget over all managed pools together, in bytes; 0: none.
   std::uint64_t memory_budget_bytes = 0;
+  // A budget move must save this fraction of the all-miss cost, in [0, 1).
+  double rebalance_hysteresis = 0.01;
+  // Budget changes kept per pool for snapshots.
+  std::size_t budget_history = 32;
   // Interval of start() without an argument (the original's tick_interval).
   std::chrono::milliseconds tick_interval{5000};
   HostSheddingPolicy host_shedding;
@@ -185,6 +204,13 @@ struct GlobalBudgetReading {
   PressureTier tier = PressureTier::normal;
 };
 
+// One change of a pool's budget by the broker.
+struct BudgetChange {
+  std::int64_t at_ms = 0;  // Unix milliseconds
+  std::uint64_t from_bytes = 0;
+  std::uint64_t to_bytes = 0;
+};
+
 struct ShedReport {
   // The host's reading; source unknown with reason "no host memory source" without one.
   HostMemoryReading reading;
@@ -216,6 +242,17 @@ struct ReliefReport {
   std::optional<ShedReport> shed;
   // The alerts this pass delivered (after the backoff), in order.
   std::vector<PressureAlert> alerts;
+  // Budgets the pass changed (global budget division), with the pool's name.
+  std::vector<std::pair<std::string, BudgetChange>> budget_changes;
+};
+
+// What the broker knows of a PoolUtility pool: its curve around its budget, its cost and its
+// budget history.
+struct PoolUtilityState {
+  double miss_cost_seconds = 0.0;
+  std::uint64_t accesses_last_pass = 0;
+  std::vector<CurvePoint> curve;  // at 1/4, 1/2, 3/4, 1, 3/2 and 2 times the budget
+  std::vector<BudgetChange> budget_history;  // oldest first
 };
 
 // Per-pool history, reset when a pool is (re)registered under its name.
@@ -240,6 +277,7 @@ struct PoolPressure {
   bool managed = true;  // false when capacity is 0
   PoolStats stats;      // stats.pressure is the fill, usage / capacity
   PoolReliefCounters counters;
+  std::optional<PoolUtilityState> utility;  // present for PoolUtility pools
 };
 
 struct HostSheddingState {
@@ -270,7 +308,8 @@ struct BrokerSnapshot {
 // camelCase JSON. BrokerSnapshot keeps the original `system/pressure-broker-state` shape and
 // adds fields: {globalPressure, globalTier, binding, pools:[{name, pressure, tier, binding,
 // ownPressure, stats:{...}, managed, reliefCount, reliefBytesFreed, stuckCount, shedCount,
-// shedBytes}], evictionsFired, bytesFreedTotal, poolReliefsTotal, passesTotal,
+// shedBytes, utility: null | {missCostSeconds, accessesLastPass, curve:[{bytes, missRatio}],
+// budgetHistory:[{atMs, fromBytes, toBytes}]}}], evictionsFired, bytesFreedTotal, poolReliefsTotal, passesTotal,
 // alertsDeliveredTotal, alertsSuppressedTotal, hostMemory: null | {source, limitBytes,
 // usedBytes, pressure, reason, tier}, globalBudget: null | {limitBytes, usedBytes,
 // capacityBytes, pressure, binds, tier}, hostShedding:{episodeActive, episodeShedBytes,
@@ -330,10 +369,13 @@ class PressureBroker {
 
  private:
   struct CounterCells;  // PoolReliefCounters as relaxed atomics
+  struct UtilityCells;  // accesses at the last pass, budget history
   struct Registration {
     std::string name;
     std::shared_ptr<ResourcePool> pool;
     std::shared_ptr<CounterCells> counters;
+    PoolUtility* utility = nullptr;  // the same object as pool, when it is one
+    std::shared_ptr<UtilityCells> utility_cells;
   };
   using Registry = std::vector<Registration>;
   // One alert condition's history; keyed by pool, cause and stuck-ness.
@@ -348,6 +390,7 @@ class PressureBroker {
 
   std::shared_ptr<const Registry> registry() const;
   Measurement measure(const Registry& pools, bool read_host) const;
+  void divide_budget(const Measurement& m, ReliefReport& report);
   void relieve_pools(const Registry& pools, const Measurement& m, ReliefReport& report,
                      std::vector<PressureAlert>& raised);
   void shed(const Registry& pools, const Measurement& m, ReliefReport& report,

@@ -51,4 +51,11 @@ double expected_miss_cost(const PoolDemand& pool, std::uint64_t budget);
 std::vector<std::uint64_t> rebalance(const std::vector<PoolDemand>& pools,
                                      const RebalanceOptions& options);
 
+// Budgets cut to sum to at most `total`: steps of at most options.step are taken, each from the
+// pool whose cost rises least per byte, never below a pool's min_budget (so the sum may stay
+// above `total` when the minimums do). Budgets already within `total` are returned unchanged.
+// Same errors as rebalance().
+std::vector<std::uint64_t> fit_budgets(const std::vector<PoolDemand>& pools, std::uint64_t total,
+                                       const RebalanceOptions& options);
+
 }  // namespace pagekeeper

@@ -1,6 +1,7 @@
 #include "pagekeeper/broker.hpp"
 
 #include <algorithm>
+#include <deque>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
@@ -13,6 +14,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "pagekeeper/budget_allocation.hpp"
 #include "pagekeeper/clock.hpp"
 
 namespace pagekeeper {
@@ -29,6 +31,14 @@ struct PressureBroker::CounterCells {
     return {relief_count.load(r), relief_bytes_freed.load(r), stuck_count.load(r),
             shed_count.load(r), shed_bytes.load(r)};
   }
+};
+
+// last_accesses is touched only under pass_mutex_; accesses_last_pass and history are written
+// under pass_mutex_ and state_mutex_ (snapshots read them under state_mutex_).
+struct PressureBroker::UtilityCells {
+  std::uint64_t last_accesses = 0;
+  std::uint64_t accesses_last_pass = 0;
+  std::deque<BudgetChange> history;
 };
 
 namespace {
@@ -104,6 +114,11 @@ void BrokerConfig::validate() const {
                               std::to_string(act_above) + "), got " +
                               std::to_string(target_fraction));
   }
+  if (!(std::isfinite(rebalance_hysteresis) && rebalance_hysteresis >= 0.0 &&
+        rebalance_hysteresis < 1.0)) {
+    throw PressureConfigError("rebalance_hysteresis must be in [0, 1), got " +
+                              std::to_string(rebalance_hysteresis));
+  }
   if (tick_interval.count() <= 0) {
     throw PressureConfigError("tick_interval must be positive, got " +
                               std::to_string(tick_interval.count()) + " ms");
@@ -127,7 +142,13 @@ std::shared_ptr<const PressureBroker::Registry> PressureBroker::registry() const
 
 void PressureBroker::register_pool(std::shared_ptr<ResourcePool> pool) {
   if (!pool) throw std::invalid_argument("PressureBroker::register_pool: null pool");
-  Registration entry{pool->tier_name(), std::move(pool), std::make_shared<CounterCells>()};
+  auto* utility = dynamic_cast<PoolUtility*>(pool.get());
+  Registration entry{pool->tier_name(), std::move(pool), std::make_shared<CounterCells>(),
+                     utility, nullptr};
+  if (entry.utility != nullptr) {
+    entry.utility_cells = std::make_shared<UtilityCells>();
+    entry.utility_cells->last_accesses = entry.utility->accesses();
+  }
   std::lock_guard lock(registry_mutex_);
   auto next = std::make_shared<Registry>();
   next->reserve(registry_->size() + 1);
@@ -409,6 +430,7 @@ ReliefReport PressureBroker::relieve() {
   ReliefReport report;
   report.global_pressure_before = m.global;
   report.global_tier_before = classify(m.global, config_.thresholds);
+  if (config_.memory_budget_bytes > 0) divide_budget(m, report);
   std::vector<PressureAlert> raised;
   relieve_pools(*pools, m, report, raised);
   if (host_ || config_.memory_budget_bytes > 0) shed(*pools, m, report, raised);
@@ -422,6 +444,62 @@ ReliefReport PressureBroker::relieve() {
   }
   passes_total_.fetch_add(1, kRelaxed);
   return report;
+}
+
+void PressureBroker::divide_budget(const Measurement& m, ReliefReport& report) {
+  std::vector<PoolDemand> demand;
+  std::vector<const Measurement::Managed*> members;
+  std::uint64_t others = 0;  // budgets of managed pools without utility
+  for (const auto& p : m.pools) {
+    const Registration& r = *p.registration;
+    if (r.utility == nullptr) {
+      others += p.capacity;
+      continue;
+    }
+    const std::uint64_t accesses = r.utility->accesses();
+    UtilityCells& cells = *r.utility_cells;
+    const std::uint64_t served = accesses - std::min(accesses, cells.last_accesses);
+    cells.last_accesses = accesses;
+    {
+      std::lock_guard lock(state_mutex_);
+      cells.accesses_last_pass = served;
+    }
+    demand.push_back({r.name, p.capacity, 0, static_cast<double>(served),
+                      r.utility->miss_cost_seconds(),
+                      [u = r.utility](std::uint64_t bytes) { return u->miss_ratio(bytes); }});
+    members.push_back(&p);
+  }
+  if (demand.empty()) return;
+  const std::uint64_t total = config_.memory_budget_bytes - std::min(config_.memory_budget_bytes, others);
+  const std::uint64_t minimum = total / (16 * demand.size());
+  for (auto& d : demand) d.min_budget = std::min(minimum, d.budget);
+  const RebalanceOptions options{std::max<std::uint64_t>(total / 64, 1),
+                                 config_.rebalance_hysteresis, 8};
+  std::vector<std::uint64_t> budgets = fit_budgets(demand, total, options);
+  for (std::size_t i = 0; i < demand.size(); ++i) demand[i].budget = budgets[i];
+  budgets = rebalance(demand, options);
+
+  const std::int64_t now = unix_ms();
+  for (std::size_t i = 0; i < members.size(); ++i) {
+    const Registration& r = *members[i]->registration;
+    if (budgets[i] == members[i]->capacity) continue;
+    const BudgetChange change{now, members[i]->capacity, budgets[i]};
+    try {
+      r.utility->set_budget(budgets[i]);
+    } catch (const std::exception& e) {
+      spdlog::error("pressure broker: set_budget({}) on pool '{}' failed: {}", budgets[i],
+                    r.name, e.what());
+      continue;
+    }
+    {
+      std::lock_guard lock(state_mutex_);
+      r.utility_cells->history.push_back(change);
+      while (r.utility_cells->history.size() > config_.budget_history) {
+        r.utility_cells->history.pop_front();
+      }
+    }
+    report.budget_changes.emplace_back(r.name, change);
+  }
 }
 
 void PressureBroker::relieve_pools(const Registry& /*pools*/, const Measurement& m,
@@ -541,14 +619,47 @@ void PressureBroker::shed(const Registry& /*pools*/, const Measurement& m, Relie
                                       std::min(state.episode_budget_bytes,
                                                state.episode_shed_bytes);
     const std::uint64_t total = std::min({shed.bytes_wanted, pass_bound, budget_left});
+    // Pools that know what their bytes are worth give first, cheapest per byte first; the
+    // rest share what remains in proportion to their usage.
+    const auto loss_per_byte = [&](const Share& s) {
+      const PoolUtility* u = s.registration->utility;
+      const std::uint64_t x = std::max<std::uint64_t>(fraction_of(per_pass, s.usage), 1);
+      const std::uint64_t capacity = s.registration->pool->capacity_bytes();
+      const double accesses = static_cast<double>(s.registration->utility_cells->accesses_last_pass);
+      const double cost = u->miss_cost_seconds() * std::max(accesses, 1.0);
+      return cost * (u->miss_ratio(capacity - std::min(capacity, x)) - u->miss_ratio(capacity)) /
+             static_cast<double>(x);
+    };
+    std::vector<std::pair<double, Share>> valued;
+    std::vector<Share> rest;
+    std::uint64_t rest_usage = 0;
     for (const auto& s : shares) {
-      if (total == 0) break;
-      // total <= sum of per-pool bounds, so the proportional share respects each bound up to
-      // rounding; the min makes it exact.
+      if (s.registration->utility != nullptr) {
+        valued.emplace_back(loss_per_byte(s), s);
+      } else {
+        rest.push_back(s);
+        rest_usage += s.usage;
+      }
+    }
+    std::stable_sort(valued.begin(), valued.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::vector<std::pair<Share, std::uint64_t>> asks;  // pool and bytes asked, in order
+    std::uint64_t left = total;
+    for (const auto& [loss, s] : valued) {
+      const std::uint64_t want = std::min(left, fraction_of(per_pass, s.usage));
+      if (want > 0) asks.emplace_back(s, want);
+      left -= want;
+    }
+    for (const auto& s : rest) {
+      if (left == 0 || rest_usage == 0) break;
+      // left <= the sum of the rest's bounds, so the proportional share respects each bound
+      // up to rounding; the min makes it exact.
       const auto proportional = static_cast<std::uint64_t>(
-          static_cast<unsigned __int128>(total) * s.usage / managed_usage);
+          static_cast<unsigned __int128>(left) * s.usage / rest_usage);
       const std::uint64_t want = std::min(proportional, fraction_of(per_pass, s.usage));
-      if (want == 0) continue;
+      if (want > 0) asks.emplace_back(s, want);
+    }
+    for (const auto& [s, want] : asks) {
       const Registration& r = *s.registration;
       PoolAction action = evict_from(r.name, *r.pool, want, r.pool->pressure());
       notify(action);
@@ -603,6 +714,21 @@ BrokerSnapshot PressureBroker::snapshot() const {
     }
     entry.tier = classify(entry.pressure, config_.thresholds);
     entry.counters = r.counters->load();
+    if (r.utility != nullptr) {
+      PoolUtilityState u;
+      u.miss_cost_seconds = r.utility->miss_cost_seconds();
+      const std::uint64_t budget = r.pool->capacity_bytes();
+      for (const double f : {0.25, 0.5, 0.75, 1.0, 1.5, 2.0}) {
+        const auto bytes = static_cast<std::uint64_t>(f * static_cast<double>(budget));
+        u.curve.push_back({bytes, r.utility->miss_ratio(bytes)});
+      }
+      {
+        std::lock_guard lock(state_mutex_);
+        u.accesses_last_pass = r.utility_cells->accesses_last_pass;
+        u.budget_history.assign(r.utility_cells->history.begin(), r.utility_cells->history.end());
+      }
+      entry.utility = std::move(u);
+    }
     snap.pools.push_back(std::move(entry));
   }
   std::stable_sort(snap.pools.begin(), snap.pools.end(),

@@ -98,8 +98,13 @@ void to_json(nlohmann::json& j, const ReliefReport& r) {
                      {"poolsActed", r.pools_acted},
                      {"poolsStuck", r.pools_stuck},
                      {"shed", nullptr},
-                     {"alerts", r.alerts}};
+                     {"alerts", r.alerts},
+                     {"budgetChanges", nlohmann::json::array()}};
   if (r.shed) j["shed"] = *r.shed;
+  for (const auto& [name, c] : r.budget_changes) {
+    j["budgetChanges"].push_back(
+        {{"name", name}, {"atMs", c.at_ms}, {"fromBytes", c.from_bytes}, {"toBytes", c.to_bytes}});
+  }
 }
 
 void to_json(nlohmann::json& j, const BrokerSnapshot& s) {
@@ -116,7 +121,22 @@ void to_json(nlohmann::json& j, const BrokerSnapshot& s) {
                      {"reliefBytesFreed", p.counters.relief_bytes_freed},
                      {"stuckCount", p.counters.stuck_count},
                      {"shedCount", p.counters.shed_count},
-                     {"shedBytes", p.counters.shed_bytes}});
+                     {"shedBytes", p.counters.shed_bytes},
+                     {"utility", nullptr}});
+    if (p.utility) {
+      auto curve = nlohmann::json::array();
+      for (const auto& c : p.utility->curve) {
+        curve.push_back({{"bytes", c.bytes}, {"missRatio", c.miss_ratio}});
+      }
+      auto history = nlohmann::json::array();
+      for (const auto& h : p.utility->budget_history) {
+        history.push_back({{"atMs", h.at_ms}, {"fromBytes", h.from_bytes}, {"toBytes", h.to_bytes}});
+      }
+      pools.back()["utility"] = {{"missCostSeconds", p.utility->miss_cost_seconds},
+                                 {"accessesLastPass", p.utility->accesses_last_pass},
+                                 {"curve", std::move(curve)},
+                                 {"budgetHistory", std::move(history)}};
+    }
   }
   nlohmann::json host = nullptr;
   if (s.host_memory) {

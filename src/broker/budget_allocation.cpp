@@ -1,6 +1,8 @@
 #include "pagekeeper/budget_allocation.hpp"
 
+#include <algorithm>
 #include <stdexcept>
+#include <string>
 
 namespace pagekeeper {
 
@@ -8,8 +10,11 @@ double expected_miss_cost(const PoolDemand& pool, std::uint64_t budget) {
   return pool.accesses * pool.miss_cost * pool.miss_ratio(budget);
 }
 
-std::vector<std::uint64_t> rebalance(const std::vector<PoolDemand>& pools,
-                                     const RebalanceOptions& options) {
+namespace {
+
+// The pools' current budgets, after checking the options and the curves.
+std::vector<std::uint64_t> checked_budgets(const std::vector<PoolDemand>& pools,
+                                           const RebalanceOptions& options) {
   if (options.step == 0) throw std::invalid_argument("rebalance: step must be positive");
   if (!(options.hysteresis >= 0.0 && options.hysteresis < 1.0)) {
     throw std::invalid_argument("rebalance: hysteresis must be in [0, 1), got " +
@@ -21,6 +26,42 @@ std::vector<std::uint64_t> rebalance(const std::vector<PoolDemand>& pools,
     if (!p.miss_ratio) throw std::invalid_argument("rebalance: pool '" + p.name + "' has no curve");
     budgets.push_back(p.budget);
   }
+  return budgets;
+}
+
+}  // namespace
+
+std::vector<std::uint64_t> fit_budgets(const std::vector<PoolDemand>& pools, std::uint64_t total,
+                                       const RebalanceOptions& options) {
+  std::vector<std::uint64_t> budgets = checked_budgets(pools, options);
+  std::uint64_t sum = 0;
+  for (const std::uint64_t b : budgets) sum += b;
+  while (sum > total) {
+    std::size_t donor = pools.size();
+    std::uint64_t cut = 0;
+    double best = 0.0;  // cost added per byte cut
+    for (std::size_t i = 0; i < pools.size(); ++i) {
+      if (budgets[i] <= pools[i].min_budget) continue;
+      const std::uint64_t c = std::min({options.step, sum - total, budgets[i] - pools[i].min_budget});
+      const double per_byte = (expected_miss_cost(pools[i], budgets[i] - c) -
+                               expected_miss_cost(pools[i], budgets[i])) /
+                              static_cast<double>(c);
+      if (donor == pools.size() || per_byte < best) {
+        donor = i;
+        cut = c;
+        best = per_byte;
+      }
+    }
+    if (donor == pools.size()) break;  // every pool at its minimum
+    budgets[donor] -= cut;
+    sum -= cut;
+  }
+  return budgets;
+}
+
+std::vector<std::uint64_t> rebalance(const std::vector<PoolDemand>& pools,
+                                     const RebalanceOptions& options) {
+  std::vector<std::uint64_t> budgets = checked_budgets(pools, options);
   const std::uint64_t step = options.step;
   // The cost if every access missed: the scale the hysteresis is a fraction of.
   double scale = 0.0;
