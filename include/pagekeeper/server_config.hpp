@@ -13,7 +13,8 @@
 //                model_budget_mb (budget of the pool that holds loaded llama.cpp models)
 //   [[embedding.models]]  one table per model: name, backend ("llama" | "openai" |
 //                "lexical"), aliases, and the backend's keys (see EmbeddingModelConfig)
-//   [broker]     tick_ms, act_above, target_fraction, memory_budget_mb (0: none),
+//   [broker]     tick_ms, act_above, target_fraction, memory_budget_mb (0: what the host
+//                allows when host_memory is on, else none), rebalance_hysteresis,
 //                host_memory (bool)
 //   [adapters]   budget_mb (per-persona budget; 0 = derived from the memory budget)
 //

@@ -402,6 +402,7 @@ ServerConfig parse_server_config(std::string_view toml_text, std::string_view so
     std::int64_t budget_mb = static_cast<std::int64_t>(config.broker.memory_budget_bytes >> 20);
     r.integer("memory_budget_mb", budget_mb, 0, 1 << 24);
     config.broker.memory_budget_bytes = static_cast<std::uint64_t>(budget_mb) << 20;
+    r.real("rebalance_hysteresis", config.broker.rebalance_hysteresis);
     r.boolean("host_memory", config.host_memory);
   }
   if (const auto* t = table("tiers")) {

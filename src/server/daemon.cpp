@@ -225,8 +225,14 @@ Daemon::Impl::Impl(ServerConfig c, DaemonServices services) : config(std::move(c
     broker = std::move(services.broker);
   } else {
     std::shared_ptr<const HostMemorySource> host;
-    if (config.host_memory) host = std::make_shared<HostMemory>();
-    broker = std::make_shared<PressureBroker>(config.broker, std::move(host));
+    BrokerConfig broker_config = config.broker;
+    if (config.host_memory) {
+      auto memory = std::make_shared<HostMemory>();
+      // Without [broker] memory_budget_mb, the pools together may have what the host allows.
+      if (broker_config.memory_budget_bytes == 0) broker_config.memory_budget_bytes = memory->limit_bytes();
+      host = std::move(memory);
+    }
+    broker = std::make_shared<PressureBroker>(broker_config, std::move(host));
   }
   broker->register_pool(embeddings->resource_pool());
   if (tiers.disk) broker->register_pool(tiers.disk);

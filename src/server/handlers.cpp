@@ -231,8 +231,13 @@ std::string Daemon::Impl::prometheus_text() const {
        [](const PoolPressure& p) { return static_cast<double>(p.stats.misses); }},
       {"pagekeeper_pool_evictions_total", "counter", "Entries evicted from the pool.",
        [](const PoolPressure& p) { return static_cast<double>(p.stats.evictions); }},
-      {"pagekeeper_pool_pressure", "gauge", "Bytes held / byte budget (uncapped).",
+      {"pagekeeper_pool_pressure", "gauge",
+       "Highest pressure that binds on the pool: its own past its budget, the global budget's or the host's.",
        [](const PoolPressure& p) { return p.pressure; }},
+      {"pagekeeper_pool_own_pressure", "gauge", "Bytes held / byte budget once past the budget, else 0.",
+       [](const PoolPressure& p) { return p.own_pressure; }},
+      {"pagekeeper_pool_shed_bytes_total", "counter", "Bytes the broker shed from the pool for host or budget pressure.",
+       [](const PoolPressure& p) { return static_cast<double>(p.counters.shed_bytes); }},
       {"pagekeeper_pool_tier", "gauge", "Pressure tier of the pool: 0 normal, 1 warning, 2 high, 3 critical.",
        [](const PoolPressure& p) { return static_cast<double>(p.tier); }},
       {"pagekeeper_pool_reliefs_total", "counter", "Times the broker relieved the pool for its own pressure.",
@@ -244,7 +249,20 @@ std::string Daemon::Impl::prometheus_text() const {
     out.family(f.name, f.type, f.help);
     for (const auto& p : snap.pools) out.sample(f.name, {{"pool", p.name}}, f.value(p));
   }
-  out.family("pagekeeper_broker_global_pressure", "gauge", "Highest pressure over the managed pools.");
+  out.family("pagekeeper_pool_miss_ratio_estimate", "gauge",
+             "Estimated miss ratio of a pool that reports utility, at a multiple of its budget.");
+  for (const auto& p : snap.pools) {
+    if (!p.utility) continue;
+    for (const auto& point : p.utility->curve) {
+      out.sample("pagekeeper_pool_miss_ratio_estimate", {{"pool", p.name}, {"bytes", std::to_string(point.bytes)}},
+                 point.miss_ratio);
+    }
+  }
+  out.family("pagekeeper_broker_alerts_suppressed_total", "counter",
+             "Alerts of an unchanged condition held back by the exponential backoff.");
+  out.sample("pagekeeper_broker_alerts_suppressed_total", {}, static_cast<double>(snap.alerts_suppressed_total));
+  out.family("pagekeeper_broker_global_pressure", "gauge",
+             "Highest pressure that binds: a pool past its budget, the global budget or the host.");
   out.sample("pagekeeper_broker_global_pressure", {}, snap.global_pressure);
   out.family("pagekeeper_broker_tier", "gauge", "Global pressure tier: 0 normal, 1 warning, 2 high, 3 critical.");
   out.sample("pagekeeper_broker_tier", {}, static_cast<double>(snap.global_tier));

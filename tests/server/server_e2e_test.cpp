@@ -238,7 +238,9 @@ TEST(ServerE2E, MetricsExposePoolsBrokerAndPerRouteHistograms) {
         "pagekeeper_pool_hits_total{pool=\"embedding-cache\"} 2", "pagekeeper_pool_misses_total{pool=\"embedding-cache\"} 1",
         "pagekeeper_pool_evictions_total{pool=\"embedding-cache\"} 0", "pagekeeper_pool_pressure{pool=\"embedding-cache\"}",
         "pagekeeper_broker_tier 0", "pagekeeper_broker_tier_info{tier=\"normal\"} 1",
-        "pagekeeper_broker_effective_passes_total 0",
+        "pagekeeper_broker_effective_passes_total 0", "pagekeeper_pool_own_pressure{pool=\"embedding-cache\"} 0",
+        "pagekeeper_pool_shed_bytes_total{pool=\"embedding-cache\"} 0", "pagekeeper_broker_alerts_suppressed_total 0",
+        "# TYPE pagekeeper_pool_miss_ratio_estimate gauge",
         // One vector: the first 64 KiB block of the 384-dimension storage (vectors alive may
         // still count a response's copy, so only the family is checked).
         "pagekeeper_embedding_storage_bytes{dimensions=\"384\"} 65536",
@@ -386,13 +388,15 @@ TEST(ServerE2E, GracefulStopFinishesTheRequestInFlight) {
 TEST(ServerE2E, ConfigFileAndValidation) {
   const ServerConfig c = parse_server_config(
       "[server]\nport = 0\ntoken = \"t\"\n[limits]\nmax_texts_per_request = 7\n[embedding]\nbudget_mb = 3\n"
-      "[broker]\ntick_ms = 250\nhost_memory = false\n",
+      "[broker]\ntick_ms = 250\nhost_memory = false\nmemory_budget_mb = 64\nrebalance_hysteresis = 0.05\n",
       "test.toml");
   EXPECT_EQ(c.port, 0);
   EXPECT_EQ(c.token, "t");
   EXPECT_EQ(c.limits.max_texts_per_request, 7u);
   EXPECT_EQ(c.embedding_budget_bytes, 3u << 20);
   EXPECT_EQ(c.broker.tick_interval, std::chrono::milliseconds(250));
+  EXPECT_EQ(c.broker.memory_budget_bytes, std::uint64_t{64} << 20);
+  EXPECT_DOUBLE_EQ(c.broker.rebalance_hysteresis, 0.05);
   EXPECT_FALSE(c.host_memory);
   EXPECT_EQ(c.host, "127.0.0.1");
   auto message = [](const char* text) {
@@ -408,6 +412,8 @@ TEST(ServerE2E, ConfigFileAndValidation) {
   EXPECT_NE(message("[server]\nport = \"x\"\n").find("must be an integer"), std::string::npos);
   EXPECT_NE(message("[server\n").find("bad.toml:1"), std::string::npos);
   EXPECT_NE(message("[broker]\nact_above = 0.1\n").find("broker"), std::string::npos);
+  EXPECT_NE(message("[broker]\nact_above = 0.7\n").find("act_above"), std::string::npos);
+  EXPECT_NE(message("[broker]\nrebalance_hysteresis = 1.5\n").find("rebalance_hysteresis"), std::string::npos);
   EXPECT_NE(message("[nope]\n").find("unknown table"), std::string::npos);
 }
 
