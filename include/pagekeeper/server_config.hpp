@@ -71,6 +71,9 @@ struct EmbeddingModelConfig {
   std::string api_key_env;      // kOpenAI: read when the daemon builds the model registry
   std::size_t lexical_dimensions = 384;  // kLexical
   std::size_t lexical_max_batch = 1024;  // kLexical
+  // Embedder calls allowed to start per second; the others queue (RateLimitedEmbedder).
+  // 0: unlimited.
+  double calls_per_second = 0.0;
 };
 
 // "llama", "openai" or "lexical".

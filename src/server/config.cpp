@@ -226,6 +226,10 @@ EmbeddingModelConfig read_model(const toml::table& table, const std::string& pre
     throw ServerConfigError(std::string(source) + ": " + prefix + ".backend: required (\"llama\", \"openai\" or \"lexical\")");
   r.choice("backend", m.backend, {{"llama", Backend::kLlama}, {"openai", Backend::kOpenAI}, {"lexical", Backend::kLexical}});
   r.strings("aliases", m.aliases);
+  r.real("calls_per_second", m.calls_per_second);
+  if (!(std::isfinite(m.calls_per_second) && m.calls_per_second >= 0.0))
+    throw ServerConfigError(std::string(source) + ": " + prefix +
+                            ".calls_per_second: must be 0 (unlimited) or positive");
   switch (m.backend) {
     case Backend::kLlama: {
       using Overflow = LlamaEmbedderConfig::Overflow;

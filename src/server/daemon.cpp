@@ -25,6 +25,7 @@
 #include "pagekeeper/llama_embedder.hpp"
 #include "pagekeeper/llama_model_pool.hpp"
 #include "pagekeeper/openai_embedder.hpp"
+#include "pagekeeper/rate_limited_embedder.hpp"
 #include "pagekeeper/server_requests.hpp"
 
 namespace pagekeeper {
@@ -40,14 +41,16 @@ namespace server {
 // concurrent first requests create one embedder.
 class LlamaModelProvider {
  public:
-  LlamaModelProvider(std::shared_ptr<LlamaModelPool> pool, LlamaEmbedderConfig config)
-      : pool_(std::move(pool)), config_(std::move(config)) {}
+  LlamaModelProvider(std::shared_ptr<LlamaModelPool> pool, LlamaEmbedderConfig config,
+                     double calls_per_second = 0.0)
+      : pool_(std::move(pool)), config_(std::move(config)), calls_per_second_(calls_per_second) {}
 
   std::shared_ptr<Embedder> get() {
     std::lock_guard lock(mutex_);
     if (!embedder_) {
       embedder_ = LlamaEmbedder::create(*pool_, config_);  // EmbedderError when the load fails
       dimensions_ = embedder_->dimensions();
+      if (calls_per_second_ > 0.0) embedder_ = std::make_shared<RateLimitedEmbedder>(embedder_, calls_per_second_);
     }
     return embedder_;
   }
@@ -65,6 +68,7 @@ class LlamaModelProvider {
  private:
   const std::shared_ptr<LlamaModelPool> pool_;
   const LlamaEmbedderConfig config_;
+  const double calls_per_second_;  // 0: unlimited
   mutable std::mutex mutex_;
   std::shared_ptr<Embedder> embedder_;
   std::optional<std::size_t> dimensions_;
@@ -98,6 +102,12 @@ class NamedLexicalEmbedder final : public Embedder {
 using server::LlamaModelProvider;
 using ModelDescription = Daemon::Impl::ModelDescription;
 
+// `embedder`, behind a RateLimitedEmbedder when the model has a calls-per-second limit.
+std::shared_ptr<Embedder> limited(std::shared_ptr<Embedder> embedder, double calls_per_second) {
+  if (calls_per_second <= 0.0) return embedder;
+  return std::make_shared<RateLimitedEmbedder>(std::move(embedder), calls_per_second);
+}
+
 // Registers one configured model. Throws ServerConfigError naming the model.
 void add_configured_model(ModelRegistry& models, const EmbeddingModelConfig& m, const std::shared_ptr<LlamaModelPool>& llama_pool,
                           std::vector<std::shared_ptr<LlamaModelProvider>>& llama_providers,
@@ -113,7 +123,7 @@ void add_configured_model(ModelRegistry& models, const EmbeddingModelConfig& m, 
           spdlog::warn("pagekeeperd: {}: llama.cpp backend not available in this build; requests for it will fail", what);
         else if (std::error_code ec; !std::filesystem::is_regular_file(c.model_path, ec))
           spdlog::warn("pagekeeperd: {}: no file at {} (requests for it will fail until there is)", what, c.model_path.string());
-        auto provider = std::make_shared<LlamaModelProvider>(llama_pool, c);
+        auto provider = std::make_shared<LlamaModelProvider>(llama_pool, c, m.calls_per_second);
         models.add(m.name, [provider] { return provider->get(); }, m.aliases);
         description.location = c.model_path.string();
         description.dimensions = [provider] { return provider->dimensions(); };
@@ -133,7 +143,7 @@ void add_configured_model(ModelRegistry& models, const EmbeddingModelConfig& m, 
           c.api_key = key;
         }
         auto remote = std::make_shared<OpenAIEmbedder>(c);
-        models.add(remote, m.aliases);
+        models.add(limited(remote, m.calls_per_second), m.aliases);
         description.location = remote->endpoint();
         description.dimensions = [dims = c.dimensions] { return std::optional<std::size_t>(dims); };
         break;
@@ -142,7 +152,7 @@ void add_configured_model(ModelRegistry& models, const EmbeddingModelConfig& m, 
         LexicalEmbedderOptions options;
         options.dimensions = m.lexical_dimensions;
         options.max_batch = m.lexical_max_batch;
-        models.add(std::make_shared<NamedLexicalEmbedder>(m.name, options), m.aliases);
+        models.add(limited(std::make_shared<NamedLexicalEmbedder>(m.name, options), m.calls_per_second), m.aliases);
         description.dimensions = [dims = options.dimensions] { return std::optional<std::size_t>(dims); };
         break;
       }

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <future>
 
+#include "pagekeeper/rate_limited_embedder.hpp"
 #include "server/encoding.hpp"
 #include "server_test_util.hpp"
 
@@ -415,6 +416,28 @@ TEST(ServerE2E, ConfigFileAndValidation) {
   EXPECT_NE(message("[broker]\nact_above = 0.7\n").find("act_above"), std::string::npos);
   EXPECT_NE(message("[broker]\nrebalance_hysteresis = 1.5\n").find("rebalance_hysteresis"), std::string::npos);
   EXPECT_NE(message("[nope]\n").find("unknown table"), std::string::npos);
+  EXPECT_NE(message("[[embedding.models]]\nname = \"slow\"\nbackend = \"lexical\"\ncalls_per_second = -1\n")
+                .find("calls_per_second"),
+            std::string::npos);
+}
+
+// A model with calls_per_second embeds through a RateLimitedEmbedder (callers queue).
+TEST(ServerE2E, AModelWithACallRateIsRateLimited) {
+  ServerConfig config = small_config();
+  config = parse_server_config(
+      "[[embedding.models]]\nname = \"slow\"\nbackend = \"lexical\"\ncalls_per_second = 1000\n", "test.toml",
+      config);
+  ASSERT_EQ(config.models.size(), 1u);
+  EXPECT_DOUBLE_EQ(config.models[0].calls_per_second, 1000.0);
+  TestServer s(config);
+  const auto embedder = s.daemon->embeddings().models().embedder("slow");
+  const auto* limited = dynamic_cast<const RateLimitedEmbedder*>(embedder.get());
+  ASSERT_NE(limited, nullptr);
+  EXPECT_DOUBLE_EQ(limited->calls_per_second(), 1000.0);
+  EXPECT_EQ(dynamic_cast<const RateLimitedEmbedder*>(s.daemon->embeddings().models().embedder("lexical").get()),
+            nullptr);
+  auto c = s.client();
+  EXPECT_EQ(post(c, "/v1/embeddings", {{"input", {"one", "two"}}, {"model", "slow"}})->status, 200);
 }
 
 TEST(ServerE2E, BindFailureIsAServerError) {
