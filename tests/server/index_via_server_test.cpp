@@ -3,7 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <fstream>
+#include <thread>
 
 #include "cli/indexer.hpp"
 #include "server_test_util.hpp"
@@ -48,6 +50,41 @@ TEST(IndexViaServer, SecondRunIsAllHits) {
   EXPECT_EQ(second.hits, second.chunks);
   EXPECT_EQ(second.misses, 0u);
   EXPECT_DOUBLE_EQ(second.hit_rate_percent(), 100.0);
+  std::filesystem::remove_all(root);
+}
+
+// Re-indexing a tree whose vectors fit the cache (about 90% of 4 MiB) is all hits while the
+// broker ticks: a full cache is not memory pressure.
+TEST(IndexViaServer, ReindexingATreeThatFitsIsAllHitsWithTheBrokerTicking) {
+  const auto root = std::filesystem::temp_directory_path() / ("pagekeeper-fits-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(root);
+  std::filesystem::create_directories(root);
+  {
+    std::ofstream out(root / "notes.txt");
+    for (int i = 0; i < 2300; ++i) out << "note " << i << " of a tree whose vectors fit the embedding cache\n";
+  }
+  TestServer s;  // 4 MiB cache, broker every 100 ms
+  cli::IndexOptions o;
+  o.root = root;
+  o.server = s.daemon->url();
+  o.chunk_bytes = 64;  // one line per chunk
+  o.batch = 64;
+  const auto first = cli::run_index(o, nullptr);
+  EXPECT_EQ(first.misses, first.chunks);
+  const auto cache = s.daemon->embeddings().stats();
+  const double fill = static_cast<double>(cache.total_bytes) / static_cast<double>(cache.max_bytes);
+  EXPECT_GT(fill, 0.85);  // past the act_above default: the old broker cut it to 60%
+  EXPECT_LT(fill, 1.0);
+  for (int run = 2; run <= 3; ++run) {
+    const std::uint64_t target = s.daemon->broker().snapshot().passes_total + 2;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (s.daemon->broker().snapshot().passes_total < target && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    ASSERT_GE(s.daemon->broker().snapshot().passes_total, target) << "the broker is not ticking";
+    const auto again = cli::run_index(o, nullptr);
+    EXPECT_EQ(again.chunks, first.chunks);
+    EXPECT_DOUBLE_EQ(again.hit_rate_percent(), 100.0) << "run " << run;
+  }
   std::filesystem::remove_all(root);
 }
 
