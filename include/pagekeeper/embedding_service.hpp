@@ -32,6 +32,7 @@
 
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -60,6 +61,7 @@ struct EmbedAccounting {
   std::size_t misses = 0;          // texts not cached when looked up (embedded here or joined)
   std::size_t joined = 0;          // of the misses: texts another request was embedding
   std::size_t from_tiers = 0;      // of the misses: texts a tier below memory held
+  std::array<std::size_t, kMaxSecondaryTiers> from_tier{};  // of those, by tier (nearest first)
   std::size_t embedded = 0;        // distinct texts this call sent to the embedder
   std::size_t embedder_calls = 0;  // Embedder::embed() calls this call made
 };

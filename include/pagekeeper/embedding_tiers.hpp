@@ -47,7 +47,8 @@ class EmbeddingTiers final : public SecondaryTiers<EmbeddingKey, EmbeddingVector
 
   EmbeddingTiers(std::shared_ptr<TierChain> chain, Describe describe);
 
-  std::vector<std::optional<EmbeddingVector>> lookup(const std::vector<EmbeddingKey>& keys) override;
+  std::vector<std::optional<EmbeddingVector>> lookup(const std::vector<EmbeddingKey>& keys,
+                                                     std::vector<std::size_t>& found_in) override;
   void loaded(const std::vector<EmbeddingKey>& keys, const std::vector<EmbeddingVector>& values) override;
 
   TierChain& chain() const { return *chain_; }

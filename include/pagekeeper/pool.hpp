@@ -187,8 +187,9 @@ struct LoadManyStats {
   std::size_t joined = 0;  // produced by a load already in flight elsewhere
   std::size_t loader_keys = 0;  // distinct keys handed to the batch loader
   // Of `loaded`: distinct keys whose value came from the tiers below memory
-  // (PoolConfig::tiers), not from the loader.
+  // (PoolConfig::tiers), not from the loader; and of those, how many from each tier.
   std::size_t from_tiers = 0;
+  std::array<std::size_t, kMaxSecondaryTiers> from_tier{};
 };
 
 template <class K, class V, class Hash = std::hash<K>, class KeyEqual = std::equal_to<K>>
@@ -1066,7 +1067,8 @@ class PagedResourcePool final : public ResourcePool {
             produced.push_back(invoke_loader(loader, key));
             return produced;
           };
-          std::vector<V> values = pool_detail::load_through(*config.tiers, one, load_one, stats.from_tiers);
+          std::vector<V> values = pool_detail::load_through(*config.tiers, one, load_one, stats.from_tiers,
+                                                                 stats.from_tier);
           if (values.size() != 1) throw LoadError("pool '" + config.name + "': tiers lost a value");
           stats.loader_keys = 1 - stats.from_tiers;
           value.emplace(std::move(values.front()));
@@ -1212,7 +1214,8 @@ class PagedResourcePool final : public ResourcePool {
         std::vector<std::uint64_t> sizes;
         try {
           values = config.tiers
-                       ? pool_detail::load_through(*config.tiers, to_load, batch_loader, local.from_tiers)
+                       ? pool_detail::load_through(*config.tiers, to_load, batch_loader, local.from_tiers,
+                                                   local.from_tier)
                        : batch_loader(static_cast<const std::vector<K>&>(to_load));
           if (values.size() != to_load.size()) {
             throw LoadError("pool '" + config.name + "': batch loader returned " +

@@ -236,6 +236,7 @@ EmbedResult EmbeddingService::embed(std::string_view text, std::string_view mode
   accounting.joined = stats.joined;
   accounting.misses = stats.loaded + stats.joined;
   accounting.from_tiers = stats.from_tiers;
+  accounting.from_tier = stats.from_tier;
   return EmbedResult{std::move(vector), std::move(canonical), accounting};
 }
 
@@ -286,6 +287,7 @@ EmbedBatchResult EmbeddingService::run(std::string canonical,
   accounting.joined = stats.joined;
   accounting.misses = stats.loaded + stats.joined;
   accounting.from_tiers = stats.from_tiers;
+  accounting.from_tier = stats.from_tier;
   return EmbedBatchResult{std::move(vectors), std::move(canonical), accounting};
 }
 

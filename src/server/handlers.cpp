@@ -12,12 +12,21 @@ namespace pagekeeper {
 
 namespace {
 
-void set_cache_headers(server::HttpResponse& res, const EmbedAccounting& a) {
+void set_cache_headers(server::HttpResponse& res, const EmbedAccounting& a, const EmbeddingService& service) {
   res.set_header("X-Pagekeeper-Cache-Hits", std::to_string(a.hits));
   res.set_header("X-Pagekeeper-Cache-Misses", std::to_string(a.misses));
   res.set_header("X-Pagekeeper-Cache-Joined", std::to_string(a.joined));
   // Of the misses: texts a tier below memory (local disk, Redis) held, so not embedded.
   res.set_header("X-Pagekeeper-Cache-Tier-Hits", std::to_string(a.from_tiers));
+  // Which tier served them: "tier-disk=3, redis=61" (tiers in lookup order).
+  const std::shared_ptr<TierChain> chain = service.tiers();
+  if (!chain) return;
+  std::string detail;
+  for (std::size_t i = 0; i < chain->size() && i < a.from_tier.size(); ++i) {
+    if (!detail.empty()) detail += ", ";
+    detail += chain->tiers()[i]->name() + "=" + std::to_string(a.from_tier[i]);
+  }
+  res.set_header("X-Pagekeeper-Cache-Tier-Hits-By-Tier", detail);
 }
 
 // OpenAI reports tokens of its own tokenizer; we have none for every model, so usage uses
@@ -88,7 +97,7 @@ void Daemon::Impl::handle_openai_embeddings(const HttpRequest& req, HttpResponse
   server::append_json_string(body, result.model);
   const std::string tokens = std::to_string(estimated_tokens(request.inputs));
   body += R"(,"usage":{"prompt_tokens":)" + tokens + R"(,"total_tokens":)" + tokens + "}}";
-  set_cache_headers(res, result.accounting);
+  set_cache_headers(res, result.accounting, *embeddings);
   res.set_content(body, "application/json");
 }
 
@@ -102,7 +111,7 @@ void Daemon::Impl::install_command_handlers() {
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     // Spec §3: dims is the length of the first vector.
     const std::size_t dims = result.vectors.empty() ? 0 : result.vectors.front().size();
-    set_cache_headers(res, result.accounting);
+    set_cache_headers(res, result.accounting, *embeddings);
     if (json) {
       std::string body = R"({"type":"json","dtype":"f32","shape":[)" + std::to_string(dims) +
                          R"(],"batchSize":)" + std::to_string(result.vectors.size()) + R"(,"durationMs":)" +

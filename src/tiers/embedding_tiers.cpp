@@ -45,8 +45,10 @@ EmbeddingTiers::Keyed EmbeddingTiers::key_all(const std::vector<EmbeddingKey>& k
   return k;
 }
 
-std::vector<std::optional<EmbeddingVector>> EmbeddingTiers::lookup(const std::vector<EmbeddingKey>& keys) {
+std::vector<std::optional<EmbeddingVector>> EmbeddingTiers::lookup(const std::vector<EmbeddingKey>& keys,
+                                                                   std::vector<std::size_t>& found_in) {
   std::vector<std::optional<EmbeddingVector>> out(keys.size());
+  found_in.assign(keys.size(), 0);
   Keyed k = key_all(keys);
   std::vector<std::string> asked;
   std::vector<std::size_t> positions;
@@ -64,6 +66,7 @@ std::vector<std::optional<EmbeddingVector>> EmbeddingTiers::lookup(const std::ve
     const std::size_t i = positions[j];
     const Model& m = *k.models[i];
     out[i] = decode_vector_record(asked[j], *found[j].record, m.dimensions, m.storage);
+    found_in[i] = found[j].tier;
     if (!out[i]) {
       chain_->corrupt(found[j].tier, std::move(asked[j]));
     } else if (found[j].tier > 0) {

@@ -81,6 +81,7 @@ class DaemonProcess {
     int status = 0;
     std::size_t misses = 0;
     std::size_t tier_hits = 0;
+    std::string by_tier;
     nlohmann::json body;
   };
   Answer embed(const std::vector<std::string>& texts) const {
@@ -92,6 +93,7 @@ class DaemonProcess {
     a.status = r->status;
     a.misses = std::stoul("0" + r->get_header_value("X-Pagekeeper-Cache-Misses"));
     a.tier_hits = std::stoul("0" + r->get_header_value("X-Pagekeeper-Cache-Tier-Hits"));
+    a.by_tier = r->get_header_value("X-Pagekeeper-Cache-Tier-Hits-By-Tier");
     a.body = nlohmann::json::parse(r->body, nullptr, false);
     return a;
   }
@@ -165,6 +167,7 @@ TEST(DaemonTiers, FleetAndRestartTargets) {
     const auto r = b.embed(texts[i]);
     ASSERT_EQ(r.status, 200);
     EXPECT_EQ(r.tier_hits, texts[i].size());
+    EXPECT_EQ(r.by_tier, "redis=" + std::to_string(texts[i].size()));
     EXPECT_EQ(r.body["data"], reference[i]);
   }
   EXPECT_EQ(b.embedded(), 0u);
@@ -174,6 +177,7 @@ TEST(DaemonTiers, FleetAndRestartTargets) {
       const auto r = a2.embed(texts[i]);
       ASSERT_EQ(r.status, 200);
       EXPECT_EQ(r.tier_hits, texts[i].size());
+      EXPECT_EQ(r.by_tier, "tier-disk=" + std::to_string(texts[i].size()));
       EXPECT_EQ(r.body["data"], reference[i]);
     }
     EXPECT_EQ(a2.embedded(), 0u);

@@ -17,8 +17,9 @@ namespace {
 // An in-process tier: a map, with counters of what the pool asked of it.
 class MapTiers final : public SecondaryTiers<int, int> {
  public:
-  std::vector<std::optional<int>> lookup(const std::vector<int>& keys) override {
+  std::vector<std::optional<int>> lookup(const std::vector<int>& keys, std::vector<std::size_t>& found_in) override {
     std::lock_guard lock(mutex_);
+    found_in.assign(keys.size(), 0);
     std::vector<std::optional<int>> out;
     for (int k : keys) {
       ++looked_up_[k];
@@ -83,6 +84,7 @@ TEST(PoolTiers, HeldKeysNeverReachTheLoaderAndLoadedValuesGoDown) {
   EXPECT_EQ(asked, (std::vector<int>{2, 4}));
   EXPECT_EQ(stats.loaded, 5u);
   EXPECT_EQ(stats.from_tiers, 2u);
+  EXPECT_EQ(stats.from_tier[0], 2u);
   EXPECT_EQ(stats.loader_keys, 2u);
   EXPECT_EQ(tiers->held(), 4u);      // 2 and 4 written down
   EXPECT_TRUE(pool.contains(1));     // promoted into memory

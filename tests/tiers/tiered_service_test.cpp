@@ -148,7 +148,10 @@ TEST(TieredService, FoundBelowIsPromotedToTheTiersAbove) {
   }
   auto store = disk(dir);
   Host b = make_host({store, redis(server)});
-  EXPECT_EQ(b.service->embed_batch(texts).accounting.from_tiers, 40u);
+  const EmbedAccounting promoted = b.service->embed_batch(texts).accounting;
+  EXPECT_EQ(promoted.from_tiers, 40u);
+  EXPECT_EQ(promoted.from_tier[0], 0u);  // not on the local disk yet
+  EXPECT_EQ(promoted.from_tier[1], 40u); // from Redis
   b.chain->flush();
   EXPECT_EQ(store->tier_stats().entries, 40u);  // promoted from Redis to the local disk
   EXPECT_EQ(b.chain->stats()[1].hits, 40u);

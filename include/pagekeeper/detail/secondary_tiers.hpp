@@ -15,6 +15,8 @@
 
 #pragma once
 
+#include <algorithm>
+#include <array>
 #include <cstddef>
 #include <optional>
 #include <stdexcept>
@@ -24,14 +26,20 @@
 
 namespace pagekeeper {
 
+// Most tiers whose hits a call's accounting tells apart (LoadManyStats::from_tier).
+inline constexpr std::size_t kMaxSecondaryTiers = 4;
+
 template <class K, class V>
 class SecondaryTiers {
  public:
   virtual ~SecondaryTiers() = default;
 
   // One entry per key, in order: the value a tier below holds, or nullopt. `keys` are
-  // distinct. Never throws for a tier's failure (that is a miss, counted by the tiers).
-  virtual std::vector<std::optional<V>> lookup(const std::vector<K>& keys) = 0;
+  // distinct. For each key found, `found_in` (resized to keys.size()) receives the index of
+  // the tier that held it, nearest first. Never throws for a tier's failure (that is a
+  // miss, counted by the tiers).
+  virtual std::vector<std::optional<V>> lookup(const std::vector<K>& keys,
+                                               std::vector<std::size_t>& found_in) = 0;
 
   // Values the loader produced for `keys` (same order), to be written down in the
   // background. Must not block on a tier; never throws for a tier's failure.
@@ -43,17 +51,25 @@ namespace pool_detail {
 // The values of `keys` (distinct, claimed by the caller's in-flight slots): from `tiers` where
 // they hold them, the rest from `loader(const std::vector<K>&) -> std::vector<V>`, which is
 // called only for the keys no tier held (not at all when they held every one). `from_tiers`
-// receives how many came from the tiers. The loader's exceptions propagate (nothing is
+// receives how many came from the tiers, `from_tier[i]` how many from tier i (tiers beyond
+// kMaxSecondaryTiers counted in the last). The loader's exceptions propagate (nothing is
 // written down then); a loader that returns the wrong number of values is a
 // std::length_error.
 template <class K, class V, class BatchLoader>
 std::vector<V> load_through(SecondaryTiers<K, V>& tiers, const std::vector<K>& keys,
-                            BatchLoader& loader, std::size_t& from_tiers) {
-  std::vector<std::optional<V>> found = tiers.lookup(keys);
+                            BatchLoader& loader, std::size_t& from_tiers,
+                            std::array<std::size_t, kMaxSecondaryTiers>& from_tier) {
+  std::vector<std::size_t> found_in;
+  std::vector<std::optional<V>> found = tiers.lookup(keys, found_in);
   found.resize(keys.size());
+  found_in.resize(keys.size());
   std::vector<K> missing;
   for (std::size_t i = 0; i < keys.size(); ++i) {
-    if (!found[i]) missing.push_back(keys[i]);
+    if (!found[i]) {
+      missing.push_back(keys[i]);
+    } else {
+      ++from_tier[std::min(found_in[i], kMaxSecondaryTiers - 1)];
+    }
   }
   from_tiers = keys.size() - missing.size();
   std::vector<V> values;
