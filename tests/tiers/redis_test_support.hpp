@@ -5,6 +5,7 @@
 #pragma once
 
 #include <array>
+#include <memory>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -129,17 +130,19 @@ class RedisServer {
   pid_t pid_ = -1;
 };
 
-// Three masters, no replicas, all 16384 slots assigned, every node agreeing the cluster is ok.
+// Three masters (with `replicas` replicas each), all 16384 slots assigned, every node
+// agreeing the cluster is ok.
 class RedisCluster {
  public:
-  RedisCluster() {
+  explicit RedisCluster(std::size_t replicas = 0) {
+    nodes_.resize(3 * (1 + replicas));
     for (auto& node : nodes_) {
       node = std::make_unique<RedisServer>(std::vector<std::string>{
-          "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "3000"});
+          "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000"});
     }
     std::string create = "redis-cli --cluster create";
     for (const auto& node : nodes_) create += " " + node->address();
-    create += " --cluster-replicas 0 --cluster-yes 2>&1";
+    create += " --cluster-replicas " + std::to_string(replicas) + " --cluster-yes 2>&1";
     const std::string out = run_command(create);
     if (out.find("[OK] All 16384 slots covered") == std::string::npos) {
       throw std::runtime_error("redis-cli --cluster create failed: " + out);
@@ -150,12 +153,14 @@ class RedisCluster {
   RedisServer& node(std::size_t i) { return *nodes_.at(i); }
   std::size_t size() const { return nodes_.size(); }
 
-  // Polls (with a deadline) until every node reports cluster_state:ok and knows all slots.
+  // Polls (with a deadline) until every running node reports cluster_state:ok and knows all
+  // slots.
   void wait_ok() {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
     while (std::chrono::steady_clock::now() < deadline) {
       bool ok = true;
       for (const auto& node : nodes_) {
+        if (!node->running()) continue;
         const std::string info = node->cli("CLUSTER INFO");
         ok = ok && info.find("cluster_state:ok") != std::string::npos &&
              info.find("cluster_slots_assigned:16384") != std::string::npos;
@@ -173,7 +178,7 @@ class RedisCluster {
   }
 
  private:
-  std::array<std::unique_ptr<RedisServer>, 3> nodes_;
+  std::vector<std::unique_ptr<RedisServer>> nodes_;
 };
 
 }  // namespace pagekeeper::testing

@@ -4,6 +4,7 @@
 
 #include "pagekeeper/redis_tier.hpp"
 
+#include <algorithm>
 #include <future>
 
 #include <gtest/gtest.h>
@@ -197,6 +198,48 @@ TEST(RedisTierCluster, AMasterKilledFailsItsKeysUntilItIsBack) {
   for (const auto& g : got) present += g.has_value() ? 1 : 0;
   EXPECT_GT(present, 30u);   // nodes 0 and 1 kept theirs
   EXPECT_LT(present, 100u);  // node 2 restarted empty
+}
+
+// Failover: a master with keys is killed; once its replica is promoted the tier reloads the
+// slot table and reads every key again (from the replica), without being told.
+TEST(RedisTierCluster, FollowsAFailoverToTheReplica) {
+  RedisCluster cluster(/*replicas=*/1);
+  RedisTier tier({.seeds = {cluster.node(0).url(), cluster.node(1).url(), cluster.node(2).url(),
+                            cluster.node(3).url()}});
+  tier.put_many(records_for(0, 100));
+  // A master whose replica holds all of its keys.
+  std::size_t victim = cluster.size();
+  for (std::size_t n = 0; n < cluster.size() && victim == cluster.size(); ++n) {
+    if (cluster.node(n).cli("ROLE").rfind("master", 0) == 0) victim = n;
+  }
+  ASSERT_LT(victim, cluster.size());
+  const std::string keys_on_victim = cluster.node(victim).cli("DBSIZE");
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  bool replicated = false;
+  while (!replicated && std::chrono::steady_clock::now() < deadline) {
+    for (std::size_t n = 0; n < cluster.size(); ++n) {
+      if (n != victim && cluster.node(n).cli("ROLE").rfind("slave", 0) == 0 &&
+          cluster.node(n).cli("ROLE").find(std::to_string(cluster.node(victim).port())) != std::string::npos &&
+          cluster.node(n).cli("DBSIZE") == keys_on_victim) {
+        replicated = true;
+      }
+    }
+  }
+  ASSERT_TRUE(replicated);
+  cluster.node(victim).kill();
+  cluster.wait_ok();  // the replica took over
+  // The first calls may still go to the dead master; the tier must find the new one.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  bool all = false;
+  while (!all && std::chrono::steady_clock::now() < until) {
+    try {
+      const auto got = tier.get_many(keys_for(0, 100));
+      all = std::all_of(got.begin(), got.end(), [](const auto& g) { return g.has_value(); });
+    } catch (const TierUnavailable&) {
+    }
+  }
+  ASSERT_TRUE(all);
+  expect_all_read_back(tier, 0, 100);
 }
 
 }  // namespace
