@@ -63,6 +63,13 @@ class LlamaModelPool {
   // a failed load caches nothing, so a later acquire() tries again.
   std::shared_ptr<LlamaModelLease> acquire(const std::filesystem::path& path);
 
+  // Whether the model at `path` is resident now.
+  bool resident(const std::filesystem::path& path) const;
+
+  // Removes the model at `path` from the pool, pinned or not: leases keep their model alive
+  // until they go, and the memory is freed with the last. Returns whether it was resident.
+  bool unload(const std::filesystem::path& path);
+
   // The pool as the broker sees it.
   std::shared_ptr<LlamaModelCache> resource_pool() const noexcept { return cache_; }
 

@@ -49,4 +49,8 @@ std::shared_ptr<LlamaModelLease> LlamaModelPool::acquire(const std::filesystem::
   return std::make_shared<LlamaModelLease>(LlamaModelCache::PinHandle(), std::move(model));
 }
 
+bool LlamaModelPool::resident(const std::filesystem::path& path) const { return cache_->contains(key_for(path)); }
+
+bool LlamaModelPool::unload(const std::filesystem::path& path) { return cache_->evict(key_for(path)); }
+
 }  // namespace pagekeeper

@@ -27,6 +27,7 @@
 #include "pagekeeper/openai_embedder.hpp"
 #include "pagekeeper/rate_limited_embedder.hpp"
 #include "pagekeeper/server_requests.hpp"
+#include "server/pooled_lora_loader.hpp"
 
 namespace pagekeeper {
 
@@ -63,6 +64,14 @@ class LlamaModelProvider {
   std::optional<std::size_t> dimensions() const {
     std::lock_guard lock(mutex_);
     return dimensions_;
+  }
+  // Whether the model pool holds the model now.
+  bool resident() const { return pool_->resident(config_.model_path); }
+  // Drops the kept embedder and the model from the pool; requests running on it keep it
+  // until they end. Returns whether it was resident.
+  bool unload() {
+    release_idle();
+    return pool_->unload(config_.model_path);
   }
 
  private:
@@ -113,7 +122,7 @@ void add_configured_model(ModelRegistry& models, const EmbeddingModelConfig& m, 
                           std::vector<std::shared_ptr<LlamaModelProvider>>& llama_providers,
                           std::map<std::string, ModelDescription>& descriptions) {
   const std::string what = "embedding model '" + m.name + "' (" + backend_name(m.backend) + ")";
-  ModelDescription description{backend_name(m.backend), {}, {}};
+  ModelDescription description{backend_name(m.backend), {}, {}, {}, {}};
   try {
     switch (m.backend) {
       case EmbeddingModelConfig::Backend::kLlama: {
@@ -127,6 +136,8 @@ void add_configured_model(ModelRegistry& models, const EmbeddingModelConfig& m, 
         models.add(m.name, [provider] { return provider->get(); }, m.aliases);
         description.location = c.model_path.string();
         description.dimensions = [provider] { return provider->dimensions(); };
+        description.resident = [provider] { return provider->resident(); };
+        description.unload = [provider] { return provider->unload(); };
         llama_providers.push_back(std::move(provider));
         break;
       }
@@ -172,7 +183,7 @@ std::shared_ptr<EmbeddingService> make_embeddings(const ServerConfig& config, Da
   auto lexical = std::make_shared<LexicalEmbedder>(lex);
   impl.model_descriptions.emplace(lexical->name(), ModelDescription{"lexical", {}, [dims = lex.dimensions] {
                                                                      return std::optional<std::size_t>(dims);
-                                                                   }});
+                                                                   }, {}, {}});
   models->add(std::move(lexical), lex.dimensions == LexicalEmbedder::kDefaultDimensions
                                       ? std::vector<std::string>{}
                                       : std::vector<std::string>{"lexical"});
@@ -193,7 +204,7 @@ std::shared_ptr<EmbeddingService> make_embeddings(const ServerConfig& config, Da
       models->add(name, [builtin, name] { return builtin->embedder(name); });
       impl.model_descriptions.emplace(name, ModelDescription{"openai", {}, [dims = builtin->embedder(name)->dimensions()] {
                                                                return std::optional<std::size_t>(dims);
-                                                             }});
+                                                             }, {}, {}});
     } catch (const std::invalid_argument&) {
     }
   }
@@ -269,7 +280,17 @@ Daemon::Impl::Impl(ServerConfig c, DaemonServices services) : config(std::move(c
     }
     AdapterPagerDefaults defaults;
     defaults.budget_bytes = config.adapter_budget_bytes;
-    adapters = std::make_shared<AdapterPagerRegistry>(defaults, memory_budget, nullptr, broker);
+    std::shared_ptr<AdapterLoader> loader;
+    if (!config.adapter_base_model.empty()) {
+      if (!llama_models) {
+        LlamaModelPool::Config pool;
+        pool.max_bytes = config.model_budget_bytes;
+        llama_models = std::make_shared<LlamaModelPool>(pool);
+        broker->register_pool(llama_models->resource_pool());
+      }
+      loader = std::make_shared<server::PooledBaseLoraLoader>(llama_models, config.adapter_base_model, config.adapter_dir);
+    }
+    adapters = std::make_shared<AdapterPagerRegistry>(defaults, memory_budget, std::move(loader), broker);
   }
   broker->add_alert_sink([this](const PressureAlert& alert) {
     std::lock_guard lock(alerts_mutex);
@@ -375,6 +396,13 @@ void Daemon::Impl::add_endpoint(std::string method, const std::string& path, Han
   at_path.push_back(Endpoint{std::move(method), route, wrap(route, std::move(handler))});
 }
 
+void Daemon::Impl::add_prefix_endpoint(std::string method, const std::string& prefix, const std::string& route_name,
+                                       Handler handler) {
+  std::vector<Endpoint>& at_prefix = prefix_endpoints[prefix];
+  const std::size_t route = at_prefix.empty() ? add_route(route_name) : at_prefix.front().route;
+  at_prefix.push_back(Endpoint{std::move(method), route, wrap(route, std::move(handler))});
+}
+
 void Daemon::Impl::install_routes() {
   install_command_handlers();  // handlers.cpp
 
@@ -382,6 +410,8 @@ void Daemon::Impl::install_routes() {
     require_json(req);
     handle_openai_embeddings(req, res);
   });
+
+  install_openai_model_routes();  // models_routes.cpp
   add_endpoint("GET", "/metrics", [this](const HttpRequest&, HttpResponse& res) {
     res.set_content(prometheus_text(), "text/plain; version=0.0.4; charset=utf-8");
   });
@@ -395,7 +425,7 @@ void Daemon::Impl::install_routes() {
 namespace {
 
 constexpr std::string_view kRouteList =
-    " (routes: POST /v1/embeddings, POST /api/<command>, GET /metrics, GET /healthz, GET /)";
+    " (routes: POST /v1/embeddings, GET /v1/models, POST /api/<command>, GET /metrics, GET /healthz, GET /)";
 
 }  // namespace
 
@@ -428,13 +458,20 @@ void Daemon::Impl::dispatch(HttpRequest& req, HttpResponse& res) {
     })(req, res);
   }
 
-  if (const auto it = endpoints.find(req.path); it != endpoints.end()) {
+  // The endpoint of req's method among `at_path`, or 405 naming the methods there are.
+  auto serve = [&](const std::vector<Endpoint>& at_path) {
     std::string allow;
-    for (const Endpoint& e : it->second) {
+    for (const Endpoint& e : at_path) {
       if (e.method == req.method || (req.method == "HEAD" && e.method == "GET")) return e.handler(req, res);
       allow += (allow.empty() ? "" : ", ") + e.method;
     }
     return wrong_method(allow);
+  };
+  if (const auto it = endpoints.find(req.path); it != endpoints.end()) return serve(it->second);
+  for (const auto& [prefix, at_prefix] : prefix_endpoints) {
+    if (req.path.size() <= prefix.size() || req.path.compare(0, prefix.size(), prefix) != 0) continue;
+    req.route_tail = req.path.substr(prefix.size());
+    return serve(at_prefix);
   }
 
   if (!get) {
@@ -461,6 +498,7 @@ void Daemon::Impl::start() {
     broker->start();
     started_broker = true;
   }
+  history->start();
   spdlog::info("pagekeeperd: serving on http://{}:{} (model {}, embedding budget {} bytes)", config.host, bound_port,
                embeddings->models().default_model(), config.embedding_budget_bytes);
 }
@@ -472,6 +510,7 @@ void Daemon::Impl::stop() {
     // Stops accepting; requests in flight finish and get their answers first.
     engine->stop();
     if (started_broker) broker->stop();
+    history->stop();
     spdlog::info("pagekeeperd: stopped");
   }
   stopped = true;

@@ -8,8 +8,8 @@
 //     waited on with it.
 //   * alerts_mutex guards alerts and alerts_total (written by the broker's alert sink, on the
 //     broker's thread or a request thread running relieve()).
-//   * commands, endpoints, the metrics route table, model_descriptions, llama_models and
-//     llama_providers are built in the constructor and read-only after.
+//   * commands, endpoints, prefix_endpoints, the metrics route table, model_descriptions,
+//     llama_models and llama_providers are built in the constructor and read-only after.
 //   * in_flight is a relaxed atomic (a gauge for /healthz and /metrics).
 
 #pragma once
@@ -32,6 +32,7 @@
 #include "pagekeeper/server.hpp"
 #include "server/dashboard_assets.hpp"
 #include "server/http_types.hpp"
+#include "server/history.hpp"
 
 namespace pagekeeper {
 
@@ -83,6 +84,10 @@ struct Daemon::Impl {
   void add_command(std::string name, bool changes_state, CommandHandler handler);
   // `method` on the exact path `path` (a metrics route of that name).
   void add_endpoint(std::string method, const std::string& path, Handler handler);
+  // A handler for one method of every path under `prefix` (which ends with '/'), after the
+  // exact paths; the rest of the path is in req.route_tail. Metrics under `route_name`.
+  void add_prefix_endpoint(std::string method, const std::string& prefix, const std::string& route_name,
+                           Handler handler);
   // Throw RequestError (415 / 401 / 403).
   void require_json(const HttpRequest& req) const;
   void require_token(const HttpRequest& req) const;
@@ -92,6 +97,13 @@ struct Daemon::Impl {
   // Handlers (handlers.cpp).
   void install_command_handlers();
   void install_cognition_handlers();  // cognition.cpp
+  void install_vector_commands();     // vector_routes.cpp
+  void install_model_commands();      // model_commands.cpp
+  void install_dashboard_commands();  // dashboard_routes.cpp
+  void install_openai_model_routes(); // models_routes.cpp
+  server::MetricsReading read_metrics() const;
+  // One model as embedding/model/list and embedding/model/info show it (model_commands.cpp).
+  nlohmann::json model_entry(const std::string& canonical_name) const;
   void handle_openai_embeddings(const HttpRequest& req, HttpResponse& res);
   std::string prometheus_text() const;
 
@@ -108,6 +120,10 @@ struct Daemon::Impl {
     std::string backend;   // "lexical", "llama" or "openai"
     std::string location;  // the GGUF path or the endpoint URL ("" for lexical)
     std::function<std::optional<std::size_t>()> dimensions;  // nullopt until known
+    // Models whose weights live in this process (llama.cpp): whether they are resident now,
+    // and dropping them (returns whether they were). Empty for backends with nothing loaded.
+    std::function<bool()> resident;
+    std::function<bool()> unload;
   };
   std::map<std::string, ModelDescription> model_descriptions;  // by canonical name
   // Configured llama.cpp models: the pool of their loaded models (registered with the broker;
@@ -118,9 +134,12 @@ struct Daemon::Impl {
   HttpMetrics metrics;
   std::map<std::string, Command> commands;
   std::map<std::string, std::vector<Endpoint>> endpoints;  // by path
+  std::map<std::string, std::vector<Endpoint>> prefix_endpoints;  // by path prefix
   std::size_t dashboard_route = 0;
   std::unique_ptr<server::HttpEngine> engine;
   std::atomic<std::int64_t> in_flight{0};
+  // The dashboard's history; sampling runs between start() and stop().
+  std::unique_ptr<server::MetricsHistory> history;
 
   mutable std::mutex alerts_mutex;
   std::deque<PressureAlert> alerts;

@@ -168,28 +168,9 @@ void Daemon::Impl::install_command_handlers() {
 
   add_command("embedding/model/list", false, [this](const HttpRequest& req, HttpResponse& res) {
     parse_command_params(req.body);
-    const ModelRegistry& registry = embeddings->models();
-    const std::string default_model = registry.default_model();
-    std::string default_canonical;
-    try {
-      default_canonical = registry.resolve("default");
-    } catch (const UnknownModelError&) {
-    }
-    const auto aliases = registry.aliases();
+    const std::string default_model = embeddings->models().default_model();
     nlohmann::json models = nlohmann::json::array();
-    for (const auto& name : registry.models()) {
-      nlohmann::json names = nlohmann::json::array();
-      for (const auto& [alias, canonical] : aliases)
-        if (canonical == name) names.push_back(alias);
-      nlohmann::json model = {{"name", name}, {"aliases", names}, {"isDefault", name == default_canonical}};
-      if (const auto d = model_descriptions.find(name); d != model_descriptions.end()) {
-        model["backend"] = d->second.backend;
-        if (!d->second.location.empty()) model["location"] = d->second.location;
-        const std::optional<std::size_t> dims = d->second.dimensions();
-        model["dimensions"] = dims ? nlohmann::json(*dims) : nlohmann::json(nullptr);  // null until loaded
-      }
-      models.push_back(std::move(model));
-    }
+    for (const auto& name : embeddings->models().models()) models.push_back(model_entry(name));
     res.set_content(nlohmann::json{{"models", models}, {"default", default_model}}.dump(), "application/json");
   });
 
@@ -211,6 +192,9 @@ void Daemon::Impl::install_command_handlers() {
   });
 
   install_cognition_handlers();
+  install_vector_commands();
+  install_model_commands();
+  install_dashboard_commands();
 
 }
 
