@@ -7,7 +7,7 @@
 // default.
 //
 //   [server]     host, port, token, token_file, threads, read_timeout_ms, write_timeout_ms,
-//                alert_history
+//                alert_history, history_interval_ms, history_samples
 //   [limits]     max_body_bytes, max_texts_per_request, max_text_bytes
 //   [embedding]  default_model, budget_mb (or budget_bytes), lexical_dimensions,
 //                model_budget_mb (budget of the pool that holds loaded llama.cpp models)
@@ -16,7 +16,9 @@
 //   [broker]     tick_ms, act_above, target_fraction, memory_budget_mb (0: what the host
 //                allows when host_memory is on, else none), rebalance_hysteresis,
 //                host_memory (bool)
-//   [adapters]   budget_mb (per-persona budget; 0 = derived from the memory budget)
+//   [adapters]   budget_mb (per-persona budget; 0 = derived from the memory budget),
+//                base_model (a GGUF model: activations then load the adapters' LoRA files
+//                onto it with llama.cpp), adapter_dir (where relative adapter paths are)
 //
 // Thread safety: a plain value type.
 
@@ -99,6 +101,10 @@ struct ServerConfig {
   std::chrono::milliseconds write_timeout{5000};
   // Alerts kept for the dashboard and /api/system/pressure-alerts.
   std::size_t alert_history = 64;
+  // The dashboard's history: one sample of rates, latencies, pools and host memory every
+  // history_interval, the last history_samples of them kept (default: an hour at 5 s).
+  std::chrono::milliseconds history_interval{5000};
+  std::size_t history_samples = 720;
   ServerLimits limits;
 
   // Model that `default` (and a request without `model`) resolves to.
@@ -118,6 +124,12 @@ struct ServerConfig {
 
   // Per-persona adapter budget in bytes; 0 derives it from the MemoryBudget.
   std::uint64_t adapter_budget_bytes = 0;
+  // When set, adapter activations load the adapters' GGUF LoRA files with llama.cpp onto this
+  // base model (taken from the model pool, so its bytes count there) and eviction frees them;
+  // when empty, the pagers only decide (activations answer loaded: false).
+  std::filesystem::path adapter_base_model;
+  // Folder that relative adapter paths are resolved against (empty: the current folder).
+  std::filesystem::path adapter_dir;
 
   // Tiers below the embedding cache ([tiers], --tier-dir, --tier-disk-mb, --redis).
   TiersConfig tiers;

@@ -34,6 +34,8 @@ void ServerConfig::validate() const {
   if (read_timeout.count() <= 0) fail("server.read_timeout_ms: must be > 0");
   if (write_timeout.count() <= 0) fail("server.write_timeout_ms: must be > 0");
   if (alert_history == 0 || alert_history > 100000) fail("server.alert_history: must be in [1, 100000]");
+  if (history_interval.count() < 10) fail("server.history_interval_ms: must be at least 10");
+  if (history_samples == 0 || history_samples > 1000000) fail("server.history_samples: must be in [1, 1000000]");
   if (limits.max_body_bytes < 64) fail("limits.max_body_bytes: must be at least 64");
   if (limits.max_texts_per_request == 0) fail("limits.max_texts_per_request: must be at least 1");
   if (limits.max_text_bytes == 0) fail("limits.max_text_bytes: must be at least 1");
@@ -364,6 +366,10 @@ ServerConfig parse_server_config(std::string_view toml_text, std::string_view so
     r.integer("write_timeout_ms", ms, 1, 3600000);
     config.write_timeout = std::chrono::milliseconds(ms);
     r.integer("alert_history", config.alert_history, 1, 100000);
+    ms = config.history_interval.count();
+    r.integer("history_interval_ms", ms, 10, 3600000);
+    config.history_interval = std::chrono::milliseconds(ms);
+    r.integer("history_samples", config.history_samples, 1, 1000000);
   }
   if (const auto* t = table("limits")) {
     TableReader r(*t, "limits", source_name);
@@ -429,6 +435,12 @@ ServerConfig parse_server_config(std::string_view toml_text, std::string_view so
     std::uint64_t mb = 0;
     r.integer("budget_mb", mb, 0, 1 << 24);
     config.adapter_budget_bytes = mb << 20;
+    std::string path;
+    r.string("base_model", path);
+    if (!path.empty()) config.adapter_base_model = path;
+    path.clear();
+    r.string("adapter_dir", path);
+    if (!path.empty()) config.adapter_dir = path;
   }
   config.validate();
   return config;

@@ -28,6 +28,8 @@ struct ServerFlags {
   std::string tier_dir_value;
   std::uint64_t tier_disk_mb_value = 0;
   std::vector<std::string> redis_values;
+  CLI::Option* adapter_base_model = nullptr;
+  std::string adapter_base_model_value;
   std::string host_value;
   int port_value = 0;
   std::string token_value;
@@ -81,6 +83,10 @@ std::shared_ptr<ServerFlags> add_server_flags(CLI::App& app) {
       ->expected(1)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   f->no_host_memory = app.add_flag("--no-host-memory", f->no_host_memory_value, "Do not watch the host memory in the broker");
+  f->adapter_base_model =
+      app.add_option("--adapter-base-model", f->adapter_base_model_value,
+                     "GGUF base model that adapter activations load LoRA files onto (default: none, "
+                     "the adapter pagers only decide)");
   return f;
 }
 
@@ -104,6 +110,7 @@ ServerConfig resolve_server_config(const ServerFlags& f) {
   if (!f.tier_dir_value.empty()) c.tiers.dir = f.tier_dir_value;
   if (f.tier_disk_mb->count()) c.tiers.disk_bytes = f.tier_disk_mb_value << 20;
   if (!f.redis_values.empty()) c.tiers.redis = f.redis_values;
+  if (f.adapter_base_model->count()) c.adapter_base_model = f.adapter_base_model_value;
   c.validate();
   return c;
 }
