@@ -35,7 +35,9 @@ struct BenchOptions {
 void add_bench_command(CLI::App& app) {
   auto o = std::make_shared<BenchOptions>();
   CLI::App* cmd = app.add_subcommand("bench", "Load-test a running pagekeeperd's /v1/embeddings");
-  cmd->add_option("--server", o->server, "pagekeeperd URL")->capture_default_str();
+  cmd->add_option("--server", o->server, "pagekeeperd URL (a bare host:port means http)")
+      ->capture_default_str()
+      ->envname("PAGEKEEPER_SERVER");
   cmd->add_option("-c,--connections", o->connections, "Concurrent keep-alive connections")
       ->check(CLI::Range(1, 1024))->capture_default_str();
   cmd->add_option("-d,--duration", o->duration_s, "Seconds")->check(CLI::Range(0.1, 3600.0))->capture_default_str();

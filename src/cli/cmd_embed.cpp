@@ -28,7 +28,8 @@ void add_embed_command(CLI::App& app) {
   auto o = std::make_shared<EmbedOptions>();
   CLI::App* cmd = app.add_subcommand("embed", "Embed one text (argument, or stdin when absent) and print the vector as JSON");
   cmd->add_option("text", o->text, "The text; read from stdin when absent");
-  cmd->add_option("--server", o->server, "pagekeeperd URL (http://host:port); in-process when absent");
+  cmd->add_option("--server", o->server, "pagekeeperd URL (http://host:port; a bare host:port means http); in-process when absent")
+      ->envname("PAGEKEEPER_SERVER");
   cmd->add_option("--model", o->model, "Model name or alias")->capture_default_str();
   cmd->add_option("--token", o->token, "Bearer token")->envname("PAGEKEEPER_TOKEN");
   auto tier_flags = add_tier_flags(*cmd);

@@ -19,7 +19,8 @@ void add_index_command(CLI::App& app) {
   auto json = std::make_shared<bool>(false);
   CLI::App* cmd = app.add_subcommand("index", "Embed every text chunk of a directory tree and report cache hits");
   cmd->add_option("dir", *root, "Directory to index")->required()->check(CLI::ExistingDirectory);
-  cmd->add_option("--server", o->server, "pagekeeperd URL (http://host:port); in-process when absent");
+  cmd->add_option("--server", o->server, "pagekeeperd URL (http://host:port; a bare host:port means http); in-process when absent")
+      ->envname("PAGEKEEPER_SERVER");
   cmd->add_option("--model", o->model, "Model name or alias")->capture_default_str();
   cmd->add_option("--chunk-bytes", o->chunk_bytes, "Largest chunk in bytes")->check(CLI::Range(16, 1 << 20))->capture_default_str();
   cmd->add_option("--batch", o->batch, "Chunks per request")->check(CLI::Range(1, 4096))->capture_default_str();

@@ -32,7 +32,9 @@ void add_stats_command(CLI::App& app) {
   auto server = std::make_shared<std::string>(kDefaultServerUrl);
   auto json = std::make_shared<bool>(false);
   CLI::App* cmd = app.add_subcommand("stats", "Show a running pagekeeperd's pools, broker state and cache");
-  cmd->add_option("--server", *server, "pagekeeperd URL")->capture_default_str();
+  cmd->add_option("--server", *server, "pagekeeperd URL (a bare host:port means http)")
+      ->capture_default_str()
+      ->envname("PAGEKEEPER_SERVER");
   cmd->add_flag("--json", *json, "Print the raw JSON");
   cmd->callback([server, json] {
     ServerClient client(*server);

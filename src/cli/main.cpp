@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "cli/commands.hpp"
+#include "cli/usage.hpp"
 
 namespace {
 
@@ -25,13 +26,13 @@ constexpr AddCommand kCommands[] = {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"pagekeeper: byte-budgeted paging for an AI inference host"};
+  CLI::App app{"pagekeeper: byte-budgeted paging for an AI inference host", "pagekeeper"};
   app.require_subcommand(1);
   for (AddCommand add : kCommands) add(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return pagekeeper::cli::report_parse_error(app, e, argc, argv);
   } catch (const std::exception& e) {
     std::string command = "pagekeeper";
     for (const CLI::App* sub : app.get_subcommands()) command += " " + sub->get_name();

@@ -6,11 +6,16 @@
 
 namespace pagekeeper::cli {
 
-ServerClient::ServerClient(const std::string& url, const std::string& token) : url_(url) {
+std::string server_url(const std::string& given) {
+  return given.find("://") == std::string::npos ? "http://" + given : given;
+}
+
+ServerClient::ServerClient(const std::string& url, const std::string& token) : url_(server_url(url)) {
   static const std::regex kUrl(R"(^http://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+)(:\d{1,5})?/?$)");
-  if (!std::regex_match(url, kUrl))
-    throw std::invalid_argument("--server must look like http://host:port, got '" + url + "'");
-  std::string base = url;
+  if (!std::regex_match(url_, kUrl))
+    throw std::invalid_argument("--server (or PAGEKEEPER_SERVER) must look like http://host:port or host:port, got '" +
+                                url + "'");
+  std::string base = url_;
   if (base.back() == '/') base.pop_back();
   client_ = std::make_unique<httplib::Client>(base);
   client_->set_keep_alive(true);

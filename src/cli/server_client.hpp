@@ -34,9 +34,13 @@ struct ServerReply {
   std::size_t cache_misses = 0;  // X-Pagekeeper-Cache-Misses
 };
 
+// `given` with "http://" in front when it names no scheme ("127.0.0.1:8077").
+std::string server_url(const std::string& given);
+
 class ServerClient {
  public:
-  // `url` is http://host[:port] (no path). Throws std::invalid_argument for anything else.
+  // `url` is http://host[:port] or host[:port] (no path). Throws std::invalid_argument for
+  // anything else.
   explicit ServerClient(const std::string& url, const std::string& token = {});
   ~ServerClient();
   ServerClient(ServerClient&&) noexcept;

@@ -5,13 +5,18 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli/usage.hpp"
 #include "pagekeeper/server.hpp"
 #include "server/server_flags.hpp"
 
 int main(int argc, char** argv) {
-  CLI::App app{"pagekeeperd: embedding cache, pressure broker and adapter pager over HTTP"};
+  CLI::App app{"pagekeeperd: embedding cache, pressure broker and adapter pager over HTTP", "pagekeeperd"};
   auto flags = pagekeeper::server::add_server_flags(app);
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return pagekeeper::cli::report_parse_error(app, e, argc, argv);
+  }
   try {
     return pagekeeper::server::run_until_signal(pagekeeper::server::resolve_server_config(*flags));
   } catch (const std::exception& e) {
