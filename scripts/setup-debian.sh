@@ -66,3 +66,6 @@ fi
 if [[ -f "${repo_root}/scripts/fetch-llama.sh" ]]; then
   bash "${repo_root}/scripts/fetch-llama.sh"
 fi
+if [[ -f "${repo_root}/scripts/fetch-node-deps.sh" ]]; then
+  bash "${repo_root}/scripts/fetch-node-deps.sh"
+fi
