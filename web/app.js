@@ -1,159 +1,245 @@
-// pagekeeperd dashboard: polls the command API once a second and draws pressure and hit rate
-// per pool on <canvas> (no libraries). Once a chart has drawn points from real data it writes
-// the number of points into data-points on the canvas and the total into
-// <body data-rendered>, which the headless-Chromium test reads.
+// pagekeeperd dashboard. The charts come from the daemon's own history (system/history: a
+// sample every few seconds, the last hour kept), so a page opens with them filled; the page
+// refreshes it, the pools, the models and the alerts every few seconds. Charts are drawn with
+// uPlot (served under /vendor/, fetched at setup by scripts/fetch-node-deps.sh).
+//
+// For the headless-Chromium test, each chart's container carries data-points (the non-null
+// values it drew), <body> carries data-rendered (their total), data-scroll-width and
+// data-client-width (of the page) and data-overflow (cards whose content is wider than they are).
 "use strict";
 
-const POLL_MS = 1000;
-const HISTORY = 300;           // points kept per pool
 const COLORS = ["#1565c0", "#c62828", "#2e7d32", "#6a1b9a", "#ef6c00", "#00838f", "#5d4037", "#ad1457"];
+const MIB = 1024 * 1024;
+const GIB = 1024 * MIB;
+const charts = new Map();  // container id -> {plot, labels}
+let pollMs = 2000;
 
-const history = new Map();     // pool name -> {pressure: [[t, v]], hitrate: [[t, v]], last: stats}
-let colorOf = new Map();
-
-async function command(name) {
+async function command(name, params = {}) {
   const res = await fetch("/api/" + name, {
-    method: "POST", headers: {"Content-Type": "application/json"}, body: "{}"
+    method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(params)
   });
   if (!res.ok) throw new Error(name + ": HTTP " + res.status);
   return res.json();
 }
 
-function color(name) {
-  if (!colorOf.has(name)) colorOf.set(name, COLORS[colorOf.size % COLORS.length]);
-  return colorOf.get(name);
+function bytes(n) {
+  if (n === null || n === undefined) return "–";
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; ++i; }
+  return (i === 0 ? n : n.toFixed(1)) + " " + units[i];
 }
 
-function push(series, point) {
-  series.push(point);
-  if (series.length > HISTORY) series.shift();
+function percent(x) { return x === null || x === undefined ? "–" : (100 * x).toFixed(1) + "%"; }
+
+function cell(row, text, className) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  td.title = text;
+  if (className) td.className = className;
+  row.appendChild(td);
+  return td;
 }
 
-function record(snapshot, now) {
-  for (const pool of snapshot.pools) {
-    let h = history.get(pool.name);
-    if (!h) { h = {pressure: [], hitrate: [], last: null}; history.set(pool.name, h); }
-    push(h.pressure, [now, pool.pressure]);
-    const s = pool.stats;
-    // Hit rate over the last interval; the cumulative rate for the first sample.
-    let hits = s.hitCount, lookups = s.hitCount + s.missCount;
-    if (h.last && s.hitCount >= h.last.hitCount && s.missCount >= h.last.missCount) {
-      hits -= h.last.hitCount;
-      lookups -= h.last.hitCount + h.last.missCount;
-    }
-    if (lookups > 0) push(h.hitrate, [now, 100 * hits / lookups]);
-    h.last = s;
-  }
-}
-
-function drawChart(canvas, legend, key, fixedMax, unit) {
-  const ctx = canvas.getContext("2d");
-  const W = canvas.width, H = canvas.height, L = 48, R = 10, T = 10, B = 24;
-  ctx.clearRect(0, 0, W, H);
-  let tMin = Infinity, tMax = -Infinity, vMax = fixedMax;
-  for (const h of history.values()) {
-    for (const [t, v] of h[key]) {
-      tMin = Math.min(tMin, t); tMax = Math.max(tMax, t); vMax = Math.max(vMax, v);
-    }
-  }
-  if (tMax === tMin) { tMin -= POLL_MS; }
-  const x = t => L + (W - L - R) * (t - tMin) / (tMax - tMin);
-  const y = v => T + (H - T - B) * (1 - v / vMax);
-  ctx.strokeStyle = "#e3e6eb"; ctx.fillStyle = "#7a8294"; ctx.font = "11px sans-serif"; ctx.lineWidth = 1;
-  for (let i = 0; i <= 4; i++) {
-    const v = vMax * i / 4;
-    ctx.beginPath(); ctx.moveTo(L, y(v)); ctx.lineTo(W - R, y(v)); ctx.stroke();
-    ctx.fillText(unit === "%" ? v.toFixed(0) + "%" : v.toFixed(2), 4, y(v) + 4);
-  }
-  if (isFinite(tMax)) ctx.fillText(Math.round((tMax - tMin) / 1000) + " s", W - R - 30, H - 6);
+// Draws `series` ([{label, values}]) against `xs` (seconds) in the container `id`; `range`
+// fixes the y axis ([min, max]) instead of fitting it to the data.
+function setChart(id, xs, series, format, range) {
+  const el = document.getElementById(id);
   let points = 0;
-  legend.textContent = "";
-  for (const [name, h] of history) {
-    const series = h[key];
-    const item = document.createElement("span");
-    const swatch = document.createElement("i");
-    swatch.style.background = color(name);
-    item.appendChild(swatch);
-    const last = series.length ? series[series.length - 1][1] : null;
-    item.appendChild(document.createTextNode(name + (last === null ? "" :
-        " " + (unit === "%" ? last.toFixed(1) + "%" : last.toFixed(3)))));
-    legend.appendChild(item);
-    if (series.length === 0) continue;
-    ctx.strokeStyle = color(name); ctx.lineWidth = 2;
-    ctx.beginPath();
-    series.forEach(([t, v], i) => (i ? ctx.lineTo(x(t), y(v)) : ctx.moveTo(x(t), y(v))));
-    ctx.stroke();
-    if (series.length === 1) {
-      ctx.fillStyle = color(name);
-      ctx.fillRect(x(series[0][0]) - 2, y(series[0][1]) - 2, 4, 4);
-    }
-    points += series.length;
+  for (const s of series) for (const v of s.values) if (v !== null && v !== undefined) ++points;
+  el.dataset.points = String(points);
+  if (typeof uPlot === "undefined") {
+    el.innerHTML = '<p class="missing">chart library missing: run scripts/fetch-node-deps.sh and rebuild</p>';
+    el.dataset.points = "0";
+    return 0;
   }
-  canvas.dataset.points = String(points);
+  const labels = series.map((s) => s.label).join("\u0000");
+  let chart = charts.get(id);
+  if (!chart || chart.labels !== labels) {
+    if (chart) chart.plot.destroy();
+    const opts = {
+      width: Math.max(200, el.clientWidth),
+      height: 200,
+      legend: {live: false},
+      scales: range ? {x: {time: true}, y: {range: range}} : {x: {time: true}},
+      axes: [{}, {values: (u, ticks) => ticks.map(format), size: 60}],
+      series: [{}].concat(series.map((s, i) => ({
+        label: s.label, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: false,
+        value: (u, v) => (v === null ? "–" : format(v)),
+      }))),
+    };
+    chart = {plot: new uPlot(opts, [xs].concat(series.map((s) => s.values)), el), labels};
+    charts.set(id, chart);
+  } else {
+    chart.plot.setData([xs].concat(series.map((s) => s.values)));
+  }
   return points;
 }
 
-function fmtBytes(n) {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
-  return (i ? n.toFixed(1) : n) + " " + units[i];
+function poolNames(samples) {
+  const names = [];
+  for (const s of samples) for (const p of s.pools) if (!names.includes(p.name)) names.push(p.name);
+  return names;
 }
 
-function renderTable(snapshot) {
+function poolSeries(samples, names, value) {
+  return names.map((name) => ({
+    label: name,
+    values: samples.map((s) => {
+      const p = s.pools.find((q) => q.name === name);
+      return p ? value(p) : null;
+    }),
+  }));
+}
+
+function renderHistory(history) {
+  const samples = history.samples;
+  const xs = samples.map((s) => s.atMs / 1000);
+  const names = poolNames(samples);
+  const fixed = (d) => (v) => (v === null ? "–" : v.toFixed(d));
+  let total = 0;
+  total += setChart("chart-requests", xs, [{label: "requests/s", values: samples.map((s) => s.requestsPerSecond)}],
+                    fixed(1));
+  total += setChart("chart-latency", xs, [
+    {label: "p50", values: samples.map((s) => s.p50Ms)},
+    {label: "p95", values: samples.map((s) => s.p95Ms)},
+    {label: "p99", values: samples.map((s) => s.p99Ms)},
+  ], fixed(2));
+  total += setChart("chart-pool-bytes", xs, poolSeries(samples, names, (p) => p.bytes / MIB), fixed(1));
+  total += setChart("chart-hit-ratio", xs,
+                    poolSeries(samples, names, (p) => (p.hitRatio === null ? null : 100 * p.hitRatio)),
+                    (v) => v.toFixed(0) + "%", [0, 100]);
+  total += setChart("chart-host-memory", xs, [
+    {label: "used", values: samples.map((s) => (s.hostUsedBytes === null ? null : s.hostUsedBytes / GIB))},
+    {label: "limit", values: samples.map((s) => (s.hostLimitBytes === null ? null : s.hostLimitBytes / GIB))},
+  ], fixed(2));
+  document.body.dataset.rendered = String(total);
+}
+
+function renderPools(state, history) {
+  const tier = document.getElementById("tier");
+  tier.textContent = state.globalTier;
+  tier.className = "tier tier-" + state.globalTier;
+  const last = history.samples.length ? history.samples[history.samples.length - 1] : null;
   const body = document.querySelector("#pools tbody");
   body.textContent = "";
-  for (const p of snapshot.pools) {
-    const s = p.stats, lookups = s.hitCount + s.missCount;
-    const cells = [p.name, p.tier, p.pressure.toFixed(3), fmtBytes(s.totalBytes),
-      p.managed ? fmtBytes(s.maxBytes) : "unmanaged", s.entryCount, s.pinnedCount, s.hitCount,
-      s.missCount, lookups ? (100 * s.hitCount / lookups).toFixed(1) + "%" : "–", s.evictionCount];
-    const tr = document.createElement("tr");
-    for (const c of cells) { const td = document.createElement("td"); td.textContent = c; tr.appendChild(td); }
-    body.appendChild(tr);
+  for (const p of state.pools) {
+    const s = p.stats;
+    const row = document.createElement("tr");
+    cell(row, p.name);
+    cell(row, p.tier);
+    cell(row, bytes(s.totalBytes));
+    cell(row, p.managed === false ? "unmanaged" : bytes(s.maxBytes));
+    const fill = cell(row, "");
+    const ratio = s.maxBytes > 0 ? Math.min(1, s.totalBytes / s.maxBytes) : 0;
+    fill.title = percent(ratio);
+    fill.innerHTML = '<span class="fill"><i style="width:' + (100 * ratio).toFixed(1) + '%"></i></span>';
+    cell(row, String(s.entryCount));
+    const recent = last && last.pools.find((q) => q.name === p.name);
+    const lookups = s.hitCount + s.missCount;
+    cell(row, recent && recent.hitRatio !== null ? percent(recent.hitRatio)
+                                                  : lookups > 0 ? percent(s.hitCount / lookups) : "–");
+    cell(row, String(s.evictionCount));
+    body.appendChild(row);
   }
 }
 
+function renderModels(list) {
+  const body = document.querySelector("#models tbody");
+  body.textContent = "";
+  for (const m of list.models) {
+    const row = document.createElement("tr");
+    cell(row, m.name + (m.aliases.length ? " (" + m.aliases.join(", ") + ")" : "") + (m.isDefault ? " · default" : ""));
+    cell(row, m.backend || "–");
+    cell(row, m.dimensions === null || m.dimensions === undefined ? "–" : String(m.dimensions));
+    const loaded = m.loaded !== false;
+    cell(row, loaded ? "loaded" : "not loaded", loaded ? "loaded" : "unloaded");
+    body.appendChild(row);
+  }
+}
+
+// Alerts grouped by pool, tier and cause, with their count, bytes freed and latest time.
 function renderAlerts(data) {
-  const list = document.getElementById("alerts");
-  document.getElementById("alerts-total").textContent = "(" + data.alertsTotal + " in total)";
-  list.textContent = "";
-  if (data.alerts.length === 0) {
-    const li = document.createElement("li"); li.className = "muted"; li.textContent = "none"; list.appendChild(li);
+  const groups = new Map();
+  for (const a of data.alerts) {
+    const key = [a.tierName, a.tier, a.cause || ""].join("\u0000");
+    const g = groups.get(key) ||
+        {pool: a.tierName, tier: a.tier, cause: a.cause || "", count: 0, freed: 0, last: 0, message: ""};
+    g.count += 1;
+    g.freed += a.bytesFreed || 0;
+    if ((a.atMs || 0) >= g.last) {
+      g.last = a.atMs || 0;
+      g.message = a.message || "";
+    }
+    groups.set(key, g);
+  }
+  document.getElementById("alerts-total").textContent =
+      "(" + data.alertsTotal + " raised, the last " + data.alerts.length + " grouped)";
+  const table = document.getElementById("alerts");
+  table.dataset.alerts = String(data.alerts.length);
+  table.dataset.groups = String(groups.size);
+  const body = table.querySelector("tbody");
+  body.textContent = "";
+  if (groups.size === 0) {
+    const row = document.createElement("tr");
+    const td = cell(row, "none", "muted");
+    td.colSpan = 7;
+    body.appendChild(row);
     return;
   }
-  for (const a of data.alerts.slice().reverse()) {
-    const li = document.createElement("li");
-    li.textContent = new Date(a.atMs).toLocaleTimeString() + "  " + a.tier + "  " + a.tierName +
-      "  pressure " + a.pressure.toFixed(3) + "  freed " + fmtBytes(a.bytesFreed) +
-      (a.bytesFreed === 0 ? "  (hot and stuck)" : "") + "  [" + a.cause + "]";
-    list.appendChild(li);
+  for (const g of [...groups.values()].sort((x, y) => y.last - x.last)) {
+    const row = document.createElement("tr");
+    cell(row, g.pool);
+    cell(row, g.tier);
+    cell(row, g.cause);
+    cell(row, String(g.count));
+    cell(row, bytes(g.freed));
+    cell(row, g.last ? new Date(g.last).toLocaleTimeString() : "–");
+    cell(row, g.message, "message");
+    body.appendChild(row);
   }
 }
 
-async function poll() {
+function recordLayout() {
+  const root = document.documentElement;
+  document.body.dataset.scrollWidth = String(root.scrollWidth);
+  document.body.dataset.clientWidth = String(root.clientWidth);
+  const wide = [];
+  for (const card of document.querySelectorAll(".card"))
+    if (card.scrollWidth > card.clientWidth + 1) wide.push(card.querySelector("h2").firstChild.textContent.trim());
+  document.body.dataset.overflow = wide.join(",");
+}
+
+async function refresh() {
   try {
-    const [snapshot, alerts] = await Promise.all([command("system/pressure-broker-state"),
-                                                  command("system/pressure-alerts")]);
-    record(snapshot, Date.now());
-    const tier = document.getElementById("tier");
-    tier.textContent = snapshot.globalTier + " " + snapshot.globalPressure.toFixed(3);
-    tier.className = "tier tier-" + snapshot.globalTier;
-    const drawn =
-        drawChart(document.getElementById("pressure-chart"), document.getElementById("pressure-legend"),
-                  "pressure", 1.0, "") +
-        drawChart(document.getElementById("hitrate-chart"), document.getElementById("hitrate-legend"),
-                  "hitrate", 100, "%");
-    renderTable(snapshot);
+    const [history, state, models, alerts] = await Promise.all([
+      command("system/history"), command("system/pressure-broker-state"), command("embedding/model/list"),
+      command("system/pressure-alerts"),
+    ]);
+    pollMs = Math.max(1000, Math.min(history.intervalMs, 10000));
+    renderHistory(history);
+    renderPools(state, history);
+    renderModels(models);
     renderAlerts(alerts);
-    document.body.dataset.rendered = String(drawn);
-    document.getElementById("status").textContent =
-        "updated " + new Date().toLocaleTimeString() + " · " + snapshot.pools.length + " pools · broker " +
-        (snapshot.running ? "running" : "stopped");
+    recordLayout();
+    document.getElementById("status").textContent = "updated " + new Date().toLocaleTimeString();
   } catch (e) {
     document.getElementById("status").textContent = "error: " + e.message;
   }
+  setTimeout(refresh, pollMs);
 }
 
-poll();
-setInterval(poll, POLL_MS);
+async function version() {
+  try {
+    const health = await (await fetch("/healthz")).json();
+    if (health.version) document.getElementById("version").textContent = "v" + health.version;
+  } catch (e) {
+    // The version is decoration; the next refresh reports a dead daemon.
+  }
+}
+
+window.addEventListener("resize", () => {
+  for (const [id, chart] of charts) chart.plot.setSize({width: Math.max(200, document.getElementById(id).clientWidth), height: 200});
+});
+version();
+refresh();

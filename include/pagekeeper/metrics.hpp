@@ -61,6 +61,13 @@ class HttpMetrics {
   void observe(std::size_t route, int status, double seconds) noexcept;
   // Total requests recorded for `route` (all statuses).
   std::uint64_t count(std::size_t route) const noexcept;
+  // Requests and their latency bucket counts (per bucket, not cumulative; last: +Inf),
+  // summed over every route.
+  struct Totals {
+    std::uint64_t requests = 0;
+    std::array<std::uint64_t, kBuckets.size() + 1> buckets{};
+  };
+  Totals totals() const noexcept;
   // Appends the families pagekeeper_http_requests_total and
   // pagekeeper_http_request_duration_seconds.
   void write(PrometheusWriter& out) const;

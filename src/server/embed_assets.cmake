@@ -1,19 +1,36 @@
-# cmake -DWEB_DIR=<dir> -DOUTPUT=<file.cpp> -P embed_assets.cmake
+# cmake -DWEB_DIR=<dir> [-DVENDOR_FILES=<file>|<file>...] -DOUTPUT=<file.cpp> -P embed_assets.cmake
 #
 # Writes a C++ source defining pagekeeper::server::dashboard_assets(): every file under WEB_DIR
-# as a byte array with its URL path and content type. Runs at build time (add_custom_command in
-# src/server/CMakeLists.txt), so editing web/ rebuilds the daemon with the new files.
+# as a byte array with its URL path and content type, and each of VENDOR_FILES (third-party
+# files fetched at setup, '|'-separated) under /vendor/<its name>. Runs at build time
+# (add_custom_command in src/server/CMakeLists.txt), so editing web/ rebuilds the daemon with
+# the new files.
 
 file(GLOB_RECURSE files RELATIVE ${WEB_DIR} ${WEB_DIR}/*)
 list(SORT files)
-set(arrays "")
-set(table "")
-set(index 0)
+set(sources "")
 foreach(rel IN LISTS files)
   if(rel MATCHES "(^|/)\\.")  # skip dotfiles (editor swap files and the like)
     continue()
   endif()
-  file(READ ${WEB_DIR}/${rel} hex HEX)
+  list(APPEND sources "${WEB_DIR}/${rel}=${rel}")
+endforeach()
+if(VENDOR_FILES)
+  string(REPLACE "|" ";" vendor "${VENDOR_FILES}")
+  foreach(path IN LISTS vendor)
+    get_filename_component(name ${path} NAME)
+    list(APPEND sources "${path}=vendor/${name}")
+  endforeach()
+endif()
+set(arrays "")
+set(table "")
+set(index 0)
+foreach(source IN LISTS sources)
+  string(FIND "${source}" "=" eq REVERSE)
+  string(SUBSTRING "${source}" 0 ${eq} path)
+  math(EXPR after "${eq} + 1")
+  string(SUBSTRING "${source}" ${after} -1 rel)
+  file(READ ${path} hex HEX)
   string(LENGTH "${hex}" hex_len)
   math(EXPR size "${hex_len} / 2")
   string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")

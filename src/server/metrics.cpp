@@ -74,6 +74,15 @@ std::uint64_t HttpMetrics::count(std::size_t route) const noexcept {
   return route < routes_.size() ? routes_[route].count.load(std::memory_order_relaxed) : 0;
 }
 
+HttpMetrics::Totals HttpMetrics::totals() const noexcept {
+  Totals t;
+  for (const Route& r : routes_) {
+    t.requests += r.count.load(std::memory_order_relaxed);
+    for (std::size_t b = 0; b < t.buckets.size(); ++b) t.buckets[b] += r.buckets[b].load(std::memory_order_relaxed);
+  }
+  return t;
+}
+
 void HttpMetrics::write(PrometheusWriter& out) const {
   out.family("pagekeeper_http_requests_total", "counter", "HTTP requests answered, by route and status code.");
   for (const Route& r : routes_) {

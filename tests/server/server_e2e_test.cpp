@@ -260,11 +260,16 @@ TEST(ServerE2E, DashboardIsServedFromTheBinary) {
   auto index = c.Get("/");
   ASSERT_EQ(index->status, 200);
   EXPECT_NE(index->get_header_value("Content-Type").find("text/html"), std::string::npos);
-  EXPECT_NE(index->body.find("pressure-chart"), std::string::npos);
+  EXPECT_NE(index->body.find("chart-requests"), std::string::npos);
   auto js = c.Get("/app.js");
   ASSERT_EQ(js->status, 200);
   EXPECT_NE(js->get_header_value("Content-Type").find("javascript"), std::string::npos);
   EXPECT_EQ(c.Get("/style.css")->status, 200);
+  // The chart library, fetched at setup and embedded under /vendor/.
+  auto uplot = c.Get("/vendor/uPlot.iife.min.js");
+  ASSERT_EQ(uplot->status, 200) << "uPlot is not embedded: run scripts/fetch-node-deps.sh and rebuild";
+  EXPECT_NE(uplot->body.find("uPlot"), std::string::npos);
+  EXPECT_EQ(c.Get("/openapi.json")->status, 200);
   EXPECT_EQ(c.Get("/missing.js")->status, 404);
 }
 
