@@ -27,6 +27,7 @@ constexpr AddCommand kCommands[] = {
 
 int main(int argc, char** argv) {
   CLI::App app{"pagekeeper: byte-budgeted paging for an AI inference host", "pagekeeper"};
+  app.set_version_flag("--version", std::string("pagekeeper ") + PAGEKEEPER_BUILD_VERSION);
   app.require_subcommand(1);
   for (AddCommand add : kCommands) add(app);
   try {

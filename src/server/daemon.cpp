@@ -416,7 +416,8 @@ void Daemon::Impl::install_routes() {
     res.set_content(prometheus_text(), "text/plain; version=0.0.4; charset=utf-8");
   });
   add_endpoint("GET", "/healthz", [this](const HttpRequest&, HttpResponse& res) {
-    nlohmann::json body = {{"status", "ok"}, {"inFlight", in_flight.load(std::memory_order_relaxed)}};
+    nlohmann::json body = {
+        {"status", "ok"}, {"inFlight", in_flight.load(std::memory_order_relaxed)}, {"version", PAGEKEEPER_BUILD_VERSION}};
     res.set_content(body.dump(), "application/json");
   });
   dashboard_route = add_route("/ (dashboard)");

@@ -298,6 +298,8 @@ std::string Daemon::Impl::prometheus_text() const {
     out.sample("pagekeeper_embedding_storage_vectors", {{"dimensions", std::to_string(st.dimensions)}},
                static_cast<double>(st.live_vectors));
   }
+  out.family("pagekeeper_build_info", "gauge", "1, labelled with the version of this pagekeeperd.");
+  out.sample("pagekeeper_build_info", {{"version", PAGEKEEPER_BUILD_VERSION}}, 1.0);
   out.family("pagekeeper_http_in_flight_requests", "gauge", "Requests being handled now.");
   out.sample("pagekeeper_http_in_flight_requests", {}, static_cast<double>(in_flight.load(std::memory_order_relaxed)));
   server::write_tier_metrics(out, tiers, *embeddings);

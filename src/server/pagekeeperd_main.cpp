@@ -11,6 +11,7 @@
 
 int main(int argc, char** argv) {
   CLI::App app{"pagekeeperd: embedding cache, pressure broker and adapter pager over HTTP", "pagekeeperd"};
+  app.set_version_flag("--version", std::string("pagekeeperd ") + PAGEKEEPER_BUILD_VERSION);
   auto flags = pagekeeper::server::add_server_flags(app);
   try {
     app.parse(argc, argv);

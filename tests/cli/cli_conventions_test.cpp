@@ -64,6 +64,23 @@ TEST(CliConventions, UnknownOptionsAndBadValuesExitTwoNamingThem) {
   EXPECT_TRUE(mentions(r, "Subcommands")) << r.output;
 }
 
+TEST(CliConventions, BothProgramsPrintTheirVersion) {
+  const std::regex version(R"(\d+\.\d+\.\d+)");
+  for (const char* program : {PAGEKEEPER_CLI_PATH, PAGEKEEPERD_PATH}) {
+    const ProgramRun r = run(program, "--version");
+    EXPECT_EQ(r.status, 0) << program << ": " << r.output;
+    EXPECT_TRUE(std::regex_search(r.output, version)) << program << ": " << r.output;
+  }
+  // The daemon says the same over HTTP.
+  TestServer s;
+  auto c = s.client();
+  const auto health = nlohmann::json::parse(c.Get("/healthz")->body);
+  ASSERT_TRUE(health.contains("version")) << health.dump();
+  EXPECT_NE(run(PAGEKEEPERD_PATH, "--version").output.find(health["version"].get<std::string>()), std::string::npos);
+  EXPECT_NE(c.Get("/metrics")->body.find("pagekeeper_build_info{version=\"" + health["version"].get<std::string>() + "\"} 1"),
+            std::string::npos);
+}
+
 TEST(CliConventions, ServerUrlWithoutSchemeMeansHttp) {
   EXPECT_EQ(cli::server_url("127.0.0.1:8077"), "http://127.0.0.1:8077");
   EXPECT_EQ(cli::server_url("http://h:1"), "http://h:1");
