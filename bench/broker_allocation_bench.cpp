@@ -149,3 +149,41 @@ void BM_BrokerAllocationTwoTraces(benchmark::State& state) {
 BENCHMARK(BM_BrokerAllocationTwoTraces)->Arg(1000)->Arg(5000)->Arg(50000)->Iterations(1)->Unit(benchmark::kSecond);
 
 }  // namespace
+
+namespace {
+
+// What miss-ratio sampling costs a hit: get() hits on 64 Ki keys walked in a fixed random
+// order (the shape of pool_bench's BM_PoolGetHit), with PoolConfig::curve_sampling_rate off
+// and on. The sampling runs in the drain of recorded hits, under the shard's lock.
+void get_hits(benchmark::State& state, double curve_sampling_rate) {
+  constexpr std::uint64_t kKeys = 64 * 1024;
+  PoolConfig<std::uint64_t, std::uint64_t> c;
+  c.name = "hits";
+  c.max_bytes = kKeys * 2 * 16;
+  c.sizer = [](const std::uint64_t&) { return std::uint64_t{16}; };
+  c.policy = pagekeeper::EvictionPolicy<std::uint64_t>::lru();
+  c.curve_sampling_rate = curve_sampling_rate;
+  KeyPool pool(c);
+  std::vector<std::uint64_t> order(kKeys);
+  for (std::uint64_t k = 0; k < kKeys; ++k) {
+    order[k] = (k * 40503) & (kKeys - 1);  // an odd multiplier permutes the keys
+    pool.insert(k, k);
+  }
+  std::size_t i = 0;
+  std::uint64_t found = 0;
+  for (auto _ : state) {
+    found += pool.get(order[i]).has_value();
+    i = (i + 1) & (kKeys - 1);
+  }
+  benchmark::DoNotOptimize(found);
+  state.SetItemsProcessed(state.iterations());
+}
+
+void BM_PoolGetHitCurvesOff(benchmark::State& state) { get_hits(state, 0.0); }
+BENCHMARK(BM_PoolGetHitCurvesOff);
+void BM_PoolGetHitCurvesOn(benchmark::State& state) {
+  get_hits(state, static_cast<double>(state.range(0)) / 1000.0);
+}
+BENCHMARK(BM_PoolGetHitCurvesOn)->Arg(10)->Arg(100);  // per mille of keys sampled
+
+}  // namespace

@@ -96,6 +96,7 @@
 #include "pagekeeper/detail/key_support.hpp"
 #include "pagekeeper/detail/link_list.hpp"
 #include "pagekeeper/detail/lru_policy.hpp"
+#include "pagekeeper/detail/miss_ratio_sampler.hpp"
 #include "pagekeeper/detail/read_buffer.hpp"
 #include "pagekeeper/detail/secondary_tiers.hpp"
 #include "pagekeeper/detail/single_flight.hpp"
@@ -177,6 +178,12 @@ struct PoolConfig {
   // sees its key), and the values the loader produced are handed to them to be written down
   // in the background. Single flight covers the whole chain. Null: no tiers.
   std::shared_ptr<SecondaryTiers<K, V>> tiers;
+  // Miss-ratio curve estimation (SHARDS, detail/miss_ratio_sampler.hpp): the share of keys
+  // sampled at first, in [0, 1] (0, the default, turns it off), and the most keys tracked over
+  // all shards. Fed from inserts and from the drain of recorded hits, under the shard's lock:
+  // the hit path itself is unchanged. See PagedResourcePool::estimated_miss_ratio().
+  double curve_sampling_rate = 0.0;
+  std::uint32_t curve_max_samples = 4096;
 };
 
 // What one load_many() call did, for per-call accounting (never a difference of global
@@ -345,6 +352,13 @@ class PagedResourcePool final : public ResourcePool {
   }
 
   PoolStats stats() const override { return core_->stats(); }
+
+  // The estimated LRU miss ratio with a budget of `bytes`, from the shards' samples (each
+  // shard's distances scaled by the shard count); 0 when curve_sampling_rate is 0 or nothing
+  // was sampled yet. Takes each shard's lock in turn (replaying its recorded hits).
+  double estimated_miss_ratio(std::uint64_t bytes) const {
+    return core_->reuse_histogram().miss_ratio(static_cast<double>(bytes));
+  }
   std::vector<EntrySnapshot> snapshot() const override { return core_->snapshot(); }
   std::string tier_name() const override { return core_->config.name; }
   std::uint64_t capacity_bytes() const override { return core_->max_bytes(); }
@@ -498,6 +512,9 @@ class PagedResourcePool final : public ResourcePool {
     std::atomic<std::uint64_t> evictions{0};
     // Written by readers without the lock (see ReadStripe); drained under the exclusive lock.
     std::unique_ptr<ReadStripe[]> stripes;
+    // This shard's miss-ratio samples; absent when curves are off. Written under the
+    // exclusive lock, read under the shared one.
+    std::optional<pool_detail::MissRatioSampler> sampler;
   };
 
   struct Core {
@@ -509,6 +526,10 @@ class PagedResourcePool final : public ResourcePool {
       stripe_count = std::clamp<std::uint32_t>(2 * hw, 4u, 16u);
       for (std::uint32_t i = 0; i < shard_count; ++i) {
         shards[i].stripes = std::make_unique<ReadStripe[]>(stripe_count + 1);
+        if (config.curve_sampling_rate > 0.0) {
+          shards[i].sampler.emplace(config.curve_sampling_rate,
+                                    std::max<std::size_t>(16, config.curve_max_samples / shard_count));
+        }
         build_policy(shards[i].policy);
       }
       orders_across_shards = std::visit(
@@ -533,6 +554,10 @@ class PagedResourcePool final : public ResourcePool {
       if (c.name.empty()) throw std::invalid_argument("pool config: name must not be empty");
       if (!c.sizer) throw std::invalid_argument("pool config '" + c.name + "': sizer is required");
       if (!c.policy) throw std::invalid_argument("pool config '" + c.name + "': policy is required");
+      if (!(c.curve_sampling_rate >= 0.0 && c.curve_sampling_rate <= 1.0)) {
+        throw std::invalid_argument("pool config '" + c.name +
+                                    "': curve_sampling_rate must be in [0, 1]");
+      }
       if (!(c.low_watermark > 0.0 && c.low_watermark <= 1.0)) {
         throw std::invalid_argument("pool config '" + c.name +
                                     "': low_watermark must be in (0, 1]");
@@ -610,9 +635,30 @@ class PagedResourcePool final : public ResourcePool {
               [&](Entry* e) {
                 touch(e, now);
                 policy.on_access(e);
+                if (s.sampler) sample(s, hash_of(e->key()), size_of(s, e));
               });
         });
       }
+    }
+
+    // One access to the key of hash h, of `size` bytes, for the curve. Requires: exclusive
+    // lock on s. A sample that cannot be recorded (no memory) is dropped.
+    static void sample(Shard& s, std::uint64_t h, std::uint64_t size) noexcept {
+      try {
+        s.sampler->access(pool_detail::MissRatioSampler::sample_hash(h), size);
+      } catch (...) {  // NOLINT(bugprone-empty-catch): a lost sample only blurs the curve
+      }
+    }
+
+    pool_detail::ReuseHistogram reuse_histogram() const {
+      pool_detail::ReuseHistogram all;
+      for (std::uint32_t i = 0; i < shard_count; ++i) {
+        Shard& s = shards[i];
+        if (!s.sampler) continue;
+        auto lock = lock_exclusive(s);  // replays the hits still in the read rings first
+        all.add(s.sampler->histogram(), static_cast<double>(shard_count));
+      }
+      return all;
     }
 
     // Requires: exclusive lock (the only writer of recency and access counts).
@@ -894,6 +940,7 @@ class PagedResourcePool final : public ResourcePool {
         throw;
       }
       with_policy(s, [e](auto& policy) { policy.on_insert(e); });
+      if (s.sampler) sample(s, h, size);
       s.bytes += size;
       total_bytes.fetch_add(size, std::memory_order_relaxed);
     }

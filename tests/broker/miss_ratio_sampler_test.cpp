@@ -3,10 +3,12 @@
 // size) it stays within a few points of the exact curve.
 
 #include "pagekeeper/detail/miss_ratio_sampler.hpp"
+#include "pagekeeper/pool.hpp"
 
 #include <cstdint>
 #include <list>
 #include <random>
+#include <stdexcept>
 #include <unordered_map>
 #include <vector>
 
@@ -14,6 +16,10 @@
 
 namespace pagekeeper::pool_detail {
 namespace {
+
+using pagekeeper::EvictionPolicy;
+using pagekeeper::PagedResourcePool;
+using pagekeeper::PoolConfig;
 
 // The exact miss ratio of an LRU cache of `capacity` unit-size keys over `trace`.
 double exact_lru_miss_ratio(const std::vector<std::uint64_t>& trace, std::size_t capacity) {
@@ -100,6 +106,31 @@ TEST(MissRatioSampler, HistogramsOfShardsAddWithTheirDistancesScaled) {
   EXPECT_DOUBLE_EQ(pool.total, 200.0);
   EXPECT_DOUBLE_EQ(pool.miss_ratio(300.0), 1.0);
   EXPECT_NEAR(pool.miss_ratio(500.0), 0.1, 1e-9);
+}
+
+// The pool feeds its shards' samplers from inserts and from the drain of recorded hits.
+TEST(PoolMissRatioCurve, APoolEstimatesItsOwnCurve) {
+  PoolConfig<std::uint64_t, std::uint64_t> c;
+  c.name = "curve";
+  c.max_bytes = 1000;
+  c.sizer = [](const std::uint64_t&) { return std::uint64_t{1}; };
+  c.policy = EvictionPolicy<std::uint64_t>::lru();
+  c.curve_sampling_rate = 1.0;
+  PagedResourcePool<std::uint64_t, std::uint64_t> pool(c);
+  for (int round = 0; round < 10; ++round) {
+    for (std::uint64_t key = 0; key < 100; ++key) {
+      pool.load_or_share(key, [key] { return key; });
+    }
+  }
+  EXPECT_DOUBLE_EQ(pool.estimated_miss_ratio(50), 1.0);  // a 100-key loop misses in 50
+  EXPECT_NEAR(pool.estimated_miss_ratio(200), 0.1, 1e-9);  // only the first round misses
+
+  c.curve_sampling_rate = 0.0;  // off (the default): no estimate
+  PagedResourcePool<std::uint64_t, std::uint64_t> plain(c);
+  plain.load_or_share(1, [] { return std::uint64_t{1}; });
+  EXPECT_EQ(plain.estimated_miss_ratio(10), 0.0);
+  c.curve_sampling_rate = 1.5;
+  EXPECT_THROW((PagedResourcePool<std::uint64_t, std::uint64_t>(c)), std::invalid_argument);
 }
 
 }  // namespace
