@@ -19,8 +19,14 @@
 
 namespace pagekeeper {
 
-// Not under ThreadSanitizer: the clones' resolvers run before its runtime is ready.
-#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
+// Not under ThreadSanitizer: the clones' resolvers run before its runtime is ready (GCC
+// defines __SANITIZE_THREAD__, Clang answers __has_feature).
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define PAGEKEEPER_TSAN 1
+#endif
+#endif
+#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__) && !defined(PAGEKEEPER_TSAN)
 #define PAGEKEEPER_SIMD_CLONES __attribute__((target_clones("arch=haswell", "default")))
 #else
 #define PAGEKEEPER_SIMD_CLONES
