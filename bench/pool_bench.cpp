@@ -13,6 +13,7 @@
 #include <mutex>
 #include <random>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <benchmark/benchmark.h>
@@ -30,12 +31,13 @@ using U64Pool = PagedResourcePool<std::uint64_t, std::uint64_t>;
 constexpr std::uint64_t kWorkingSet = 64 * 1024;
 
 std::unique_ptr<U64Pool> make_u64_pool(std::uint64_t entries, std::uint32_t shards = 0,
-                                       std::uint32_t lru_refresh_ms = 0) {
+                                       std::uint32_t lru_refresh_ms = 0,
+                                       EvictionPolicy<std::uint64_t> policy = EvictionPolicy<std::uint64_t>::lru()) {
   PoolConfig<std::uint64_t, std::uint64_t> c;
   c.name = "bench";
   c.max_bytes = entries * 16;
   c.sizer = [](const std::uint64_t&) { return std::uint64_t{16}; };
-  c.policy = EvictionPolicy<std::uint64_t>::lru();
+  c.policy = std::move(policy);
   c.shards = shards;
   c.lru_refresh_ms = lru_refresh_ms;
   return std::make_unique<U64Pool>(c);
@@ -121,8 +123,9 @@ void get_hit_loop(benchmark::State& state, const std::unique_ptr<Cache>& cache,
   if (found != static_cast<std::uint64_t>(state.iterations())) state.SkipWithError("miss on hit path");
 }
 
-std::unique_ptr<U64Pool> make_loaded_pool(std::uint32_t lru_refresh_ms) {
-  auto pool = make_u64_pool(kWorkingSet * 2, 0, lru_refresh_ms);
+std::unique_ptr<U64Pool> make_loaded_pool(std::uint32_t lru_refresh_ms,
+                                          EvictionPolicy<std::uint64_t> policy = EvictionPolicy<std::uint64_t>::lru()) {
+  auto pool = make_u64_pool(kWorkingSet * 2, 0, lru_refresh_ms, std::move(policy));
   for (std::uint64_t i = 0; i < kWorkingSet; ++i) pool->insert(i, i);
   return pool;
 }
@@ -133,6 +136,14 @@ void BM_PoolGetHit(benchmark::State& state) {
   if (state.thread_index() == 0) state.counters["shards"] = g_pool->shard_count();
 }
 BENCHMARK(BM_PoolGetHit)->Threads(1)->Threads(2)->UseRealTime();
+
+// BM_PoolGetHit on a W-TinyLFU pool: the hit path is the same; the drain also counts each
+// read in the shard's frequency sketch and moves entries between the policy's regions.
+void BM_PoolGetHitTinyLfu(benchmark::State& state) {
+  if (state.thread_index() == 0) g_pool = make_loaded_pool(0, EvictionPolicy<std::uint64_t>::tiny_lfu());
+  get_hit_loop(state, g_pool);
+}
+BENCHMARK(BM_PoolGetHitTinyLfu)->Threads(1)->Threads(2)->UseRealTime();
 
 // The same with a 1 s promotion delay (PoolConfig::lru_refresh_ms, CacheLib's lruRefreshTime).
 void BM_PoolGetHitRefresh1s(benchmark::State& state) {
@@ -172,9 +183,9 @@ BENCHMARK(BM_BaselineMutexLruGetHitUniform)->Threads(1)->Threads(2)->UseRealTime
 std::uint64_t scrambled(std::uint64_t i) { return i * 0x9E3779B97F4A7C15ULL; }
 
 // Insert of a new key into a full pool: each insert evicts one entry. Arg = resident entries.
-void BM_PoolInsertEvict(benchmark::State& state) {
+void insert_evict_loop(benchmark::State& state, EvictionPolicy<std::uint64_t> policy) {
   const auto resident = static_cast<std::uint64_t>(state.range(0));
-  auto pool = make_u64_pool(resident);
+  auto pool = make_u64_pool(resident, 0, 0, std::move(policy));
   for (std::uint64_t i = 0; i < resident; ++i) pool->insert(scrambled(i), i);
   std::uint64_t next = resident;
   for (auto _ : state) {
@@ -184,7 +195,17 @@ void BM_PoolInsertEvict(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
   state.counters["evictions"] = static_cast<double>(pool->stats().evictions);
 }
+
+void BM_PoolInsertEvict(benchmark::State& state) { insert_evict_loop(state, EvictionPolicy<std::uint64_t>::lru()); }
 BENCHMARK(BM_PoolInsertEvict)->Arg(10'000)->Arg(100'000)->Arg(1'000'000);
+
+// The same on a W-TinyLFU pool: each insert also counts the key in the sketch, and each
+// eviction compares the window's candidate with the main region's victim (a new key always
+// loses to a resident one here, so the candidate is the one evicted).
+void BM_PoolInsertEvictTinyLfu(benchmark::State& state) {
+  insert_evict_loop(state, EvictionPolicy<std::uint64_t>::tiny_lfu());
+}
+BENCHMARK(BM_PoolInsertEvictTinyLfu)->Arg(10'000)->Arg(100'000)->Arg(1'000'000);
 
 // The baseline's insert of a new key into a full cache, for the same sizes: how much of the
 // growth from 10k to 1M entries is the memory hierarchy rather than the pool.

@@ -103,6 +103,7 @@
 #include "pagekeeper/detail/size_aware_lru_policy.hpp"
 #include "pagekeeper/detail/split_arena.hpp"
 #include "pagekeeper/detail/thread_index.hpp"
+#include "pagekeeper/detail/tiny_lfu_policy.hpp"
 #include "pagekeeper/eviction_policy.hpp"
 #include "pagekeeper/resource_pool.hpp"
 
@@ -368,6 +369,7 @@ class PagedResourcePool final : public ResourcePool {
   // config().max_bytes keeps the value the pool was created with.
   std::uint64_t set_max_bytes(std::uint64_t new_max) {
     core_->set_max_bytes(new_max);
+    core_->share_capacity();
     return core_->enforce_budget();
   }
   std::uint64_t usage_bytes() const override {
@@ -400,6 +402,7 @@ class PagedResourcePool final : public ResourcePool {
   static constexpr std::uint32_t kFreedBit = 0x80000000u;
   static constexpr std::uint32_t kLargeSize = 0xffffffffu;
   static constexpr std::uint32_t kPinUnit = 2;
+  static constexpr std::int64_t kMaxLoadedSeconds = (std::int64_t{1} << 30) - 1;
 
   // Keys and values that are single lock-free atomic words (integers, pointers, small
   // trivially copyable structs) are read by get() without taking any lock: a seqlock-style
@@ -429,10 +432,10 @@ class PagedResourcePool final : public ResourcePool {
   };
 
   // An entry's header: list links, pin state, recency, size. Its record is found from its
-  // address (record()); Entry* is what the list, pins and read rings hold.
+  // address (record()); Entry* is what the policy, pins and read rings hold.
   struct Entry : Link {
     Entry(std::uint32_t size_field, std::uint32_t loaded_s, std::int64_t now)
-        : size_small(size_field), loaded_at_s(loaded_s) {
+        : size_small(size_field), loaded_at_s(loaded_s), policy_tag(0) {
       set_last_access(now);
     }
     // pins * kPinUnit | detached, or kFreedBit once destroyed. Detached entries are out of the
@@ -443,8 +446,11 @@ class PagedResourcePool final : public ResourcePool {
     // Sizes below 4 GiB live here; kLargeSize means "see the shard's large_sizes map" (only
     // multi-GiB values such as whole models), which keeps the header at 40 bytes.
     std::uint32_t size_small;
-    // Seconds since the pool was created (1 s resolution, 136-year range).
-    std::uint32_t loaded_at_s;
+    // Seconds since the pool was created (1 s resolution, 34-year range), and two bits the
+    // shard's policy keeps for itself (which of its lists holds the entry). Written only
+    // under the shard's exclusive lock.
+    std::uint32_t loaded_at_s : 30;
+    std::uint32_t policy_tag : 2;
     // Monotonic ms of the last recorded access. Accessed only through atomic_ref (see
     // last_access()), and without an initializer: the constructor's store is atomic, since
     // a drainer may read a reused header's field racily (it skips freed ones).
@@ -493,7 +499,7 @@ class PagedResourcePool final : public ResourcePool {
 
   // One eviction policy object per shard (see detail/lru_policy.hpp for the seam).
   using ShardPolicy = std::variant<pool_detail::LruPolicy<Entry>, pool_detail::SizeAwareLruPolicy<Entry>,
-                                   pool_detail::CustomPolicy<Entry>>;
+                                   pool_detail::TinyLfuPolicy<Entry>, pool_detail::CustomPolicy<Entry>>;
 
   struct alignas(64) Shard {
     mutable std::shared_mutex mutex;
@@ -535,6 +541,7 @@ class PagedResourcePool final : public ResourcePool {
       orders_across_shards = std::visit(
           [](const auto& p) { return std::remove_cvref_t<decltype(p)>::kOrdersAcrossShards; },
           shards[0].policy);
+      share_capacity();
       if (!config.key_formatter) {
         config.key_formatter = [](const K& k) { return pool_detail::default_key_text(k); };
       }
@@ -601,9 +608,31 @@ class PagedResourcePool final : public ResourcePool {
         case EvictionPolicy<V>::Kind::kSizeAwareLru:
           p.template emplace<pool_detail::SizeAwareLruPolicy<Entry>>(config.policy->sample());
           return;
+        case EvictionPolicy<V>::Kind::kTinyLfu:
+          p.template emplace<pool_detail::TinyLfuPolicy<Entry>>(config.policy->tiny_lfu_options(), shard_count);
+          return;
         case EvictionPolicy<V>::Kind::kCustom:
           p.template emplace<pool_detail::CustomPolicy<Entry>>();
           return;
+      }
+    }
+
+    // What policy hooks learn about an entry beyond its header (see lru_policy.hpp).
+    // Requires: the shard's lock.
+    struct PolicyContext {
+      const Core& core;
+      const Shard& shard;
+      std::uint64_t size(const Entry* e) const { return size_of(shard, e); }
+      std::uint64_t hash(const Entry* e) const { return core.hash_of(e->key()); }
+    };
+    PolicyContext context_of(const Shard& s) const noexcept { return {*this, s}; }
+
+    // Tells every shard's policy its share of the budget. Takes each shard's lock in turn.
+    void share_capacity() {
+      const std::uint64_t share = max_bytes() / shard_count;
+      for (std::uint32_t i = 0; i < shard_count; ++i) {
+        std::unique_lock<std::shared_mutex> lock(shards[i].mutex);
+        with_policy(shards[i], [share](auto& policy) { policy.set_capacity(share); });
       }
     }
 
@@ -631,10 +660,10 @@ class PagedResourcePool final : public ResourcePool {
               [](const Entry* e) {
                 return (e->state.load(std::memory_order_relaxed) & (kDetachedBit | kFreedBit)) == 0;
               },
-              [&](const Entry* e) { policy.prefetch_access(e); },
-              [&](Entry* e) {
+              [&](const Entry* e) { return policy.prefetch_access(e, context_of(s)); },
+              [&](Entry* e, std::uint64_t note) {
                 touch(e, now);
-                policy.on_access(e);
+                policy.on_access(e, note, context_of(s));
                 if (s.sampler) sample(s, hash_of(e->key()), size_of(s, e));
               });
         });
@@ -709,7 +738,7 @@ class PagedResourcePool final : public ResourcePool {
       auto* record = static_cast<Record*>(Arena::record_of(header));
       const std::uint32_t size_field = size >= kLargeSize ? kLargeSize : static_cast<std::uint32_t>(size);
       const std::int64_t age_s = std::max<std::int64_t>(0, (now - epoch_ms) / 1000);
-      const auto loaded_s = static_cast<std::uint32_t>(std::min<std::int64_t>(age_s, UINT32_MAX));
+      const auto loaded_s = static_cast<std::uint32_t>(std::min<std::int64_t>(age_s, kMaxLoadedSeconds));
       try {
         if (size_field == kLargeSize) s.large_sizes.emplace(static_cast<const Entry*>(header), size);
         if constexpr (kOptimisticReads) {
@@ -740,7 +769,7 @@ class PagedResourcePool final : public ResourcePool {
     // e unless a pin keeps it alive. Requires: exclusive lock on s.
     void detach(Shard& s, Entry* e, std::uint64_t h, RemovalCause cause) noexcept {
       s.table.erase(h, e);
-      with_policy(s, [e](auto& policy) { policy.on_remove(e); });
+      with_policy(s, [&](auto& policy) { policy.on_remove(e, context_of(s)); });
       const std::uint64_t size = size_of(s, e);
       s.bytes -= size;
       total_bytes.fetch_sub(size, std::memory_order_relaxed);
@@ -887,7 +916,7 @@ class PagedResourcePool final : public ResourcePool {
       const std::uint32_t old = e->state.fetch_add(kPinUnit, std::memory_order_acq_rel);
       if (old / kPinUnit == 0) s.pinned_entries.fetch_add(1, std::memory_order_relaxed);
       e->set_last_access(now_ms());
-      with_policy(s, [e](auto& policy) { policy.on_pin(e); });
+      with_policy(s, [&](auto& policy) { policy.on_pin(e, context_of(s)); });
       return {e, si};
     }
 
@@ -939,7 +968,7 @@ class PagedResourcePool final : public ResourcePool {
         destroy(s, e);
         throw;
       }
-      with_policy(s, [e](auto& policy) { policy.on_insert(e); });
+      with_policy(s, [&](auto& policy) { policy.on_insert(e, context_of(s)); });
       if (s.sampler) sample(s, h, size);
       s.bytes += size;
       total_bytes.fetch_add(size, std::memory_order_relaxed);
@@ -988,6 +1017,8 @@ class PagedResourcePool final : public ResourcePool {
       // The key's home line, needed when the stage is flushed (it often stays cached until
       // then) or at once when it already holds the key.
       s.table.prefetch(h);
+      // Likewise what the policy will touch for it (needs no lock either).
+      with_policy(s, [h](const auto& policy) { policy.prefetch_insert(h); });
       {
         auto lock = lock_exclusive(s);
         if (size > max_bytes()) {
@@ -1363,7 +1394,7 @@ class PagedResourcePool final : public ResourcePool {
     Entry* pick_victim(Shard& s) noexcept {
       const std::size_t limit = s.table.size();
       return with_policy(s, [&](auto& policy) {
-        return policy.victim(limit, [&s](const Entry* e) { return size_of(s, e); });
+        return policy.victim(limit, context_of(s));
       });
     }
 
@@ -1383,7 +1414,9 @@ class PagedResourcePool final : public ResourcePool {
           __builtin_prefetch(after, 1);
           __builtin_prefetch(reinterpret_cast<const char*>(after) + sizeof(Entry) - 1, 1);
           __builtin_prefetch(Arena::record_of(after));
-          s.table.prefetch(hash_of(next->key()));
+          const std::uint64_t h = hash_of(next->key());
+          s.table.prefetch(h);
+          return h;
         });
       });
     }
@@ -1588,7 +1621,7 @@ class PagedResourcePool final : public ResourcePool {
         Shard& s = shards[i];
         std::uint64_t sum = 0, listed = 0, pinned = 0;
         with_policy(s, [&](const auto& policy) {
-          if (const std::string own = policy.audit(); !own.empty()) err << "shard " << i << ": " << own;
+          if (const std::string own = policy.audit(context_of(s)); !own.empty()) err << "shard " << i << ": " << own;
         });
         with_policy(s, [&](const auto& policy) {
           policy.for_each([&](const Entry* e) {

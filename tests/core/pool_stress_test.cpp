@@ -44,14 +44,14 @@ struct PackedValues {
 // One run of the mixed workload. With `with_clear`, thread 0 occasionally clears the pool
 // (which resets the counters, so exact lookup accounting is checked only without it).
 template <class Values = StructValues>
-void run_mixed_workload(bool with_clear) {
+void run_mixed_workload(bool with_clear, bool tiny_lfu = false) {
   using V = typename Values::V;
   using Pool = PagedResourcePool<std::uint64_t, V>;
   PoolConfig<std::uint64_t, V> c;
   c.name = "stress";
   c.max_bytes = 64 * 1024;
   c.sizer = [](const V& v) { return Values::size_of(v); };
-  c.policy = EvictionPolicy<V>::size_aware_lru();
+  c.policy = tiny_lfu ? EvictionPolicy<V>::tiny_lfu() : EvictionPolicy<V>::size_aware_lru();
   c.shards = 4;
   auto pool = std::make_shared<Pool>(c);
 
@@ -190,6 +190,12 @@ TEST(PoolStress, MixedOperationsCountEveryLookupOnce) { run_mixed_workload(false
 TEST(PoolStress, LockFreeReadsWithClearKeepInvariants) { run_mixed_workload<PackedValues>(true); }
 
 TEST(PoolStress, LockFreeReadsCountEveryLookupOnce) { run_mixed_workload<PackedValues>(false); }
+
+// The same on W-TinyLFU pools: reads reach its sketch and regions through the drain, while
+// inserts, duels for admission, pins, broker evictions and clears run beside them.
+TEST(PoolStress, TinyLfuMixedOperationsWithClearKeepInvariants) { run_mixed_workload(true, true); }
+
+TEST(PoolStress, TinyLfuLockFreeReadsCountEveryLookupOnce) { run_mixed_workload<PackedValues>(false, true); }
 
 // Lock-free readers racing a table that grows (16 slots to 64 Ki, the larger arrays mmap'd
 // and retired with MADV_DONTNEED) and shifts (evictions): a key published as inserted and

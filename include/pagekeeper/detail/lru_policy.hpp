@@ -8,21 +8,29 @@
 // shard's exclusive lock and it orders that shard's entries. A policy is a class with:
 //   kOrdersAcrossShards        true when victims are ranked over the whole pool at once
 //                              (the pool then evicts through rank_all, not victim()).
-//   on_insert(e)               e was added (it is unpinned and not yet accessed).
-//   prefetch_access(e)         start loading what on_access(e) will write (drain batches).
-//   on_access(e)               a recorded hit on e, replayed by the drain (after the pool
+//   set_capacity(bytes)        the shard's share of the pool's budget (at construction and
+//                              whenever the budget changes).
+//   on_insert(e, cx)           e was added (it is unpinned and not yet accessed).
+//   prefetch_access(e, cx)     start loading what on_access will touch (drain batches);
+//                              returns a note that the drain hands to on_access.
+//   prefetch_insert(h)         start loading what on_insert of a key with hash h will touch;
+//                              called without the shard's lock (it may read only atomics).
+//   on_access(e, note, cx)     a recorded hit on e, replayed by the drain (after the pool
 //                              stamped its recency and access count).
-//   on_pin(e)                  e was pinned (a pin refreshes recency but is not a hit).
-//   on_remove(e)               e leaves the shard (evicted, erased, replaced or cleared).
-//   victim(limit, size_of)     the next unpinned entry to evict, or nullptr when there is
-//                              none; `limit` bounds the entries it may step over,
-//                              size_of(e) gives an entry's bytes. It does not remove it.
+//   on_pin(e, cx)              e was pinned (a pin refreshes recency but is not a hit).
+//   on_remove(e, cx)           e leaves the shard (evicted, erased, replaced or cleared).
+//   victim(limit, cx)          the next unpinned entry to evict, or nullptr when there is
+//                              none; `limit` bounds the entries it may step over. It may
+//                              reorder entries but does not remove the victim.
 //   prefetch_victim(pf)        calls pf(next, after) with the entry victim() would return
-//                              next and the one after it, so their lines load early.
+//                              next and the one after it, so their lines load early; pf
+//                              returns next's hash.
 //   coldest_access()           last-access time of the shard's next victim (INT64_MAX when
 //                              empty): a hint for choosing which shard to evict from.
 //   for_each(fn)               every entry the policy holds.
-//   audit()                    "" when the policy's own structure is consistent.
+//   audit(cx)                  "" when the policy's own structure is consistent.
+// `cx` gives cx.size(e), an entry's bytes, and cx.hash(e), its key's 64-bit hash; hooks are
+// noexcept.
 // A new policy is a new file with such a class, one alternative in the pool's ShardPolicy
 // variant and one case where the pool builds it from EvictionPolicy::Kind.
 
@@ -42,19 +50,35 @@ class LruPolicy {
  public:
   static constexpr bool kOrdersAcrossShards = false;
 
-  void on_insert(Entry* e) noexcept { list_.push_front(e); }
-  void prefetch_access(const Entry* e) const noexcept {
+  void set_capacity(std::uint64_t /*bytes*/) noexcept {}
+
+  template <class Cx>
+  void on_insert(Entry* e, const Cx& /*cx*/) noexcept {
+    list_.push_front(e);
+  }
+  void prefetch_insert(std::uint64_t /*h*/) const noexcept {}
+
+  template <class Cx>
+  std::uint64_t prefetch_access(const Entry* e, const Cx& /*cx*/) const noexcept {
     __builtin_prefetch(e->prev, 1);
     __builtin_prefetch(e->next, 1);
+    return 0;
   }
-  void on_access(Entry* e) noexcept {
+  template <class Cx>
+  void on_access(Entry* e, std::uint64_t /*note*/, const Cx& /*cx*/) noexcept {
     if (!list_.is_front(e)) list_.move_to_front(e);
   }
-  void on_pin(Entry* e) noexcept { list_.move_to_front(e); }
-  void on_remove(Entry* e) noexcept { LinkList::unlink(e); }
+  template <class Cx>
+  void on_pin(Entry* e, const Cx& /*cx*/) noexcept {
+    list_.move_to_front(e);
+  }
+  template <class Cx>
+  void on_remove(Entry* e, const Cx& /*cx*/) noexcept {
+    LinkList::unlink(e);
+  }
 
-  template <class SizeOf>
-  Entry* victim(std::size_t limit, SizeOf&& /*size_of*/) noexcept {
+  template <class Cx>
+  Entry* victim(std::size_t limit, const Cx& /*cx*/) noexcept {
     return lowest_of_tail<Entry>(list_, 1, limit, [](const Entry*) { return std::int64_t{0}; });
   }
 
@@ -75,7 +99,10 @@ class LruPolicy {
     for (Link* l = list_.front(); l != list_.end(); l = l->next) fn(static_cast<Entry*>(l));
   }
 
-  std::string audit() const { return ""; }
+  template <class Cx>
+  std::string audit(const Cx& /*cx*/) const {
+    return "";
+  }
 
  protected:
   LinkList list_;  // front: most recent

@@ -86,9 +86,11 @@ bool has_undrained(const ReadStripe<Entry>& st) noexcept {
 }
 
 // Replays the events of st not yet drained, oldest first: live(e) drops entries that were
-// removed or freed meanwhile, prefetch(e) starts loading what apply(e) will write (called
-// for every live event before the first apply, so the misses overlap). Requires: the shard's
-// exclusive lock. Reads recorded while it runs are either replayed or left for the next drain.
+// removed or freed meanwhile, prefetch(e) starts loading what apply(e, note) will write and
+// returns a note for it (called for every live event before the first apply, so the misses
+// overlap; the note spares apply recomputing what prefetch computed, such as a hash).
+// Requires: the shard's exclusive lock. Reads recorded while it runs are either replayed or
+// left for the next drain.
 template <class Entry, class Live, class Prefetch, class Apply>
 void drain_stripe(ReadStripe<Entry>& st, Live&& live, Prefetch&& prefetch, Apply&& apply) noexcept {
   const std::uint64_t end = st.recorded.load(std::memory_order_acquire);
@@ -99,6 +101,7 @@ void drain_stripe(ReadStripe<Entry>& st, Live&& live, Prefetch&& prefetch, Apply
   // (lookups read records, so a header is cold in a large pool), the second takes the
   // live entries and starts loading what the policy will change, the third applies them.
   std::array<Entry*, kRingSize> taken;
+  std::array<std::uint64_t, kRingSize> notes;
   std::size_t n = 0;
   for (std::uint64_t pos = begin; pos < end; ++pos) {
     Entry* e = st.ring[pos & (kRingSize - 1)].load(std::memory_order_acquire);
@@ -111,10 +114,10 @@ void drain_stripe(ReadStripe<Entry>& st, Live&& live, Prefetch&& prefetch, Apply
   for (std::size_t i = 0; i < events; ++i) {
     Entry* e = taken[i];
     if (!live(e)) continue;
-    prefetch(e);
+    notes[n] = prefetch(e);
     taken[n++] = e;
   }
-  for (std::size_t i = 0; i < n; ++i) apply(taken[i]);
+  for (std::size_t i = 0; i < n; ++i) apply(taken[i], notes[i]);
   st.drained = end;
 }
 

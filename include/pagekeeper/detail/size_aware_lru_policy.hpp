@@ -20,11 +20,11 @@ class SizeAwareLruPolicy : public LruPolicy<Entry> {
  public:
   explicit SizeAwareLruPolicy(std::uint32_t sample) noexcept : sample_(sample) {}
 
-  template <class SizeOf>
-  Entry* victim(std::size_t limit, SizeOf&& size_of) noexcept {
+  template <class Cx>
+  Entry* victim(std::size_t limit, const Cx& cx) noexcept {
     // Of entries of similar age the larger goes first: 1 KiB weighs as 1 ms of age.
     return lowest_of_tail<Entry>(this->list_, sample_, limit, [&](const Entry* e) {
-      return e->last_access() - static_cast<std::int64_t>(size_of(e) / 1024);
+      return e->last_access() - static_cast<std::int64_t>(cx.size(e) / 1024);
     });
   }
 

@@ -1,0 +1,143 @@
+// pagekeeper/detail/frequency_sketch.hpp
+//
+// FrequencySketch: how often keys were asked for lately, approximately, in 4-bit counters
+// (TinyLFU's count-min sketch, laid out as Caffeine's: a key's four counters lie in one
+// 64-byte block, so an increment or an estimate touches one cache line). Every counter
+// saturates at 15; once the sketch has counted `sample_size()` increments (ten times its
+// capacity) every counter is halved, so old popularity fades and recent counts weigh more.
+//
+// Internal to PagedResourcePool (pagekeeper/pool.hpp): not part of the public API.
+// Not thread-safe: one sketch per shard, used under the shard's exclusive lock, except
+// prefetch(), which any thread may call at any time (it only reads atomics, and a prefetch
+// of memory a concurrent growth released is harmless: prefetches never fault).
+
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace pagekeeper::pool_detail {
+
+class FrequencySketch {
+ public:
+  // Counters for about `entries` keys: a word of 16 counters per key, rounded up to a power
+  // of two (at least 8 words); the sample is ten times `entries`. Growing drops what was
+  // counted. Throws std::bad_alloc.
+  void ensure_capacity(std::size_t entries) {
+    const std::size_t want = std::bit_ceil(std::max<std::size_t>(entries, 8));
+    if (words_ >= want) return;
+    std::vector<Block> fresh(want / 8);  // value-initialized: zero
+    // Published for prefetch() before the old array goes: a racing prefetch reads one or the
+    // other (mask first, so that it never pairs a larger mask with the smaller array).
+    prefetch_mask_.store(0, std::memory_order_relaxed);
+    prefetch_blocks_.store(fresh.data(), std::memory_order_relaxed);
+    prefetch_mask_.store(want / 8 - 1, std::memory_order_relaxed);
+    blocks_ = std::move(fresh);
+    words_ = want;
+    block_mask_ = (want >> 3) - 1;
+    sample_size_ = 10 * std::max<std::uint64_t>(entries, 1);
+    additions_ = 0;
+  }
+
+  std::size_t capacity() const noexcept { return words_; }
+  std::uint64_t sample_size() const noexcept { return sample_size_; }
+
+  // The estimated count of hash h, 0..15 (0 before ensure_capacity()).
+  unsigned frequency(std::uint64_t h) const noexcept {
+    if (words_ == 0) return 0;
+    const Spot spot = spot_of(h);
+    unsigned least = 15;
+    for (unsigned i = 0; i < 4; ++i) {
+      least = std::min<unsigned>(least, static_cast<unsigned>((word(spot.word[i]) >> spot.shift[i]) & 0xf));
+    }
+    return least;
+  }
+
+  // Starts loading the block of hash h's counters. Any thread, no lock (see above).
+  void prefetch(std::uint64_t h) const noexcept {
+    const std::size_t mask = prefetch_mask_.load(std::memory_order_relaxed);
+    const Block* blocks = prefetch_blocks_.load(std::memory_order_relaxed);
+    if (blocks != nullptr) __builtin_prefetch(&blocks[block_of(mix(h)) & mask], 1);
+  }
+
+  // Counts one occurrence of hash h; halves every counter when the sample is complete.
+  // Counts nothing before ensure_capacity().
+  void increment(std::uint64_t h) noexcept {
+    if (words_ == 0) return;
+    const Spot spot = spot_of(h);
+    bool added = false;
+    for (unsigned i = 0; i < 4; ++i) {
+      std::uint64_t& word = this->word(spot.word[i]);
+      const std::uint64_t mask = std::uint64_t{0xf} << spot.shift[i];
+      if ((word & mask) != mask) {
+        word += std::uint64_t{1} << spot.shift[i];
+        added = true;
+      }
+    }
+    if (added && ++additions_ >= sample_size_) halve();
+  }
+
+ private:
+  struct Spot {
+    std::size_t word[4];
+    unsigned shift[4];
+  };
+
+  // The block (8 words) from one half of the rehashed key, each counter's word (one of the
+  // pair 2i, 2i+1) and nibble from a byte of the other half.
+  // The pool's hash picks shards and table slots from its bits: remix, so that the keys of
+  // one shard spread over every block.
+  static std::uint64_t mix(std::uint64_t h) noexcept {
+    h = (h ^ (h >> 29)) * 0xbf58476d1ce4e5b9ULL;
+    return h ^ (h >> 32);
+  }
+  static std::size_t block_of(std::uint64_t mixed) noexcept { return static_cast<std::size_t>(mixed); }
+
+  std::uint64_t& word(std::size_t i) noexcept { return blocks_[i >> 3].word[i & 7]; }
+  std::uint64_t word(std::size_t i) const noexcept { return blocks_[i >> 3].word[i & 7]; }
+
+  Spot spot_of(std::uint64_t h) const noexcept {
+    h = mix(h);
+    const std::size_t block = (block_of(h) & block_mask_) << 3;
+    const auto counters = static_cast<std::uint32_t>(h >> 32) * 0x9e3779b9u;
+    Spot s{};
+    for (unsigned i = 0; i < 4; ++i) {
+      const std::uint32_t b = counters >> (8 * i);
+      s.word[i] = block + (b & 1) + 2 * i;
+      s.shift[i] = ((b >> 1) & 15) << 2;
+    }
+    return s;
+  }
+
+  // Halves every counter, and the count of additions by what the halving took (each odd
+  // counter loses half an addition; four counters per addition).
+  void halve() noexcept {
+    std::uint64_t odd = 0;
+    for (Block& block : blocks_) {
+      for (std::uint64_t& w : block.word) {
+        odd += static_cast<std::uint64_t>(std::popcount(w & 0x1111111111111111ULL));
+        w = (w >> 1) & 0x7777777777777777ULL;
+      }
+    }
+    additions_ = (additions_ - odd / 4) / 2;
+  }
+
+  // One cache line: a key's four counters all lie in one block.
+  struct alignas(64) Block {
+    std::uint64_t word[8];
+  };
+
+  std::vector<Block> blocks_;
+  std::size_t words_ = 0;
+  std::size_t block_mask_ = 0;
+  std::atomic<const Block*> prefetch_blocks_{nullptr};
+  std::atomic<std::size_t> prefetch_mask_{0};
+  std::uint64_t sample_size_ = 0;
+  std::uint64_t additions_ = 0;
+};
+
+}  // namespace pagekeeper::pool_detail
