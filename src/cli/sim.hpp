@@ -5,6 +5,9 @@
 // both value and byte size (so `capacity` is in the trace's size units: keys, for arc traces
 // whose sizes are all 1). A hit whose stored size differs from the request's (a kv trace may
 // resize an object) re-inserts it with the new size; it still counts as a hit.
+// Policy "opt" is not a pool: it is Belady's MIN with bypass computed offline from the whole
+// trace (cli/belady.hpp), the most hits any policy can get at that capacity (exact when all
+// sizes are equal), so that every report can say what fraction of it a policy reaches.
 //
 // Thread safety: run_simulation is reentrant; each call owns its pool and reader.
 
@@ -13,6 +16,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -24,7 +28,7 @@ struct SimOptions {
   std::string trace_path;
   TraceFormat format = TraceFormat::kAuto;
   std::uint64_t capacity = 0;   // the pool's max_bytes, in trace size units; must be > 0
-  std::string policy = "lru";   // "lru" or "size-lru"
+  std::string policy = "lru";   // "lru", "size-lru", "wtinylfu" or "opt"
   double watermark = 1.0;       // the pool's low_watermark, in (0, 1]
   std::optional<std::uint32_t> shards;  // unset: the pool's default
 };
@@ -45,6 +49,10 @@ struct SimResult {
 // Replays the trace. Throws std::invalid_argument for invalid options (naming the option),
 // TraceError for unreadable or malformed traces.
 SimResult run_simulation(const SimOptions& options);
+
+// The policies of a --policy value: one name or a comma-separated list, in order. Throws
+// std::invalid_argument naming --policy for an unknown or empty name.
+std::vector<std::string> parse_policy_list(const std::string& text);
 
 // hits / requests in percent, rounded to two decimals (0 for an empty trace).
 double hit_ratio_percent(const SimResult& result);
