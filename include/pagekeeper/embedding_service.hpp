@@ -89,6 +89,9 @@ struct EmbeddingServiceConfig {
   // Tiers below memory (local disk, Redis), asked on a miss before the embedder; null: none.
   // Vectors of models without an identity (Embedder::identity()) bypass them.
   std::shared_ptr<TierChain> tiers{};
+  // Eviction policy: W-TinyLFU keeps the vectors asked for again through an indexer's scan
+  // of a large tree, which flushes an LRU cache of everything hot.
+  CachePolicy policy = CachePolicy::kTinyLfu;
   // Vector storage maps its next block on a background thread while the cache fills, so
   // no request waits on the kernel for the cache's memory (VectorSlab::Options::map_ahead).
   bool map_storage_ahead = true;

@@ -53,6 +53,8 @@ class LlamaModelPool {
     std::string name = "llama-models";
     // Budget in bytes of model tensors (default 4 GiB).
     std::uint64_t max_bytes = std::uint64_t{4} << 30;
+    // Eviction policy among loaded models.
+    CachePolicy policy = CachePolicy::kTinyLfu;
   };
 
   // Throws std::invalid_argument for an invalid configuration (empty name).

@@ -10,7 +10,8 @@
 //                alert_history, history_interval_ms, history_samples
 //   [limits]     max_body_bytes, max_texts_per_request, max_text_bytes
 //   [embedding]  default_model, budget_mb (or budget_bytes), lexical_dimensions,
-//                model_budget_mb (budget of the pool that holds loaded llama.cpp models)
+//                model_budget_mb (budget of the pool that holds loaded llama.cpp models),
+//                policy ("tinylfu" | "lru": eviction in the embedding cache and model pool)
 //   [[embedding.models]]  one table per model: name, backend ("llama" | "openai" |
 //                "lexical"), aliases, and the backend's keys (see EmbeddingModelConfig)
 //   [broker]     tick_ms, act_above, target_fraction, memory_budget_mb (0: what the host
@@ -33,6 +34,7 @@
 #include <vector>
 
 #include "pagekeeper/broker.hpp"
+#include "pagekeeper/eviction_policy.hpp"
 #include "pagekeeper/llama_embedder.hpp"
 #include "pagekeeper/openai_embedder.hpp"
 #include "pagekeeper/tiers_config.hpp"
@@ -116,6 +118,8 @@ struct ServerConfig {
   std::vector<EmbeddingModelConfig> models;
   // Byte budget of the pool holding loaded llama.cpp models (registered with the broker).
   std::uint64_t model_budget_bytes = 2048ull << 20;
+  // Eviction policy of the embedding cache and the loaded-model pool.
+  CachePolicy cache_policy = CachePolicy::kTinyLfu;
 
   // Broker: thresholds, act_above, target_fraction and tick_interval (default 1 s here).
   BrokerConfig broker = default_broker_config();

@@ -24,7 +24,7 @@ EmbeddingService::Pool::Config pool_config(const EmbeddingServiceConfig& config,
   pc.sizer = [](const EmbeddingVector& v) -> std::uint64_t {
     return v.memory_bytes() + sizeof(EmbeddingKey);
   };
-  pc.policy = EvictionPolicy<EmbeddingVector>::size_aware_lru();
+  pc.policy = eviction_policy_for<EmbeddingVector>(config.policy);
   pc.low_watermark = config.low_watermark;
   pc.shards = config.shards;
   pc.key_formatter = [](const EmbeddingKey& key) { return key.to_string(); };

@@ -16,7 +16,7 @@ LlamaModelCache::Config cache_config(LlamaModelPool::Config config) {
   c.sizer = [](const std::shared_ptr<LlamaModel>& model) -> std::uint64_t {
     return model ? model->size_bytes() : 0;
   };
-  c.policy = EvictionPolicy<std::shared_ptr<LlamaModel>>::size_aware_lru();
+  c.policy = eviction_policy_for<std::shared_ptr<LlamaModel>>(config.policy);
   return c;
 }
 

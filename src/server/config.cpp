@@ -390,6 +390,7 @@ ServerConfig parse_server_config(std::string_view toml_text, std::string_view so
     std::uint64_t model_mb = 0;
     r.integer("model_budget_mb", model_mb, 1, 1 << 24);
     if (model_mb != 0) config.model_budget_bytes = model_mb << 20;
+    r.choice("policy", config.cache_policy, {{"tinylfu", CachePolicy::kTinyLfu}, {"lru", CachePolicy::kLru}});
     if (const toml::node* models = t->get("models")) {
       r.skip("models");
       const toml::array* tables = models->as_array();

@@ -177,6 +177,7 @@ void add_configured_model(ModelRegistry& models, const EmbeddingModelConfig& m, 
 std::shared_ptr<EmbeddingService> make_embeddings(const ServerConfig& config, Daemon::Impl& impl) {
   EmbeddingServiceConfig ec;
   ec.max_bytes = config.embedding_budget_bytes;
+  ec.policy = config.cache_policy;
   auto models = std::make_shared<ModelRegistry>("lexical");
   LexicalEmbedderOptions lex;
   lex.dimensions = config.lexical_dimensions;
@@ -191,6 +192,7 @@ std::shared_ptr<EmbeddingService> make_embeddings(const ServerConfig& config, Da
     if (m.backend == EmbeddingModelConfig::Backend::kLlama && !impl.llama_models) {
       LlamaModelPool::Config pool;
       pool.max_bytes = config.model_budget_bytes;
+      pool.policy = config.cache_policy;
       impl.llama_models = std::make_shared<LlamaModelPool>(pool);
     }
     add_configured_model(*models, m, impl.llama_models, impl.llama_providers, impl.model_descriptions);

@@ -19,6 +19,7 @@ struct ServerFlags {
   CLI::Option* threads = nullptr;
   CLI::Option* model = nullptr;
   CLI::Option* budget_mb = nullptr;
+  CLI::Option* cache_policy = nullptr;
   CLI::Option* max_body = nullptr;
   CLI::Option* max_texts = nullptr;
   CLI::Option* max_text_bytes = nullptr;
@@ -36,6 +37,7 @@ struct ServerFlags {
   std::size_t threads_value = 0;
   std::vector<std::string> model_values;
   std::uint64_t budget_mb_value = 0;
+  std::string cache_policy_value;
   std::size_t max_body_value = 0;
   std::size_t max_texts_value = 0;
   std::size_t max_text_bytes_value = 0;
@@ -63,6 +65,10 @@ std::shared_ptr<ServerFlags> add_server_flags(CLI::App& app) {
                  ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   f->budget_mb = app.add_option("--embedding-budget-mb", f->budget_mb_value, "Embedding cache budget in MiB")
                      ->check(CLI::Range(1, 1 << 24));
+  f->cache_policy = app.add_option("--cache-policy", f->cache_policy_value,
+                                   "Eviction policy of the embedding cache and the loaded-model pool: "
+                                   "tinylfu (default) or lru")
+                        ->check(CLI::IsMember({"tinylfu", "lru"}));
   f->max_body = app.add_option("--max-body-bytes", f->max_body_value, "Largest request body")
                     ->check(CLI::Range(64, 1 << 30));
   f->max_texts = app.add_option("--max-texts", f->max_texts_value, "Most texts per request")
@@ -102,6 +108,7 @@ ServerConfig resolve_server_config(const ServerFlags& f) {
     else c.models.push_back(parse_model_flag(model));
   }
   if (f.budget_mb->count()) c.embedding_budget_bytes = f.budget_mb_value << 20;
+  if (f.cache_policy->count()) c.cache_policy = parse_cache_policy(f.cache_policy_value);
   if (f.max_body->count()) c.limits.max_body_bytes = f.max_body_value;
   if (f.max_texts->count()) c.limits.max_texts_per_request = f.max_texts_value;
   if (f.max_text_bytes->count()) c.limits.max_text_bytes = f.max_text_bytes_value;
