@@ -23,6 +23,16 @@ EvictionPolicy<std::uint64_t> policy_named(const std::string& name) {
   throw std::invalid_argument(std::string("--policy must be ") + kPolicyNames + ", got '" + name + "'");
 }
 
+void take_counts(SimResult& r, std::uint64_t hits, std::uint64_t misses, std::uint64_t evictions,
+                 std::uint64_t rejected_oversize, std::uint64_t resident_entries, std::uint64_t resident_bytes) {
+  r.hits = hits;
+  r.misses = misses;
+  r.evictions = evictions;
+  r.rejected_oversize = rejected_oversize;
+  r.resident_entries = resident_entries;
+  r.resident_bytes = resident_bytes;
+}
+
 // Belady's MIN with bypass over the whole trace, read into memory first (keys as dense ids).
 SimResult run_optimal(const SimOptions& options) {
   TraceReader reader = TraceReader::open_file(options.trace_path, options.format);
@@ -47,13 +57,9 @@ SimResult run_optimal(const SimOptions& options) {
   const BeladyResult opt = belady_min(ids, sizes, options.capacity);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   result.requests = ids.size();
-  result.hits = opt.hits;
-  result.misses = opt.misses;
-  result.evictions = opt.evictions;
-  result.rejected_oversize = opt.rejected_oversize;
-  result.resident_entries = opt.resident_entries;
-  result.resident_bytes = opt.resident_bytes;
   result.shards = 1;
+  take_counts(result, opt.hits, opt.misses, opt.evictions, opt.rejected_oversize, opt.resident_entries,
+              opt.resident_bytes);
   return result;
 }
 
@@ -112,12 +118,8 @@ SimResult run_simulation(const SimOptions& options) {
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
   const PoolStats stats = pool.stats();
-  result.hits = stats.hits;
-  result.misses = stats.misses;
-  result.evictions = stats.evictions;
-  result.rejected_oversize = stats.rejected_oversize;
-  result.resident_entries = stats.entry_count;
-  result.resident_bytes = stats.total_bytes;
+  take_counts(result, stats.hits, stats.misses, stats.evictions, stats.rejected_oversize, stats.entry_count,
+              stats.total_bytes);
   return result;
 }
 

@@ -234,13 +234,16 @@ class Model {
     e->region = 0;
     window_.push_front(e);
     window_bytes_ += e->size;
-    while (window_bytes_ > window_max_ && window_.back() != e) {
-      ModelEntry* oldest = window_.back();
-      window_.pop_back();
-      window_bytes_ -= oldest->size;
-      oldest->region = 1;
-      probation_.push_front(oldest);
-    }
+    while (window_bytes_ > window_max_ && window_.back() != e) demote_tail(window_, window_bytes_);
+  }
+
+  // The least recent entry of `from` (the window or protected) becomes probation's newest.
+  void demote_tail(Order& from, std::uint64_t& from_bytes) {
+    ModelEntry* oldest = from.back();
+    from.pop_back();
+    from_bytes -= oldest->size;
+    oldest->region = 1;
+    probation_.push_front(oldest);
   }
 
   void access(ModelEntry* e) {
@@ -257,13 +260,7 @@ class Model {
     e->region = 2;
     protected_.push_front(e);
     protected_bytes_ += e->size;
-    while (protected_bytes_ > protected_max_ && !protected_.empty()) {
-      ModelEntry* d = protected_.back();
-      protected_.pop_back();
-      protected_bytes_ -= d->size;
-      d->region = 1;
-      probation_.push_front(d);
-    }
+    while (protected_bytes_ > protected_max_ && !protected_.empty()) demote_tail(protected_, protected_bytes_);
   }
 
   // Out of the order and the accounts; freed unless pinned.
