@@ -1,30 +1,48 @@
 #!/usr/bin/env bash
 # bench-pagekeeperd.sh BUILD_DIR: requests/s and latency of pagekeeperd answering a cached
-# single input on /v1/embeddings (float and base64) with wrk, beside redis-server answering GET
-# for a value of the same size as each response body, measured in the same run with
-# redis-benchmark. Same client concurrency for both (CONNECTIONS, default 8), DURATION seconds.
+# single input on /v1/embeddings with wrk (scripts/wrk/embeddings.lua), beside redis-server
+# answering GET of a stored value of the same size as the response body, measured in the same
+# run with redis-benchmark at the same concurrency. For each of CONNECTIONS (default
+# "8 64 256") and each of ENCODINGS (default "float"), DURATION seconds each (default 10).
+# Prints one line per pair with the ratio, and fails when wrk reports errors or non-2xx answers.
 set -euo pipefail
 readonly build_dir="${1:?usage: bench-pagekeeperd.sh BUILD_DIR}"
 readonly repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-readonly connections="${CONNECTIONS:-8}" duration="${DURATION:-10}"
+readonly connection_counts="${CONNECTIONS:-8 64 256}" encodings="${ENCODINGS:-float}" duration="${DURATION:-10}"
 readonly port="${PORT:-18177}" redis_port="${REDIS_PORT:-16379}"
+readonly input="pagekeeper benchmark: one cached sentence of ordinary length"
 
-"${build_dir}/bin/pagekeeperd" --port "${port}" --threads "${connections}" --no-host-memory >/dev/null 2>&1 &
+"${build_dir}/bin/pagekeeperd" --port "${port}" --no-host-memory >/dev/null 2>&1 &
 daemon=$!
 redis-server --port "${redis_port}" --save "" --appendonly no >/dev/null 2>&1 &
 redis=$!
 trap 'kill ${daemon} ${redis} 2>/dev/null || true' EXIT
-sleep 1
-for encoding in float base64; do
-  body="$(curl -fsS -XPOST "http://127.0.0.1:${port}/v1/embeddings" -H 'Content-Type: application/json' \
-    -d "{\"input\":\"pagekeeper benchmark: one cached sentence of ordinary length\",\"model\":\"lexical\",\"encoding_format\":\"${encoding}\"}")"
-  size=${#body}
-  echo "== pagekeeperd /v1/embeddings ${encoding} (response body ${size} bytes), wrk -t1 -c${connections} -d${duration}s"
-  ENCODING="${encoding}" wrk -t1 -c"${connections}" -d"${duration}s" --latency \
-    -s "${repo_root}/scripts/wrk/embeddings.lua" "http://127.0.0.1:${port}" | grep -E "Requests/sec|99%|50%|Non-2xx|errors"
-  echo "== redis-server GET of a ${size}-byte value, redis-benchmark -c ${connections}"
-  redis-benchmark -p "${redis_port}" -c "${connections}" -n $((duration * 40000)) -d "${size}" -t get -q \
-    --precision 3 2>/dev/null | tr '\r' '\n' | grep -E "GET" | tail -1
-  redis-benchmark -p "${redis_port}" -c "${connections}" -n $((duration * 40000)) -d "${size}" -t get \
-    2>/dev/null | tr '\r' '\n' | grep -A3 -E "latency summary" | tail -2
+for _ in $(seq 100); do
+  curl -fsS "http://127.0.0.1:${port}/healthz" >/dev/null 2>&1 && redis-cli -p "${redis_port}" ping >/dev/null 2>&1 && break
+  sleep 0.1
 done
+
+status=0
+for encoding in ${encodings}; do
+  body="$(curl -fsS -XPOST "http://127.0.0.1:${port}/v1/embeddings" -H 'Content-Type: application/json' \
+    -d "{\"input\":\"${input}\",\"model\":\"lexical\",\"encoding_format\":\"${encoding}\"}")"
+  size=${#body}
+  # redis-benchmark's GET reads the key "key:__rand_int__" (no -r): store a value of that size.
+  head -c "${size}" /dev/zero | tr '\0' 'v' | redis-cli -p "${redis_port}" -x set 'key:__rand_int__' >/dev/null
+  for c in ${connection_counts}; do
+    wrk_out="$(ENCODING="${encoding}" wrk -t1 -c"${c}" -d"${duration}s" --latency \
+      -s "${repo_root}/scripts/wrk/embeddings.lua" "http://127.0.0.1:${port}")"
+    ours=$(awk '/Requests\/sec/ {print $2}' <<<"${wrk_out}")
+    p50=$(awk '$1 == "50%" {print $2}' <<<"${wrk_out}")
+    p99=$(awk '$1 == "99%" {print $2}' <<<"${wrk_out}")
+    errors=$(grep -E "Non-2xx|Socket errors" <<<"${wrk_out}" || true)
+    redis_out="$(redis-benchmark -p "${redis_port}" -c "${c}" -n $((duration * 30000)) -t get 2>/dev/null | tr '\r' '\n')"
+    theirs=$(awk '/throughput summary/ {print $3}' <<<"${redis_out}")
+    redis_p99=$(grep -A2 "latency summary" <<<"${redis_out}" | tail -1 | awk '{print $5}')
+    ratio=$(awk -v a="${ours}" -v b="${theirs}" 'BEGIN {printf "%.2f", a / b}')
+    echo "${encoding} body ${size} B, ${c} connections: pagekeeperd ${ours} req/s (p50 ${p50}, p99 ${p99})," \
+      "redis GET ${theirs} req/s (p99 ${redis_p99} ms), ratio ${ratio}${errors:+; wrk: ${errors//$'\n'/; }}"
+    if [[ -n "${errors}" ]]; then status=1; fi
+  done
+done
+exit "${status}"

@@ -2,7 +2,9 @@
 //
 // Daemon: pagekeeperd as a library object. It owns (or is given) the process's services, the
 // EmbeddingService, the PressureBroker and the adapter pagers, and serves them over HTTP/1.1
-// with cpp-httplib:
+// with an event-driven engine (Boost.Beast on Boost.Asio: a few I/O threads own every
+// connection, a bounded pool of worker threads runs the handlers, so idle, slow or hostile
+// clients hold no thread; limits and refusals in src/server/http_engine.hpp):
 //
 //   POST /v1/embeddings            OpenAI-compatible embeddings (float or base64)
 //   POST /api/<command>            the original's command API (spec §3), JSON bodies
@@ -13,10 +15,11 @@
 // Every refusal is a JSON body {"error": {message, type, code, param, status}} with a 4xx
 // status for the caller's mistakes and 5xx for ours; no input crashes the process.
 //
-// Lifecycle: construct, start() (binds, starts the worker threads and the broker's background
-// relief), then stop() from any thread (or a signal handler thread): the listening socket
-// closes at once, requests in flight finish and get their answers, idle keep-alive
-// connections are closed, the broker thread stops, and stop() returns. wait() blocks until
+// Lifecycle: construct, start() (binds, starts the I/O and worker threads and the broker's
+// background relief), then stop() from any thread (or a signal handler thread): the listening
+// socket closes at once, idle keep-alive and half-sent requests are closed at once, requests
+// in flight finish and get their answers within config.drain_timeout (then their connections
+// are closed too), the broker thread stops, and stop() returns. wait() blocks until
 // the daemon has stopped. start() may be called once per object.
 //
 // Thread safety: start(), stop() and wait() may be called from different threads; stop() is
@@ -69,7 +72,7 @@ class Daemon {
 
   // Binds config.host:config.port (port 0: any free port), starts serving on background
   // threads and starts the broker's relief thread. Throws ServerError when the address
-  // cannot be bound, std::logic_error when called twice.
+  // cannot be bound or a thread cannot be created, std::logic_error when called twice.
   void start();
   // The bound port (valid after start()).
   int port() const;

@@ -6,9 +6,11 @@
 // ServerConfigError naming the key (and the file position when there is one), never a silent
 // default.
 //
-//   [server]     host, port, token, token_file, threads, read_timeout_ms, write_timeout_ms,
+//   [server]     host, port, token, token_file, threads, io_threads, max_connections,
+//                read_timeout_ms, write_timeout_ms, idle_timeout_ms, drain_timeout_ms,
 //                alert_history, history_interval_ms, history_samples
-//   [limits]     max_body_bytes, max_texts_per_request, max_text_bytes
+//   [limits]     max_body_bytes, max_header_bytes, max_header_fields, max_texts_per_request,
+//                max_text_bytes
 //   [embedding]  default_model, budget_mb (or budget_bytes), lexical_dimensions,
 //                model_budget_mb (budget of the pool that holds loaded llama.cpp models),
 //                policy ("tinylfu" | "lru": eviction in the embedding cache and model pool)
@@ -49,7 +51,9 @@ class ServerConfigError : public std::invalid_argument {
 
 // Request limits. Each refusal names the limit it hit (413 for the body, 400 otherwise).
 struct ServerLimits {
-  std::size_t max_body_bytes = 8u << 20;       // whole request body
+  std::size_t max_body_bytes = 8u << 20;       // whole request body, decoded from its framing
+  std::size_t max_header_bytes = 16u << 10;    // request line and header fields (431)
+  std::size_t max_header_fields = 100;         // header fields of one request (431)
   std::size_t max_texts_per_request = 2048;    // entries of `input` / `texts`
   std::size_t max_text_bytes = 64u << 10;      // one text, in UTF-8 bytes
 };
@@ -96,11 +100,22 @@ struct ServerConfig {
   int port = 8077;
   // When not empty, state-changing commands require "Authorization: Bearer <token>".
   std::string token;
-  // Worker threads serving requests (each holds one connection at a time).
+  // Worker threads running the handlers (embedding, commands); a request waiting for one
+  // holds no thread.
   std::size_t threads = 8;
-  // A client that sends nothing for this long is disconnected (slow clients).
+  // Threads reading and writing connections (they never run a handler).
+  std::size_t io_threads = 1;
+  // Connections open at once; one more is answered 503 with Retry-After and closed. The
+  // daemon raises its open-file limit to fit when it can (and warns when it cannot).
+  std::size_t max_connections = 10000;
+  // A request's header must arrive within this from its first byte, and its body within
+  // this again (slow clients, slowloris).
   std::chrono::milliseconds read_timeout{5000};
   std::chrono::milliseconds write_timeout{5000};
+  // A keep-alive connection with no request is closed after this.
+  std::chrono::milliseconds idle_timeout{60000};
+  // On stop (SIGTERM), requests in flight get this long to finish and answer.
+  std::chrono::milliseconds drain_timeout{10000};
   // Alerts kept for the dashboard and /api/system/pressure-alerts.
   std::size_t alert_history = 64;
   // The dashboard's history: one sample of rates, latencies, pools and host memory every

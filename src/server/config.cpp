@@ -33,6 +33,15 @@ void ServerConfig::validate() const {
   if (threads == 0 || threads > 1024) fail("server.threads: " + std::to_string(threads) + " is not in [1, 1024]");
   if (read_timeout.count() <= 0) fail("server.read_timeout_ms: must be > 0");
   if (write_timeout.count() <= 0) fail("server.write_timeout_ms: must be > 0");
+  if (idle_timeout.count() <= 0) fail("server.idle_timeout_ms: must be > 0");
+  if (drain_timeout.count() < 0) fail("server.drain_timeout_ms: must be >= 0");
+  if (io_threads == 0 || io_threads > 64) fail("server.io_threads: " + std::to_string(io_threads) + " is not in [1, 64]");
+  if (max_connections == 0 || max_connections > 1000000)
+    fail("server.max_connections: " + std::to_string(max_connections) + " is not in [1, 1000000]");
+  if (limits.max_header_bytes < 1024 || limits.max_header_bytes > (1u << 20))
+    fail("limits.max_header_bytes: " + std::to_string(limits.max_header_bytes) + " is not in [1024, 1048576]");
+  if (limits.max_header_fields == 0 || limits.max_header_fields > 10000)
+    fail("limits.max_header_fields: " + std::to_string(limits.max_header_fields) + " is not in [1, 10000]");
   if (alert_history == 0 || alert_history > 100000) fail("server.alert_history: must be in [1, 100000]");
   if (history_interval.count() < 10) fail("server.history_interval_ms: must be at least 10");
   if (history_samples == 0 || history_samples > 1000000) fail("server.history_samples: must be in [1, 1000000]");
@@ -365,6 +374,14 @@ ServerConfig parse_server_config(std::string_view toml_text, std::string_view so
     ms = config.write_timeout.count();
     r.integer("write_timeout_ms", ms, 1, 3600000);
     config.write_timeout = std::chrono::milliseconds(ms);
+    ms = config.idle_timeout.count();
+    r.integer("idle_timeout_ms", ms, 1, 86400000);
+    config.idle_timeout = std::chrono::milliseconds(ms);
+    ms = config.drain_timeout.count();
+    r.integer("drain_timeout_ms", ms, 0, 3600000);
+    config.drain_timeout = std::chrono::milliseconds(ms);
+    r.integer("io_threads", config.io_threads, 1, 64);
+    r.integer("max_connections", config.max_connections, 1, 1000000);
     r.integer("alert_history", config.alert_history, 1, 100000);
     ms = config.history_interval.count();
     r.integer("history_interval_ms", ms, 10, 3600000);
@@ -374,6 +391,8 @@ ServerConfig parse_server_config(std::string_view toml_text, std::string_view so
   if (const auto* t = table("limits")) {
     TableReader r(*t, "limits", source_name);
     r.integer("max_body_bytes", config.limits.max_body_bytes, 64, kMaxInt);
+    r.integer("max_header_bytes", config.limits.max_header_bytes, 1024, 1 << 20);
+    r.integer("max_header_fields", config.limits.max_header_fields, 1, 10000);
     r.integer("max_texts_per_request", config.limits.max_texts_per_request, 1, kMaxInt);
     r.integer("max_text_bytes", config.limits.max_text_bytes, 1, kMaxInt);
   }

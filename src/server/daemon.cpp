@@ -18,6 +18,8 @@
 #include <span>
 #include <thread>
 
+#include <sys/resource.h>
+
 #include <spdlog/spdlog.h>
 
 #include "pagekeeper/host_memory.hpp"
@@ -305,9 +307,16 @@ Daemon::Impl::Impl(ServerConfig c, DaemonServices services) : config(std::move(c
   options.host = config.host;
   options.port = config.port;
   options.worker_threads = config.threads;
+  options.io_threads = config.io_threads;
+  options.max_connections = config.max_connections;
   options.max_body_bytes = config.limits.max_body_bytes;
-  options.read_timeout = config.read_timeout;
+  options.max_header_bytes = config.limits.max_header_bytes;
+  options.max_header_fields = config.limits.max_header_fields;
+  options.header_timeout = config.read_timeout;
+  options.body_timeout = config.read_timeout;
+  options.idle_timeout = config.idle_timeout;
   options.write_timeout = config.write_timeout;
+  options.drain_timeout = config.drain_timeout;
   engine = std::make_unique<server::HttpEngine>(
       std::move(options), [this](HttpRequest& req, HttpResponse& res) { dispatch(req, res); },
       [this](int status, std::string_view code, const std::string& message, HttpResponse& res) {
@@ -356,7 +365,9 @@ Daemon::Impl::Handler Daemon::Impl::wrap(std::size_t route, Handler handler) {
 }
 
 void Daemon::Impl::require_json(const HttpRequest& req) const {
-  if (req.body.empty() && !req.has_header("Content-Type")) return;
+  // An empty body is no parameters whatever its type (curl -X POST, or -d '' with curl's form
+  // type), and a body without a type is read as JSON (clients that do not set one).
+  if (req.body.empty() || !req.has_header("Content-Type")) return;
   std::string type = lower(req.header("Content-Type"));
   if (auto semi = type.find(';'); semi != std::string::npos) type.resize(semi);
   while (!type.empty() && type.back() == ' ') type.pop_back();
@@ -492,10 +503,32 @@ void Daemon::Impl::dispatch(HttpRequest& req, HttpResponse& res) {
   })(req, res);
 }
 
+namespace {
+
+// Each connection is a descriptor: raise the soft open-file limit toward the hard one so
+// server.max_connections can be reached (the models, the tiers and the logs need some too).
+void fit_open_file_limit(std::size_t max_connections) {
+  constexpr rlim_t kReserve = 256;
+  const rlim_t wanted = static_cast<rlim_t>(max_connections) + kReserve;
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= wanted) return;
+  const rlim_t soft = limit.rlim_cur;
+  limit.rlim_cur = limit.rlim_max == RLIM_INFINITY ? wanted : std::min(wanted, limit.rlim_max);
+  if (limit.rlim_cur > soft) ::setrlimit(RLIMIT_NOFILE, &limit);
+  ::getrlimit(RLIMIT_NOFILE, &limit);
+  if (limit.rlim_cur < wanted)
+    spdlog::warn("pagekeeperd: the open-file limit is {} (hard limit {}), below server.max_connections {} + {}: "
+                 "connections past it are refused by the kernel, not answered 503",
+                 limit.rlim_cur, limit.rlim_max, max_connections, kReserve);
+}
+
+}  // namespace
+
 void Daemon::Impl::start() {
   std::lock_guard lock(lifecycle_mutex);
   if (started) throw std::logic_error("Daemon::start: already started");
   started = true;
+  fit_open_file_limit(config.max_connections);
   bound_port = engine->start();
   if (!broker->running()) {
     broker->start();

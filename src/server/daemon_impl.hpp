@@ -80,7 +80,9 @@ struct Daemon::Impl {
   // `handler` with the framework around it: in-flight gauge, metrics, errors as JSON.
   Handler wrap(std::size_t route, Handler handler);
   // POST /api/<name>. The framework checks the bearer token first when `changes_state`,
-  // then that the body is JSON (an empty body or one without Content-Type is accepted).
+  // then that the body is JSON: an empty body (whatever its Content-Type, or none, or no
+  // Content-Length at all) and a body without Content-Type are accepted; handlers read an
+  // empty body as no parameters (parse_command_params gives {}).
   void add_command(std::string name, bool changes_state, CommandHandler handler);
   // `method` on the exact path `path` (a metrics route of that name).
   void add_endpoint(std::string method, const std::string& path, Handler handler);

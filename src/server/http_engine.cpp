@@ -1,153 +1,506 @@
-// HttpEngine over cpp-httplib: a worker thread serves one connection at a time (the engine's
-// known limit; the event-driven engine replaces it). Every method and path goes to the one
-// handler, which routes.
+// HttpEngine over Boost.Beast and Boost.Asio: an event-driven HTTP/1.1 server. The only file
+// of pagekeeper that includes Beast or Asio (they cost compile and clang-tidy time).
+//
+// Threads: `io_threads` run the io_context (accept, read, parse, write: never a handler), and
+// `worker_threads` run the handlers from one queue. A connection whose request is queued or
+// running holds no thread; an idle or slow connection holds only its socket, its buffer
+// and its timer.
+//
+// A connection's life, on its strand (so its steps never run concurrently):
+//   wait   until the first byte of a request arrives (idle_timeout; stop() closes it here),
+//   header until the header is complete (header_timeout; header_limit -> 431),
+//   body   until the body is complete (body_timeout; body_limit, whatever the framing, -> 413),
+//   handle the request is queued for, or running on, a worker,
+//   write  the answer (write_timeout), then back to wait for the next request of a keep-alive
+//          connection (pipelined requests already buffered are parsed next, so answers go out
+//          in order).
+// After a refusal of the framing (400, 413, 414, 415, 431) the connection is closed: the
+// rest of its bytes cannot be trusted to start a request.
+//
+// Locking: `sessions_mutex` guards the set of live sessions and `draining`; the worker queue
+// has its own mutex and condition variable. Everything else of a session is touched only on
+// its strand.
 
 #include "server/http_engine.hpp"
 
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <map>
 #include <thread>
+#include <vector>
 
-#include <httplib.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <spdlog/spdlog.h>
 
 #include "pagekeeper/server.hpp"
 
 namespace pagekeeper::server {
 
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+using tcp = net::ip::tcp;
+
+namespace {
+
+// A fixed-size pool of threads running jobs in FIFO order. Locking: mutex_ guards jobs_ and
+// stopping_; cv_ wakes workers.
+class WorkerPool {
+ public:
+  // Throws ServerError when a thread cannot be created (the ones created are joined).
+  void start(std::size_t threads) {
+    try {
+      for (std::size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
+    } catch (const std::system_error& e) {
+      stop();
+      throw ServerError("cannot start " + std::to_string(threads) + " worker threads: " + e.what());
+    }
+  }
+  void submit(std::function<void()> job) {
+    {
+      std::lock_guard lock(mutex_);
+      jobs_.push_back(std::move(job));
+    }
+    cv_.notify_one();
+  }
+  // Lets running jobs finish, drops queued ones, joins the threads.
+  void stop() {
+    std::deque<std::function<void()>> dropped;
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+      dropped.swap(jobs_);
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+  }
+
+ private:
+  void run() {
+    while (true) {
+      std::function<void()> job;
+      {
+        std::unique_lock lock(mutex_);
+        cv_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+        if (stopping_) return;
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      job();
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
+bool owned_by_engine(std::string_view name) {
+  return equal_ignoring_case(name, "Content-Length") || equal_ignoring_case(name, "Transfer-Encoding") ||
+         equal_ignoring_case(name, "Connection") || equal_ignoring_case(name, "Content-Type") ||
+         equal_ignoring_case(name, "Date") || equal_ignoring_case(name, "Keep-Alive");
+}
+
+}  // namespace
+
+class Session;
+
 struct HttpEngine::State {
   HttpEngineOptions options;
   Handler handler;
   Refusal refuse;
-  httplib::Server http;
-  std::thread listener;
+
+  // Declared before the io_context: sessions its pending handlers own deregister on
+  // destruction, which may happen when the io_context is destroyed.
+  std::mutex sessions_mutex;
+  std::condition_variable sessions_cv;  // notified when a session ends
+  std::map<Session*, std::weak_ptr<Session>> sessions;
+  bool draining = false;
+
+  net::io_context io;
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+  std::optional<tcp::acceptor> acceptor;
+  std::vector<std::thread> io_threads;
+  WorkerPool workers;
   bool started = false;
+
+  void accept();
+  void refuse_connection(tcp::socket socket);
+  // Calls close_when_idle(force) on every live session.
+  void close_sessions(bool force);
 };
 
-namespace {
-
-HttpRequest from_httplib(const httplib::Request& in) {
-  HttpRequest req;
-  req.method = in.method;
-  req.target = in.target.empty() ? in.path : in.target;
-  for (const auto& [name, value] : in.headers) req.headers.add(name, value);
-  req.body = in.body;
-  return req;
-}
-
-void to_httplib(const HttpResponse& in, httplib::Response& out) {
-  out.status = in.status;
-  for (const auto& [name, value] : in.headers) {
-    if (equal_ignoring_case(name, "Content-Length") || equal_ignoring_case(name, "Transfer-Encoding") ||
-        equal_ignoring_case(name, "Connection") || equal_ignoring_case(name, "Content-Type") ||
-        equal_ignoring_case(name, "Date"))
-      continue;
-    out.set_header(name.c_str(), value);
+// One connection. Owned by the shared_ptrs its pending operations hold.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(HttpEngine::State& engine, tcp::socket socket)
+      : engine_(engine),
+        stream_(std::move(socket)),
+        deadline_(stream_.get_executor()),
+        buffer_(engine.options.max_header_bytes + kReadChunk) {}
+  ~Session() {
+    std::lock_guard lock(engine_.sessions_mutex);
+    engine_.sessions.erase(this);
+    engine_.sessions_cv.notify_all();
   }
-  if (!in.content_type.empty() || !in.body.empty())
-    out.set_content(in.body, in.content_type.empty() ? "application/octet-stream" : in.content_type.c_str());
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  void start() {
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->wait_for_request(); });
+  }
+  // From stop(): closes the connection unless a request is being handled or answered (that
+  // one closes after its answer). `force` closes it in any case.
+  void close_when_idle(bool force) {
+    net::post(stream_.get_executor(), [self = shared_from_this(), force] {
+      self->draining_ = true;
+      if (force || !self->busy_) self->close();
+    });
+  }
+
+ private:
+  static constexpr std::size_t kReadChunk = 16 * 1024;
+
+  const HttpEngineOptions& options() const { return engine_.options; }
+
+  void wait_for_request() {
+    busy_ = false;
+    if (draining_) return close();
+    if (buffer_.size() > 0) return read_header();  // a pipelined request is already here
+    // Idle connections keep no buffer: only a busy connection's memory is its buffer.
+    if (buffer_.capacity() > kReadChunk) buffer_.shrink_to_fit();
+    stream_.expires_after(options().idle_timeout);
+    stream_.async_read_some(buffer_.prepare(kReadChunk),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                              if (ec) return self->close();
+                              self->buffer_.commit(n);
+                              self->read_header();
+                            });
+  }
+
+  // Reads of a request's header and body run under this deadline instead of the stream's
+  // own (which closes the socket): on expiry the read is cancelled and the client gets 408.
+  void arm_deadline(std::chrono::milliseconds timeout) {
+    stream_.expires_never();
+    timed_out_ = false;
+    const std::uint64_t generation = ++deadline_generation_;
+    deadline_.expires_after(timeout);
+    deadline_.async_wait([self = shared_from_this(), generation](beast::error_code ec) {
+      if (ec || generation != self->deadline_generation_) return;
+      self->timed_out_ = true;
+      beast::error_code ignored;
+      self->stream_.socket().cancel(ignored);
+    });
+  }
+  void disarm_deadline() {
+    ++deadline_generation_;
+    deadline_.cancel();
+  }
+
+  void read_header() {
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(options().max_header_bytes));
+    parser_->body_limit(options().max_body_bytes);
+    arm_deadline(options().header_timeout);
+    http::async_read_header(stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      self->disarm_deadline();
+      self->on_header(ec);
+    });
+  }
+
+  void on_header(beast::error_code ec) {
+    if (timed_out_)
+      return refuse(408, "request_timeout",
+                    "the request header did not arrive within server.read_timeout_ms (" +
+                        std::to_string(options().header_timeout.count()) + " ms)");
+    if (ec) return refuse_framing(ec);
+    const auto& msg = parser_->get();
+    std::size_t fields = 0;
+    for (auto it = msg.begin(); it != msg.end(); ++it) ++fields;
+    if (fields > options().max_header_fields)
+      return refuse(431, "header_too_large",
+                    "the request has " + std::to_string(fields) + " header fields; at most " +
+                        std::to_string(options().max_header_fields) + " are accepted");
+    if (msg.target().size() > options().max_target_bytes)
+      return refuse(414, "uri_too_long",
+                    "the request target is " + std::to_string(msg.target().size()) + " bytes; at most " +
+                        std::to_string(options().max_target_bytes) + " are accepted");
+    if (msg.count(http::field::content_length) > 1 ||
+        msg[http::field::content_length].find(',') != beast::string_view::npos)
+      return refuse(400, "bad_request", "the request has more than one Content-Length");
+    if (msg.count(http::field::transfer_encoding) > 0 && !parser_->chunked())
+      return refuse(400, "bad_request", "Transfer-Encoding other than chunked is not accepted");
+    if (parser_->chunked() && !beast::iequals(msg[http::field::transfer_encoding], "chunked"))
+      return refuse(400, "bad_request", "Transfer-Encoding other than chunked is not accepted");
+    if (const auto encoding = msg[http::field::content_encoding];
+        !encoding.empty() && !beast::iequals(encoding, "identity"))
+      return refuse(415, "unsupported_content_encoding",
+                    "Content-Encoding '" + std::string(encoding.substr(0, 64)) +
+                        "' is not accepted; send the body uncompressed");
+    if (beast::iequals(msg[http::field::expect], "100-continue") && !parser_->is_done()) {
+      // Clients that ask (curl does for bodies over 1 KiB) wait for this before the body.
+      auto interim = std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);
+      stream_.expires_after(options().write_timeout);
+      http::async_write(stream_, *interim, [self = shared_from_this(), interim](beast::error_code wec, std::size_t) {
+        if (wec) return self->close();
+        self->read_body();
+      });
+      return;
+    }
+    read_body();
+  }
+
+  void read_body() {
+    arm_deadline(options().body_timeout);
+    http::async_read(stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      self->disarm_deadline();
+      if (self->timed_out_)
+        return self->refuse(408, "request_timeout",
+                            "the request body did not arrive within server.read_timeout_ms (" +
+                                std::to_string(self->options().body_timeout.count()) + " ms)");
+      if (ec) return self->refuse_framing(ec);
+      self->on_request();
+    });
+  }
+
+  // A read failed: answer what can be answered, close the connection.
+  void refuse_framing(beast::error_code ec) {
+    if (ec == http::error::end_of_stream || ec == net::error::eof || ec == beast::error::timeout ||
+        ec == net::error::operation_aborted || ec == net::error::connection_reset)
+      return close();  // the peer left, or took too long (the stream is closed then)
+    if (ec == http::error::header_limit || ec == http::error::buffer_overflow)
+      return refuse(431, "header_too_large",
+                    "the request header exceeds limits (" + std::to_string(options().max_header_bytes) + " bytes)");
+    if (ec == http::error::body_limit)
+      return refuse(413, "limit_exceeded",
+                    "request body exceeds limits.max_body_bytes (" + std::to_string(options().max_body_bytes) +
+                        " bytes)");
+    if (ec == http::error::partial_message)  // the peer half-closed inside a request
+      return refuse(400, "bad_request", "the request ended before its header or body was complete");
+    refuse(400, "bad_request",
+           "malformed HTTP request: the request line, a header or the body framing could not be read (" +
+               ec.message() + ")");
+  }
+
+  void refuse(int status, std::string_view code, const std::string& message) {
+    HttpResponse res;
+    engine_.refuse(status, code, message, res);
+    keep_alive_ = false;
+    write(std::move(res));
+  }
+
+  void on_request() {
+    busy_ = true;
+    auto& msg = parser_->get();
+    keep_alive_ = msg.keep_alive();
+    head_ = msg.method() == http::verb::head;
+    auto req = std::make_shared<HttpRequest>();
+    req->method = std::string(msg.method_string());
+    req->target = std::string(msg.target());
+    for (const auto& f : msg) req->headers.add(std::string(f.name_string()), std::string(f.value()));
+    req->body = std::move(msg.body());
+    parser_.reset();
+    if (!req->split_target())
+      return refuse(400, "bad_request", "the request target is not a path, or holds a malformed %-escape");
+    engine_.workers.submit([self = shared_from_this(), req] {
+      HttpResponse res;
+      try {
+        self->engine_.handler(*req, res);
+      } catch (...) {
+        res = HttpResponse{};
+        self->engine_.refuse(500, "internal_error", "internal error while handling the request", res);
+      }
+      net::post(self->stream_.get_executor(),
+                [self, res = std::move(res)]() mutable { self->write(std::move(res)); });
+    });
+  }
+
+  void write(HttpResponse&& res) {
+    busy_ = true;
+    auto out = std::make_shared<http::response<http::string_body>>();
+    out->version(11);
+    out->result(static_cast<unsigned>(res.status));
+    for (const auto& [name, value] : res.headers)
+      if (!owned_by_engine(name)) out->insert(name, value);
+    if (!res.content_type.empty()) out->set(http::field::content_type, res.content_type);
+    out->keep_alive(keep_alive_ && !draining_);
+    const std::size_t length = res.body.size();
+    if (!head_) out->body() = std::move(res.body);
+    out->content_length(length);
+    stream_.expires_after(options().write_timeout);
+    http::async_write(stream_, *out, [self = shared_from_this(), out](beast::error_code ec, std::size_t) {
+      if (ec || !out->keep_alive()) return self->close();
+      self->wait_for_request();
+    });
+  }
+
+  void close() {
+    busy_ = false;
+    disarm_deadline();
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.close();
+  }
+
+  HttpEngine::State& engine_;
+  beast::tcp_stream stream_;
+  net::steady_timer deadline_;
+  std::uint64_t deadline_generation_ = 0;
+  bool timed_out_ = false;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  bool keep_alive_ = true;
+  bool head_ = false;
+  bool busy_ = false;      // a request is being handled or answered
+  bool draining_ = false;  // stop() was called: close after the answer in progress
+};
+
+void HttpEngine::State::close_sessions(bool force) {
+  std::vector<std::shared_ptr<Session>> live;
+  {
+    std::lock_guard lock(sessions_mutex);
+    draining = true;
+    for (const auto& [_, weak] : sessions)
+      if (auto session = weak.lock()) live.push_back(std::move(session));
+  }
+  for (const auto& session : live) session->close_when_idle(force);
 }
 
-}  // namespace
+void HttpEngine::State::accept() {
+  acceptor->async_accept(net::make_strand(io), [this](beast::error_code ec, tcp::socket socket) {
+    if (ec == net::error::operation_aborted || !acceptor->is_open()) return;  // stop()
+    if (!ec) {
+      std::shared_ptr<Session> session;
+      {
+        std::lock_guard lock(sessions_mutex);
+        if (!draining && sessions.size() < options.max_connections) {
+          session = std::make_shared<Session>(*this, std::move(socket));
+          sessions.emplace(session.get(), session);
+        }
+      }
+      if (session) {
+        session->start();
+      } else if (socket.is_open()) {
+        refuse_connection(std::move(socket));
+      }
+    } else {
+      // Out of descriptors (EMFILE) and the like: the listening socket stays; try again
+      // after a pause so a full table is not spun on.
+      spdlog::warn("pagekeeperd: accept failed: {}", ec.message());
+    }
+    accept();
+  });
+}
+
+// Past max_connections: a fixed 503 with Retry-After, then close. The answer is small enough
+// for the socket's send buffer, so one non-blocking write suffices.
+void HttpEngine::State::refuse_connection(tcp::socket socket) {
+  HttpResponse res;
+  refuse(503, "too_many_connections",
+         "the server has " + std::to_string(options.max_connections) +
+             " connections open (server.max_connections); retry shortly",
+         res);
+  std::string bytes = "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\nContent-Type: " +
+                      res.content_type + "\r\nContent-Length: " + std::to_string(res.body.size()) + "\r\n\r\n" +
+                      res.body;
+  beast::error_code ec;
+  socket.non_blocking(true, ec);
+  socket.send(net::buffer(bytes), 0, ec);
+  socket.shutdown(tcp::socket::shutdown_both, ec);
+  socket.close(ec);
+}
 
 HttpEngine::HttpEngine(HttpEngineOptions options, Handler handler, Refusal refuse) : state_(std::make_unique<State>()) {
   state_->options = std::move(options);
   state_->handler = std::move(handler);
   state_->refuse = std::move(refuse);
-  State& s = *state_;
-  const std::size_t threads = s.options.worker_threads;
-  s.http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  s.http.set_payload_max_length(s.options.max_body_bytes);
-  const auto rt = s.options.read_timeout.count();
-  s.http.set_read_timeout(rt / 1000, (rt % 1000) * 1000);
-  const auto wt = s.options.write_timeout.count();
-  s.http.set_write_timeout(wt / 1000, (wt % 1000) * 1000);
-  s.http.set_keep_alive_max_count(10000);
-  // httplib's default also sets SO_REUSEPORT, which would let a second daemon bind the same
-  // port and silently share its traffic; a taken port must be an error. TCP_NODELAY (inherited
-  // by accepted sockets on Linux): httplib writes headers and body separately, and Nagle's
-  // algorithm would hold the body until the client's delayed ACK, ~40 ms per response.
-  s.http.set_socket_options([](socket_t sock) {
-    int yes = 1;
-    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, reinterpret_cast<const void*>(&yes), sizeof(yes));
-    ::setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, reinterpret_cast<const void*>(&yes), sizeof(yes));
-  });
-  s.http.set_keep_alive_timeout(5);
-
-  auto serve = [this](const httplib::Request& in, httplib::Response& out) {
-    HttpResponse res;
-    HttpRequest req = from_httplib(in);
-    if (req.split_target())
-      state_->handler(req, res);
-    else
-      state_->refuse(400, "bad_request", "the request target is not a path, or holds a malformed %-escape", res);
-    to_httplib(res, out);
-  };
-  for (auto add : {&httplib::Server::Get, &httplib::Server::Post, &httplib::Server::Put, &httplib::Server::Delete,
-                   &httplib::Server::Patch, &httplib::Server::Options})
-    (s.http.*add)(".*", serve);
-
-  // Answers httplib produces itself (a malformed request line, a body over the limit, ...)
-  // arrive here with an empty body; the handler's answers already have one.
-  s.http.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req, httplib::Response& out) {
-    if (!out.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    std::string code = "http_error";
-    std::string message;
-    switch (out.status) {
-      case 413:
-        code = "limit_exceeded";
-        message = "request body exceeds limits.max_body_bytes (" + std::to_string(state_->options.max_body_bytes) +
-                  " bytes)";
-        break;
-      case 414:
-        code = "uri_too_long";
-        message = "request URI too long";
-        break;
-      case 400:
-        code = "bad_request";
-        if ((req.method == "POST" || req.method == "PUT") && !req.has_header("Content-Length") &&
-            !req.has_header("Transfer-Encoding"))
-          message = req.method + " needs a Content-Length header (or Transfer-Encoding: chunked)";
-        else
-          message = "malformed HTTP request: the request line, a header or the body framing could not be read";
-        break;
-      default:
-        message = "HTTP " + std::to_string(out.status);
-    }
-    HttpResponse res;
-    state_->refuse(out.status, code, message, res);
-    to_httplib(res, out);
-    return httplib::Server::HandlerResponse::Handled;
-  }));
 }
 
 HttpEngine::~HttpEngine() { stop(); }
 
 int HttpEngine::start() {
   State& s = *state_;
-  int port = s.options.port;
-  if (port == 0) {
-    port = s.http.bind_to_any_port(s.options.host);
-    if (port <= 0) throw ServerError("cannot bind " + s.options.host + " on any port");
-  } else if (!s.http.bind_to_port(s.options.host, port)) {
-    throw ServerError("cannot bind " + s.options.host + ":" + std::to_string(port) +
-                      " (address in use, or the host does not resolve)");
+  beast::error_code ec;
+  tcp::resolver resolver(s.io);
+  const auto resolved = resolver.resolve(s.options.host, std::to_string(s.options.port),
+                                         tcp::resolver::passive | tcp::resolver::numeric_service, ec);
+  if (ec || resolved.empty())
+    throw ServerError("cannot bind " + s.options.host + ":" + std::to_string(s.options.port) +
+                      " (the host does not resolve: " + ec.message() + ")");
+  const tcp::endpoint endpoint = resolved.begin()->endpoint();
+  s.acceptor.emplace(s.io);
+  s.acceptor->open(endpoint.protocol(), ec);
+  // SO_REUSEADDR (a restart binds while old connections sit in TIME_WAIT), never SO_REUSEPORT:
+  // a second daemon on the same port must fail, not share its traffic.
+  if (!ec) s.acceptor->set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) s.acceptor->bind(endpoint, ec);
+  if (!ec) s.acceptor->listen(net::socket_base::max_listen_connections, ec);
+  if (ec)
+    throw ServerError("cannot bind " + s.options.host + ":" + std::to_string(s.options.port) + " (" + ec.message() +
+                      ")");
+  const int port = s.acceptor->local_endpoint().port();
+  s.workers.start(s.options.worker_threads);
+  s.work.emplace(s.io.get_executor());
+  s.accept();
+  try {
+    for (std::size_t i = 0; i < std::max<std::size_t>(1, s.options.io_threads); ++i)
+      s.io_threads.emplace_back([&s] { s.io.run(); });
+  } catch (const std::system_error& e) {
+    s.started = true;
+    stop();
+    throw ServerError(std::string("cannot start the I/O threads: ") + e.what());
   }
   s.started = true;
-  s.listener = std::thread([&s] { s.http.listen_after_bind(); });
-  // stop() only works on a server that has entered its accept loop.
-  while (!s.http.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   return port;
 }
 
 void HttpEngine::stop() {
   State& s = *state_;
   if (!s.started) return;
-  // Closes the listening socket; listen_after_bind() returns once the worker pool has
-  // finished the requests in flight (httplib joins its workers).
-  s.http.stop();
-  if (s.listener.joinable()) s.listener.join();
   s.started = false;
+  // Stop accepting.
+  net::post(s.io, [&s] {
+    beast::error_code ignored;
+    s.acceptor->close(ignored);
+  });
+  // Close idle connections now; busy ones close after their answer, within drain_timeout.
+  s.close_sessions(false);
+  {
+    std::unique_lock lock(s.sessions_mutex);
+    s.sessions_cv.wait_for(lock, s.options.drain_timeout, [&s] { return s.sessions.empty(); });
+  }
+  s.close_sessions(true);
+  // With every socket closed, the io threads run out of work and return; an answer a worker
+  // posts after that is dropped with the io_context.
+  s.work.reset();
+  for (auto& t : s.io_threads) t.join();
+  s.io_threads.clear();
+  s.workers.stop();
+}
+
+std::size_t HttpEngine::connections() const {
+  std::lock_guard lock(state_->sessions_mutex);
+  return state_->sessions.size();
 }
 
 }  // namespace pagekeeper::server

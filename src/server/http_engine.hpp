@@ -1,8 +1,13 @@
-// HttpEngine: the HTTP/1.1 transport of pagekeeperd. It accepts connections on one address,
-// reads requests within the configured limits, hands each complete request to one handler
-// and writes the handler's HttpResponse. Requests the engine refuses itself (malformed,
-// too large, ...) get the answer the `refuse` callback builds, so every refusal has the
-// daemon's JSON error shape.
+// HttpEngine: the HTTP/1.1 transport of pagekeeperd, event-driven (Boost.Beast on Boost.Asio,
+// in http_engine.cpp only). It accepts connections on one address, reads requests within the
+// configured limits, hands each complete request to the handler on a bounded pool of worker
+// threads and writes the handler's HttpResponse; keep-alive and pipelined requests are
+// answered in order. A connection waiting for a worker, or idle, or slow, holds no thread.
+// Requests the engine refuses itself (malformed framing 400, a body over the limit 413, a
+// long target 414, a Content-Encoding 415, a large header 431, too many connections 503)
+// get the answer the `refuse` callback builds, so every refusal has the daemon's JSON error
+// shape; the connection is closed after such a refusal. `Range` is not implemented (every
+// answer is whole), HEAD answers carry the GET answer's headers without its body.
 //
 // Thread safety: start() and stop() are called by one owner (Daemon serializes them); the
 // handler and `refuse` are called concurrently from the engine's threads and must be
@@ -22,12 +27,24 @@
 namespace pagekeeper::server {
 
 struct HttpEngineOptions {
-  std::string host = "127.0.0.1";
-  int port = 0;  // 0: any free port
-  std::size_t worker_threads = 8;
-  std::size_t max_body_bytes = 8u << 20;
-  std::chrono::milliseconds read_timeout{5000};
+  std::string host = "127.0.0.1";  // an address or a name that resolves to one
+  int port = 0;                    // 0: any free port
+  std::size_t io_threads = 1;      // accept, read, parse and write; never a handler
+  std::size_t worker_threads = 8;  // run the handlers
+  std::size_t max_connections = 10000;  // past it: 503 with Retry-After, then close
+  std::size_t max_body_bytes = 8u << 20;   // decoded body, whatever the framing (413)
+  std::size_t max_header_bytes = 16u << 10;  // request line and header fields (431)
+  std::size_t max_header_fields = 100;       // (431)
+  std::size_t max_target_bytes = 8u << 10;   // request target (414)
+  // From the first byte of a request to the end of its header, and then to the end of its
+  // body: a client slower than this is disconnected (slowloris).
+  std::chrono::milliseconds header_timeout{5000};
+  std::chrono::milliseconds body_timeout{5000};
+  // A keep-alive connection waiting for its next request is closed after this.
+  std::chrono::milliseconds idle_timeout{60000};
   std::chrono::milliseconds write_timeout{5000};
+  // stop() waits this long for requests in flight before closing their connections.
+  std::chrono::milliseconds drain_timeout{10000};
 };
 
 class HttpEngine {
@@ -46,12 +63,16 @@ class HttpEngine {
   // Binds and serves on background threads; returns the bound port. Throws ServerError when
   // the address cannot be bound. Called at most once.
   int start();
-  // Stops accepting, lets requests in flight finish and answer, closes idle connections and
-  // joins the engine's threads. Idempotent.
+  // Stops accepting, closes idle connections at once, lets requests in flight finish and
+  // answer within drain_timeout (then closes their connections too) and joins the engine's
+  // threads. Idempotent.
   void stop();
+  // Connections open now.
+  std::size_t connections() const;
+
+  struct State;  // http_engine.cpp
 
  private:
-  struct State;
   std::unique_ptr<State> state_;
 };
 

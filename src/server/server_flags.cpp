@@ -17,6 +17,8 @@ struct ServerFlags {
   CLI::Option* port = nullptr;
   CLI::Option* token = nullptr;
   CLI::Option* threads = nullptr;
+  CLI::Option* io_threads = nullptr;
+  CLI::Option* max_connections = nullptr;
   CLI::Option* model = nullptr;
   CLI::Option* budget_mb = nullptr;
   CLI::Option* cache_policy = nullptr;
@@ -35,6 +37,8 @@ struct ServerFlags {
   int port_value = 0;
   std::string token_value;
   std::size_t threads_value = 0;
+  std::size_t io_threads_value = 0;
+  std::size_t max_connections_value = 0;
   std::vector<std::string> model_values;
   std::uint64_t budget_mb_value = 0;
   std::string cache_policy_value;
@@ -56,7 +60,14 @@ std::shared_ptr<ServerFlags> add_server_flags(CLI::App& app) {
                             "Bearer token required for state-changing commands (default: none; "
                             "also PAGEKEEPER_TOKEN)")
                  ->envname("PAGEKEEPER_TOKEN");
-  f->threads = app.add_option("--threads", f->threads_value, "Worker threads")->check(CLI::Range(1, 1024));
+  f->threads = app.add_option("--threads", f->threads_value, "Worker threads running requests (default 8)")
+                   ->check(CLI::Range(1, 1024));
+  f->io_threads = app.add_option("--io-threads", f->io_threads_value, "Threads reading and writing connections (default 1)")
+                      ->check(CLI::Range(1, 64));
+  f->max_connections =
+      app.add_option("--max-connections", f->max_connections_value,
+                     "Connections open at once; past it, 503 with Retry-After (default 10000)")
+          ->check(CLI::Range(1, 1000000));
   f->model = app.add_option("--model", f->model_values,
                             "NAME: the default embedding model (default lexical). NAME=llama:PATH or "
                             "NAME=openai:URL?dimensions=N[&KEY=VALUE...]: serve one more model, with "
@@ -103,6 +114,8 @@ ServerConfig resolve_server_config(const ServerFlags& f) {
   if (f.port->count()) c.port = f.port_value;
   if (f.token->count() || !f.token_value.empty()) c.token = f.token_value;
   if (f.threads->count()) c.threads = f.threads_value;
+  if (f.io_threads->count()) c.io_threads = f.io_threads_value;
+  if (f.max_connections->count()) c.max_connections = f.max_connections_value;
   for (const std::string& model : f.model_values) {
     if (model.find('=') == std::string::npos) c.default_model = model;
     else c.models.push_back(parse_model_flag(model));
@@ -127,6 +140,7 @@ int run_until_signal(const ServerConfig& config) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   // Blocked before any thread starts, so every thread inherits the mask and only sigwait()
   // below receives them.
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
@@ -136,8 +150,14 @@ int run_until_signal(const ServerConfig& config) {
   daemon.start();
   std::cout << "pagekeeperd: listening on " << daemon.url() << std::endl;
   int received = 0;
-  sigwait(&signals, &received);
-  spdlog::info("pagekeeperd: {} received, draining requests in flight", received == SIGINT ? "SIGINT" : "SIGTERM");
+  while (sigwait(&signals, &received) == 0 && received == SIGHUP) {
+    // Nothing is reloaded: the configuration, models and budgets are fixed at start (a
+    // restart applies a changed file). The signal must not kill the daemon either.
+    spdlog::info("pagekeeperd: SIGHUP received and ignored; restart pagekeeperd to apply a changed configuration");
+  }
+  spdlog::info("pagekeeperd: {} received: no new connections, idle ones closed, draining requests in flight "
+               "(at most {} ms)",
+               received == SIGINT ? "SIGINT" : "SIGTERM", config.drain_timeout.count());
   daemon.stop();
   std::cout << "pagekeeperd: stopped" << std::endl;
   return 0;

@@ -76,11 +76,11 @@ std::vector<BadCase> cases(const ServerConfig& config) {
       {"truncated_body",
        "POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
        "{\"input\":\"abc",
-       400, ""},
+       408, "did not arrive"},
       {"truncated_chunked_body",
        "POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: "
        "chunked\r\n\r\n10\r\n{\"input\":\"abc",
-       400, ""},
+       408, "did not arrive"},
       {"generate_texts_not_array", post_json("/api/embedding/generate", R"({"texts":"abc"})"), 400,
        "texts must be an array"},
       {"generate_no_texts", post_json("/api/embedding/generate", R"({"texts":[]})"), 400, "No texts provided"},
@@ -109,8 +109,9 @@ std::vector<BadCase> cases(const ServerConfig& config) {
       {"unknown_command", post_json("/api/embedding/teleport", "{}"), 404, "unknown command"},
       {"unknown_path", http_request("GET", "/does/not/exist", "", ""), 404, "no route"},
       {"wrong_method", http_request("GET", emb, "", ""), 405, "not allowed"},
+      // Without Content-Length or Transfer-Encoding a request has no body (RFC 9112 6.3).
       {"post_without_length", "POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 400,
-       "Content-Length"},
+       "empty"},
       {"garbage_request_line", "THIS IS NOT HTTP\r\n\r\n", 400, ""},
       {"bad_content_length",
        "POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: abc\r\n\r\n{}",

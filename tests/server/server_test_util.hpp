@@ -1,6 +1,6 @@
 // Helpers of the pagekeeperd tests: a Daemon on a loopback port with small limits, raw-socket
-// requests (for bytes no HTTP client would send), and real HTTP embedding backends (an
-// httplib server speaking OpenAI's API, slow or failing on purpose) for the failure and
+// requests (for bytes no HTTP client would send), and real HTTP embedding backends (a
+// cpp-httplib server speaking OpenAI's API, slow or failing on purpose) for the failure and
 // shutdown tests.
 //
 // Thread safety: raw_exchange may run concurrently; each TestServer/Backend is owned by one
@@ -59,9 +59,8 @@ struct TestServer {
   std::unique_ptr<Daemon> daemon;
 };
 
-// Sends `bytes` on a fresh connection, optionally half-closes (httplib then answers nothing:
-// it drops requests whose peer has shut down its side), then reads until the server
-// closes or `timeout_ms` passes. Returns everything read ("" when nothing came back).
+// Sends `bytes` on a fresh connection, optionally half-closes (the server still answers what
+// it received), then reads until one complete response, the server closing, or `timeout_ms`. Returns everything read ("" when nothing came back).
 inline std::string raw_exchange(int port, const std::string& bytes, int timeout_ms = 3000, bool half_close = false,
                                 int pause_after_ms = 0) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);

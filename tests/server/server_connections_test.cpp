@@ -1,0 +1,144 @@
+// Many connections at once: with 2,000 idle keep-alive connections and 100 slowloris
+// connections (trickling a header a byte at a time) open, a fresh client still gets each of
+// 200 answers quickly (p99 under 20 ms), and the idle connections are still served after.
+
+#include <gtest/gtest.h>
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <atomic>
+
+#include "server_test_util.hpp"
+
+namespace pagekeeper::test {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr int kIdle = 2000;
+constexpr int kSlowloris = 100;
+constexpr int kRequests = 200;
+
+int connect_loopback(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+bool send_all(int fd, std::string_view bytes) {
+  std::size_t sent = 0;
+  while (sent < bytes.size()) {
+    const ssize_t n = ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    sent += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+// Reads one response with a Content-Length body; its status, or 0.
+int read_response(int fd, std::chrono::milliseconds timeout) {
+  std::string in;
+  const auto deadline = Clock::now() + timeout;
+  char buf[8192];
+  while (true) {
+    const auto end = in.find("\r\n\r\n");
+    if (end != std::string::npos) {
+      const auto cl = in.find("Content-Length: ");
+      if (cl != std::string::npos && cl < end &&
+          in.size() >= end + 4 + std::strtoull(in.c_str() + cl + 16, nullptr, 10))
+        return status_of(in);
+    }
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    if (left <= 0) return 0;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left)) <= 0) return 0;
+    const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) return 0;
+    in.append(buf, static_cast<std::size_t>(n));
+  }
+}
+
+const std::string kHealth = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+
+TEST(ManyConnections, FreshClientIsServedQuicklyBesideIdleAndSlowlorisConnections) {
+  // Client and server sockets live in this process: 2 x 2,100 descriptors and some.
+  rlimit limit{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &limit), 0);
+  const rlim_t wanted = 2 * (kIdle + kSlowloris) + 512;
+  if (limit.rlim_cur < wanted) {
+    limit.rlim_cur = limit.rlim_max == RLIM_INFINITY ? wanted : std::min(wanted, limit.rlim_max);
+    ::setrlimit(RLIMIT_NOFILE, &limit);
+    ::getrlimit(RLIMIT_NOFILE, &limit);
+  }
+  if (limit.rlim_cur < wanted) GTEST_SKIP() << "open-file hard limit " << limit.rlim_max << " is below " << wanted;
+
+  ServerConfig config = small_config();
+  config.max_connections = kIdle + kSlowloris + 64;
+  config.read_timeout = std::chrono::milliseconds(30000);  // the slowloris stay for the whole test
+  TestServer server(config);
+
+  std::vector<int> idle;
+  for (int i = 0; i < kIdle; ++i) {
+    const int fd = connect_loopback(server.port());
+    ASSERT_GE(fd, 0) << "connection " << i;
+    idle.push_back(fd);
+    ASSERT_TRUE(send_all(fd, kHealth));
+    ASSERT_EQ(read_response(fd, std::chrono::milliseconds(5000)), 200) << "idle connection " << i;
+  }
+  std::vector<int> slow;
+  for (int i = 0; i < kSlowloris; ++i) {
+    const int fd = connect_loopback(server.port());
+    ASSERT_GE(fd, 0);
+    slow.push_back(fd);
+    ASSERT_TRUE(send_all(fd, "POST /v1/embeddings HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Trickle: "));
+  }
+  // The slowloris keep trickling a byte each while the fresh client works.
+  std::atomic<bool> done{false};
+  std::thread trickler([&] {
+    while (!done.load()) {
+      for (int fd : slow) send_all(fd, "a");
+      pollfd p{slow.front(), POLLIN, 0};  // paces the trickle: a byte each per 50 ms
+      ::poll(&p, 1, 50);
+    }
+  });
+
+  std::vector<double> ms;
+  for (int i = 0; i < kRequests; ++i) {
+    const auto t0 = Clock::now();
+    const int fd = connect_loopback(server.port());
+    ASSERT_GE(fd, 0);
+    ASSERT_TRUE(send_all(fd, kHealth));
+    const int status = read_response(fd, std::chrono::milliseconds(5000));
+    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    ::close(fd);
+    ASSERT_EQ(status, 200) << "request " << i;
+  }
+  done = true;
+  trickler.join();
+  std::sort(ms.begin(), ms.end());
+  const double p50 = ms[ms.size() / 2];
+  const double p99 = ms[ms.size() * 99 / 100];
+  std::printf("fresh client over %d requests beside %d idle and %d slowloris connections: p50 %.2f ms, p99 %.2f ms\n",
+              kRequests, kIdle, kSlowloris, p50, p99);
+  EXPECT_LT(p99, 20.0);
+
+  // The idle connections were kept, and still work.
+  for (int i = 0; i < kIdle; i += 97) {
+    ASSERT_TRUE(send_all(idle[static_cast<std::size_t>(i)], kHealth));
+    EXPECT_EQ(read_response(idle[static_cast<std::size_t>(i)], std::chrono::milliseconds(5000)), 200) << i;
+  }
+  for (int fd : idle) ::close(fd);
+  for (int fd : slow) ::close(fd);
+}
+
+}  // namespace
+}  // namespace pagekeeper::test
