@@ -62,6 +62,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -300,6 +301,15 @@ struct AdapterPagerDefaults {
   AdapterPagerConfig::OverBudget over_budget = AdapterPagerConfig::OverBudget::kRefuse;
   AllocationPriority allocation_priority = AllocationPriority::kInteractive;
   std::function<std::int64_t()> clock;
+  // Pagers that may exist at once (0: no limit); get_or_create() of one more throws
+  // PersonaLimitReached.
+  std::size_t max_personas = 0;
+};
+
+// get_or_create() would create a pager past AdapterPagerDefaults::max_personas.
+class PersonaLimitReached : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
 };
 
 class AdapterPagerRegistry {
@@ -313,7 +323,8 @@ class AdapterPagerRegistry {
 
   // The pager of `persona_id`, created on first use with `budget_bytes` (0 = the default).
   // An existing pager keeps the budget it was created with (a pool's budget is fixed).
-  // Throws std::invalid_argument for an empty id or when no budget can be determined.
+  // Throws std::invalid_argument for an empty id or when no budget can be determined, and
+  // PersonaLimitReached when max_personas pagers exist already.
   std::shared_ptr<AdapterPager> get_or_create(const std::string& persona_id,
                                               std::uint64_t budget_bytes = 0);
   // The pager of `persona_id`, or null.

@@ -122,6 +122,15 @@ class EmbeddingService {
   EmbedBatchResult embed_batch(std::span<const std::string> texts,
                                std::string_view model = "default");
 
+  // The vectors of `texts` when every one is cached in memory now (counted as hits, recency
+  // refreshed), or nullopt when one is not: then nothing is loaded, no lower tier is asked,
+  // no embedder runs, and nothing is counted (unless one is evicted between its check and
+  // its read: the reads made then count as the pool's hits and miss). For callers that must not wait, such as
+  // a server's I/O thread, which then hands the request to embed_batch() elsewhere. Throws
+  // UnknownModelError. An empty list gives nullopt.
+  std::optional<EmbedBatchResult> embed_batch_if_cached(std::span<const std::string> texts,
+                                                        std::string_view model = "default");
+
   // Stores a precomputed vector for `text` under `model` (replacing a cached one). The
   // vector is trusted to come from that model; it must be non-empty and finite
   // (std::invalid_argument otherwise). Returns false when it is too large to cache.

@@ -6,7 +6,8 @@
 // ServerConfigError naming the key (and the file position when there is one), never a silent
 // default.
 //
-//   [server]     host, port, token, token_file, threads, io_threads, max_connections,
+//   [server]     host, port, token, token_file, api_key, api_key_file, allowed_hosts,
+//                threads, io_threads, max_connections,
 //                read_timeout_ms, write_timeout_ms, idle_timeout_ms, drain_timeout_ms,
 //                alert_history, history_interval_ms, history_samples
 //   [limits]     max_body_bytes, max_header_bytes, max_header_fields, max_texts_per_request,
@@ -21,7 +22,8 @@
 //                host_memory (bool)
 //   [adapters]   budget_mb (per-persona budget; 0 = derived from the memory budget),
 //                base_model (a GGUF model: activations then load the adapters' LoRA files
-//                onto it with llama.cpp), adapter_dir (where relative adapter paths are)
+//                onto it with llama.cpp), adapter_dir (where relative adapter paths are),
+//                max_personas
 //
 // Thread safety: a plain value type.
 
@@ -100,6 +102,13 @@ struct ServerConfig {
   int port = 8077;
   // When not empty, state-changing commands require "Authorization: Bearer <token>".
   std::string token;
+  // When not empty, every /v1/* route requires "Authorization: Bearer <api_key>" (401 with
+  // code invalid_api_key otherwise, as OpenAI-compatible servers answer).
+  std::string api_key;
+  // Names besides the bound address, localhost and loopback addresses that a request's Host
+  // (and a state-changing request's Origin) may carry; others are refused with 403, so a web
+  // page in the operator's browser (DNS rebinding, cross-site forms) cannot reach the API.
+  std::vector<std::string> allowed_hosts;
   // Worker threads running the handlers (embedding, commands); a request waiting for one
   // holds no thread.
   std::size_t threads = 8;
@@ -149,6 +158,8 @@ struct ServerConfig {
   std::filesystem::path adapter_base_model;
   // Folder that relative adapter paths are resolved against (empty: the current folder).
   std::filesystem::path adapter_dir;
+  // Personas (adapter pagers) that may exist at once; creating one more is refused with 429.
+  std::size_t max_personas = 1024;
 
   // Tiers below the embedding cache ([tiers], --tier-dir, --tier-disk-mb, --redis).
   TiersConfig tiers;
@@ -163,6 +174,10 @@ struct ServerConfig {
     return b;
   }
 };
+
+// The first line of the file at `path` without trailing spaces (a token or key file).
+// Throws ServerConfigError naming `key` when the file cannot be read or the line is empty.
+std::string read_secret_file(const std::string& key, const std::string& path);
 
 // Applies the keys of the TOML file at `path` on top of `base` and returns the result
 // (validated). Throws ServerConfigError for an unreadable file, a syntax error (with line and

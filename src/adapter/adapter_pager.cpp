@@ -437,6 +437,11 @@ std::shared_ptr<AdapterPager> AdapterPagerRegistry::get_or_create(const std::str
   if (persona_id.empty()) throw std::invalid_argument("adapter pager registry: empty persona id");
   std::lock_guard lock(mu_);
   if (const auto it = pagers_.find(persona_id); it != pagers_.end()) return it->second;
+  if (defaults_.max_personas != 0 && pagers_.size() >= defaults_.max_personas) {
+    throw PersonaLimitReached("adapter pager registry: " + std::to_string(pagers_.size()) +
+                              " personas exist, the most allowed (max_personas); not creating '" +
+                              persona_id.substr(0, 256) + "'");
+  }
   std::uint64_t budget = budget_bytes != 0 ? budget_bytes : defaults_.budget_bytes;
   if (budget == 0 && budget_) budget = budget_->per_persona_inference_bytes(defaults_.expected_personas);
   if (budget == 0) {

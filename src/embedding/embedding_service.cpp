@@ -251,6 +251,27 @@ EmbedBatchResult EmbeddingService::embed_batch(std::span<const std::string> text
   return run(std::move(canonical), views, std::move(keys));
 }
 
+std::optional<EmbedBatchResult> EmbeddingService::embed_batch_if_cached(std::span<const std::string> texts,
+                                                                        std::string_view model) {
+  if (texts.empty()) return std::nullopt;
+  std::string canonical = models_->resolve(model);
+  std::vector<EmbeddingKey> keys;
+  keys.reserve(texts.size());
+  for (const std::string& text : texts) {
+    keys.push_back(EmbeddingKey{canonical, sha256(text)});
+    if (!pool_->contains(keys.back())) return std::nullopt;  // counts nothing
+  }
+  EmbedBatchResult result{{}, std::move(canonical), {}};
+  result.vectors.reserve(keys.size());
+  for (const EmbeddingKey& key : keys) {
+    std::optional<EmbeddingVector> vector = pool_->get(key);
+    if (!vector) return std::nullopt;  // evicted since the check
+    result.vectors.push_back(std::move(*vector));
+    ++result.accounting.hits;
+  }
+  return result;
+}
+
 EmbedBatchResult EmbeddingService::run(std::string canonical,
                                        std::span<const std::string_view> texts,
                                        std::vector<EmbeddingKey> keys) {

@@ -25,6 +25,8 @@ template <typename Body>
 void with_pager_errors(Body&& body) {
   try {
     body();
+  } catch (const PersonaLimitReached& e) {
+    throw RequestError(429, "too_many_personas", e.what(), "persona_id");
   } catch (const TierExhausted& e) {
     throw RequestError(409, "tier_exhausted", std::string("cannot make room: ") + e.what());
   } catch (const AdapterInfoError& e) {

@@ -26,6 +26,16 @@ const char* backend_name(EmbeddingModelConfig::Backend backend) noexcept {
   return "lexical";
 }
 
+std::string read_secret_file(const std::string& key, const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw ServerConfigError(key + ": cannot read '" + path + "'");
+  std::string secret;
+  std::getline(in, secret);
+  while (!secret.empty() && (secret.back() == '\r' || secret.back() == ' ')) secret.pop_back();
+  if (secret.empty()) throw ServerConfigError(key + ": '" + path + "' is empty");
+  return secret;
+}
+
 void ServerConfig::validate() const {
   auto fail = [](const std::string& msg) { throw ServerConfigError(msg); };
   if (host.empty()) fail("server.host: must not be empty");
@@ -34,6 +44,10 @@ void ServerConfig::validate() const {
   if (read_timeout.count() <= 0) fail("server.read_timeout_ms: must be > 0");
   if (write_timeout.count() <= 0) fail("server.write_timeout_ms: must be > 0");
   if (idle_timeout.count() <= 0) fail("server.idle_timeout_ms: must be > 0");
+  if (max_personas == 0) fail("adapters.max_personas: must be at least 1");
+  for (const std::string& name : allowed_hosts)
+    if (name.empty() || name.find_first_of(" /\t") != std::string::npos)
+      fail("server.allowed_hosts: '" + name + "' is not a host name");
   if (drain_timeout.count() < 0) fail("server.drain_timeout_ms: must be >= 0");
   if (io_threads == 0 || io_threads > 64) fail("server.io_threads: " + std::to_string(io_threads) + " is not in [1, 64]");
   if (max_connections == 0 || max_connections > 1000000)
@@ -359,14 +373,12 @@ ServerConfig parse_server_config(std::string_view toml_text, std::string_view so
     r.string("token", config.token);
     std::string token_file;
     r.string("token_file", token_file);
-    if (!token_file.empty()) {
-      std::ifstream in(token_file);
-      if (!in) throw ServerConfigError("server.token_file: cannot read '" + token_file + "'");
-      std::getline(in, config.token);
-      while (!config.token.empty() && (config.token.back() == '\r' || config.token.back() == ' '))
-        config.token.pop_back();
-      if (config.token.empty()) throw ServerConfigError("server.token_file: '" + token_file + "' is empty");
-    }
+    if (!token_file.empty()) config.token = read_secret_file("server.token_file", token_file);
+    r.string("api_key", config.api_key);
+    std::string api_key_file;
+    r.string("api_key_file", api_key_file);
+    if (!api_key_file.empty()) config.api_key = read_secret_file("server.api_key_file", api_key_file);
+    r.strings("allowed_hosts", config.allowed_hosts);
     r.integer("threads", config.threads, 1, 1024);
     std::int64_t ms = config.read_timeout.count();
     r.integer("read_timeout_ms", ms, 1, 3600000);
@@ -461,6 +473,7 @@ ServerConfig parse_server_config(std::string_view toml_text, std::string_view so
     path.clear();
     r.string("adapter_dir", path);
     if (!path.empty()) config.adapter_dir = path;
+    r.integer("max_personas", config.max_personas, 1, 1000000);
   }
   config.validate();
   return config;

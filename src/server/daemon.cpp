@@ -284,6 +284,7 @@ Daemon::Impl::Impl(ServerConfig c, DaemonServices services) : config(std::move(c
     }
     AdapterPagerDefaults defaults;
     defaults.budget_bytes = config.adapter_budget_bytes;
+    defaults.max_personas = config.max_personas;
     std::shared_ptr<AdapterLoader> loader;
     if (!config.adapter_base_model.empty()) {
       if (!llama_models) {
@@ -322,7 +323,8 @@ Daemon::Impl::Impl(ServerConfig c, DaemonServices services) : config(std::move(c
       [this](int status, std::string_view code, const std::string& message, HttpResponse& res) {
         set_error(res, status, code, message);
         metrics.observe(HttpMetrics::kOtherRoute, status, 0.0);
-      });
+      },
+      [this](HttpRequest& req, HttpResponse& res) { return answer_inline(req, res); });
 }
 
 Daemon::Impl::~Impl() = default;
@@ -390,6 +392,88 @@ void Daemon::Impl::require_token(const HttpRequest& req) const {
     throw RequestError(403, "forbidden", "the bearer token is not valid for this server");
 }
 
+namespace {
+
+// `host` of a Host header or an Origin's authority, without its port, lower case; brackets
+// of an IPv6 literal removed.
+std::string host_without_port(std::string_view authority) {
+  std::string host;
+  if (!authority.empty() && authority.front() == '[') {
+    const auto close = authority.find(']');
+    host = std::string(authority.substr(1, close == std::string_view::npos ? std::string_view::npos : close - 1));
+  } else if (std::count(authority.begin(), authority.end(), ':') == 1) {
+    host = std::string(authority.substr(0, authority.find(':')));
+  } else {
+    host = std::string(authority);
+  }
+  return lower(host);
+}
+
+bool is_ipv4_literal(std::string_view s) {
+  int dots = 0;
+  for (char c : s) {
+    if (c == '.') ++dots;
+    else if (c < '0' || c > '9') return false;
+  }
+  return dots == 3;
+}
+
+bool is_ip_literal(std::string_view s) { return is_ipv4_literal(s) || s.find(':') != std::string_view::npos; }
+
+bool is_loopback_name(std::string_view host) {
+  return host == "localhost" || host == "::1" || (is_ipv4_literal(host) && host.substr(0, 4) == "127.");
+}
+
+bool is_wildcard_address(std::string_view host) { return host == "0.0.0.0" || host == "::" || host.empty(); }
+
+}  // namespace
+
+bool Daemon::Impl::host_allowed(std::string_view authority) const {
+  const std::string host = host_without_port(authority);
+  if (host.empty()) return false;
+  if (is_loopback_name(host)) return true;
+  if (host == lower(config.host)) return true;
+  // Bound to every address: any address of this machine is its own; names still need listing
+  // (DNS rebinding points a name the attacker owns at us, never an address literal).
+  if (is_wildcard_address(config.host) && is_ip_literal(host)) return true;
+  return std::any_of(config.allowed_hosts.begin(), config.allowed_hosts.end(),
+                     [&host](const std::string& name) { return lower(name) == host; });
+}
+
+std::optional<RequestError> Daemon::Impl::admission_error(const HttpRequest& req) const {
+  // HTTP/1.0 clients may omit Host; a browser never does.
+  if (const std::string* host = req.headers.find("Host"); host != nullptr && !host_allowed(*host))
+    return RequestError(403, "host_not_allowed",
+                        "Host '" + host->substr(0, 200) +
+                            "' is not this server's address, localhost or a name in server.allowed_hosts "
+                            "(--allowed-host)");
+  if (req.method != "GET" && req.method != "HEAD") {
+    // A browser sends Origin with every cross-origin POST; "null" comes from sandboxed and
+    // file: pages. Same-origin requests (the dashboard) carry our own host.
+    if (const std::string* origin = req.headers.find("Origin"); origin != nullptr) {
+      const auto scheme_end = origin->find("://");
+      const bool ok = scheme_end != std::string::npos && host_allowed(std::string_view(*origin).substr(scheme_end + 3));
+      if (!ok)
+        return RequestError(403, "cross_origin",
+                            "requests from the web origin '" + origin->substr(0, 200) +
+                                "' are refused: only pages served by this host may call its API");
+    }
+    if (const std::string* site = req.headers.find("Sec-Fetch-Site"); site != nullptr && lower(*site) == "cross-site")
+      return RequestError(403, "cross_origin", "cross-site requests are refused");
+  }
+  if (!config.api_key.empty() && req.path.compare(0, 4, "/v1/") == 0) {
+    const std::string_view auth = req.header("Authorization");
+    static constexpr std::string_view kBearer = "bearer ";
+    if (auth.empty())
+      return RequestError(401, "invalid_api_key",
+                          "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.");
+    if (auth.size() <= kBearer.size() || lower(auth.substr(0, kBearer.size())) != kBearer ||
+        !same_secret(auth.substr(kBearer.size()), config.api_key))
+      return RequestError(401, "invalid_api_key", "Incorrect API key provided.");
+  }
+  return std::nullopt;
+}
+
 void Daemon::Impl::add_command(std::string name, bool changes_state, CommandHandler handler) {
   Command cmd;
   cmd.route = add_route("/api/" + name);
@@ -403,10 +487,29 @@ void Daemon::Impl::add_command(std::string name, bool changes_state, CommandHand
   commands.emplace(std::move(name), std::move(cmd));
 }
 
-void Daemon::Impl::add_endpoint(std::string method, const std::string& path, Handler handler) {
+std::size_t Daemon::Impl::add_endpoint(std::string method, const std::string& path, Handler handler) {
   std::vector<Endpoint>& at_path = endpoints[path];
   const std::size_t route = at_path.empty() ? add_route(path) : at_path.front().route;
   at_path.push_back(Endpoint{std::move(method), route, wrap(route, std::move(handler))});
+  return route;
+}
+
+bool Daemon::Impl::answer_inline(HttpRequest& req, HttpResponse& res) {
+  if (req.path == "/healthz" && (req.method == "GET" || req.method == "HEAD")) {  // refusals included
+    dispatch(req, res);
+    return true;
+  }
+  if (req.path != "/v1/embeddings" || req.method != "POST" || admission_error(req)) return false;
+  const auto t0 = std::chrono::steady_clock::now();
+  try {
+    require_json(req);
+    if (!answer_embeddings_if_cached(req, res)) return false;
+  } catch (const std::exception&) {
+    return false;  // a worker runs it again and answers the error
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  metrics.observe(embeddings_route, res.status, seconds);
+  return true;
 }
 
 void Daemon::Impl::add_prefix_endpoint(std::string method, const std::string& prefix, const std::string& route_name,
@@ -419,7 +522,7 @@ void Daemon::Impl::add_prefix_endpoint(std::string method, const std::string& pr
 void Daemon::Impl::install_routes() {
   install_command_handlers();  // handlers.cpp
 
-  add_endpoint("POST", "/v1/embeddings", [this](const HttpRequest& req, HttpResponse& res) {
+  embeddings_route = add_endpoint("POST", "/v1/embeddings", [this](const HttpRequest& req, HttpResponse& res) {
     require_json(req);
     handle_openai_embeddings(req, res);
   });
@@ -453,6 +556,9 @@ void Daemon::Impl::dispatch(HttpRequest& req, HttpResponse& res) {
     })(req, res);
   };
   const bool get = req.method == "GET" || req.method == "HEAD";
+  if (std::optional<RequestError> refusal = admission_error(req)) {
+    return wrap(HttpMetrics::kOtherRoute, [&refusal](const HttpRequest&, HttpResponse&) { throw *refusal; })(req, res);
+  }
 
   // One route for the whole command API, so an unknown command gets a 404 with the list of
   // known commands; metrics are recorded per command (or under "other").
@@ -530,6 +636,11 @@ void Daemon::Impl::start() {
   started = true;
   fit_open_file_limit(config.max_connections);
   bound_port = engine->start();
+  if (!is_loopback_name(lower(config.host)) && config.api_key.empty() && config.token.empty())
+    spdlog::warn("pagekeeperd: serving on {}, reachable from other hosts, with neither an API key (--api-key) nor "
+                 "a token (--token): anyone who can reach it can embed (and spend a remote model's key) and "
+                 "change its state",
+                 config.host);
   if (!broker->running()) {
     broker->start();
     started_broker = true;

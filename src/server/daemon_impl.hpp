@@ -30,6 +30,7 @@
 #include "pagekeeper/metrics.hpp"
 #include "pagekeeper/tiers_config.hpp"
 #include "pagekeeper/server.hpp"
+#include "pagekeeper/server_requests.hpp"
 #include "server/dashboard_assets.hpp"
 #include "server/http_types.hpp"
 #include "server/history.hpp"
@@ -84,8 +85,16 @@ struct Daemon::Impl {
   // Content-Length at all) and a body without Content-Type are accepted; handlers read an
   // empty body as no parameters (parse_command_params gives {}).
   void add_command(std::string name, bool changes_state, CommandHandler handler);
-  // `method` on the exact path `path` (a metrics route of that name).
-  void add_endpoint(std::string method, const std::string& path, Handler handler);
+  // `method` on the exact path `path` (a metrics route of that name, returned).
+  std::size_t add_endpoint(std::string method, const std::string& path, Handler handler);
+  // The refusal every route applies before its own checks, or nullopt: a Host that is not
+  // ours (403 host_not_allowed), a cross-site Origin or Sec-Fetch-Site on anything but
+  // GET/HEAD (403 cross_origin), /v1/* without the API key when one is set (401
+  // invalid_api_key).
+  std::optional<RequestError> admission_error(const HttpRequest& req) const;
+  // Whether `authority` (host[:port]) names this server: a loopback name or address, the
+  // bound address, any address literal when bound to all, or a name in allowed_hosts.
+  bool host_allowed(std::string_view authority) const;
   // A handler for one method of every path under `prefix` (which ends with '/'), after the
   // exact paths; the rest of the path is in req.route_tail. Metrics under `route_name`.
   void add_prefix_endpoint(std::string method, const std::string& prefix, const std::string& route_name,
@@ -107,6 +116,15 @@ struct Daemon::Impl {
   // One model as embedding/model/list and embedding/model/info show it (model_commands.cpp).
   nlohmann::json model_entry(const std::string& canonical_name) const;
   void handle_openai_embeddings(const HttpRequest& req, HttpResponse& res);
+  // The same answer from an I/O thread when every input is cached (nothing can block);
+  // false to leave the request to a worker. Throws what parsing throws.
+  bool answer_embeddings_if_cached(const HttpRequest& req, HttpResponse& res);
+  void check_dimensions(const EmbeddingsRequest& request, std::string_view model) const;
+  static void write_openai_embeddings(const EmbeddingsRequest& request, const EmbedBatchResult& result,
+                                      HttpResponse& res);
+  // The engine's inline hook (see HttpEngine::InlineHandler): cached /v1/embeddings and
+  // /healthz, with the same checks, metrics and errors as on a worker.
+  bool answer_inline(HttpRequest& req, HttpResponse& res);
   std::string prometheus_text() const;
 
   ServerConfig config;
@@ -138,6 +156,7 @@ struct Daemon::Impl {
   std::map<std::string, std::vector<Endpoint>> endpoints;  // by path
   std::map<std::string, std::vector<Endpoint>> prefix_endpoints;  // by path prefix
   std::size_t dashboard_route = 0;
+  std::size_t embeddings_route = 0;
   std::unique_ptr<server::HttpEngine> engine;
   std::atomic<std::int64_t> in_flight{0};
   // The dashboard's history; sampling runs between start() and stop().

@@ -61,6 +61,22 @@ bool wants_json(const server::HttpRequest& req, bool asked_in_body) {
 void Daemon::Impl::handle_openai_embeddings(const HttpRequest& req, HttpResponse& res) {
   const EmbeddingsRequest request = parse_embeddings_request(req.body, config.limits);
   const std::string_view model = request.model.empty() ? std::string_view("default") : request.model;
+  check_dimensions(request, model);
+  write_openai_embeddings(request, embeddings->embed_batch(request.inputs, model), res);
+}
+
+bool Daemon::Impl::answer_embeddings_if_cached(const HttpRequest& req, HttpResponse& res) {
+  const EmbeddingsRequest request = parse_embeddings_request(req.body, config.limits);
+  // Checking `dimensions` may load a model: that is a worker's job.
+  if (request.dimensions) return false;
+  const std::string_view model = request.model.empty() ? std::string_view("default") : request.model;
+  std::optional<EmbedBatchResult> result = embeddings->embed_batch_if_cached(request.inputs, model);
+  if (!result) return false;
+  write_openai_embeddings(request, *result, res);
+  return true;
+}
+
+void Daemon::Impl::check_dimensions(const EmbeddingsRequest& request, std::string_view model) const {
   if (request.dimensions) {
     const auto embedder = embeddings->models().embedder(model);
     if (static_cast<std::uint64_t>(*request.dimensions) != embedder->dimensions())
@@ -70,8 +86,10 @@ void Daemon::Impl::handle_openai_embeddings(const HttpRequest& req, HttpResponse
                              "-dimensional vectors and cannot shorten them",
                          "dimensions");
   }
-  const EmbedBatchResult result = embeddings->embed_batch(request.inputs, model);
+}
 
+void Daemon::Impl::write_openai_embeddings(const EmbeddingsRequest& request, const EmbedBatchResult& result,
+                                           HttpResponse& res) {
   std::string body;
   const std::size_t dims = result.vectors.empty() ? 0 : result.vectors.front().size();
   body.reserve(128 + result.vectors.size() * (dims * 12 + 64));

@@ -129,6 +129,7 @@ struct HttpEngine::State {
   HttpEngineOptions options;
   Handler handler;
   Refusal refuse;
+  InlineHandler answer_inline;
 
   // Declared before the io_context: sessions its pending handlers own deregister on
   // destruction, which may happen when the io_context is destroyed.
@@ -217,10 +218,32 @@ class Session : public std::enable_shared_from_this<Session> {
     deadline_.cancel();
   }
 
+  // Feeds the parser what is buffered. True when the header (or, with `whole_message`, the
+  // whole request) is complete; false with `ec` clear when more bytes are needed, or with
+  // `ec` set when the bytes are refused. Most requests arrive in one read, so this spares
+  // them the asynchronous read operations and their trips through the scheduler.
+  bool parse_buffered(bool whole_message, beast::error_code& ec) {
+    ec = {};
+    while (!(whole_message ? parser_->is_done() : parser_->is_header_done())) {
+      if (buffer_.size() == 0) return false;
+      const std::size_t used = parser_->put(buffer_.data(), ec);
+      buffer_.consume(used);
+      if (ec == http::error::need_more) {
+        ec = {};
+        return false;
+      }
+      if (ec) return false;
+    }
+    return true;
+  }
+
   void read_header() {
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(options().max_header_bytes));
     parser_->body_limit(options().max_body_bytes);
+    timed_out_ = false;
+    beast::error_code ec;
+    if (parse_buffered(false, ec) || ec) return on_header(ec);
     arm_deadline(options().header_timeout);
     http::async_read_header(stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
       self->disarm_deadline();
@@ -271,6 +294,9 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void read_body() {
+    beast::error_code ec;
+    if (parse_buffered(true, ec)) return on_request();
+    if (ec) return refuse_framing(ec);
     arm_deadline(options().body_timeout);
     http::async_read(stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
       self->disarm_deadline();
@@ -322,6 +348,16 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.reset();
     if (!req->split_target())
       return refuse(400, "bad_request", "the request target is not a path, or holds a malformed %-escape");
+    if (engine_.answer_inline) {
+      HttpResponse res;
+      bool answered = false;
+      try {
+        answered = engine_.answer_inline(*req, res);
+      } catch (...) {
+        answered = false;
+      }
+      if (answered) return write(std::move(res));
+    }
     engine_.workers.submit([self = shared_from_this(), req] {
       HttpResponse res;
       try {
@@ -430,10 +466,12 @@ void HttpEngine::State::refuse_connection(tcp::socket socket) {
   socket.close(ec);
 }
 
-HttpEngine::HttpEngine(HttpEngineOptions options, Handler handler, Refusal refuse) : state_(std::make_unique<State>()) {
+HttpEngine::HttpEngine(HttpEngineOptions options, Handler handler, Refusal refuse, InlineHandler answer_inline)
+    : state_(std::make_unique<State>()) {
   state_->options = std::move(options);
   state_->handler = std::move(handler);
   state_->refuse = std::move(refuse);
+  state_->answer_inline = std::move(answer_inline);
 }
 
 HttpEngine::~HttpEngine() { stop(); }

@@ -55,7 +55,12 @@ class HttpEngine {
   // ("bad_request", "limit_exceeded", ...) and `message` names the problem.
   using Refusal = std::function<void(int status, std::string_view code, const std::string& message, HttpResponse& res)>;
 
-  HttpEngine(HttpEngineOptions options, Handler handler, Refusal refuse);
+  // Called on an I/O thread before a request is queued for a worker: answers it there and
+  // returns true when it can do so at once without blocking (a cache hit), returns false
+  // (leaving `res` unused) to have `handler` run it on a worker. An exception counts as false.
+  using InlineHandler = std::function<bool(HttpRequest&, HttpResponse&)>;
+
+  HttpEngine(HttpEngineOptions options, Handler handler, Refusal refuse, InlineHandler answer_inline = {});
   ~HttpEngine();
   HttpEngine(const HttpEngine&) = delete;
   HttpEngine& operator=(const HttpEngine&) = delete;

@@ -16,6 +16,9 @@ struct ServerFlags {
   CLI::Option* host = nullptr;
   CLI::Option* port = nullptr;
   CLI::Option* token = nullptr;
+  CLI::Option* api_key = nullptr;
+  CLI::Option* allowed_hosts = nullptr;
+  CLI::Option* max_personas = nullptr;
   CLI::Option* threads = nullptr;
   CLI::Option* io_threads = nullptr;
   CLI::Option* max_connections = nullptr;
@@ -36,6 +39,9 @@ struct ServerFlags {
   std::string host_value;
   int port_value = 0;
   std::string token_value;
+  std::string api_key_value;
+  std::vector<std::string> allowed_hosts_value;
+  std::size_t max_personas_value = 0;
   std::size_t threads_value = 0;
   std::size_t io_threads_value = 0;
   std::size_t max_connections_value = 0;
@@ -60,6 +66,18 @@ std::shared_ptr<ServerFlags> add_server_flags(CLI::App& app) {
                             "Bearer token required for state-changing commands (default: none; "
                             "also PAGEKEEPER_TOKEN)")
                  ->envname("PAGEKEEPER_TOKEN");
+  f->api_key = app.add_option("--api-key", f->api_key_value,
+                              "Key required as 'Authorization: Bearer <key>' on /v1/* (default: none; also "
+                              "PAGEKEEPER_API_KEY, or server.api_key_file)")
+                   ->envname("PAGEKEEPER_API_KEY");
+  f->allowed_hosts = app.add_option("--allowed-host", f->allowed_hosts_value,
+                                    "A name clients may use in Host besides the bound address and localhost "
+                                    "(repeatable)")
+                         ->expected(1)
+                         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  f->max_personas = app.add_option("--max-personas", f->max_personas_value,
+                                   "Personas that may exist at once; past it, 429 (default 1024)")
+                        ->check(CLI::Range(1, 1000000));
   f->threads = app.add_option("--threads", f->threads_value, "Worker threads running requests (default 8)")
                    ->check(CLI::Range(1, 1024));
   f->io_threads = app.add_option("--io-threads", f->io_threads_value, "Threads reading and writing connections (default 1)")
@@ -113,6 +131,9 @@ ServerConfig resolve_server_config(const ServerFlags& f) {
   if (f.host->count()) c.host = f.host_value;
   if (f.port->count()) c.port = f.port_value;
   if (f.token->count() || !f.token_value.empty()) c.token = f.token_value;
+  if (f.api_key->count() || !f.api_key_value.empty()) c.api_key = f.api_key_value;
+  for (const std::string& name : f.allowed_hosts_value) c.allowed_hosts.push_back(name);
+  if (f.max_personas->count()) c.max_personas = f.max_personas_value;
   if (f.threads->count()) c.threads = f.threads_value;
   if (f.io_threads->count()) c.io_threads = f.io_threads_value;
   if (f.max_connections->count()) c.max_connections = f.max_connections_value;

@@ -71,6 +71,32 @@ TEST(EmbeddingService, CachedVectorReturnsWithoutLoadingTheModel) {
   EXPECT_GE(f.service->stats().hits, 1u);
 }
 
+TEST(EmbeddingService, EmbedBatchIfCachedNeverLoadsAndCountsOnlyHits) {
+  Fixture f;
+  const std::vector<std::string> texts = {"first", "second"};
+  const PoolStats before = f.service->stats();
+  EXPECT_FALSE(f.service->embed_batch_if_cached(texts, "counting").has_value());
+  EXPECT_FALSE(f.service->embed_batch_if_cached({}, "counting").has_value());
+  EXPECT_EQ(f.loads->load(), 0);
+  EXPECT_EQ(f.embedder->calls(), 0u);
+  EXPECT_EQ(f.service->stats().misses, before.misses) << "a refusal counts nothing";
+
+  ASSERT_TRUE(f.service->put("first", "counting", std::vector<float>{1.0f, 2.0f}));
+  EXPECT_FALSE(f.service->embed_batch_if_cached(texts, "counting").has_value()) << "one of two cached";
+  ASSERT_TRUE(f.service->put("second", "counting", std::vector<float>{3.0f, 4.0f}));
+  const auto all = f.service->embed_batch_if_cached(texts, "counter");
+  ASSERT_TRUE(all.has_value());
+  EXPECT_EQ(all->model, "counting");
+  ASSERT_EQ(all->vectors.size(), 2u);
+  EXPECT_EQ(all->vectors[0].to_vector(), (std::vector<float>{1.0f, 2.0f}));
+  EXPECT_EQ(all->vectors[1].to_vector(), (std::vector<float>{3.0f, 4.0f}));
+  EXPECT_EQ(all->accounting.hits, 2u);
+  EXPECT_EQ(all->accounting.misses, 0u);
+  EXPECT_EQ(f.service->stats().hits, before.hits + 2);
+  EXPECT_EQ(f.loads->load(), 0);
+  EXPECT_THROW((void)f.service->embed_batch_if_cached(texts, "no-such-model"), UnknownModelError);
+}
+
 TEST(EmbeddingService, KeysAreNamespacedByCanonicalModel) {
   Fixture f;
   const auto counted = f.service->embed("shared text", "counting");

@@ -74,11 +74,11 @@ std::vector<BadCase> cases(const ServerConfig& config) {
       {"text_too_long", post_json(emb, json{{"input", std::string(config.limits.max_text_bytes + 1, 'z')}}.dump()), 400,
        "limits.max_text_bytes"},
       {"truncated_body",
-       "POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+       "POST /v1/embeddings HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
        "{\"input\":\"abc",
        408, "did not arrive"},
       {"truncated_chunked_body",
-       "POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: "
+       "POST /v1/embeddings HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: "
        "chunked\r\n\r\n10\r\n{\"input\":\"abc",
        408, "did not arrive"},
       {"generate_texts_not_array", post_json("/api/embedding/generate", R"({"texts":"abc"})"), 400,
@@ -110,14 +110,14 @@ std::vector<BadCase> cases(const ServerConfig& config) {
       {"unknown_path", http_request("GET", "/does/not/exist", "", ""), 404, "no route"},
       {"wrong_method", http_request("GET", emb, "", ""), 405, "not allowed"},
       // Without Content-Length or Transfer-Encoding a request has no body (RFC 9112 6.3).
-      {"post_without_length", "POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 400,
+      {"post_without_length", "POST /v1/embeddings HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", 400,
        "empty"},
       {"garbage_request_line", "THIS IS NOT HTTP\r\n\r\n", 400, ""},
       {"bad_content_length",
-       "POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: abc\r\n\r\n{}",
+       "POST /v1/embeddings HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: abc\r\n\r\n{}",
        400, ""},
       {"bad_chunk_size",
-       "POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: "
+       "POST /v1/embeddings HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: "
        "chunked\r\n\r\nZZ\r\n{}\r\n0\r\n\r\n",
        400, ""},
       {"uri_too_long", http_request("GET", "/" + std::string(10000, 'a'), "", ""), 414, ""},
@@ -175,7 +175,7 @@ TEST_F(BadInput, ClientThatStallsInTheHeadersIsDisconnectedAndOthersAreServed) {
   std::vector<std::thread> stalled;
   for (int i = 0; i < 4; ++i) {
     stalled.emplace_back([this] {
-      const auto r = raw_exchange(server_->port(), "POST /v1/embeddings HTTP/1.1\r\nHost: x\r\n", 3000, false);
+      const auto r = raw_exchange(server_->port(), "POST /v1/embeddings HTTP/1.1\r\nHost: 127.0.0.1\r\n", 3000, false);
       EXPECT_TRUE(r.empty() || (status_of(r) >= 400 && status_of(r) < 500)) << r;
     });
   }

@@ -195,7 +195,7 @@ TEST_F(Hostile, IdleKeepAliveConnectionsDoNotDelayTheNextClient) {
 TEST_F(Hostile, ChunkedBodyOverTheLimitIs413AndIsNotRead) {
   const std::uint64_t rss_before = peak_rss_bytes();
   Connection c(port());
-  ASSERT_TRUE(c.send("POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+  ASSERT_TRUE(c.send("POST /v1/embeddings HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                      "Transfer-Encoding: chunked\r\n\r\n"));
   const std::string chunk = "10000\r\n" + std::string(0x10000, 'a') + "\r\n";
   std::size_t sent = 0;
@@ -212,7 +212,7 @@ TEST_F(Hostile, BodyWithoutLengthAndHalfCloseIsNotABody) {
   // as the next request and refused. Nothing is buffered past the header limit.
   const std::uint64_t rss_before = peak_rss_bytes();
   Connection c(port());
-  ASSERT_TRUE(c.send("POST /api/embedding/cache/stats HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_TRUE(c.send("POST /api/embedding/cache/stats HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
   c.send(std::string(4u << 20, 'x'));
   c.half_close();
   const auto got = split_responses(c.read(std::chrono::milliseconds(3000), responses(2)));
@@ -257,7 +257,7 @@ TEST_F(Hostile, RangeHeaderIsIgnored) {
 
 TEST_F(Hostile, MegabytesOfHeadersAre431AndAreNotRead) {
   Connection c(port());
-  ASSERT_TRUE(c.send("GET /healthz HTTP/1.1\r\nHost: x\r\n"));
+  ASSERT_TRUE(c.send("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"));
   const std::string field = "X-Padding: " + std::string(1000, 'p') + "\r\n";
   std::size_t sent = 0;
   while (sent < (100u << 20) && c.send(field)) sent += field.size();
@@ -297,7 +297,7 @@ TEST_F(Hostile, PipelinedRequestsAreAllAnsweredInOrder) {
 TEST_F(Hostile, TwoContentLengthsAreRefused) {
   for (const char* lengths : {"Content-Length: 2\r\nContent-Length: 3\r\n", "Content-Length: 2\r\nContent-Length: 2\r\n",
                               "Content-Length: 2, 2\r\n"}) {
-    const std::string r = raw_exchange(port(), std::string("POST /api/embedding/cache/stats HTTP/1.1\r\nHost: x\r\n") +
+    const std::string r = raw_exchange(port(), std::string("POST /api/embedding/cache/stats HTTP/1.1\r\nHost: 127.0.0.1\r\n") +
                                                    lengths + "\r\n{}{}");
     EXPECT_EQ(status_of(r), 400) << lengths << r;
   }
@@ -354,7 +354,7 @@ struct Framing {
 };
 
 std::vector<Framing> framings() {
-  const std::string post = "POST /api/embedding/cache/stats HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n";
+  const std::string post = "POST /api/embedding/cache/stats HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n";
   return {
       {"length_and_chunked", post + "Content-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n", 400},
       {"chunked_twice", post + "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
@@ -372,24 +372,25 @@ std::vector<Framing> framings() {
          return s + "0\r\n\r\n";
        }(),
        413},
-      {"header_without_colon", "GET /healthz HTTP/1.1\r\nHost: x\r\nNoColonHere\r\n\r\n", 400},
-      {"space_before_colon", "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length : 0\r\n\r\n", 400},
-      {"nul_in_header_value", std::string("GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\n\r\n", 44), 400},
-      {"space_in_header_name", "GET /healthz HTTP/1.1\r\nHost: x\r\nBad Name: 1\r\n\r\n", 400},
+      {"header_without_colon", "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nNoColonHere\r\n\r\n", 400},
+      {"space_before_colon", "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length : 0\r\n\r\n", 400},
+      {"nul_in_header_value", "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: a" + std::string(1, '\0') + "b\r\n\r\n",
+       400},
+      {"space_in_header_name", "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nBad Name: 1\r\n\r\n", 400},
       {"bare_lf_line_endings", "GET /healthz HTTP/1.1\nHost: x\n\n", 400},
       {"http2_preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 400},
       {"http09_request_line", "GET /healthz\r\n\r\n", 400},
-      {"absolute_form_target", "GET http://evil.example/healthz HTTP/1.1\r\nHost: x\r\n\r\n", 400},
-      {"asterisk_target", "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", 400},
-      {"nul_in_target", "GET /heal%00thz HTTP/1.1\r\nHost: x\r\n\r\n", 400},
-      {"bad_percent_escape", "GET /%zz HTTP/1.1\r\nHost: x\r\n\r\n", 400},
-      {"extra_spaces_in_request_line", "GET  /healthz  HTTP/1.1\r\nHost: x\r\n\r\n", 400},
-      {"long_method", std::string(20000, 'G') + " /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 431},
-      {"long_target", "GET /" + std::string(9000, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n", 414},
+      {"absolute_form_target", "GET http://evil.example/healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 400},
+      {"asterisk_target", "OPTIONS * HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 400},
+      {"nul_in_target", "GET /heal%00thz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 400},
+      {"bad_percent_escape", "GET /%zz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 400},
+      {"extra_spaces_in_request_line", "GET  /healthz  HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 400},
+      {"long_method", std::string(20000, 'G') + " /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 431},
+      {"long_target", "GET /" + std::string(9000, 'a') + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 414},
       {"chunk_without_crlf", post + "Transfer-Encoding: chunked\r\n\r\n2\r\n{}XX0\r\n\r\n", 400},
       {"content_encoding_unknown", post + "Content-Encoding: zstd\r\nContent-Length: 2\r\n\r\n{}", 415},
       {"expect_continue_over_limit", post + "Expect: 100-continue\r\nContent-Length: 100000000\r\n\r\n", 413},
-      {"control_char_in_target", "GET /heal\x01thz HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+      {"control_char_in_target", "GET /heal\x01thz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 400},
   };
 }
 
@@ -420,7 +421,7 @@ TEST_F(Hostile, HostileFramingsAreRefusedWithJsonErrors) {
 TEST_F(Hostile, ExpectContinueGetsAnInterimAnswerThenTheResult) {
   Connection c(port());
   const std::string body = R"({"input":"continue"})";
-  ASSERT_TRUE(c.send("POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: "
+  ASSERT_TRUE(c.send("POST /v1/embeddings HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nExpect: "
                      "100-continue\r\nContent-Length: " +
                      std::to_string(body.size()) + "\r\n\r\n"));
   const std::string interim = c.read(std::chrono::milliseconds(2000), [](const std::string& s) {
@@ -439,7 +440,7 @@ TEST_F(Hostile, ChunkedBodyWithTrailerAndOneByteChunksIsRead) {
   std::string chunked;
   for (char ch : body) chunked += std::string("1\r\n") + ch + "\r\n";
   chunked += "0\r\nX-Trailer: t\r\n\r\n";
-  const std::string r = raw_exchange(port(), "POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+  const std::string r = raw_exchange(port(), "POST /v1/embeddings HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
                                              "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" +
                                                  chunked);
   EXPECT_EQ(status_of(r), 200) << r;
@@ -448,7 +449,7 @@ TEST_F(Hostile, ChunkedBodyWithTrailerAndOneByteChunksIsRead) {
 
 TEST_F(Hostile, HeadAnswersHeadersWithoutBody) {
   Connection c(port());
-  ASSERT_TRUE(c.send("HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n" + keep_alive_get("/healthz")));
+  ASSERT_TRUE(c.send("HEAD /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" + keep_alive_get("/healthz")));
   // The HEAD answer announces the GET body's length but carries none, so the second answer
   // follows its header directly.
   const std::string got = c.read(std::chrono::milliseconds(2000), [](const std::string& s) {
@@ -463,7 +464,7 @@ TEST_F(Hostile, HeadAnswersHeadersWithoutBody) {
 }
 
 TEST_F(Hostile, Http10AndConnectionCloseAreHonoured) {
-  for (const char* request : {"GET /healthz HTTP/1.0\r\n\r\n", "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"}) {
+  for (const char* request : {"GET /healthz HTTP/1.0\r\n\r\n", "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"}) {
     Connection c(port());
     ASSERT_TRUE(c.send(request));
     EXPECT_TRUE(c.closed_within(std::chrono::milliseconds(2000)));
@@ -473,7 +474,7 @@ TEST_F(Hostile, Http10AndConnectionCloseAreHonoured) {
 
 TEST_F(Hostile, ARefusedRequestEndsThePipeline) {
   Connection c(port());
-  ASSERT_TRUE(c.send("GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: x\r\n\r\n" + keep_alive_get("/healthz")));
+  ASSERT_TRUE(c.send("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: x\r\n\r\n" + keep_alive_get("/healthz")));
   EXPECT_TRUE(c.closed_within(std::chrono::milliseconds(2000)));
   const auto got = split_responses(c.received());
   ASSERT_EQ(got.size(), 1u);
@@ -483,7 +484,7 @@ TEST_F(Hostile, ARefusedRequestEndsThePipeline) {
 TEST_F(Hostile, EmptyBodiesAreNoParametersAndUntypedBodiesAreJson) {
   // curl -X POST (no Content-Length at all), curl -d '' (form type, empty), Content-Length: 0.
   for (const std::string& request :
-       {std::string("POST /api/embedding/cache/stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+       {std::string("POST /api/embedding/cache/stats HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
         http_request("POST", "/api/embedding/cache/stats", "", "application/x-www-form-urlencoded"),
         http_request("POST", "/api/embedding/cache/stats", "", "")}) {
     const std::string r = raw_exchange(port(), request);
