@@ -17,13 +17,19 @@
 // After a refusal of the framing (400, 413, 414, 415, 431) the connection is closed: the
 // rest of its bytes cannot be trusted to start a request.
 //
+// Deadlines: each step stores its deadline in the session; one sweeper timer compares them
+// every eighth of the shortest timeout and ends the overdue steps on their strands.
+//
 // Locking: `sessions_mutex` guards the set of live sessions and `draining`; the worker queue
-// has its own mutex and condition variable. Everything else of a session is touched only on
-// its strand.
+// has its own mutex and condition variable; a session's deadline is an atomic (the sweeper
+// reads it). Everything else of a session is touched only on its strand.
 
 #include "server/http_engine.hpp"
 
+#include <algorithm>
+#include <array>
 #include <atomic>
+#include <cctype>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -38,15 +44,14 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/status.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
-#include <boost/beast/http/write.hpp>
 #include <spdlog/spdlog.h>
 
 #include "pagekeeper/server.hpp"
@@ -115,6 +120,14 @@ class WorkerPool {
   std::vector<std::thread> threads_;
 };
 
+// A handler's header must not split the answer (CR, LF, NUL) or be no token.
+bool safe_header_name(std::string_view name) {
+  return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_' || c == '.';
+  });
+}
+bool safe_header_value(std::string_view value) { return value.find_first_of("\r\n", 0, 3) == std::string_view::npos; }
+
 bool owned_by_engine(std::string_view name) {
   return equal_ignoring_case(name, "Content-Length") || equal_ignoring_case(name, "Transfer-Encoding") ||
          equal_ignoring_case(name, "Connection") || equal_ignoring_case(name, "Content-Type") ||
@@ -145,6 +158,12 @@ struct HttpEngine::State {
   WorkerPool workers;
   bool started = false;
 
+  // Checks every connection's deadline each sweep_interval; on the sweeper's own strand.
+  std::optional<net::steady_timer> sweeper;
+  bool sweeping = false;  // touched on the sweeper's strand once threads run
+  std::chrono::milliseconds sweep_interval{100};
+  void sweep();
+
   void accept();
   void refuse_connection(tcp::socket socket);
   // Calls close_when_idle(force) on every live session.
@@ -155,10 +174,7 @@ struct HttpEngine::State {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(HttpEngine::State& engine, tcp::socket socket)
-      : engine_(engine),
-        stream_(std::move(socket)),
-        deadline_(stream_.get_executor()),
-        buffer_(engine.options.max_header_bytes + kReadChunk) {}
+      : engine_(engine), socket_(std::move(socket)), buffer_(engine.options.max_header_bytes + kReadChunk) {}
   ~Session() {
     std::lock_guard lock(engine_.sessions_mutex);
     engine_.sessions.erase(this);
@@ -168,15 +184,44 @@ class Session : public std::enable_shared_from_this<Session> {
   Session& operator=(const Session&) = delete;
 
   void start() {
-    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->wait_for_request(); });
+    beast::error_code ignored;
+    socket_.set_option(tcp::no_delay(true), ignored);  // the answer goes out whole at once
+    net::dispatch(socket_.get_executor(), [self = shared_from_this()] { self->wait_for_request(); });
   }
   // From stop(): closes the connection unless a request is being handled or answered (that
   // one closes after its answer). `force` closes it in any case.
   void close_when_idle(bool force) {
-    net::post(stream_.get_executor(), [self = shared_from_this(), force] {
+    net::post(socket_.get_executor(), [self = shared_from_this(), force] {
       self->draining_ = true;
       if (force || !self->busy_) self->close();
     });
+  }
+  // From the sweeper (holding sessions_mutex, so the session is alive): whether the current
+  // step's deadline has passed.
+  bool overdue(std::int64_t now_ns) const {
+    const std::int64_t deadline = deadline_ns_.load(std::memory_order_relaxed);
+    return deadline != 0 && deadline <= now_ns;
+  }
+  // Ends the current step if its deadline has passed (re-checked on the strand, where steps
+  // change): a request still arriving is cancelled and answered 408, an idle connection or
+  // a stalled write is closed.
+  void expire() {
+    net::post(socket_.get_executor(), [self = shared_from_this()] {
+      if (!self->overdue(now_ns())) return;
+      self->deadline_ns_.store(0, std::memory_order_relaxed);
+      if (self->step_ == Step::kHeader || self->step_ == Step::kBody) {
+        self->timed_out_ = true;
+        beast::error_code ignored;
+        self->socket_.cancel(ignored);
+      } else {
+        self->close();
+      }
+    });
+  }
+
+  static std::int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
   }
 
  private:
@@ -190,33 +235,26 @@ class Session : public std::enable_shared_from_this<Session> {
     if (buffer_.size() > 0) return read_header();  // a pipelined request is already here
     // Idle connections keep no buffer: only a busy connection's memory is its buffer.
     if (buffer_.capacity() > kReadChunk) buffer_.shrink_to_fit();
-    stream_.expires_after(options().idle_timeout);
-    stream_.async_read_some(buffer_.prepare(kReadChunk),
-                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
-                              if (ec) return self->close();
-                              self->buffer_.commit(n);
-                              self->read_header();
-                            });
-  }
-
-  // Reads of a request's header and body run under this deadline instead of the stream's
-  // own (which closes the socket): on expiry the read is cancelled and the client gets 408.
-  void arm_deadline(std::chrono::milliseconds timeout) {
-    stream_.expires_never();
-    timed_out_ = false;
-    const std::uint64_t generation = ++deadline_generation_;
-    deadline_.expires_after(timeout);
-    deadline_.async_wait([self = shared_from_this(), generation](beast::error_code ec) {
-      if (ec || generation != self->deadline_generation_) return;
-      self->timed_out_ = true;
-      beast::error_code ignored;
-      self->stream_.socket().cancel(ignored);
+    arm(Step::kIdle, options().idle_timeout);
+    socket_.async_read_some(buffer_.prepare(kReadChunk), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+      self->disarm();
+      if (ec) return self->close();
+      self->buffer_.commit(n);
+      self->read_header();
     });
   }
-  void disarm_deadline() {
-    ++deadline_generation_;
-    deadline_.cancel();
+
+  // Deadlines are kept as a time the sweeper (HttpEngine::State::sweep) compares, not as a
+  // timer per operation: arming one costs a store, not a timer queue update and a
+  // cancellation handler per read and write.
+  enum class Step { kIdle, kHeader, kBody, kWrite };
+  void arm(Step step, std::chrono::milliseconds timeout) {
+    step_ = step;
+    timed_out_ = false;
+    deadline_ns_.store(now_ns() + std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count(),
+                       std::memory_order_relaxed);
   }
+  void disarm() { deadline_ns_.store(0, std::memory_order_relaxed); }
 
   // Feeds the parser what is buffered. True when the header (or, with `whole_message`, the
   // whole request) is complete; false with `ec` clear when more bytes are needed, or with
@@ -244,9 +282,9 @@ class Session : public std::enable_shared_from_this<Session> {
     timed_out_ = false;
     beast::error_code ec;
     if (parse_buffered(false, ec) || ec) return on_header(ec);
-    arm_deadline(options().header_timeout);
-    http::async_read_header(stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
-      self->disarm_deadline();
+    arm(Step::kHeader, options().header_timeout);
+    http::async_read_header(socket_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      self->disarm();
       self->on_header(ec);
     });
   }
@@ -282,12 +320,14 @@ class Session : public std::enable_shared_from_this<Session> {
                         "' is not accepted; send the body uncompressed");
     if (beast::iequals(msg[http::field::expect], "100-continue") && !parser_->is_done()) {
       // Clients that ask (curl does for bodies over 1 KiB) wait for this before the body.
-      auto interim = std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);
-      stream_.expires_after(options().write_timeout);
-      http::async_write(stream_, *interim, [self = shared_from_this(), interim](beast::error_code wec, std::size_t) {
-        if (wec) return self->close();
-        self->read_body();
-      });
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      arm(Step::kWrite, options().write_timeout);
+      net::async_write(socket_, net::buffer(kContinue.data(), kContinue.size()),
+                       [self = shared_from_this()](beast::error_code wec, std::size_t) {
+                         self->disarm();
+                         if (wec) return self->close();
+                         self->read_body();
+                       });
       return;
     }
     read_body();
@@ -297,9 +337,9 @@ class Session : public std::enable_shared_from_this<Session> {
     beast::error_code ec;
     if (parse_buffered(true, ec)) return on_request();
     if (ec) return refuse_framing(ec);
-    arm_deadline(options().body_timeout);
-    http::async_read(stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
-      self->disarm_deadline();
+    arm(Step::kBody, options().body_timeout);
+    http::async_read(socket_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      self->disarm();
       if (self->timed_out_)
         return self->refuse(408, "request_timeout",
                             "the request body did not arrive within server.read_timeout_ms (" +
@@ -366,43 +406,60 @@ class Session : public std::enable_shared_from_this<Session> {
         res = HttpResponse{};
         self->engine_.refuse(500, "internal_error", "internal error while handling the request", res);
       }
-      net::post(self->stream_.get_executor(),
+      net::post(self->socket_.get_executor(),
                 [self, res = std::move(res)]() mutable { self->write(std::move(res)); });
     });
   }
 
+  // The answer as one header block and the body, written together (one writev).
   void write(HttpResponse&& res) {
     busy_ = true;
-    auto out = std::make_shared<http::response<http::string_body>>();
-    out->version(11);
-    out->result(static_cast<unsigned>(res.status));
+    const bool keep_alive = keep_alive_ && !draining_;
+    std::string& head = response_head_;
+    head.clear();
+    head += "HTTP/1.1 ";
+    head += std::to_string(res.status);
+    head += ' ';
+    const beast::string_view reason = http::obsolete_reason(static_cast<http::status>(res.status));
+    head.append(reason.data(), reason.size());
+    head += "\r\n";
+    auto field = [&head](std::string_view name, std::string_view value) {
+      head.append(name);
+      head += ": ";
+      head.append(value);
+      head += "\r\n";
+    };
+    if (!res.content_type.empty() && safe_header_value(res.content_type)) field("Content-Type", res.content_type);
+    field("Content-Length", std::to_string(res.body.size()));
+    if (!keep_alive) field("Connection", "close");
     for (const auto& [name, value] : res.headers)
-      if (!owned_by_engine(name)) out->insert(name, value);
-    if (!res.content_type.empty()) out->set(http::field::content_type, res.content_type);
-    out->keep_alive(keep_alive_ && !draining_);
-    const std::size_t length = res.body.size();
-    if (!head_) out->body() = std::move(res.body);
-    out->content_length(length);
-    stream_.expires_after(options().write_timeout);
-    http::async_write(stream_, *out, [self = shared_from_this(), out](beast::error_code ec, std::size_t) {
-      if (ec || !out->keep_alive()) return self->close();
+      if (!owned_by_engine(name) && safe_header_name(name) && safe_header_value(value)) field(name, value);
+    head += "\r\n";
+    response_body_ = head_ ? std::string() : std::move(res.body);
+    const std::array<net::const_buffer, 2> buffers{net::buffer(response_head_), net::buffer(response_body_)};
+    arm(Step::kWrite, options().write_timeout);
+    net::async_write(socket_, buffers, [self = shared_from_this(), keep_alive](beast::error_code ec, std::size_t) {
+      self->disarm();
+      if (ec || !keep_alive) return self->close();
       self->wait_for_request();
     });
   }
 
   void close() {
     busy_ = false;
-    disarm_deadline();
+    disarm();
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    stream_.close();
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
   }
 
   HttpEngine::State& engine_;
-  beast::tcp_stream stream_;
-  net::steady_timer deadline_;
-  std::uint64_t deadline_generation_ = 0;
+  tcp::socket socket_;  // on the session's strand
+  std::atomic<std::int64_t> deadline_ns_{0};  // steady-clock ns; 0: none
+  Step step_ = Step::kIdle;
   bool timed_out_ = false;
+  std::string response_head_;  // the answer being written
+  std::string response_body_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   bool keep_alive_ = true;
@@ -420,6 +477,24 @@ void HttpEngine::State::close_sessions(bool force) {
       if (auto session = weak.lock()) live.push_back(std::move(session));
   }
   for (const auto& session : live) session->close_when_idle(force);
+}
+
+void HttpEngine::State::sweep() {
+  sweeper->expires_after(sweep_interval);
+  sweeper->async_wait([this](beast::error_code ec) {
+    if (ec || !sweeping) return;
+    const std::int64_t now = Session::now_ns();
+    std::vector<std::shared_ptr<Session>> overdue;
+    {
+      // Holding the mutex keeps every listed session alive (its destructor deregisters first).
+      std::lock_guard lock(sessions_mutex);
+      for (const auto& [raw, weak] : sessions)
+        if (raw->overdue(now))
+          if (auto session = weak.lock()) overdue.push_back(std::move(session));
+    }
+    for (const auto& session : overdue) session->expire();
+    sweep();
+  });
 }
 
 void HttpEngine::State::accept() {
@@ -499,6 +574,13 @@ int HttpEngine::start() {
   const int port = s.acceptor->local_endpoint().port();
   s.workers.start(s.options.worker_threads);
   s.work.emplace(s.io.get_executor());
+  // A deadline is noticed within an eighth of the shortest timeout (5 ms to 250 ms late).
+  const auto shortest = std::min({s.options.header_timeout, s.options.body_timeout, s.options.idle_timeout,
+                                  s.options.write_timeout});
+  s.sweep_interval = std::clamp(shortest / 8, std::chrono::milliseconds(5), std::chrono::milliseconds(250));
+  s.sweeper.emplace(net::make_strand(s.io));
+  s.sweeping = true;
+  s.sweep();
   s.accept();
   try {
     for (std::size_t i = 0; i < std::max<std::size_t>(1, s.options.io_threads); ++i)
@@ -527,6 +609,10 @@ void HttpEngine::stop() {
     std::unique_lock lock(s.sessions_mutex);
     s.sessions_cv.wait_for(lock, s.options.drain_timeout, [&s] { return s.sessions.empty(); });
   }
+  net::post(s.sweeper->get_executor(), [&s] {
+    s.sweeping = false;
+    s.sweeper->cancel();
+  });
   s.close_sessions(true);
   // With every socket closed, the io threads run out of work and return; an answer a worker
   // posts after that is dropped with the io_context.
