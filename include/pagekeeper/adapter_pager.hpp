@@ -257,6 +257,13 @@ class AdapterPager final : public ResourcePool {
     std::shared_ptr<AdapterSlot> slot;
     std::uint64_t size_bytes = 0;
   };
+  // The eviction order of the resident adapters during one sync_state() (their priorities
+  // are fixed for its duration), so that admitting n adapters costs O(n log n) instead of a
+  // scan of the resident set per victim. Entries of adapters no longer resident are skipped.
+  struct VictimQueue {
+    std::vector<std::pair<std::int64_t, std::string>> heap;  // min-heap on priority
+    std::uint64_t evictable_bytes = 0;  // sizes of the non-critical resident adapters
+  };
 
   // All require mu_ held.
   // After a policy-driven pool eviction (evict_at_least, evict_under_pressure, an insert's
@@ -269,9 +276,11 @@ class AdapterPager final : public ResourcePool {
   std::uint64_t evictable_bytes_locked() const;
   // Evicts until `bytes` more fit (kRefuse: throws TierExhausted without evicting when they
   // cannot). Returns whether the adapter is being overcommitted.
-  bool make_room_locked(std::uint64_t bytes, std::vector<std::string>& evicted);
+  // With `victims`, takes the victims and the evictable total from it.
+  bool make_room_locked(std::uint64_t bytes, std::vector<std::string>& evicted, VictimQueue* victims = nullptr);
   // Brings a registered adapter in; fills result (everything but activated/timing).
-  void admit_locked(Registered& reg, ActivateSkillResult& result, std::int64_t t0_ns);
+  void admit_locked(Registered& reg, ActivateSkillResult& result, std::int64_t t0_ns,
+                    VictimQueue* victims = nullptr);
   AdapterInfo info_locked(const Registered& reg, bool resident) const;
 
   AdapterPagerConfig config_;

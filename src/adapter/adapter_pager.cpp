@@ -1,6 +1,7 @@
 #include "pagekeeper/adapter_pager.hpp"
 
 #include <algorithm>
+#include <functional>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -164,11 +165,11 @@ std::uint64_t AdapterPager::evictable_bytes_locked() const {
   return bytes;
 }
 
-bool AdapterPager::make_room_locked(std::uint64_t bytes, std::vector<std::string>& evicted) {
+bool AdapterPager::make_room_locked(std::uint64_t bytes, std::vector<std::string>& evicted, VictimQueue* victims) {
   const std::uint64_t cap = config_.budget_bytes;
   const std::uint64_t usage = resident_bytes_;
   if (bytes <= cap && usage <= cap - bytes) return false;  // fits as it is
-  const std::uint64_t evictable = evictable_bytes_locked();
+  const std::uint64_t evictable = victims != nullptr ? victims->evictable_bytes : evictable_bytes_locked();
   const std::uint64_t floor_usage = usage - evictable;  // what critical adapters hold
   const bool can_fit = bytes <= cap && floor_usage <= cap - bytes;
   if (!can_fit && (config_.over_budget == AdapterPagerConfig::OverBudget::kRefuse || bytes > cap)) {
@@ -179,6 +180,21 @@ bool AdapterPager::make_room_locked(std::uint64_t bytes, std::vector<std::string
   // or two adapters, so this beats sorting the resident set.
   const std::int64_t now = config_.clock();
   while (resident_bytes_ > 0 && !(bytes <= cap && resident_bytes_ <= cap - bytes)) {
+    if (victims != nullptr) {
+      auto& heap = victims->heap;
+      const auto later = std::greater<>();
+      while (!heap.empty() && !resident_.contains(heap.front().second)) {
+        std::pop_heap(heap.begin(), heap.end(), later);
+        heap.pop_back();
+      }
+      if (heap.empty()) break;  // only critical adapters remain
+      std::pop_heap(heap.begin(), heap.end(), later);
+      evicted.push_back(std::move(heap.back().second));
+      heap.pop_back();
+      victims->evictable_bytes -= resident_.at(evicted.back()).size_bytes;
+      evict_resident_locked(evicted.back());
+      continue;
+    }
     const std::string* victim = nullptr;
     std::int64_t lowest = kNeverEvict;
     for (const auto& [name, r] : resident_) {
@@ -197,10 +213,11 @@ bool AdapterPager::make_room_locked(std::uint64_t bytes, std::vector<std::string
   return !(bytes <= cap && resident_bytes_ <= cap - bytes);
 }
 
-void AdapterPager::admit_locked(Registered& reg, ActivateSkillResult& result, std::int64_t t0_ns) {
+void AdapterPager::admit_locked(Registered& reg, ActivateSkillResult& result, std::int64_t t0_ns,
+                                VictimQueue* victims) {
   const AdapterInfo& info = reg.info;
   std::uint64_t size = info.size_bytes;
-  bool overcommit = make_room_locked(size, result.evicted);
+  bool overcommit = make_room_locked(size, result.evicted, victims);
   std::shared_ptr<MemoryBudget::Guard> guard;
   if (budget_) {
     guard = std::make_shared<MemoryBudget::Guard>(
@@ -218,7 +235,7 @@ void AdapterPager::admit_locked(Registered& reg, ActivateSkillResult& result, st
         guard->release();
         *guard = budget_->allocate(actual, Subsystem::kInference, config_.allocation_priority);
       }
-      if (actual > size) overcommit = make_room_locked(actual, result.evicted) || overcommit;
+      if (actual > size) overcommit = make_room_locked(actual, result.evicted, victims) || overcommit;
       size = actual;
       reg.info.size_bytes = actual;
     }
@@ -305,14 +322,33 @@ SyncResult AdapterPager::sync_state(const std::vector<AdapterInfo>& adapters) {
   }
   registry_ = std::move(next);
 
+  // Admissions in list order, each evicting the lowest-priority resident adapters as needed:
+  // the eviction order comes from one heap, built once, so the sync is O(n log n).
+  VictimQueue victims;
+  const std::int64_t now = config_.clock();
+  auto queue = [&](const std::string& name, const Resident& r) {
+    const std::int64_t priority = adapter_pool_priority(r.slot->priority.load(std::memory_order_relaxed),
+                                                        r.slot->last_used_ms.load(std::memory_order_relaxed), now);
+    if (priority == kNeverEvict) return;
+    victims.heap.emplace_back(priority, name);
+    victims.evictable_bytes += r.size_bytes;
+  };
+  for (const auto& [name, r] : resident_) queue(name, r);
+  std::make_heap(victims.heap.begin(), victims.heap.end(), std::greater<>());
   SyncResult out;
   for (const auto& a : adapters) {
     if (!a.is_loaded || resident_.contains(a.name)) continue;
     ActivateSkillResult ignored;
     try {
-      admit_locked(registry_.at(a.name), ignored, steady_ns());
+      admit_locked(registry_.at(a.name), ignored, steady_ns(), &victims);
     } catch (const std::exception& e) {
       out.refused.emplace_back(a.name, e.what());
+      continue;
+    }
+    if (const auto it = resident_.find(a.name); it != resident_.end()) {
+      const std::size_t before = victims.heap.size();
+      queue(it->first, it->second);
+      if (victims.heap.size() != before) std::push_heap(victims.heap.begin(), victims.heap.end(), std::greater<>());
     }
   }
   reconcile_locked(nullptr);

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -369,6 +370,37 @@ TEST_F(AdapterPagerTest, SyncReplacesEverything) {
   // Invalid input changes nothing.
   EXPECT_THROW(pager->sync_state({keep, keep}), AdapterInfoError);
   EXPECT_EQ(pager->registered_count(), 3u);
+}
+
+TEST_F(AdapterPagerTest, SyncOverBudgetKeepsWhatEvictingTheLowestEachTimeKeeps) {
+  // 2,000 adapters of 1 MiB into 16 MiB, in shuffled priority order: each admission evicts
+  // the lowest-priority resident adapter. The sync decides with one heap instead of a scan
+  // per victim; the outcome must be the one-at-a-time rule's, computed here directly.
+  constexpr int kCount = 2000;
+  auto pager = make_pager(16 * kMiB);
+  std::vector<AdapterInfo> list;
+  for (int i = 0; i < kCount; ++i) {
+    auto a = adapter("a" + std::to_string(i), "x", kMiB, 0.05 + 0.8 * ((i * 7919) % kCount) / kCount, 0);
+    a.is_loaded = true;
+    list.push_back(a);
+  }
+  std::vector<std::pair<double, std::string>> expected;  // (priority, name), at most 16
+  for (const auto& a : list) {
+    if (expected.size() == 16) expected.erase(std::min_element(expected.begin(), expected.end()));
+    expected.emplace_back(a.priority, a.name);
+  }
+  std::vector<std::string> expected_names;
+  for (const auto& [_, name] : expected) expected_names.push_back(name);
+  std::sort(expected_names.begin(), expected_names.end());
+
+  const auto r = pager->sync_state(list);
+  EXPECT_EQ(r.adapter_count, static_cast<std::size_t>(kCount));
+  EXPECT_EQ(r.active_count, 16u);
+  EXPECT_TRUE(r.refused.empty());
+  auto resident = pager->resident_names();
+  std::sort(resident.begin(), resident.end());
+  EXPECT_EQ(resident, expected_names);
+  EXPECT_EQ(pager->usage_bytes(), 16 * kMiB);
 }
 
 TEST_F(AdapterPagerTest, SyncReportsAdaptersThatCannotFit) {
