@@ -154,6 +154,7 @@ struct HttpEngine::State {
   net::io_context io;
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
   std::optional<tcp::acceptor> acceptor;
+  std::optional<net::steady_timer> accept_pause;  // after a failed accept
   std::vector<std::thread> io_threads;
   WorkerPool workers;
   bool started = false;
@@ -501,23 +502,32 @@ void HttpEngine::State::accept() {
   acceptor->async_accept(net::make_strand(io), [this](beast::error_code ec, tcp::socket socket) {
     if (ec == net::error::operation_aborted || !acceptor->is_open()) return;  // stop()
     if (!ec) {
-      std::shared_ptr<Session> session;
+      bool admit = false;
       {
         std::lock_guard lock(sessions_mutex);
-        if (!draining && sessions.size() < options.max_connections) {
-          session = std::make_shared<Session>(*this, std::move(socket));
+        admit = !draining && sessions.size() < options.max_connections;
+      }
+      if (!admit) {
+        refuse_connection(std::move(socket));
+      } else {
+        auto session = std::make_shared<Session>(*this, std::move(socket));
+        {
+          // Only this handler adds sessions (one accept at a time), so the count checked
+          // above still holds.
+          std::lock_guard lock(sessions_mutex);
           sessions.emplace(session.get(), session);
         }
-      }
-      if (session) {
         session->start();
-      } else if (socket.is_open()) {
-        refuse_connection(std::move(socket));
       }
     } else {
-      // Out of descriptors (EMFILE) and the like: the listening socket stays; try again
-      // after a pause so a full table is not spun on.
+      // Out of descriptors (EMFILE) and the like: the listening socket stays; accept again
+      // after a pause, so a full table is not spun on.
       spdlog::warn("pagekeeperd: accept failed: {}", ec.message());
+      accept_pause->expires_after(std::chrono::milliseconds(100));
+      accept_pause->async_wait([this](beast::error_code wait_ec) {
+        if (!wait_ec) accept();
+      });
+      return;
     }
     accept();
   });
@@ -561,7 +571,10 @@ int HttpEngine::start() {
     throw ServerError("cannot bind " + s.options.host + ":" + std::to_string(s.options.port) +
                       " (the host does not resolve: " + ec.message() + ")");
   const tcp::endpoint endpoint = resolved.begin()->endpoint();
-  s.acceptor.emplace(s.io);
+  // The acceptor, its pause timer and stop()'s close share one strand.
+  const auto accept_strand = net::make_strand(s.io);
+  s.acceptor.emplace(accept_strand);
+  s.accept_pause.emplace(accept_strand);
   s.acceptor->open(endpoint.protocol(), ec);
   // SO_REUSEADDR (a restart binds while old connections sit in TIME_WAIT), never SO_REUSEPORT:
   // a second daemon on the same port must fail, not share its traffic.
@@ -599,9 +612,10 @@ void HttpEngine::stop() {
   if (!s.started) return;
   s.started = false;
   // Stop accepting.
-  net::post(s.io, [&s] {
+  net::post(s.acceptor->get_executor(), [&s] {
     beast::error_code ignored;
     s.acceptor->close(ignored);
+    s.accept_pause->cancel();
   });
   // Close idle connections now; busy ones close after their answer, within drain_timeout.
   s.close_sessions(false);
