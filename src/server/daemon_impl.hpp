@@ -120,8 +120,8 @@ struct Daemon::Impl {
   // false to leave the request to a worker. Throws what parsing throws.
   bool answer_embeddings_if_cached(const HttpRequest& req, HttpResponse& res);
   void check_dimensions(const EmbeddingsRequest& request, std::string_view model) const;
-  static void write_openai_embeddings(const EmbeddingsRequest& request, const EmbedBatchResult& result,
-                                      HttpResponse& res);
+  void write_openai_embeddings(const EmbeddingsRequest& request, const EmbedBatchResult& result,
+                               HttpResponse& res) const;
   // The engine's inline hook (see HttpEngine::InlineHandler): cached /v1/embeddings and
   // /healthz, with the same checks, metrics and errors as on a worker.
   bool answer_inline(HttpRequest& req, HttpResponse& res);

@@ -89,7 +89,7 @@ void Daemon::Impl::check_dimensions(const EmbeddingsRequest& request, std::strin
 }
 
 void Daemon::Impl::write_openai_embeddings(const EmbeddingsRequest& request, const EmbedBatchResult& result,
-                                           HttpResponse& res) {
+                                           HttpResponse& res) const {
   std::string body;
   const std::size_t dims = result.vectors.empty() ? 0 : result.vectors.front().size();
   body.reserve(128 + result.vectors.size() * (dims * 12 + 64));
