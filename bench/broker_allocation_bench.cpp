@@ -21,7 +21,7 @@
 #include "pagekeeper/budget_allocation.hpp"
 #include "pagekeeper/detail/miss_ratio_sampler.hpp"
 #include "pagekeeper/pool.hpp"
-#include "pagekeeper/trace.hpp"
+#include "cli/trace.hpp"
 
 namespace {
 

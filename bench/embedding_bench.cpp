@@ -20,7 +20,7 @@
 
 #include <benchmark/benchmark.h>
 
-#include "pagekeeper/content_hash.hpp"
+#include "pagekeeper/detail/content_hash.hpp"
 #include "pagekeeper/embedding_service.hpp"
 #include "pagekeeper/lexical_embedder.hpp"
 #include "pagekeeper/resource_pool.hpp"

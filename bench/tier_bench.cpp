@@ -21,7 +21,7 @@
 #include "pagekeeper/redis_tier.hpp"
 #include "pagekeeper/tier_chain.hpp"
 #include "pagekeeper/tier_record.hpp"
-#include "pagekeeper/vector_slab.hpp"
+#include "pagekeeper/detail/vector_slab.hpp"
 #include "tiers/redis_test_support.hpp"
 
 namespace {

@@ -9,7 +9,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "pagekeeper/trace.hpp"
+#include "cli/trace.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size == 0) return 0;

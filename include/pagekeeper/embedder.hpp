@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "pagekeeper/embedding_vector.hpp"
-#include "pagekeeper/vector_slab.hpp"
+#include "pagekeeper/detail/vector_slab.hpp"
 
 namespace pagekeeper {
 

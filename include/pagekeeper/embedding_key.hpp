@@ -17,7 +17,7 @@
 #include <string_view>
 #include <utility>
 
-#include "pagekeeper/content_hash.hpp"
+#include "pagekeeper/detail/content_hash.hpp"
 
 namespace pagekeeper {
 

@@ -50,7 +50,7 @@
 #include "pagekeeper/model_registry.hpp"
 #include "pagekeeper/pool.hpp"
 #include "pagekeeper/resource_pool.hpp"
-#include "pagekeeper/vector_slab.hpp"
+#include "pagekeeper/detail/vector_slab.hpp"
 
 namespace pagekeeper {
 

@@ -6,7 +6,7 @@
 // 384-d vector costs 16 + 4*384 bytes of storage plus this 16-byte handle; copying a handle
 // is one atomic increment, never a copy of the floats.
 //
-// Where a chunk comes from: a VectorSlab (pagekeeper/vector_slab.hpp: the embedding cache's
+// Where a chunk comes from: a VectorSlab (pagekeeper/detail/vector_slab.hpp: the embedding cache's
 // per-dimension storage, which recycles chunks instead of going through malloc and the
 // kernel for every vector) or, for a vector built outside a slab (the constructor and
 // filled() below), the heap. The handle does not care which: the header names the slab to

@@ -38,10 +38,12 @@
 #include <vector>
 
 #include "pagekeeper/embedder.hpp"
-#include "pagekeeper/llama_runtime.hpp"
 
 namespace pagekeeper {
 
+// Types of the internal llama.cpp runtime (src/llama), named here only.
+class LlamaModel;
+class LlamaLoraAdapter;
 class LlamaModelPool;
 class LlamaModelLease;
 

@@ -13,8 +13,6 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json_fwd.hpp>
-
 namespace pagekeeper {
 
 // Counters and gauges of one pool at one instant. Each field is read atomically, but the
@@ -50,9 +48,7 @@ struct EntrySnapshot {
   std::uint64_t access_count = 0;
 };
 
-// camelCase JSON, as in the original wire format (spec §3).
-void to_json(nlohmann::json& j, const PoolStats& s);
-void to_json(nlohmann::json& j, const EntrySnapshot& e);
+// Their JSON wire form is the server's (pagekeeper/core_json.hpp).
 
 class ResourcePool {
  public:

@@ -35,7 +35,7 @@
 #include <string>
 #include <string_view>
 
-#include "pagekeeper/content_hash.hpp"
+#include "pagekeeper/detail/content_hash.hpp"
 #include "pagekeeper/embedding_vector.hpp"
 
 namespace pagekeeper {

@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "pagekeeper/llama_runtime.hpp"
+#include "llama/llama_runtime.hpp"
 
 namespace pagekeeper {
 namespace {

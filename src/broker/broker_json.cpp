@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "pagekeeper/broker.hpp"
+#include "pagekeeper/core_json.hpp"
 
 namespace pagekeeper {
 namespace {

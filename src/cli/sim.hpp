@@ -20,7 +20,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "pagekeeper/trace.hpp"
+#include "cli/trace.hpp"
 
 namespace pagekeeper::cli {
 

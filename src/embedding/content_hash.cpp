@@ -2,7 +2,7 @@
 // every call costs a provider lookup) and every thread keeps one EVP_MD_CTX, re-initialized
 // per digest, so a hash costs the compression rounds and nothing else.
 
-#include "pagekeeper/content_hash.hpp"
+#include "pagekeeper/detail/content_hash.hpp"
 
 #include <cstdio>
 #include <memory>

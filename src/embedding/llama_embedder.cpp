@@ -8,9 +8,9 @@
 #include <cmath>
 #include <thread>
 
-#include "pagekeeper/content_hash.hpp"
+#include "pagekeeper/detail/content_hash.hpp"
 #include "pagekeeper/errors.hpp"
-#include "pagekeeper/llama_model_pool.hpp"
+#include "llama/llama_model_pool.hpp"
 
 #ifdef PAGEKEEPER_HAVE_LLAMA
 #include <llama.h>

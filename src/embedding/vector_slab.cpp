@@ -1,7 +1,7 @@
 // VectorSlab: per-dimension chunk storage of the embedding cache (see vector_slab.hpp), and
 // the return of an EmbeddingVector's chunk to its slab or the heap.
 
-#include "pagekeeper/vector_slab.hpp"
+#include "pagekeeper/detail/vector_slab.hpp"
 
 #include <sys/mman.h>
 #include <unistd.h>

@@ -6,7 +6,7 @@
 
 #include "pagekeeper/adapter_loader.hpp"
 #include "pagekeeper/errors.hpp"
-#include "pagekeeper/server_requests.hpp"
+#include "server/requests.hpp"
 #include "server/daemon_impl.hpp"
 
 namespace pagekeeper {

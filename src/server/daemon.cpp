@@ -25,11 +25,11 @@
 #include "pagekeeper/host_memory.hpp"
 #include "pagekeeper/lexical_embedder.hpp"
 #include "pagekeeper/llama_embedder.hpp"
-#include "pagekeeper/llama_model_pool.hpp"
+#include "llama/llama_model_pool.hpp"
 #include "pagekeeper/openai_embedder.hpp"
 #include "pagekeeper/rate_limited_embedder.hpp"
-#include "pagekeeper/server_requests.hpp"
 #include "server/pooled_lora_loader.hpp"
+#include "server/requests.hpp"
 
 namespace pagekeeper {
 

@@ -27,10 +27,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "pagekeeper/metrics.hpp"
+#include "server/metrics.hpp"
 #include "pagekeeper/tiers_config.hpp"
 #include "pagekeeper/server.hpp"
-#include "pagekeeper/server_requests.hpp"
+#include "server/requests.hpp"
+#include "pagekeeper/core_json.hpp"
 #include "server/dashboard_assets.hpp"
 #include "server/http_types.hpp"
 #include "server/history.hpp"

@@ -3,7 +3,7 @@
 #include <chrono>
 #include <cstdio>
 
-#include "pagekeeper/server_requests.hpp"
+#include "server/requests.hpp"
 #include "server/daemon_impl.hpp"
 #include "server/encoding.hpp"
 #include "server/tier_metrics.hpp"

@@ -24,7 +24,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "pagekeeper/metrics.hpp"
+#include "server/metrics.hpp"
 
 namespace pagekeeper::server {
 

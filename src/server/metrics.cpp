@@ -1,6 +1,6 @@
 // Prometheus text exposition (see metrics.hpp).
 
-#include "pagekeeper/metrics.hpp"
+#include "server/metrics.hpp"
 
 #include <algorithm>
 #include <charconv>

@@ -5,7 +5,7 @@
 
 #include <chrono>
 
-#include "pagekeeper/server_requests.hpp"
+#include "server/requests.hpp"
 #include "server/daemon_impl.hpp"
 
 namespace pagekeeper {

@@ -15,7 +15,7 @@
 #include <mutex>
 
 #include "pagekeeper/adapter_loader.hpp"
-#include "pagekeeper/llama_model_pool.hpp"
+#include "llama/llama_model_pool.hpp"
 
 namespace pagekeeper::server {
 

@@ -1,6 +1,6 @@
 // Request parsers of pagekeeperd (see server_requests.hpp).
 
-#include "pagekeeper/server_requests.hpp"
+#include "server/requests.hpp"
 
 #include <cmath>
 

@@ -4,7 +4,7 @@
 #pragma once
 
 #include "pagekeeper/embedding_service.hpp"
-#include "pagekeeper/metrics.hpp"
+#include "server/metrics.hpp"
 #include "pagekeeper/tiers_config.hpp"
 
 namespace pagekeeper::server {

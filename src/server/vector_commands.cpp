@@ -7,7 +7,7 @@
 #include <cmath>
 #include <limits>
 
-#include "pagekeeper/server_requests.hpp"
+#include "server/requests.hpp"
 #include "pagekeeper/vector_math.hpp"
 #include "server/encoding.hpp"
 

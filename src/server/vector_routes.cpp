@@ -1,7 +1,7 @@
 // The similarity commands over HTTP: parameters from the body, the answer (vector_commands.cpp)
 // into the response.
 
-#include "pagekeeper/server_requests.hpp"
+#include "server/requests.hpp"
 #include "server/daemon_impl.hpp"
 #include "server/vector_commands.hpp"
 

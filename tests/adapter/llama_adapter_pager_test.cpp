@@ -14,7 +14,7 @@
 #include "pagekeeper/adapter_pager.hpp"
 #include "pagekeeper/errors.hpp"
 #include "pagekeeper/llama_embedder.hpp"
-#include "pagekeeper/llama_runtime.hpp"
+#include "llama/llama_runtime.hpp"
 
 namespace pagekeeper {
 namespace {

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "pagekeeper/errors.hpp"
+#include "pagekeeper/core_json.hpp"
 
 namespace pagekeeper {
 namespace {
@@ -133,7 +134,7 @@ TEST(MemoryBudgetTest, PriorityGatesRefuseAtOrPastTheGate) {
     EXPECT_EQ(e.requested_bytes, 91u);
     EXPECT_EQ(e.available_bytes, 90u);
     EXPECT_EQ(e.evicted_bytes, 0u);
-    EXPECT_EQ(e.to_json()["kind"], "tierExhausted");
+    EXPECT_EQ(nlohmann::json(e).at("kind"), "tierExhausted");
   }
   auto realtime = budget.allocate(90, Subsystem::kRender, AllocationPriority::kRealtime);
   EXPECT_EQ(budget.usage_bytes(), 759u);

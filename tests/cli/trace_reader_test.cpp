@@ -1,7 +1,7 @@
 // Tests of pagekeeper::TraceReader: both formats, plain and zstd, streaming across buffer
 // boundaries, and a typed error with the right line number for every kind of bad input.
 
-#include "pagekeeper/trace.hpp"
+#include "cli/trace.hpp"
 
 #include <gtest/gtest.h>
 #include <zstd.h>

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "pagekeeper/errors.hpp"
+#include "pagekeeper/core_json.hpp"
 
 namespace pagekeeper {
 namespace {
@@ -24,7 +25,7 @@ TEST(DiskGuard, RefusesPastTheThresholdAndEchoesFields) {
     EXPECT_EQ(e.capacity_bytes, 1000u);
     EXPECT_EQ(e.projected_bytes, 51u);
     EXPECT_EQ(e.max_pressure_basis_points, 9500u);
-    const auto j = e.to_json();
+    const nlohmann::json j = e;
     EXPECT_EQ(j.at("kind"), "diskCapacity");
     EXPECT_EQ(j.at("usedBytes"), 900);
     EXPECT_EQ(j.at("capacityBytes"), 1000);
@@ -45,7 +46,7 @@ TEST(DiskGuard, ZeroCapacityIsUnavailable) {
     FAIL();
   } catch (const TierUnavailable& e) {
     EXPECT_EQ(e.reason, "disk tier capacity is unknown");
-    EXPECT_EQ(e.to_json().at("kind"), "tierUnavailable");
+    EXPECT_EQ(nlohmann::json(e).at("kind"), "tierUnavailable");
   }
 }
 
@@ -61,7 +62,7 @@ TEST(DiskGuard, OutOfRangeThresholdIsUnavailable) {
 
 TEST(TypedErrors, TierExhaustedSerializesCamelCase) {
   const TierExhausted e("adapters", 100, 40, 60);
-  const auto j = e.to_json();
+  const nlohmann::json j = e;
   EXPECT_EQ(j.at("kind"), "tierExhausted");
   EXPECT_EQ(j.at("tier"), "adapters");
   EXPECT_EQ(j.at("requestedBytes"), 100);

@@ -1,4 +1,4 @@
-#include "pagekeeper/content_hash.hpp"
+#include "pagekeeper/detail/content_hash.hpp"
 
 #include <string>
 #include <thread>

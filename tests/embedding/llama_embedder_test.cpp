@@ -14,7 +14,7 @@
 
 #include "embedding/llama_test_support.hpp"
 #include "pagekeeper/errors.hpp"
-#include "pagekeeper/llama_model_pool.hpp"
+#include "llama/llama_model_pool.hpp"
 
 namespace pagekeeper {
 namespace {

@@ -2,7 +2,7 @@
 // loaded once under concurrent demand, pinned while an embedder uses them and evictable (the
 // llama_model freed) once idle, by the pool's budget or by the PressureBroker.
 
-#include "pagekeeper/llama_model_pool.hpp"
+#include "llama/llama_model_pool.hpp"
 
 #include <gtest/gtest.h>
 

@@ -3,7 +3,7 @@
 // is deterministic; LoRA adapters load, change the output exactly as merged weights predict,
 // and can be removed again.
 
-#include "pagekeeper/llama_runtime.hpp"
+#include "llama/llama_runtime.hpp"
 
 #include <gtest/gtest.h>
 

@@ -2,7 +2,7 @@
 // threads and dropped on others, chunks recycled between them, the slab dropped while
 // vectors are still alive elsewhere.
 
-#include "pagekeeper/vector_slab.hpp"
+#include "pagekeeper/detail/vector_slab.hpp"
 
 #include <algorithm>
 #include <atomic>

@@ -1,7 +1,7 @@
 // VectorSlab: chunks are recycled (a refill maps no new block), vectors outlive the slab and
 // stay valid while held, trim() returns only wholly free blocks.
 
-#include "pagekeeper/vector_slab.hpp"
+#include "pagekeeper/detail/vector_slab.hpp"
 
 #include <sys/mman.h>
 #include <unistd.h>

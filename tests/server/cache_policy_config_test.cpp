@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "pagekeeper/embedding_service.hpp"
-#include "pagekeeper/llama_model_pool.hpp"
+#include "llama/llama_model_pool.hpp"
 #include "pagekeeper/server_config.hpp"
 #include "server/server_flags.hpp"
 

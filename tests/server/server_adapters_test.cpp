@@ -6,7 +6,7 @@
 
 #include "embedding/llama_test_support.hpp"
 #include "pagekeeper/adapter_pager.hpp"
-#include "pagekeeper/llama_runtime.hpp"
+#include "llama/llama_runtime.hpp"
 #include "server_test_util.hpp"
 
 namespace pagekeeper::test {

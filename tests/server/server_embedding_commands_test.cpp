@@ -10,7 +10,7 @@
 #include <random>
 
 #include "embedding/llama_test_support.hpp"
-#include "pagekeeper/llama_model_pool.hpp"
+#include "llama/llama_model_pool.hpp"
 #include "server_test_util.hpp"
 
 namespace pagekeeper::test {

@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "embedding/llama_test_support.hpp"
+#include "llama/llama_runtime.hpp"
 #include "pagekeeper/llama_embedder.hpp"
 #include "server_test_util.hpp"
 

@@ -2,8 +2,8 @@
 
 #include <gtest/gtest.h>
 
-#include "pagekeeper/metrics.hpp"
-#include "pagekeeper/server_requests.hpp"
+#include "server/metrics.hpp"
+#include "server/requests.hpp"
 #include "server/encoding.hpp"
 
 namespace pagekeeper {

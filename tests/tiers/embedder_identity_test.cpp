@@ -4,7 +4,7 @@
 
 #include <gtest/gtest.h>
 
-#include "pagekeeper/content_hash.hpp"
+#include "pagekeeper/detail/content_hash.hpp"
 #include "pagekeeper/lexical_embedder.hpp"
 #include "pagekeeper/openai_embedder.hpp"
 #include "tiers/tier_test_support.hpp"

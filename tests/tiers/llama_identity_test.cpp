@@ -5,7 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "embedding/llama_test_support.hpp"
-#include "pagekeeper/content_hash.hpp"
+#include "pagekeeper/detail/content_hash.hpp"
 #include "pagekeeper/llama_embedder.hpp"
 
 namespace pagekeeper {

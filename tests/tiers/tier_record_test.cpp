@@ -8,7 +8,7 @@
 
 #include <gtest/gtest.h>
 
-#include "pagekeeper/vector_slab.hpp"
+#include "pagekeeper/detail/vector_slab.hpp"
 #include "tiers/tier_test_support.hpp"
 
 namespace pagekeeper {

@@ -1,4 +1,4 @@
-// pagekeeper/vector_slab.hpp
+// pagekeeper/detail/vector_slab.hpp (embedding; the storage of EmbeddingVector)
 //
 // VectorSlab: storage for EmbeddingVectors of one dimension count. The embedding cache
 // (EmbeddingService) keeps one per dimension count and builds every vector it caches in it,

@@ -1,4 +1,4 @@
-// pagekeeper/llama_model_pool.hpp
+// llama/llama_model_pool.hpp (internal to the llama component)
 //
 // LlamaModelPool: where loaded llama.cpp models live. A PagedResourcePool keyed by the model
 // file's canonical path whose values are std::shared_ptr<LlamaModel> charged at the model's
@@ -25,7 +25,7 @@
 #include <memory>
 #include <string>
 
-#include "pagekeeper/llama_runtime.hpp"
+#include "llama/llama_runtime.hpp"
 #include "pagekeeper/pool.hpp"
 
 namespace pagekeeper {

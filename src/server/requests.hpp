@@ -1,4 +1,4 @@
-// pagekeeper/server_requests.hpp
+// server/requests.hpp (internal to the server component)
 //
 // The request parsers of pagekeeperd: turn the bytes of an HTTP body into a typed request or a
 // RequestError carrying the HTTP status, an error code and a message that names the problem

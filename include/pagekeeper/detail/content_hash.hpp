@@ -1,4 +1,4 @@
-// pagekeeper/content_hash.hpp
+// pagekeeper/detail/content_hash.hpp (embedding; a detail of EmbeddingKey)
 //
 // Content hashes: SHA-256 of the exact bytes given (no normalization, no encoding change),
 // computed with OpenSSL's libcrypto through the EVP interface. The embedding cache keys

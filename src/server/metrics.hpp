@@ -1,4 +1,4 @@
-// pagekeeper/metrics.hpp
+// server/metrics.hpp (internal to the server component)
 //
 // Metrics of pagekeeperd in the Prometheus text exposition format (version 0.0.4):
 //   * HttpMetrics: request counts by route and status, and a latency histogram per route.

@@ -1,7 +1,7 @@
 // llama.cpp runtime: backend initialization, GGUF validation, LlamaModel, LlamaLoraAdapter.
-// See include/pagekeeper/llama_runtime.hpp for the contract.
+// See src/llama/llama_runtime.hpp for the contract.
 
-#include "pagekeeper/llama_runtime.hpp"
+#include "llama/llama_runtime.hpp"
 
 #include <array>
 #include <cstdio>

@@ -1,4 +1,4 @@
-// pagekeeper/trace.hpp
+// cli/trace.hpp (internal to the pagekeeper tool)
 //
 // TraceReader streams cache-access traces, one request at a time, for replaying through a
 // pool (the `pagekeeper sim` command). Two text formats are understood, each either plain or

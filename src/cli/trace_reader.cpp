@@ -3,7 +3,7 @@
 // Input flows through three stages, each with a bounded buffer: raw bytes (file or memory)
 // -> decoded bytes (a copy for plain input, ZSTD_decompressStream for zstd) -> one line.
 
-#include "pagekeeper/trace.hpp"
+#include "cli/trace.hpp"
 
 #include <system_error>
 #include <zstd.h>

@@ -1,4 +1,4 @@
-// pagekeeper/llama_runtime.hpp
+// llama/llama_runtime.hpp (internal to the llama component)
 //
 // The llama.cpp runtime as pagekeeper uses it: process-wide backend initialization, GGUF file
 // validation, a loaded model as a value object (LlamaModel, what the model pool holds) and a

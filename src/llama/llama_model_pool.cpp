@@ -1,6 +1,6 @@
-// LlamaModelPool: see include/pagekeeper/llama_model_pool.hpp for the contract.
+// LlamaModelPool: see src/llama/llama_model_pool.hpp for the contract.
 
-#include "pagekeeper/llama_model_pool.hpp"
+#include "llama/llama_model_pool.hpp"
 
 #include <system_error>
 #include <utility>

@@ -9,7 +9,7 @@
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 
-#include "pagekeeper/vector_slab.hpp"
+#include "pagekeeper/detail/vector_slab.hpp"
 
 namespace pagekeeper {
 namespace {
