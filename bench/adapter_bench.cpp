@@ -1,6 +1,6 @@
 // activate_skill decision time with 1,000 registered adapters (issue 5; target <= 10 us, the
 // original's bound was 100 us), against a baseline in the same run: the original engine's
-// algorithm (GenomePagingEngine, spec §1.4) re-stated as plain maps with a linear victim scan
+// algorithm (its GenomePagingEngine) re-stated as plain maps with a linear victim scan
 // and no pool, no budget guards and no locking.
 //
 // Pager runs use decision-only mode (no loader), so the measured call is the decision itself:

@@ -3,7 +3,7 @@
 // (detail/miss_ratio_sampler.hpp), against every static split in 5% steps (the best found
 // offline) and the equal split. Every miss costs the same, so cost = misses.
 //
-// Traces come from PAGEKEEPER_TRACE_DIR (the ARC traces, shared/traces/arc); the benchmark
+// Traces come from PAGEKEEPER_TRACE_DIR (the ARC traces); the benchmark
 // is skipped without them. The pair is OLTP (recency-heavy) and P3 (scan-heavy) unless
 // PAGEKEEPER_ALLOC_FIRST / PAGEKEEPER_ALLOC_SECOND name other files there. Counters: dynamic_misses (the rebalancing run), final_split_misses
 // (a static run at the split it ended with), best_static_misses and best_static_share (the

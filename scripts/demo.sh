@@ -7,14 +7,15 @@
 # Prints one JSON object on stdout: {"index": {"first": ..., "second": ...}, "dashboard": URL,
 # "pagekeeperdPid": PID, "sim": {...}}; progress goes to stderr.
 #
-# Environment: PAGEKEEPER_BUILD_DIR (default <repo>/build-demo), PAGEKEEPER_TRACE_DIR
-# (default <repo>/../shared/traces/arc), PAGEKEEPER_SKIP_SETUP=1 to skip setup-debian.sh,
+# Environment: PAGEKEEPER_BUILD_DIR (default <repo>/build-demo), PAGEKEEPER_SKIP_SETUP=1 to
+# skip setup-debian.sh,
 # PAGEKEEPER_PORT (default 8077), PAGEKEEPER_DEMO_STOP=1 to stop pagekeeperd at the end.
 set -euo pipefail
 
 readonly repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly build_dir="${PAGEKEEPER_BUILD_DIR:-${repo_root}/build-demo}"
-readonly trace="${PAGEKEEPER_TRACE_DIR:-${repo_root}/../shared/traces/arc}/OLTP.lis.zst"
+# The OLTP trace ships with the repository (tests/data/README.md cites its source).
+readonly trace="${repo_root}/tests/data/OLTP.lis.zst"
 readonly port="${PAGEKEEPER_PORT:-8077}"
 readonly url="http://127.0.0.1:${port}"
 
@@ -22,7 +23,7 @@ if [[ "${PAGEKEEPER_SKIP_SETUP:-0}" != "1" ]]; then
   bash "${repo_root}/scripts/setup-debian.sh" >&2
 fi
 if [[ ! -f "${trace}" ]]; then
-  echo "demo: trace ${trace} not found; set PAGEKEEPER_TRACE_DIR to the ARC traces" >&2
+  echo "demo: trace ${trace} not found (it is part of the repository)" >&2
   exit 1
 fi
 cmake -S "${repo_root}" -B "${build_dir}" -G Ninja -DCMAKE_BUILD_TYPE=Release >&2

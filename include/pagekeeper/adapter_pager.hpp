@@ -1,8 +1,8 @@
 // pagekeeper/adapter_pager.hpp
 //
 // AdapterPager: one persona's LoRA adapters paged within a byte budget, the reimplementation
-// of the original's GenomePagingEngine (spec §1.4) built on the pool from the start (the
-// original's unfinished "Phase 3b", spec §5).
+// of the original's per-persona GenomePagingEngine, built on the pool from the start (the
+// original planned to move its engine onto shared paging and never did).
 //
 // Model. The pager knows a set of registered adapters (AdapterInfo). The resident ones live in
 // a PagedResourcePool<std::string, ActiveAdapter> whose budget is the pager's budget. Each
@@ -19,7 +19,7 @@
 // micro-units (score * 1e6, rounded, clamped to [0, 2^62]). Priority 0 is treated as the
 // lowest non-zero priority, kMinimumAdapterPriority = 0.01 (so the adapter is evicted first
 // among equally old ones), never as a division by zero: the original's INF/NaN score made a
-// priority-0 adapter unevictable by accident (spec §6 item 9).
+// priority-0 adapter unevictable by accident.
 //
 // When an activation does not fit. The pager evicts non-critical adapters in score order until
 // it fits. If it cannot fit even after evicting every non-critical adapter, OverBudget::kRefuse
@@ -29,7 +29,7 @@
 // activation, evict_under_pressure or broker relief), which may then evict the newcomer like
 // any other adapter. Neither mode ever passes the MemoryBudget's gates: when a MemoryBudget is
 // attached, its refusal (TierExhausted) always refuses the activation. The original loaded
-// over budget silently (spec §6 item 10).
+// over budget silently, so a budget was never a limit when every adapter was critical.
 //
 // Who evicts. Policy-driven eviction (evict_under_pressure, the broker through evict_at_least)
 // is the pool's, through the custom priority above. An activation picks its victims itself
@@ -172,7 +172,7 @@ struct CoverageReport {
   double coverage_ratio = 1.0;
 };
 
-// snake_case JSON (spec §3): ActivateSkillResult {activated, adapter_name, evicted, to_load
+// snake_case JSON, the original's: ActivateSkillResult {activated, adapter_name, evicted, to_load
 // (string or null), loaded, overcommitted, decision_time_us, reason?}; SyncResult {synced,
 // adapter_count, active_count, memory_used_mb, memory_used_bytes, memory_pressure, refused:
 // [{name, reason}]}; CoverageReport {covered, gaps: [{domain, interactions, successes}],

@@ -3,7 +3,7 @@
 // EmbeddingService: the one embedding cache of a process. Every entry point (library calls,
 // the server, the command-line indexer) embeds through it, so a text embedded by one is a
 // hit for all the others (the original system cached only inside one request handler and
-// its own indexer saw 0 hits in 64; spec §1.3, §6 items 2 and 11).
+// its own indexer saw 0 hits in 64, re-embedding the same files on every pass).
 //
 //   - Keys: EmbeddingKey{canonical model name, SHA-256 of the exact text bytes}. The model
 //     name is resolved through the ModelRegistry first, so aliases share slots.

@@ -1,7 +1,7 @@
 // pagekeeper/memory_budget.hpp
 //
 // MemoryBudget: the host's accelerator (or RAM) memory ledger, the reimplementation of the
-// original's GpuMemoryManager (spec §1.5). It does not allocate memory itself: callers ask it
+// original's GpuMemoryManager. It does not allocate memory itself: callers ask it
 // for permission to hold N bytes of one subsystem at one priority class, and get back an RAII
 // Guard that returns the bytes to the ledger when destroyed. Things that own real memory (an
 // adapter's weights, a TTS voice, a render target) keep the guard next to the memory, so

@@ -3,7 +3,7 @@
 // ModelRegistry: the embedding models a process knows, by canonical name, with aliases.
 // Every name a caller gives goes through resolve() before it is used in a cache key, so
 // `default`, `Lexical` and `lexical` all reach the same slots (the original system keyed the
-// raw string and fragmented its cache; spec §6 item 11).
+// raw string, which fragmented its cache and could load one model twice).
 //
 // Names are matched case-insensitively (ASCII). The alias `default` is reserved: it always
 // means the configured default model. A model is registered either as a ready embedder or

@@ -7,7 +7,7 @@
 // clients hold no thread; limits and refusals in src/server/http_engine.hpp):
 //
 //   POST /v1/embeddings            OpenAI-compatible embeddings (float or base64)
-//   POST /api/<command>            the original's command API (spec §3), JSON bodies
+//   POST /api/<command>            the original's command API, JSON bodies
 //   GET  /metrics                  Prometheus text exposition
 //   GET  /healthz                  liveness ("ok" JSON)
 //   GET  /                         the dashboard (files built into the binary)

@@ -1,5 +1,5 @@
 // The cognition/genome-* commands of pagekeeperd: the per-persona adapter pagers
-// (AdapterPagerRegistry) over the original's wire shapes (spec §3). Parameters are accepted in
+// (AdapterPagerRegistry) over the original's wire shapes. Parameters are accepted in
 // the legacy snake_case and the typed camelCase spellings.
 
 #include <cstdint>
@@ -60,7 +60,7 @@ void Daemon::Impl::install_cognition_handlers() {
                 const double target =
                     optional_number(params, "target_pressure", "targetPressure", 0.0, 1000.0).value_or(0.75);
                 with_pager_errors([&] {
-                  // Spec §3: creates the persona when missing.
+                  // As the original did: creates the persona when missing.
                   auto pager = adapters->get_or_create(persona, budget_bytes(params));
                   const double before = pager->pressure();
                   const std::uint64_t freed = pager->evict_under_pressure(target);
@@ -78,7 +78,7 @@ void Daemon::Impl::install_cognition_handlers() {
     if (it == params.end() || !it->is_array())
       throw RequestError(400, it == params.end() ? "missing_field" : "invalid_type",
                          "adapters must be an array of adapter objects", "adapters");
-    // Unlike the original, which dropped unparsable adapters silently (spec §3), an invalid
+    // Unlike the original, which dropped unparsable adapters silently, an invalid
     // entry refuses the whole sync and names itself; nothing changes.
     std::vector<AdapterInfo> infos;
     infos.reserve(it->size());

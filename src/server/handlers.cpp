@@ -127,7 +127,7 @@ void Daemon::Impl::install_command_handlers() {
     const EmbedBatchResult result =
         embeddings->embed_batch(request.texts, request.model.empty() ? std::string_view("default") : request.model);
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    // Spec §3: dims is the length of the first vector.
+    // The original's shape: dims is the length of the first vector (0 when there is none).
     const std::size_t dims = result.vectors.empty() ? 0 : result.vectors.front().size();
     set_cache_headers(res, result.accounting, *embeddings);
     if (json) {

@@ -71,7 +71,7 @@ struct GenerateRequest {
   std::string model;  // empty: the default model
   bool json = false;  // the caller asked for JSON instead of raw float32
 };
-// Refusals as above; an empty `texts` is "No texts provided" (spec §3).
+// Refusals as above; an empty `texts` is "No texts provided", the original's message.
 GenerateRequest parse_generate_request(std::string_view body, const ServerLimits& limits);
 
 // The parameters of a command: a JSON object (an empty body is {}). Throws RequestError 400

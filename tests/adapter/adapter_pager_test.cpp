@@ -1,4 +1,4 @@
-// AdapterPager: equivalents of the original's genome tests (spec §4), adjusted where a defect
+// AdapterPager: equivalents of the original's genome tests, adjusted where a defect
 // is fixed (an activation that cannot fit is refused instead of overrunning; priority 0 is
 // evictable; pressure is uncapped), plus the pool/budget integration the original planned.
 

@@ -17,7 +17,7 @@ namespace {
 
 SimOptions one_shard(const std::string& policy, std::uint64_t capacity) {
   SimOptions options;
-  options.trace_path = testing_support::trace_path("OLTP.lis.zst");
+  options.trace_path = testing_support::bundled_trace_path("OLTP.lis.zst");
   options.capacity = capacity;
   options.policy = policy;
   options.watermark = 1.0;

@@ -21,9 +21,8 @@ namespace pagekeeper::cli {
 namespace {
 
 std::string oltp_path() {
-  std::string path = testing_support::trace_path("OLTP.lis.zst");
-  EXPECT_TRUE(std::filesystem::exists(path))
-      << path << " is missing; set PAGEKEEPER_TRACE_DIR to the directory of the ARC traces";
+  std::string path = testing_support::bundled_trace_path("OLTP.lis.zst");
+  EXPECT_TRUE(std::filesystem::exists(path)) << path << " is missing from the repository";
   return path;
 }
 
@@ -72,6 +71,14 @@ TEST(SimTest, OltpReproducesReferenceLruHitRatios) {
     EXPECT_EQ(result.resident_entries, row.capacity);
     EXPECT_EQ(result.shards, 1u);
   }
+}
+
+// A large trace, when PAGEKEEPER_TRACE_DIR provides it: the ARC README's LRU figure for P3.
+TEST(SimTest, P3ReproducesReferenceLruHitRatio) {
+  PAGEKEEPER_LARGE_TRACE_OR_SKIP(path, "P3.lis.zst");
+  const SimResult result = run_simulation(lru_one_shard(path, 8192));
+  EXPECT_EQ(result.requests, 3912296u);
+  EXPECT_DOUBLE_EQ(hit_ratio_percent(result), 1.62);
 }
 
 TEST(SimTest, KvReplayFollowsLruOrderAndSizes) {

@@ -228,9 +228,8 @@ TEST(TraceReaderTest, FormatNamesRoundTrip) {
 
 // The bundled OLTP trace, streamed from its zstd file: the counts its README states.
 TEST(TraceReaderTest, OltpTraceHasTheDocumentedShape) {
-  const std::string path = testing_support::trace_path("OLTP.lis.zst");
-  ASSERT_TRUE(std::filesystem::exists(path))
-      << path << " is missing; set PAGEKEEPER_TRACE_DIR to the directory of the ARC traces";
+  const std::string path = testing_support::bundled_trace_path("OLTP.lis.zst");
+  ASSERT_TRUE(std::filesystem::exists(path)) << path << " is missing from the repository";
   TraceReader reader = TraceReader::open_file(path);
   EXPECT_EQ(reader.format(), TraceFormat::kArc);
   std::unordered_set<std::uint64_t> keys;

@@ -1,4 +1,4 @@
-// Behaviour of PagedResourcePool: the original system's pool tests (spec §4) and the
+// Behaviour of PagedResourcePool: the original system's pool tests and the
 // additions of issue 2 (load_many, re-entrant loaders, clear() during a load, policies).
 
 #include <atomic>
@@ -243,7 +243,7 @@ TEST(Pool, TraitSurface) {
   EXPECT_EQ(tier->usage_bytes(), 0u);
 }
 
-// Regression for the original's sign bug (spec §6 item 3): it evicted the most recently used.
+// Regression for the original's sign bug: negated timestamps evicted the most recently used.
 TEST(Pool, LruEvictsTheLeastRecentlyUsed) {
   for (std::uint32_t shards : {1u, 8u}) {
     auto pool = make_pool(1000, shards);

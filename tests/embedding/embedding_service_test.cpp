@@ -48,7 +48,7 @@ struct Fixture {
 
 std::vector<float> lexical(const std::string& text) { return LexicalEmbedder().embed_one(text); }
 
-// ---- Equivalents of the original embedding tests (spec §4) ----
+// ---- Equivalents of the original embedding tests ----
 
 TEST(EmbeddingService, CachedVectorReturnsWithoutLoadingTheModel) {
   Fixture f;
