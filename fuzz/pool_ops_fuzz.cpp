@@ -79,7 +79,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (!pins.empty()) pins.erase(pins.begin() + static_cast<std::ptrdiff_t>(arg % pins.size()));
         break;
       case 7:
-        (void)pool.evict(key);
+        (void)pool.erase(key);
         break;
       case 8:
         (void)pool.evict_at_least(arg);

@@ -34,7 +34,7 @@
 // Who evicts. Policy-driven eviction (evict_under_pressure, the broker through evict_at_least)
 // is the pool's, through the custom priority above. An activation picks its victims itself
 // with the same score over the resident set (so it can name them and evict only what the
-// newcomer needs) and removes them with the pool's evict(); both orders are the same function
+// newcomer needs) and removes them with the pool's erase(); both orders are the same function
 // (adapter_pool_priority).
 //
 // Pressure is uncapped: usage / budget (it can exceed 1 after an overcommit), so

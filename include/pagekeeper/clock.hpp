@@ -24,13 +24,6 @@ inline std::int64_t monotonic_ms() noexcept {
   return static_cast<std::int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
-// Milliseconds on the precise monotonic clock, for measuring durations.
-inline std::int64_t monotonic_ms_precise() noexcept {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
-
 // Wall-clock Unix milliseconds, for timestamps shown to people (alerts), never for ordering.
 inline std::int64_t unix_ms() noexcept {
   timespec ts{};

@@ -62,7 +62,7 @@ struct TinyLfuOptions {
 };
 
 // A custom priority returning this is never evicted by budget or pressure (only by an
-// explicit evict() or clear()).
+// explicit erase() or clear()).
 inline constexpr std::int64_t kNeverEvict = std::numeric_limits<std::int64_t>::max();
 
 template <class V>

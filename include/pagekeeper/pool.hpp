@@ -119,7 +119,7 @@ class LoadError : public std::runtime_error {
 // Why an entry left a pool, as a removal listener is told.
 enum class RemovalCause {
   kEvicted,          // the budget needed room (an insert, a load, set_max_bytes)
-  kErased,           // an explicit evict(key)
+  kErased,           // an explicit erase(key)
   kReplaced,         // an insert or load of the same key (or an oversize value for it)
   kCleared,          // clear()
   kExpiredByBroker,  // evict_at_least() / evict_under_pressure(): memory pressure relief
@@ -211,7 +211,7 @@ class PagedResourcePool final : public ResourcePool {
   using Config = PoolConfig<K, V>;
 
   // RAII pin on one entry. Movable, not copyable. While held, the entry cannot be evicted
-  // except by evict()/clear(), and its value stays readable through value() even after such
+  // except by erase()/clear(), and its value stays readable through value() even after such
   // a forced removal. release() is idempotent and runs on destruction. A handle from pin()
   // of a missing key is empty (operator bool is false). A handle keeps the pool's internals
   // alive, so it may outlive the pool object.
@@ -329,7 +329,7 @@ class PagedResourcePool final : public ResourcePool {
 
   // Forced removal, pins ignored. Returns whether `key` was resident (then counts one
   // eviction).
-  bool evict(const K& key) { return core_->evict_key(key); }
+  bool erase(const K& key) { return core_->erase_key(key); }
 
   // Drops every entry, pinned ones included, and resets hits, misses, evictions and
   // rejected_oversize to 0. Returns the number of entries dropped.
@@ -1356,7 +1356,7 @@ class PagedResourcePool final : public ResourcePool {
       return out;
     }
 
-    bool evict_key(const K& key) {
+    bool erase_key(const K& key) {
       const std::uint64_t h = hash_of(key);
       Shard& s = shards[shard_of(h)];
       auto lock = lock_exclusive(s);

@@ -152,7 +152,7 @@ void AdapterPager::reconcile_locked(std::vector<std::string>* evicted) {
 
 void AdapterPager::evict_resident_locked(const std::string& name) {
   const auto it = resident_.find(name);
-  pool_->evict(name);
+  pool_->erase(name);
   resident_bytes_ -= it->second.size_bytes;
   resident_.erase(it);
 }
@@ -316,7 +316,7 @@ SyncResult AdapterPager::sync_state(const std::vector<AdapterInfo>& adapters) {
       ++it;
       continue;
     }
-    pool_->evict(it->first);
+    pool_->erase(it->first);
     resident_bytes_ -= it->second.size_bytes;
     it = resident_.erase(it);
   }

@@ -51,6 +51,6 @@ std::shared_ptr<LlamaModelLease> LlamaModelPool::acquire(const std::filesystem::
 
 bool LlamaModelPool::resident(const std::filesystem::path& path) const { return cache_->contains(key_for(path)); }
 
-bool LlamaModelPool::unload(const std::filesystem::path& path) { return cache_->evict(key_for(path)); }
+bool LlamaModelPool::unload(const std::filesystem::path& path) { return cache_->erase(key_for(path)); }
 
 }  // namespace pagekeeper

@@ -62,9 +62,9 @@ TEST(PoolRemovalListener, HearsEveryCauseWithKeyValueAndSize) {
   pool.insert("d", 10);  // the budget needs room: a, the least recent, goes
   EXPECT_EQ(lp.take(), (std::vector<Removal>{{"a", 10, 10, RemovalCause::kEvicted}}));
 
-  EXPECT_TRUE(pool.evict("c"));
+  EXPECT_TRUE(pool.erase("c"));
   EXPECT_EQ(lp.take(), (std::vector<Removal>{{"c", 10, 10, RemovalCause::kErased}}));
-  EXPECT_FALSE(pool.evict("c"));
+  EXPECT_FALSE(pool.erase("c"));
   EXPECT_TRUE(lp.take().empty());
 
   pool.insert("b", 9);  // fits; b is still staged, so it is replaced at once
@@ -129,7 +129,7 @@ TEST(PoolRemovalListener, APinnedValueIsHeardOnRemovalAndStaysReadable) {
   ASSERT_TRUE(handle);
   EXPECT_EQ(pool.evict_at_least(1), 0u);  // pins hold against pressure: nothing heard
   EXPECT_TRUE(lp.take().empty());
-  EXPECT_TRUE(pool.evict("pinned"));
+  EXPECT_TRUE(pool.erase("pinned"));
   EXPECT_EQ(lp.take(), (std::vector<Removal>{{"pinned", 10, 10, RemovalCause::kErased}}));
   EXPECT_EQ(*handle, 10u);
 }

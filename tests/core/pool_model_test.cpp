@@ -112,7 +112,7 @@ class Model {
     }
   }
 
-  bool evict(std::uint64_t key) {
+  bool erase(std::uint64_t key) {
     const auto it = resident_.find(key);
     if (it == resident_.end()) return false;
     remove(it->second);
@@ -345,7 +345,7 @@ void run_model_check(bool tiny, std::uint64_t seed, int operations) {
       }
     } else if (kind < 95) {
       what = "evict";
-      ASSERT_EQ(pool.evict(key), model.evict(key)) << op;
+      ASSERT_EQ(pool.erase(key), model.erase(key)) << op;
     } else if (kind < 97) {
       what = "evict_at_least";
       const std::uint64_t want = rng() % 60;

@@ -91,7 +91,7 @@ void run_mixed_workload(bool with_clear, bool tiny_lfu = false) {
         }
         case 4:
           if (!pins.empty()) {
-            // A pinned entry must still be resident unless evict()/clear() or a replacing
+            // A pinned entry must still be resident unless erase()/clear() or a replacing
             // insert removed it; count only what nothing explains.
             auto& h = pins.back();
             if (Values::key_of(*h) != h.key()) violations.fetch_add(1);
@@ -99,7 +99,7 @@ void run_mixed_workload(bool with_clear, bool tiny_lfu = false) {
           }
           break;
         case 5:
-          pool->evict(key);
+          pool->erase(key);
           break;
         case 6:
           try {
@@ -240,7 +240,7 @@ void race_readers_against_a_growing_table() {
   }
   for (std::uint64_t k = 0; k < kKeys; ++k) {
     pool.insert(k, k * 3 + 1);
-    if (k % 5 == 0 && k >= 1000) pool.evict(k - 1000);
+    if (k % 5 == 0 && k >= 1000) pool.erase(k - 1000);
     published.store(k + 1, std::memory_order_release);
   }
   done.store(true, std::memory_order_release);

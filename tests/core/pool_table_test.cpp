@@ -53,7 +53,7 @@ TEST(PoolTable, OneHashForEveryKeyKeepsEveryKeyFindable) {
   for (std::uint64_t k = kKeys; k < kKeys + 50; ++k) EXPECT_EQ(pool->get(k), std::nullopt);
 
   // Holes in the middle of the run: what lies beyond them stays reachable.
-  for (std::uint64_t k = 0; k < kKeys; k += 3) pool->evict(k);
+  for (std::uint64_t k = 0; k < kKeys; k += 3) pool->erase(k);
   EXPECT_EQ(pool->verify_invariants(), "");
   for (std::uint64_t k = 0; k < kKeys; ++k) {
     ASSERT_EQ(pool->get(k), k % 3 == 0 ? std::nullopt : std::optional<std::uint64_t>(value_of(k))) << k;
@@ -86,7 +86,7 @@ TEST(PoolTable, RandomOperationsOnCollidingKeysAgreeWithAModel) {
       }
       case 3:
       case 4:
-        pool->evict(k);
+        pool->erase(k);
         model.erase(k);
         break;
       default: {
@@ -161,7 +161,7 @@ TEST(PoolTable, LockFreeReadersSeeRightValuesWhileTheRunChanges) {
     if (rng() % 2 == 0) {
       pool->insert(k, value_of(k));
     } else {
-      pool->evict(k);
+      pool->erase(k);
     }
     ++writes;
   }

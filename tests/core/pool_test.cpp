@@ -412,9 +412,9 @@ TEST(Pool, EvictingAStagedReplacementNeverResurrectsTheOldValue) {
   pool->insert("k", 10);
   push_out_of_stage(*pool);
   pool->insert("k", 20);
-  EXPECT_TRUE(pool->evict("k"));
+  EXPECT_TRUE(pool->erase("k"));
   EXPECT_EQ(pool->get("k"), std::nullopt);
-  EXPECT_FALSE(pool->evict("k"));
+  EXPECT_FALSE(pool->erase("k"));
   EXPECT_EQ(pool->stats().total_bytes, 40u);
   EXPECT_EQ(pool->verify_invariants(), "");
 }
@@ -504,8 +504,8 @@ TEST(Pool, ForcedEvictIgnoresPinsAndHandleStaysReadable) {
   auto pool = make_pool(100);
   pool->insert("k", 10);
   auto h = pool->pin("k");
-  EXPECT_TRUE(pool->evict("k"));
-  EXPECT_FALSE(pool->evict("k"));
+  EXPECT_TRUE(pool->erase("k"));
+  EXPECT_FALSE(pool->erase("k"));
   EXPECT_FALSE(pool->contains("k"));
   EXPECT_EQ(*h, 10u);
   EXPECT_EQ(pool->stats().pinned_count, 0u);
@@ -764,7 +764,7 @@ TEST(Pool, ManyEntriesAcrossShardsKeepInvariants) {
   for (std::uint64_t i = 0; i < 20000; ++i) {
     pool.insert(i, i);
     if (i % 3 == 0) (void)pool.get(i / 2);
-    if (i % 97 == 0) pool.evict(i - 5);
+    if (i % 97 == 0) pool.erase(i - 5);
   }
   EXPECT_LE(pool.stats().total_bytes, c.max_bytes);
   EXPECT_EQ(pool.verify_invariants(), "");

@@ -167,7 +167,7 @@ TEST(PoolTinyLfu, ClearAndReplacementsKeepTheRegionsConsistent) {
     if (op == 0) {
       pool->insert(key, 1 + rng() % 50);  // a replacement when resident
     } else if (op == 1) {
-      pool->evict(key);
+      pool->erase(key);
     } else if (op == 2) {
       if (rng() % 50 == 0) pool->clear();
     } else if (!pool->get(key)) {
