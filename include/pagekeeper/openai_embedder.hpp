@@ -57,6 +57,10 @@ struct OpenAIEmbedderConfig {
   std::chrono::milliseconds initial_backoff{250};
   std::chrono::milliseconds max_backoff{8000};
   std::chrono::milliseconds max_retry_after{30000};
+  // The whole call, attempts and backoff together, ends within this: each attempt's timeouts
+  // are cut to what is left, and a retry whose wait would pass it is not made (EmbedderError
+  // naming the deadline). A request that waits on this embedder waits at most this long.
+  std::chrono::milliseconds deadline{60000};
 
   // base_url from OPENAI_BASE_URL (default "https://api.openai.com"), api_key from
   // OPENAI_API_KEY, model from OPENAI_EMBEDDING_MODEL (default "text-embedding-3-small"),

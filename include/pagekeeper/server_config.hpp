@@ -68,8 +68,8 @@ struct ServerLimits {
 //            pooling ("model" | "mean" | "cls" | "last"), max_batch, batch_tokens, pack_tokens
 //   openai:  base_url (required), dimensions (required), remote_model (default: name),
 //            api_key_env (the NAME of the environment variable holding the key; keys never
-//            go in the file), timeout_ms, connect_timeout_ms, max_retries, max_batch,
-//            send_dimensions
+//            go in the file), timeout_ms, connect_timeout_ms, max_retries, deadline_ms (the
+//            whole call, retries included; default 60000), max_batch, send_dimensions
 //   lexical: dimensions, max_batch
 struct EmbeddingModelConfig {
   enum class Backend { kLlama, kOpenAI, kLexical };

@@ -182,6 +182,7 @@ OpenAIEmbedder::OpenAIEmbedder(OpenAIEmbedderConfig config) : config_(std::move(
   if (config_.dimensions == 0) throw invalid("dimensions must be at least 1");
   if (config_.max_batch == 0) throw invalid("max_batch must be at least 1");
   if (config_.max_retries < 0) throw invalid("max_retries must not be negative");
+  if (config_.deadline.count() <= 0) throw invalid("deadline must be positive");
   if (config_.connect_timeout.count() <= 0 || config_.read_timeout.count() <= 0) {
     throw invalid("connect_timeout and read_timeout must be positive");
   }
@@ -219,12 +220,18 @@ std::vector<std::vector<float>> OpenAIEmbedder::embed(std::span<const std::strin
     throw EmbedderInputError(name_ + ": a text is not valid UTF-8 (" + e.what() + ")");
   }
 
+  const auto give_up_at = std::chrono::steady_clock::now() + config_.deadline;
+  auto time_left = [&give_up_at] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(give_up_at -
+                                                                 std::chrono::steady_clock::now());
+  };
   auto attempt_once = [&]() {
     Attempt attempt;
     httplib::Client client(scheme_host_port_);
-    client.set_connection_timeout(config_.connect_timeout);
-    client.set_read_timeout(config_.read_timeout);
-    client.set_write_timeout(config_.read_timeout);
+    const std::chrono::milliseconds left = std::max(time_left(), std::chrono::milliseconds(1));
+    client.set_connection_timeout(std::min(config_.connect_timeout, left));
+    client.set_read_timeout(std::min(config_.read_timeout, left));
+    client.set_write_timeout(std::min(config_.read_timeout, left));
     if (!config_.api_key.empty()) client.set_bearer_token_auth(config_.api_key);
     const httplib::Result result = client.Post(path_, body, "application/json");
     if (!result) {
@@ -273,6 +280,12 @@ std::vector<std::vector<float>> OpenAIEmbedder::embed(std::span<const std::strin
       long long grown = config_.initial_backoff.count();
       for (int k = 0; k < attempt_no && grown < cap; ++k) grown *= 2;
       delay = std::chrono::milliseconds(std::min(grown, cap));
+    }
+    if (delay >= time_left()) {
+      throw EmbedderError(name_ + ": POST " + endpoint_ + " failed after " +
+                          std::to_string(attempt_no + 1) +
+                          " attempts, and the next would pass the call's deadline of " +
+                          std::to_string(config_.deadline.count()) + " ms: " + attempt.error);
     }
     std::this_thread::sleep_for(delay);
   }

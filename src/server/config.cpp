@@ -286,6 +286,7 @@ EmbeddingModelConfig read_model(const toml::table& table, const std::string& pre
       r.millis("timeout_ms", c.read_timeout);
       r.millis("connect_timeout_ms", c.connect_timeout);
       r.integer("max_retries", c.max_retries, 0, 100);
+      r.millis("deadline_ms", c.deadline);
       r.integer("max_batch", c.max_batch, 1, 1 << 16);
       break;
     }

@@ -8,9 +8,15 @@
 #include <chrono>
 #include <functional>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 #include <httplib.h>
@@ -90,6 +96,54 @@ class EmbeddingsServer {
   std::mutex mutex_;
   std::vector<std::string> bodies_;
   std::vector<std::string> authorizations_;
+};
+
+// A server on 127.0.0.1 that accepts connections, reads nothing and never answers: a remote
+// model that hangs. Connections stay open until the server is destroyed.
+class SilentServer {
+ public:
+  SilentServer() {
+    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    auto* any = reinterpret_cast<sockaddr*>(&addr);  // NOLINT(cppcoreguidelines-pro-type-reinterpret-cast)
+    if (listener_ < 0 || ::bind(listener_, any, len) != 0 || ::listen(listener_, 64) != 0 ||
+        ::getsockname(listener_, any, &len) != 0) {
+      throw std::runtime_error("SilentServer: cannot listen on 127.0.0.1");
+    }
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] {
+      for (;;) {
+        const int fd = ::accept(listener_, nullptr, nullptr);
+        if (fd < 0) return;  // shutdown() in the destructor wakes accept with an error
+        std::lock_guard lock(mutex_);
+        accepted_.push_back(fd);
+      }
+    });
+  }
+  SilentServer(const SilentServer&) = delete;
+  SilentServer& operator=(const SilentServer&) = delete;
+  ~SilentServer() {
+    ::shutdown(listener_, SHUT_RDWR);
+    thread_.join();
+    ::close(listener_);
+    for (const int fd : accepted_) ::close(fd);
+  }
+
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  int connections() {
+    std::lock_guard lock(mutex_);
+    return static_cast<int>(accepted_.size());
+  }
+
+ private:
+  int listener_ = -1;
+  int port_ = 0;
+  std::thread thread_;
+  std::mutex mutex_;
+  std::vector<int> accepted_;
 };
 
 OpenAIEmbedderConfig config_for(const std::string& url, std::size_t dims = 4) {
@@ -302,6 +356,38 @@ TEST(OpenAIEmbedder, ReadTimeoutIsAnError) {
   EXPECT_LT(elapsed, 1200ms);
 }
 
+TEST(OpenAIEmbedder, DeadlineBoundsAttemptsAndBackoffTogether) {
+  // A server that accepts and never answers, a read timeout of 100 ms and ten retries: without
+  // the deadline the call takes 11 x 100 ms plus backoff; with it, it ends at 350 ms.
+  SilentServer silent;
+  auto config = config_for(silent.url());
+  config.read_timeout = 100ms;
+  config.max_retries = 10;
+  config.deadline = 350ms;
+  OpenAIEmbedder embedder(config);
+  const auto start = std::chrono::steady_clock::now();
+  const std::string what = error_of(embedder, {"a"});
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  EXPECT_NE(what.find("network error"), std::string::npos) << what;
+  EXPECT_GE(elapsed, 300ms) << what;
+  EXPECT_LT(elapsed, 900ms) << what;
+  EXPECT_GE(silent.connections(), 2) << "the deadline, not the first timeout, ended the call";
+
+  // Failing fast but with long backoff: the retry that would pass the deadline is not made.
+  EmbeddingsServer failing([](int, const httplib::Request&, httplib::Response& res) {
+    answer_json(res, {{"error", "overloaded"}}, 503);
+  });
+  auto backoff = config_for(failing.url());
+  backoff.max_retries = 10;
+  backoff.initial_backoff = 400ms;
+  backoff.max_backoff = 400ms;
+  backoff.deadline = 300ms;
+  OpenAIEmbedder slow_retries(backoff);
+  const std::string why = error_of(slow_retries, {"a"});
+  EXPECT_EQ(failing.calls(), 1);
+  EXPECT_NE(why.find("deadline of 300 ms"), std::string::npos) << why;
+}
+
 TEST(OpenAIEmbedder, RefusedConnectionIsRetriedThenReported) {
   std::string url;
   {
@@ -347,6 +433,7 @@ TEST(OpenAIEmbedder, InvalidConfigurationIsRefused) {
   EXPECT_THROW(OpenAIEmbedder(with([](auto& c) { c.model = ""; })), std::invalid_argument);
   EXPECT_THROW(OpenAIEmbedder(with([](auto& c) { c.max_batch = 0; })), std::invalid_argument);
   EXPECT_THROW(OpenAIEmbedder(with([](auto& c) { c.max_retries = -1; })), std::invalid_argument);
+  EXPECT_THROW(OpenAIEmbedder(with([](auto& c) { c.deadline = 0ms; })), std::invalid_argument);
 }
 
 TEST(OpenAIEmbedderConfig, FromEnvironment) {

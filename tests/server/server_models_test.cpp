@@ -107,6 +107,7 @@ dimensions = 768
 api_key_env = "REMOTE_KEY"
 timeout_ms = 1500
 max_retries = 1
+deadline_ms = 2500
 )");
   EXPECT_EQ(c.model_budget_bytes, 64u << 20);
   ASSERT_EQ(c.models.size(), 2u);
@@ -121,6 +122,7 @@ max_retries = 1
   EXPECT_EQ(c.models[1].openai.dimensions, 768u);
   EXPECT_EQ(c.models[1].openai.read_timeout, std::chrono::milliseconds(1500));
   EXPECT_EQ(c.models[1].openai.max_retries, 1);
+  EXPECT_EQ(c.models[1].openai.deadline, std::chrono::milliseconds(2500));
   EXPECT_EQ(c.models[1].api_key_env, "REMOTE_KEY");
   EXPECT_TRUE(c.models[1].openai.api_key.empty());
 
