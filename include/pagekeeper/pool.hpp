@@ -402,7 +402,7 @@ class PagedResourcePool final : public ResourcePool {
   static constexpr std::uint32_t kFreedBit = 0x80000000u;
   static constexpr std::uint32_t kLargeSize = 0xffffffffu;
   static constexpr std::uint32_t kPinUnit = 2;
-  static constexpr std::int64_t kMaxLoadedSeconds = (std::int64_t{1} << 30) - 1;
+  static constexpr std::int64_t kMaxLoadedSeconds = (std::int64_t{1} << 29) - 1;
 
   // Keys and values that are single lock-free atomic words (integers, pointers, small
   // trivially copyable structs) are read by get() without taking any lock: a seqlock-style
@@ -435,7 +435,7 @@ class PagedResourcePool final : public ResourcePool {
   // address (record()); Entry* is what the policy, pins and read rings hold.
   struct Entry : Link {
     Entry(std::uint32_t size_field, std::uint32_t loaded_s, std::int64_t now)
-        : size_small(size_field), loaded_at_s(loaded_s), policy_tag(0) {
+        : size_small(size_field), loaded_at_s(loaded_s), curve_sampled(0), policy_tag(0) {
       set_last_access(now);
     }
     // pins * kPinUnit | detached, or kFreedBit once destroyed. Detached entries are out of the
@@ -446,10 +446,13 @@ class PagedResourcePool final : public ResourcePool {
     // Sizes below 4 GiB live here; kLargeSize means "see the shard's large_sizes map" (only
     // multi-GiB values such as whole models), which keeps the header at 40 bytes.
     std::uint32_t size_small;
-    // Seconds since the pool was created (1 s resolution, 34-year range), and two bits the
+    // Seconds since the pool was created (1 s resolution, 17-year range); whether the key is
+    // in the shard's miss-ratio sample (set at insert, cleared when the sample drops it: the
+    // drain looks at nothing else of the entries it does not sample); and two bits the
     // shard's policy keeps for itself (which of its lists holds the entry). Written only
     // under the shard's exclusive lock.
-    std::uint32_t loaded_at_s : 30;
+    std::uint32_t loaded_at_s : 29;
+    std::uint32_t curve_sampled : 1;
     std::uint32_t policy_tag : 2;
     // Monotonic ms of the last recorded access. Accessed only through atomic_ref (see
     // last_access()), and without an initializer: the constructor's store is atomic, since
@@ -650,6 +653,7 @@ class PagedResourcePool final : public ResourcePool {
     // replayed or left for the next drain.
     void drain_reads(Shard& s) const noexcept {
       std::int64_t now = 0;
+      std::uint64_t unsampled = 0;  // replayed hits on keys outside the curve's sample
       for (std::uint32_t k = 0; k <= stripe_count; ++k) {
         ReadStripe& st = s.stripes[k];
         if (!pool_detail::has_undrained(st)) continue;
@@ -660,23 +664,39 @@ class PagedResourcePool final : public ResourcePool {
               [](const Entry* e) {
                 return (e->state.load(std::memory_order_relaxed) & (kDetachedBit | kFreedBit)) == 0;
               },
-              [&](const Entry* e) { return policy.prefetch_access(e, context_of(s)); },
+              [&](const Entry* e) {
+                // curve_sampled is 0 without a sampler.
+                if (e->curve_sampled != 0) {
+                  s.sampler->prefetch(pool_detail::MissRatioSampler::sample_hash(hash_of(e->key())));
+                }
+                return policy.prefetch_access(e, context_of(s));
+              },
               [&](Entry* e, std::uint64_t note) {
                 touch(e, now);
                 policy.on_access(e, note, context_of(s));
-                if (s.sampler) sample(s, hash_of(e->key()), size_of(s, e));
+                if (!s.sampler) return;
+                if (e->curve_sampled != 0) {
+                  e->curve_sampled = sample(s, hash_of(e->key()), size_of(s, e)) ? 1 : 0;
+                } else {
+                  ++unsampled;
+                }
               });
         });
       }
+      if (unsampled != 0) s.sampler->count_unsampled(unsampled);
     }
 
-    // One access to the key of hash h, of `size` bytes, for the curve. Requires: exclusive
-    // lock on s. A sample that cannot be recorded (no memory) is dropped.
-    static void sample(Shard& s, std::uint64_t h, std::uint64_t size) noexcept {
+    // One access to the key of hash h, of `size` bytes, for the curve. Returns whether the
+    // key is (still) in the sample; it never re-enters once out (the sampling threshold only
+    // falls). Requires: exclusive lock on s. A sample that cannot be recorded (no memory) is
+    // dropped.
+    static bool sample(Shard& s, std::uint64_t h, std::uint64_t size) noexcept {
+      const std::uint64_t sample_hash = pool_detail::MissRatioSampler::sample_hash(h);
       try {
-        s.sampler->access(pool_detail::MissRatioSampler::sample_hash(h), size);
+        s.sampler->access(sample_hash, size);
       } catch (...) {  // NOLINT(bugprone-empty-catch): a lost sample only blurs the curve
       }
+      return s.sampler->sampled(sample_hash);
     }
 
     pool_detail::ReuseHistogram reuse_histogram() const {
@@ -969,7 +989,7 @@ class PagedResourcePool final : public ResourcePool {
         throw;
       }
       with_policy(s, [&](auto& policy) { policy.on_insert(e, context_of(s)); });
-      if (s.sampler) sample(s, h, size);
+      if (s.sampler) e->curve_sampled = sample(s, h, size) ? 1 : 0;
       s.bytes += size;
       total_bytes.fetch_add(size, std::memory_order_relaxed);
     }

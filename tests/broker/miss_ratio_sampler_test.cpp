@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <list>
 #include <random>
+#include <set>
 #include <stdexcept>
 #include <unordered_map>
 #include <vector>
@@ -106,6 +107,60 @@ TEST(MissRatioSampler, HistogramsOfShardsAddWithTheirDistancesScaled) {
   EXPECT_DOUBLE_EQ(pool.total, 200.0);
   EXPECT_DOUBLE_EQ(pool.miss_ratio(300.0), 1.0);
   EXPECT_NEAR(pool.miss_ratio(500.0), 0.1, 1e-9);
+}
+
+// The sampler's table of tracked keys: inserts, lookups and erasures (which shift later
+// slots of a probe run back, across the end of the array too) agree with a std::set.
+TEST(SampleTable, AgreesWithASetThroughInsertsAndErasures) {
+  SampleTable table(200);
+  std::set<std::uint64_t> model;
+  std::mt19937_64 rng(7);
+  for (int step = 0; step < 20'000; ++step) {
+    // Few distinct hashes, so probe runs are long and erasures hit their middles.
+    const std::uint64_t h = MissRatioSampler::sample_hash(rng() % 400);
+    SampleTable::Slot* slot = table.find(h);
+    ASSERT_EQ(slot != nullptr, model.count(h) == 1) << step;
+    if (slot != nullptr && (rng() & 1) != 0) {
+      table.erase(slot);
+      model.erase(h);
+    } else if (slot == nullptr && model.size() < 200) {
+      table.insert(h, static_cast<std::uint32_t>(step), 1);
+      model.insert(h);
+    }
+    ASSERT_EQ(table.size(), model.size());
+  }
+  std::size_t visited = 0;
+  table.for_each([&](const SampleTable::Slot& slot) {
+    ++visited;
+    EXPECT_EQ(model.count(slot.hash), 1u);
+  });
+  EXPECT_EQ(visited, model.size());
+}
+
+// A pool's curve is exactly what a sampler fed the same accesses estimates, with the sample
+// capped (so keys leave it): the pool marks sampled entries at insert and counts the hits
+// on the others in bulk, which must not change the estimate.
+TEST(PoolMissRatioCurve, APoolsCurveIsItsAccessesReplayedIntoOneSampler) {
+  PoolConfig<std::uint64_t, std::uint64_t> c;
+  c.name = "curve";
+  c.max_bytes = 100'000;  // holds every key: the sampler sees every access of the trace
+  c.sizer = [](const std::uint64_t&) { return std::uint64_t{1}; };
+  c.policy = EvictionPolicy<std::uint64_t>::lru();
+  c.shards = 1;
+  c.curve_sampling_rate = 0.2;
+  c.curve_max_samples = 64;
+  PagedResourcePool<std::uint64_t, std::uint64_t> pool(c);
+  MissRatioSampler reference(0.2, 64);
+  for (const std::uint64_t key : skewed_trace(50'000, 5'000)) {
+    pool.load_or_share(key, [key] { return key; });
+    reference.access(MissRatioSampler::sample_hash(mix64(std::hash<std::uint64_t>{}(key))), 1);
+  }
+  ASSERT_LT(reference.rate(), 0.2);  // the cap dropped keys
+  const ReuseHistogram expected = reference.histogram();
+  for (const double bytes : {10.0, 100.0, 1000.0, 4000.0}) {
+    EXPECT_DOUBLE_EQ(pool.estimated_miss_ratio(static_cast<std::uint64_t>(bytes)), expected.miss_ratio(bytes))
+        << bytes;
+  }
 }
 
 // The pool feeds its shards' samplers from inserts and from the drain of recorded hits.

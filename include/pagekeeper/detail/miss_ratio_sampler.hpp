@@ -18,8 +18,12 @@
 //     skewed workload makes that likely); histogram() moves the difference between all
 //     accesses seen and the weighted sampled ones into the first bucket, as the paper does.
 //
-// Memory: O(max_samples) (a map node and two Fenwick cells per tracked key, ~100 bytes) plus
-// the 512-bucket histogram (4 KiB).
+// Memory: O(max_samples) (two slots of a flat hash table, a heap cell and two Fenwick cells
+// per tracked key, ~80 bytes, allocated up front) plus the 512-bucket histogram (4 KiB).
+//
+// Cost: an access to a key that is not sampled is a comparison (the pool does not even make
+// it: it marks sampled entries at insert and counts the others in bulk, count_unsampled());
+// a sampled one is a hash lookup and three Fenwick operations of log2(2 * max_samples) steps.
 //
 // Thread safety: none. The pool keeps one sampler per shard and touches it only under that
 // shard's exclusive lock (inserts and the drain of reads); readers of the curve take the
@@ -33,7 +37,6 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <map>
 #include <vector>
 
 namespace pagekeeper::pool_detail {
@@ -80,14 +83,98 @@ struct ReuseHistogram {
   }
 };
 
+// The keys a MissRatioSampler tracks, by sample hash: open addressing with linear probing in
+// a power-of-two array at most two-thirds full, allocated once (a lookup is one or two
+// adjacent lines; a node-based map costs a division and a pointer chase per node).
+class SampleTable {
+ public:
+  struct Slot {
+    std::uint64_t hash;
+    std::uint64_t size;
+    std::uint32_t ts;
+    std::uint32_t used;
+  };
+
+  // Room for `max_entries` keys. Throws std::bad_alloc.
+  explicit SampleTable(std::size_t max_entries)
+      : slots_(std::bit_ceil(max_entries + max_entries / 2 + 2)), mask_(slots_.size() - 1) {}
+
+  std::size_t size() const noexcept { return size_; }
+
+  // The slot of hash h, or nullptr.
+  Slot* find(std::uint64_t h) noexcept {
+    for (std::size_t i = home(h);; i = (i + 1) & mask_) {
+      Slot& slot = slots_[i];
+      if (slot.used == 0) return nullptr;
+      if (slot.hash == h) return &slot;
+    }
+  }
+
+  // Starts loading the line where a lookup of h begins.
+  void prefetch(std::uint64_t h) const noexcept { __builtin_prefetch(&slots_[home(h)]); }
+
+  // Requires: h is absent and size() is below the capacity given at construction.
+  void insert(std::uint64_t h, std::uint32_t ts, std::uint64_t size) noexcept {
+    std::size_t i = home(h);
+    while (slots_[i].used != 0) i = (i + 1) & mask_;
+    slots_[i] = Slot{h, size, ts, 1};
+    ++size_;
+  }
+
+  // Removes a slot find() returned, shifting later slots of its probe run back (no tombstones).
+  void erase(Slot* slot) noexcept {
+    auto hole = static_cast<std::size_t>(slot - slots_.data());
+    slots_[hole].used = 0;
+    --size_;
+    for (std::size_t j = (hole + 1) & mask_; slots_[j].used != 0; j = (j + 1) & mask_) {
+      const std::size_t want = home(slots_[j].hash);
+      // Slot j stays when its home lies cyclically in (hole, j]: moving it would put it
+      // before its home.
+      const bool stays = hole <= j ? (hole < want && want <= j) : (hole < want || want <= j);
+      if (stays) continue;
+      slots_[hole] = slots_[j];
+      slots_[j].used = 0;
+      hole = j;
+    }
+  }
+
+  template <class Fn>
+  void for_each(Fn&& fn) noexcept {
+    for (Slot& slot : slots_) {
+      if (slot.used != 0) fn(slot);
+    }
+  }
+
+  void clear() noexcept {
+    for (Slot& slot : slots_) slot.used = 0;
+    size_ = 0;
+  }
+
+ private:
+  // Sample hashes lie below the sampling threshold, so their top bits are mostly zero: remix.
+  std::size_t home(std::uint64_t h) const noexcept {
+    return static_cast<std::size_t>((h * 0x9e3779b97f4a7c15ULL) >> 32) & mask_;
+  }
+
+  std::vector<Slot> slots_;
+  std::size_t mask_;
+  std::size_t size_ = 0;
+};
+
 class MissRatioSampler {
  public:
   // rate in (0, 1]; max_samples >= 1.
   MissRatioSampler(double rate, std::size_t max_samples)
       : threshold_(rate >= 1.0 ? ~std::uint64_t{0}
                                : static_cast<std::uint64_t>(std::ldexp(rate, 64))),
-        max_samples_(std::max<std::size_t>(max_samples, 1)),
-        tree_(std::bit_ceil(2 * max_samples_ + 2), 0) {}
+        // Timestamps are 32-bit (the tree holds two per tracked key): a billion keys at most.
+        max_samples_(std::clamp<std::size_t>(max_samples, 1, std::size_t{1} << 30)),
+        samples_(max_samples_ + 1),
+        tree_(std::bit_ceil(2 * max_samples_ + 2), 0) {
+    by_hash_.reserve(max_samples_ + 1);
+    order_.reserve(max_samples_ + 1);
+    scale_ = 1.0 / this->rate();
+  }
 
   // The hash the sampler decides on, decorrelated from the pool's own use of `pool_hash`
   // (shard and table slot).
@@ -103,6 +190,14 @@ class MissRatioSampler {
     return threshold_ == ~std::uint64_t{0} ? 1.0 : std::ldexp(static_cast<double>(threshold_), -64);
   }
   std::size_t tracked() const noexcept { return samples_.size(); }
+  // Starts loading what access() of sample hash h reads first (a caller replaying a batch
+  // of accesses overlaps their misses).
+  void prefetch(std::uint64_t h) const noexcept {
+    if (sampled(h)) samples_.prefetch(h);
+  }
+  // Accesses to keys known not to be sampled (h >= the threshold, which never rises), counted
+  // without looking at them: access() of each would only count them.
+  void count_unsampled(std::uint64_t n) noexcept { seen_ += n; }
   // The counts so far, adjusted (SHARDS_adj) so they stand for every access seen.
   ReuseHistogram histogram() const noexcept {
     ReuseHistogram h = histogram_;
@@ -117,32 +212,36 @@ class MissRatioSampler {
     ++seen_;
     if (!sampled(h)) return;
     if (next_ts_ == tree_.size()) compact();
-    const double scale = 1.0 / rate();
-    const auto it = samples_.find(h);
-    if (it == samples_.end()) {
+    const double scale = scale_;
+    SampleTable::Slot* const sample = samples_.find(h);
+    if (sample == nullptr) {
       histogram_.cold += scale;
       histogram_.total += scale;
-      samples_.emplace(h, Sample{next_ts_, size});
+      samples_.insert(h, static_cast<std::uint32_t>(next_ts_), size);
+      by_hash_.push_back(h);
+      std::push_heap(by_hash_.begin(), by_hash_.end());
       fenwick_add(next_ts_, static_cast<std::int64_t>(size));
       ++next_ts_;
       if (samples_.size() > max_samples_) drop_largest();
       return;
     }
-    Sample& sample = it->second;
-    // Bytes of tracked keys whose last access came after this key's.
-    const std::int64_t since = fenwick_sum(next_ts_) - fenwick_sum(sample.ts + 1);
+    // Bytes of tracked keys whose last access came after this key's (every tracked key's
+    // bytes sit in the tree at its last access, so the total less the prefix up to this one's).
+    const std::int64_t since = tree_total_ - fenwick_sum(std::size_t{sample->ts} + 1);
     const double distance = (static_cast<double>(since) + static_cast<double>(size)) * scale;
     histogram_.weight[ReuseHistogram::bucket_of(distance)] += scale;
     histogram_.total += scale;
-    fenwick_add(sample.ts, -static_cast<std::int64_t>(sample.size));
-    sample.ts = next_ts_;
-    sample.size = size;
+    fenwick_add(sample->ts, -static_cast<std::int64_t>(sample->size));
+    sample->ts = static_cast<std::uint32_t>(next_ts_);
+    sample->size = size;
     fenwick_add(next_ts_, static_cast<std::int64_t>(size));
     ++next_ts_;
   }
 
   void clear() {
     samples_.clear();
+    by_hash_.clear();
+    tree_total_ = 0;
     std::fill(tree_.begin(), tree_.end(), 0);
     next_ts_ = 0;
     seen_ = 0;
@@ -150,12 +249,8 @@ class MissRatioSampler {
   }
 
  private:
-  struct Sample {
-    std::size_t ts;
-    std::uint64_t size;
-  };
-
   void fenwick_add(std::size_t i, std::int64_t delta) {
+    tree_total_ += delta;
     for (++i; i <= tree_.size(); i += i & (~i + 1)) tree_[i - 1] += delta;
   }
   // Sum of cells [0, n).
@@ -167,15 +262,16 @@ class MissRatioSampler {
 
   // Renumbers the tracked keys' timestamps 0..n-1 in order, so the tree has room again.
   void compact() {
-    std::vector<Sample*> order;
-    order.reserve(samples_.size());
-    for (auto& [h, s] : samples_) order.push_back(&s);
-    std::sort(order.begin(), order.end(), [](const Sample* a, const Sample* b) { return a->ts < b->ts; });
+    order_.clear();  // reserved for every tracked key at construction: no allocation here
+    samples_.for_each([this](SampleTable::Slot& slot) { order_.push_back(&slot); });
+    std::sort(order_.begin(), order_.end(),
+              [](const SampleTable::Slot* a, const SampleTable::Slot* b) { return a->ts < b->ts; });
     std::fill(tree_.begin(), tree_.end(), 0);
+    tree_total_ = 0;
     next_ts_ = 0;
-    for (Sample* s : order) {
-      s->ts = next_ts_++;
-      fenwick_add(s->ts, static_cast<std::int64_t>(s->size));
+    for (SampleTable::Slot* slot : order_) {
+      slot->ts = static_cast<std::uint32_t>(next_ts_++);
+      fenwick_add(slot->ts, static_cast<std::int64_t>(slot->size));
     }
   }
 
@@ -183,16 +279,24 @@ class MissRatioSampler {
   // keep their weight: each was weighted 1/rate when it was recorded, which is what the
   // paper's rescaling of raw counts by new rate / old rate achieves.
   void drop_largest() {
-    const auto largest = std::prev(samples_.end());
-    threshold_ = largest->first;
-    fenwick_add(largest->second.ts, -static_cast<std::int64_t>(largest->second.size));
+    std::pop_heap(by_hash_.begin(), by_hash_.end());
+    const std::uint64_t largest_hash = by_hash_.back();
+    by_hash_.pop_back();
+    SampleTable::Slot* const largest = samples_.find(largest_hash);
+    threshold_ = largest_hash;
+    scale_ = 1.0 / rate();
+    fenwick_add(largest->ts, -static_cast<std::int64_t>(largest->size));
     samples_.erase(largest);
   }
 
   std::uint64_t threshold_;
   std::size_t max_samples_;
-  std::map<std::uint64_t, Sample> samples_;  // by sample hash: the largest is dropped first
-  std::vector<std::int64_t> tree_;           // Fenwick tree of sizes by last-access time
+  double scale_ = 1.0;  // 1 / rate(): the accesses each sampled one stands for
+  SampleTable samples_;
+  std::vector<std::uint64_t> by_hash_;  // the tracked sample hashes, a max-heap: the largest goes first
+  std::vector<std::int64_t> tree_;      // Fenwick tree of sizes by last-access time
+  std::int64_t tree_total_ = 0;         // the sum of every cell of tree_
+  std::vector<SampleTable::Slot*> order_;  // compact()'s scratch
   std::size_t next_ts_ = 0;
   std::uint64_t seen_ = 0;  // every access, sampled or not
   ReuseHistogram histogram_;
