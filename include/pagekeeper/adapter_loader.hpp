@@ -29,6 +29,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "pagekeeper/errors.hpp"
+
 namespace pagekeeper {
 
 class LlamaModel;
@@ -64,9 +66,9 @@ void to_json(nlohmann::json& j, const AdapterInfo& a);
 void from_json(const nlohmann::json& j, AdapterInfo& a);
 
 // An AdapterInfo that cannot be used (empty name, priority out of range, bad JSON field).
-class AdapterInfoError : public std::invalid_argument {
+class AdapterInfoError : public InvalidArgument {
  public:
-  using std::invalid_argument::invalid_argument;
+  using InvalidArgument::InvalidArgument;
 };
 
 // Checks the fields of `a` (name non-empty, priority a number in [0, 1]); throws
@@ -74,9 +76,9 @@ class AdapterInfoError : public std::invalid_argument {
 void validate_adapter_info(const AdapterInfo& a);
 
 // A loader could not produce the adapter: the message names the adapter, the file and why.
-class AdapterLoadError : public std::runtime_error {
+class AdapterLoadError : public Error {
  public:
-  using std::runtime_error::runtime_error;
+  using Error::Error;
 };
 
 // Resident weights of one adapter. Destroying it frees them.

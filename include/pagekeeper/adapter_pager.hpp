@@ -70,6 +70,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "pagekeeper/adapter_loader.hpp"
+#include "pagekeeper/errors.hpp"
 #include "pagekeeper/memory_budget.hpp"
 #include "pagekeeper/pool.hpp"
 #include "pagekeeper/resource_pool.hpp"
@@ -316,9 +317,9 @@ struct AdapterPagerDefaults {
 };
 
 // get_or_create() would create a pager past AdapterPagerDefaults::max_personas.
-class PersonaLimitReached : public std::runtime_error {
+class PersonaLimitReached : public Error {
  public:
-  using std::runtime_error::runtime_error;
+  using Error::Error;
 };
 
 class AdapterPagerRegistry {

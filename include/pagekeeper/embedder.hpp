@@ -17,15 +17,16 @@
 #include <string_view>
 #include <vector>
 
-#include "pagekeeper/embedding_vector.hpp"
 #include "pagekeeper/detail/vector_slab.hpp"
+#include "pagekeeper/embedding_vector.hpp"
+#include "pagekeeper/errors.hpp"
 
 namespace pagekeeper {
 
 // An embedder could not produce vectors. `what()` names the backend and the cause.
-class EmbedderError : public std::runtime_error {
+class EmbedderError : public Error {
  public:
-  using std::runtime_error::runtime_error;
+  using Error::Error;
 };
 
 // The input was refused before reaching the backend (empty text, too many tokens, ...).

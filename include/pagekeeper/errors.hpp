@@ -1,8 +1,17 @@
 // pagekeeper/errors.hpp
 //
-// Typed errors of the paging layer. Each is an exception (derived from PagingError, itself a
-// std::runtime_error) carrying structured fields; the server gives them a JSON form tagged
-// with `kind` (pagekeeper/core_json.hpp).
+// The root of the library's typed errors, and the typed errors of the paging layer.
+//
+// Every exception type the library defines derives from pagekeeper::Error (itself a
+// std::runtime_error), so a caller can tell "pagekeeper refused or failed" from anything else
+// with one handler. Two families below it:
+//   - InvalidArgument: an argument or configuration value was refused (a caller's mistake;
+//     the server answers 4xx). Refusals of a precondition the type system could not express
+//     (a null pointer, a zero size) stay plain std::invalid_argument.
+//   - PagingError: a tier could not store or hold something. Each carries structured fields;
+//     the server gives them a JSON form tagged with `kind` (pagekeeper/core_json.hpp).
+// Other components' errors (EmbedderError, AdapterLoadError, ServerError, LoadError, ...)
+// derive from Error directly or through one of these.
 //
 // Thread safety: immutable values; safe to share.
 
@@ -16,9 +25,20 @@
 
 namespace pagekeeper {
 
-class PagingError : public std::runtime_error {
+class Error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
+};
+
+// An argument or configuration value was refused; what() names it and the reason.
+class InvalidArgument : public Error {
+ public:
+  using Error::Error;
+};
+
+class PagingError : public Error {
+ public:
+  using Error::Error;
 };
 
 // A tier could not make room: what was asked, what was available, what eviction freed.

@@ -104,6 +104,7 @@
 #include "pagekeeper/detail/split_arena.hpp"
 #include "pagekeeper/detail/thread_index.hpp"
 #include "pagekeeper/detail/tiny_lfu_policy.hpp"
+#include "pagekeeper/errors.hpp"
 #include "pagekeeper/eviction_policy.hpp"
 #include "pagekeeper/resource_pool.hpp"
 
@@ -111,9 +112,9 @@ namespace pagekeeper {
 
 // A batch loader returned the wrong number of values, or a loader failed without an
 // exception of its own type.
-class LoadError : public std::runtime_error {
+class LoadError : public Error {
  public:
-  using std::runtime_error::runtime_error;
+  using Error::Error;
 };
 
 // Why an entry left a pool, as a removal listener is told.

@@ -17,6 +17,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "pagekeeper/errors.hpp"
+
 namespace pagekeeper {
 
 // Ordered: a later tier is always the more urgent one, so tiers compare with < and >=.
@@ -24,9 +26,9 @@ enum class PressureTier { normal = 0, warning = 1, high = 2, critical = 3 };
 
 // A pressure configuration (thresholds, broker fractions) was refused. `what()` names the
 // offending field and value.
-class PressureConfigError : public std::invalid_argument {
+class PressureConfigError : public InvalidArgument {
  public:
-  using std::invalid_argument::invalid_argument;
+  using InvalidArgument::InvalidArgument;
 };
 
 // Lower bounds of the warning, high and critical tiers. Pressure is uncapped (a pool may sit

@@ -37,14 +37,15 @@
 #include "pagekeeper/adapter_pager.hpp"
 #include "pagekeeper/broker.hpp"
 #include "pagekeeper/embedding_service.hpp"
+#include "pagekeeper/errors.hpp"
 #include "pagekeeper/server_config.hpp"
 
 namespace pagekeeper {
 
 // The daemon could not start (the address is taken, the host cannot be resolved, ...).
-class ServerError : public std::runtime_error {
+class ServerError : public Error {
  public:
-  using std::runtime_error::runtime_error;
+  using Error::Error;
 };
 
 // Services the daemon serves. A null member is created from the ServerConfig: an

@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "pagekeeper/broker.hpp"
+#include "pagekeeper/errors.hpp"
 #include "pagekeeper/eviction_policy.hpp"
 #include "pagekeeper/llama_embedder.hpp"
 #include "pagekeeper/openai_embedder.hpp"
@@ -46,9 +47,9 @@
 namespace pagekeeper {
 
 // A configuration value was refused; what() names the key and the reason.
-class ServerConfigError : public std::invalid_argument {
+class ServerConfigError : public InvalidArgument {
  public:
-  using std::invalid_argument::invalid_argument;
+  using InvalidArgument::InvalidArgument;
 };
 
 // Request limits. Each refusal names the limit it hit (413 for the body, 400 otherwise).

@@ -26,6 +26,8 @@
 #include <string>
 #include <vector>
 
+#include "pagekeeper/errors.hpp"
+
 namespace pagekeeper {
 
 using VectorView = std::span<const float>;
@@ -34,7 +36,7 @@ using VectorView = std::span<const float>;
 // offending vector in its list (nullopt when comparing two single vectors); `expected` the
 // length it should have had (the query's, or the first vector's), `actual` its own. The
 // message is "Dimension mismatch: <actual> vs <expected>" plus the position when known.
-class VectorDimensionError : public std::invalid_argument {
+class VectorDimensionError : public InvalidArgument {
  public:
   VectorDimensionError(std::size_t expected, std::size_t actual, std::optional<std::size_t> index = std::nullopt);
   std::size_t expected;

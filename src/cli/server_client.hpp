@@ -12,6 +12,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "pagekeeper/errors.hpp"
+
 namespace httplib {
 class Client;
 }
@@ -21,9 +23,9 @@ namespace pagekeeper::cli {
 inline constexpr const char* kDefaultServerUrl = "http://127.0.0.1:8077";
 
 // The server answered with an error status or could not be reached; what() says which.
-class ServerClientError : public std::runtime_error {
+class ServerClientError : public Error {
  public:
-  ServerClientError(int status, const std::string& message) : std::runtime_error(message), status(status) {}
+  ServerClientError(int status, const std::string& message) : Error(message), status(status) {}
   int status;  // 0 when no answer came back
 };
 

@@ -37,6 +37,8 @@
 #include <string>
 #include <string_view>
 
+#include "pagekeeper/errors.hpp"
+
 namespace pagekeeper {
 
 inline constexpr std::size_t kMaxTraceLineBytes = 4096;
@@ -50,7 +52,7 @@ std::string_view trace_format_name(TraceFormat format);
 
 // Bad trace input. what() reads "<source>:<line>: <reason>" (or "<source>: <reason>" when
 // line is 0).
-class TraceError : public std::runtime_error {
+class TraceError : public Error {
  public:
   TraceError(std::string source, std::uint64_t line, std::string reason);
   std::string source;

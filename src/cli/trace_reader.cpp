@@ -122,7 +122,7 @@ std::string_view trace_format_name(TraceFormat format) {
 }
 
 TraceError::TraceError(std::string source_name, std::uint64_t line_number, std::string why)
-    : std::runtime_error(format_trace_error(source_name, line_number, why)),
+    : Error(format_trace_error(source_name, line_number, why)),
       source(std::move(source_name)),
       line(line_number),
       reason(std::move(why)) {}

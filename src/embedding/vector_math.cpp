@@ -160,8 +160,8 @@ struct DisjointSets {
 }  // namespace
 
 VectorDimensionError::VectorDimensionError(std::size_t expected, std::size_t actual, std::optional<std::size_t> index)
-    : std::invalid_argument("Dimension mismatch: " + std::to_string(actual) + " vs " + std::to_string(expected) +
-                            (index ? " (vector " + std::to_string(*index) + ")" : std::string())),
+    : InvalidArgument("Dimension mismatch: " + std::to_string(actual) + " vs " + std::to_string(expected) +
+                       (index ? " (vector " + std::to_string(*index) + ")" : std::string())),
       expected(expected),
       actual(actual),
       index(index) {}

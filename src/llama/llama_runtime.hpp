@@ -28,6 +28,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "pagekeeper/errors.hpp"
+
 struct llama_model;
 struct llama_adapter_lora;
 
@@ -35,9 +37,9 @@ namespace pagekeeper {
 
 // A llama.cpp file or runtime problem other than "not built in": the message names the file
 // and the cause (missing, truncated, not GGUF, corrupt, rejected by llama.cpp, ...).
-class LlamaError : public std::runtime_error {
+class LlamaError : public Error {
  public:
-  using std::runtime_error::runtime_error;
+  using Error::Error;
 };
 
 // The tier name used in TierUnavailable errors of this backend.

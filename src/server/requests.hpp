@@ -24,6 +24,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "pagekeeper/errors.hpp"
 #include "pagekeeper/server_config.hpp"
 
 namespace pagekeeper {
@@ -33,10 +34,10 @@ inline constexpr int kMaxJsonDepth = 32;
 // A request was refused. `status` is the HTTP status (4xx for the caller's mistakes, 5xx for
 // ours), `code` a stable machine-readable word (e.g. "invalid_json", "limit_exceeded"),
 // `param` the offending field when there is one.
-class RequestError : public std::runtime_error {
+class RequestError : public Error {
  public:
   RequestError(int status, std::string code, const std::string& message, std::string param = {})
-      : std::runtime_error(message), status(status), code(std::move(code)), param(std::move(param)) {}
+      : Error(message), status(status), code(std::move(code)), param(std::move(param)) {}
   int status;
   std::string code;
   std::string param;
