@@ -17,7 +17,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   try {
     switch (data[0] % 3) {
       case 0: {
-        const auto r = pagekeeper::parse_embeddings_request(body, limits);
+        // The plain reader answers only where the full parser gives the same request.
+        const auto plain = pagekeeper::parse_plain_embeddings_request(body, limits);
+        const auto r = pagekeeper::parse_embeddings_request_json(body, limits);
+        if (plain && (plain->inputs != r.inputs || plain->model != r.model ||
+                      plain->encoding_format != r.encoding_format || plain->dimensions != r.dimensions))
+          __builtin_trap();
         if (r.inputs.empty() || r.inputs.size() > limits.max_texts_per_request) __builtin_trap();
         for (const auto& t : r.inputs)
           if (t.empty() || t.size() > limits.max_text_bytes) __builtin_trap();
@@ -38,6 +43,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
   } catch (const pagekeeper::RequestError& e) {
     if (e.status < 400 || e.status > 499) __builtin_trap();
+    // A body the full parser refuses must not be read by the plain reader either.
+    if (data[0] % 3 == 0 && pagekeeper::parse_plain_embeddings_request(body, limits)) __builtin_trap();
   }
   return 0;
 }

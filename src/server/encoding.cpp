@@ -1,5 +1,7 @@
 #include "server/encoding.hpp"
 
+#include <algorithm>
+#include <array>
 #include <bit>
 #include <charconv>
 #include <cmath>
@@ -9,14 +11,53 @@
 namespace pagekeeper::server {
 
 void append_json_floats(std::string& out, std::span<const float> values) {
-  out.reserve(out.size() + values.size() * 12 + 2);
+  // The shortest round-trip text of a float is at most 15 bytes ("-1.1754944e-38"); with its
+  // comma, 16. Values are written into a block on the stack and appended a block at a time:
+  // growing `out` to the worst case first would fill three times the answer with zeros.
+  constexpr std::size_t kMaxFloatText = 16;
+  constexpr std::size_t kBlockValues = 128;
+  std::array<char, kBlockValues * kMaxFloatText> block;  // NOLINT(cppcoreguidelines-pro-type-member-init)
+  // Shortest formatting is most of an answer's cost, and embedding vectors repeat values:
+  // sparse ones are mostly 0, quantised ones hold few distinct values. A value's text is
+  // remembered in a small table keyed by its bits, for this call only.
+  struct Remembered {
+    std::uint32_t bits = 0;  // 0 (+0.0f) marks an empty slot: zero has its own fast path
+    std::uint8_t size = 0;
+    std::array<char, kMaxFloatText> text{};
+  };
+  constexpr std::size_t kSlots = 64;
+  std::array<Remembered, kSlots> seen{};
+  out.reserve(out.size() + values.size() * 8 + 2);
   out += '[';
-  char buf[32];
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    if (i != 0) out += ',';
-    const float v = std::isfinite(values[i]) ? values[i] : 0.0f;
-    auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
-    out.append(buf, ec == std::errc() ? end : buf);
+  for (std::size_t first = 0; first < values.size(); first += kBlockValues) {
+    const std::size_t last = std::min(values.size(), first + kBlockValues);
+    char* at = block.data();
+    char* const limit = block.data() + block.size();
+    for (std::size_t i = first; i < last; ++i) {
+      if (i != 0) *at++ = ',';
+      const float v = std::isfinite(values[i]) ? values[i] : 0.0f;
+      const auto bits = std::bit_cast<std::uint32_t>(v);
+      if (bits == 0) {
+        *at++ = '0';
+        continue;
+      }
+      Remembered& slot = seen[(bits * 0x9E3779B1u) >> 26];
+      if (slot.bits == bits) {
+        std::memcpy(at, slot.text.data(), slot.size);
+        at += slot.size;
+        continue;
+      }
+      const auto [end, ec] = std::to_chars(at, limit, v);
+      if (ec != std::errc()) continue;  // cannot happen: a block has room for its values
+      const auto size = static_cast<std::size_t>(end - at);
+      if (size <= kMaxFloatText) {
+        slot.bits = bits;
+        slot.size = static_cast<std::uint8_t>(size);
+        std::memcpy(slot.text.data(), at, size);
+      }
+      at = end;
+    }
+    out.append(block.data(), at);
   }
   out += ']';
 }

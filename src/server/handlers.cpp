@@ -13,6 +13,7 @@ namespace pagekeeper {
 namespace {
 
 void set_cache_headers(server::HttpResponse& res, const EmbedAccounting& a, const EmbeddingService& service) {
+  res.headers.reserve(res.headers.size() + 5);
   res.set_header("X-Pagekeeper-Cache-Hits", std::to_string(a.hits));
   res.set_header("X-Pagekeeper-Cache-Misses", std::to_string(a.misses));
   res.set_header("X-Pagekeeper-Cache-Joined", std::to_string(a.joined));
@@ -116,7 +117,7 @@ void Daemon::Impl::write_openai_embeddings(const EmbeddingsRequest& request, con
   const std::string tokens = std::to_string(estimated_tokens(request.inputs));
   body += R"(,"usage":{"prompt_tokens":)" + tokens + R"(,"total_tokens":)" + tokens + "}}";
   set_cache_headers(res, result.accounting, *embeddings);
-  res.set_content(body, "application/json");
+  res.set_content(std::move(body), "application/json");
 }
 
 void Daemon::Impl::install_command_handlers() {

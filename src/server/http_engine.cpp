@@ -6,7 +6,8 @@
 // running holds no thread; an idle or slow connection holds only its socket, its buffer
 // and its timer.
 //
-// A connection's life, on its strand (so its steps never run concurrently):
+// A connection's life, on its strand (so its steps never run concurrently; with one I/O
+// thread, on that thread, which serializes them without a strand's cost):
 //   wait   until the first byte of a request arrives (idle_timeout; stop() closes it here),
 //   header until the header is complete (header_timeout; header_limit -> 431),
 //   body   until the body is complete (body_timeout; body_limit, whatever the framing, -> 413),
@@ -122,8 +123,10 @@ class WorkerPool {
 
 // A handler's header must not split the answer (CR, LF, NUL) or be no token.
 bool safe_header_name(std::string_view name) {
+  // ASCII by hand: std::isalnum consults the locale for every byte of every answer.
   return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_' || c == '.';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.';
   });
 }
 bool safe_header_value(std::string_view value) { return value.find_first_of("\r\n", 0, 3) == std::string_view::npos; }
@@ -381,24 +384,29 @@ class Session : public std::enable_shared_from_this<Session> {
     auto& msg = parser_->get();
     keep_alive_ = msg.keep_alive();
     head_ = msg.method() == http::verb::head;
-    auto req = std::make_shared<HttpRequest>();
-    req->method = std::string(msg.method_string());
-    req->target = std::string(msg.target());
-    for (const auto& f : msg) req->headers.add(std::string(f.name_string()), std::string(f.value()));
-    req->body = std::move(msg.body());
+    // On the stack: a request answered inline (most of them) needs no shared copy.
+    HttpRequest request;
+    request.method = std::string(msg.method_string());
+    request.target = std::string(msg.target());
+    std::size_t fields = 0;
+    for (auto it = msg.begin(); it != msg.end(); ++it) ++fields;
+    request.headers.reserve(fields);
+    for (const auto& f : msg) request.headers.add(std::string(f.name_string()), std::string(f.value()));
+    request.body = std::move(msg.body());
     parser_.reset();
-    if (!req->split_target())
+    if (!request.split_target())
       return refuse(400, "bad_request", "the request target is not a path, or holds a malformed %-escape");
     if (engine_.answer_inline) {
       HttpResponse res;
       bool answered = false;
       try {
-        answered = engine_.answer_inline(*req, res);
+        answered = engine_.answer_inline(request, res);
       } catch (...) {
         answered = false;
       }
       if (answered) return write(std::move(res));
     }
+    auto req = std::make_shared<HttpRequest>(std::move(request));
     engine_.workers.submit([self = shared_from_this(), req] {
       HttpResponse res;
       try {
@@ -499,7 +507,12 @@ void HttpEngine::State::sweep() {
 }
 
 void HttpEngine::State::accept() {
-  acceptor->async_accept(net::make_strand(io), [this](beast::error_code ec, tcp::socket socket) {
+  // A connection's steps run on its strand; with one I/O thread they are serial anyway, and
+  // the strand would only add its queueing to every step of every request.
+  const net::any_io_executor executor = options.io_threads <= 1
+                                            ? net::any_io_executor(io.get_executor())
+                                            : net::any_io_executor(net::make_strand(io));
+  acceptor->async_accept(executor, [this](beast::error_code ec, tcp::socket socket) {
     if (ec == net::error::operation_aborted || !acceptor->is_open()) return;  // stop()
     if (!ec) {
       bool admit = false;

@@ -33,6 +33,8 @@ class HttpHeaders {
   // Number of fields named `name`.
   std::size_t count(std::string_view name) const;
 
+  // Makes room for `n` fields in all (no effect on the fields).
+  void reserve(std::size_t n) { fields_.reserve(n); }
   std::size_t size() const { return fields_.size(); }
   bool empty() const { return fields_.empty(); }
   std::vector<Field>::const_iterator begin() const { return fields_.begin(); }

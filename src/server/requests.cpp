@@ -134,7 +134,122 @@ void collect_texts(const nlohmann::json& value, const char* param, const ServerL
 
 }  // namespace
 
+namespace {
+
+// A reader of the plain shape nearly every embeddings request has: one flat object whose
+// values are strings or arrays of strings, printable ASCII without escapes. It builds no
+// DOM; anything else (escapes, other bytes, numbers, nesting, a repeated field, any value
+// the full parser would refuse) makes it give up, so the full parser decides and words the
+// error. Keys are compared as sent, as the full parser does.
+class PlainReader {
+ public:
+  explicit PlainReader(std::string_view text) : text_(text) {}
+
+  bool at_end() {
+    skip_space();
+    return pos_ == text_.size();
+  }
+  bool take(char c) {
+    skip_space();
+    if (pos_ == text_.size() || text_[pos_] != c) return false;
+    ++pos_;
+    return true;
+  }
+  bool peek(char c) {
+    skip_space();
+    return pos_ < text_.size() && text_[pos_] == c;
+  }
+  // A string of printable ASCII without escapes; its text (quotes excluded) into `out`.
+  bool string(std::string_view& out) {
+    if (!take('"')) return false;
+    const std::size_t start = pos_;
+    for (; pos_ < text_.size(); ++pos_) {
+      const auto c = static_cast<unsigned char>(text_[pos_]);
+      if (c == '"') {
+        out = text_.substr(start, pos_ - start);
+        ++pos_;
+        return true;
+      }
+      if (c < 0x20 || c >= 0x7f || c == '\\') return false;
+    }
+    return false;
+  }
+
+ private:
+  void skip_space() {
+    while (pos_ < text_.size() &&
+           (text_[pos_] == ' ' || text_[pos_] == '\n' || text_[pos_] == '\r' || text_[pos_] == '\t'))
+      ++pos_;
+  }
+
+  std::string_view text_;
+  std::size_t pos_ = 0;
+};
+
+}  // namespace
+
+std::optional<EmbeddingsRequest> parse_plain_embeddings_request(std::string_view body,
+                                                                const ServerLimits& limits) {
+  PlainReader in(body);
+  EmbeddingsRequest req;
+  bool has_input = false;
+  bool has_model = false;
+  bool has_format = false;
+  if (!in.take('{')) return std::nullopt;
+  if (in.take('}')) return std::nullopt;  // no input: the full parser words the refusal
+  do {
+    std::string_view key;
+    if (!in.string(key) || !in.take(':')) return std::nullopt;
+    std::string_view value;
+    if (in.take('[')) {
+      // Only `input` and unknown fields may be arrays of strings.
+      if (key == "model" || key == "encoding_format" || key == "dimensions") return std::nullopt;
+      const bool is_input = key == "input";
+      if (is_input && has_input) return std::nullopt;
+      if (in.take(']')) return std::nullopt;  // an empty array: the full parser refuses it
+      do {
+        if (!in.string(value)) return std::nullopt;
+        if (is_input) {
+          if (value.empty() || value.size() > limits.max_text_bytes ||
+              req.inputs.size() >= limits.max_texts_per_request)
+            return std::nullopt;
+          req.inputs.emplace_back(value);
+        }
+      } while (in.take(','));
+      if (!in.take(']')) return std::nullopt;
+      has_input = has_input || is_input;
+      continue;
+    }
+    if (!in.string(value)) return std::nullopt;
+    if (key == "input") {
+      if (has_input || value.empty() || value.size() > limits.max_text_bytes) return std::nullopt;
+      req.inputs.emplace_back(value);
+      has_input = true;
+    } else if (key == "model") {
+      if (has_model || value.empty()) return std::nullopt;
+      req.model = value;
+      has_model = true;
+    } else if (key == "encoding_format") {
+      if (has_format) return std::nullopt;
+      if (value == "float") req.encoding_format = EncodingFormat::kFloat;
+      else if (value == "base64") req.encoding_format = EncodingFormat::kBase64;
+      else return std::nullopt;
+      has_format = true;
+    } else if (key == "dimensions") {
+      return std::nullopt;  // a string: the full parser refuses it
+    }
+  } while (in.take(','));
+  if (!in.take('}') || !in.at_end() || !has_input) return std::nullopt;
+  return req;
+}
+
 EmbeddingsRequest parse_embeddings_request(std::string_view body, const ServerLimits& limits) {
+  if (std::optional<EmbeddingsRequest> plain = parse_plain_embeddings_request(body, limits))
+    return std::move(*plain);
+  return parse_embeddings_request_json(body, limits);
+}
+
+EmbeddingsRequest parse_embeddings_request_json(std::string_view body, const ServerLimits& limits) {
   const nlohmann::json doc = parse_object(body, false);
   EmbeddingsRequest req;
   const auto* input = field(doc, "input", "");

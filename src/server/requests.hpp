@@ -66,6 +66,16 @@ struct EmbeddingsRequest {
 // `encoding_format` other than "float"/"base64"; `dimensions` not a positive integer.
 EmbeddingsRequest parse_embeddings_request(std::string_view body, const ServerLimits& limits);
 
+// The two readers parse_embeddings_request combines, public so tests and the fuzzer can hold
+// them to the same answers. parse_plain_embeddings_request reads the plain shape nearly every
+// client sends (a flat object of strings and arrays of strings in printable ASCII, no
+// escapes) without building a JSON document, and returns nullopt for anything else, including
+// everything that would be refused; parse_embeddings_request_json parses any body with
+// nlohmann and refuses as described above. Where the plain reader answers, both agree.
+std::optional<EmbeddingsRequest> parse_plain_embeddings_request(std::string_view body,
+                                                                const ServerLimits& limits);
+EmbeddingsRequest parse_embeddings_request_json(std::string_view body, const ServerLimits& limits);
+
 // POST /api/embedding/generate: {texts: string[], model?: string, format?: "binary"|"json"}.
 struct GenerateRequest {
   std::vector<std::string> texts;
