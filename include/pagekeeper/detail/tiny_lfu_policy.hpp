@@ -439,8 +439,7 @@ inline WindowTrials::WindowTrials(std::uint64_t capacity, std::size_t entries, s
 
 inline WindowTrials::~WindowTrials() = default;
 
-inline bool WindowTrials::request(std::uint64_t h, std::uint64_t size) noexcept {
-  if (!sampled(h)) return false;
+inline bool WindowTrials::replay(std::uint64_t h, std::uint64_t size) noexcept {
   const Context cx;
   for (auto& t : trials_) {
     if (t->failed || size > t->capacity) continue;

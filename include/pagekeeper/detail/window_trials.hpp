@@ -43,7 +43,11 @@ class WindowTrials {
   // One request for hash h of `size` bytes. Returns true when a period ended and best_share()
   // may have changed. A trial that cannot allocate stops counting (it then loses every
   // comparison); the pool is not affected.
-  bool request(std::uint64_t h, std::uint64_t size) noexcept;
+  // Inline: most requests are outside the sample, and every replayed hit comes here.
+  bool request(std::uint64_t h, std::uint64_t size) noexcept {
+    if (!sampled(h)) return false;
+    return replay(h, size);
+  }
 
   double best_share() const noexcept { return kShares[best_]; }
 
@@ -60,6 +64,9 @@ class WindowTrials {
     std::uint64_t hash(const Node* n) const noexcept { return n->hash; }
   };
   struct Trial;
+
+  // request() of a sampled hash.
+  bool replay(std::uint64_t h, std::uint64_t size) noexcept;
 
   // SHARDS' spatial sample: a fixed 1/rate of the hash space (rate a power of two).
   bool sampled(std::uint64_t h) const noexcept { return (((h * 0x9e3779b97f4a7c15ULL) >> 40) & (rate_ - 1)) == 0; }
