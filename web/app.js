@@ -42,8 +42,9 @@ function cell(row, text, className) {
 }
 
 // Draws `series` ([{label, values}]) against `xs` (seconds) in the container `id`; `range`
-// fixes the y axis ([min, max]) instead of fitting it to the data.
-function setChart(id, xs, series, format, range) {
+// fixes the y axis ([min, max]) instead of fitting it to the data; `xFormat`, when given,
+// makes the x axis plain numbers printed with it instead of times.
+function setChart(id, xs, series, format, range, xFormat) {
   const el = document.getElementById(id);
   let points = 0;
   for (const s of series) for (const v of s.values) if (v !== null && v !== undefined) ++points;
@@ -61,8 +62,8 @@ function setChart(id, xs, series, format, range) {
       width: Math.max(200, el.clientWidth),
       height: 200,
       legend: {live: false},
-      scales: range ? {x: {time: true}, y: {range: range}} : {x: {time: true}},
-      axes: [{}, {values: (u, ticks) => ticks.map(format), size: 60}],
+      scales: Object.assign({x: {time: !xFormat}}, range ? {y: {range: range}} : {}),
+      axes: [xFormat ? {values: (u, ticks) => ticks.map(xFormat)} : {}, {values: (u, ticks) => ticks.map(format), size: 60}],
       series: [{}].concat(series.map((s, i) => ({
         label: s.label, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: false,
         value: (u, v) => (v === null ? "–" : format(v)),
@@ -109,11 +110,30 @@ function renderHistory(history) {
   total += setChart("chart-hit-ratio", xs,
                     poolSeries(samples, names, (p) => (p.hitRatio === null ? null : 100 * p.hitRatio)),
                     (v) => v.toFixed(0) + "%", [0, 100]);
+  // Budgets over time: what the broker gave each pool (its budget history, sampled).
+  total += setChart("chart-pool-budgets", xs, poolSeries(samples, names, (p) => p.maxBytes / MIB), fixed(1));
   total += setChart("chart-host-memory", xs, [
     {label: "used", values: samples.map((s) => (s.hostUsedBytes === null ? null : s.hostUsedBytes / GIB))},
     {label: "limit", values: samples.map((s) => (s.hostLimitBytes === null ? null : s.hostLimitBytes / GIB))},
   ], fixed(2));
   document.body.dataset.rendered = String(total);
+}
+
+// Each pool's estimated miss-ratio curve (pools that sample one), against its budget's
+// multiple: 1 is the budget it has now.
+function renderCurves(state) {
+  const pools = state.pools.filter((p) => p.utility && p.utility.curve.length);
+  const el = document.getElementById("chart-curves");
+  if (!pools.length) {
+    el.dataset.points = "0";
+    el.innerHTML = '<p class="muted">no pool samples its curve (set [broker] memory_budget_mb)</p>';
+    charts.delete("chart-curves");
+    return;
+  }
+  if (!charts.has("chart-curves")) el.textContent = "";
+  const multiples = [0.25, 0.5, 0.75, 1, 1.5, 2];
+  const series = pools.map((p) => ({label: p.name, values: p.utility.curve.map((c) => 100 * c.missRatio)}));
+  setChart("chart-curves", multiples, series, (v) => v.toFixed(0) + "%", [0, 100], (v) => v + "x");
 }
 
 function renderPools(state, history) {
@@ -219,6 +239,7 @@ async function refresh() {
     pollMs = Math.max(1000, Math.min(history.intervalMs, 10000));
     renderHistory(history);
     renderPools(state, history);
+    renderCurves(state);
     renderModels(models);
     renderAlerts(alerts);
     recordLayout();

@@ -46,18 +46,31 @@
 //     their pressure and tier are that figure's. An unknown host reading sheds nothing for
 //     the host and is reported with its reason.
 //
-// Utility (pools that also derive from PoolUtility, pool_utility.hpp):
+// Utility (pools that also derive from PoolUtility, pool_utility.hpp, and know their curve):
 //   * Under a global budget, each pass first divides it among those pools: the budget less
 //     what the other managed pools are given is theirs. When their budgets together exceed
 //     it, they are cut (fit_budgets) from the pool whose expected miss cost rises least per
 //     byte; then rebalance() moves steps of budget/64 from the pool whose cost rises least to
 //     the one whose cost falls most, while the gain beats rebalance_hysteresis of the all-miss
 //     cost (budget_allocation.hpp), at most 8 steps a pass. Accesses are counted per pass.
-//     Budgets never fall below budget/(16 * pools). New budgets go to set_budget() and into
+//     Budgets never fall below budget/(16 * pools); when the other pools' budgets leave
+//     nothing to divide, the utility pools keep theirs. New budgets go to set_budget() and into
 //     the pool's budget history (the last budget_history changes).
 //   * Shedding takes bytes first from the pool whose curve says they are worth least: pools
 //     are asked in order of the cost per byte of losing their per-pass share (pools without
 //     utility last, in proportion to usage as before), each for at most its per-pass bound.
+//
+// Thrashing (pools with a ghost of evicted keys, ResourcePool::ghost()): each pass adds a
+// pool's new misses and new ghost hits (re-loads of entries it evicted shortly before) to
+// its window. When the window holds at least thrash_window_misses misses it is judged and
+// restarted: the pool is thrashing while ghost hits make up at least thrash_ghost_share of
+// the window's misses. Every pass while it is, it raises a condition with cause thrashing
+// (tier warning, pressure the share) whose budget_wanted_bytes is the extra budget that
+// would have kept 90% of the window's re-loads resident (the ghost's depth where they were
+// found). The backoff below applies, so a pool stuck thrashing alerts once, then rarely, and
+// says "cleared" once when a window finds it no longer is. Without a global budget the
+// broker only reports; with one, rebalancing (below) acts on the same signal through the
+// curves.
 //
 // Alerts. Every pool acted on raises a condition: (pool, cause, whether it freed nothing —
 // "hot and stuck"). A condition is delivered the first time, then again only when it has
@@ -137,21 +150,28 @@ struct BrokerConfig {
   double rebalance_hysteresis = 0.01;
   // Budget changes kept per pool for snapshots.
   std::size_t budget_history = 32;
+  // A pool thrashes when re-loads of recently evicted entries (ghost hits) are at least this
+  // share of its misses over a window of at least thrash_window_misses misses; in [0, 1],
+  // 0 turns thrash alerts off.
+  double thrash_ghost_share = 0.2;
+  std::uint64_t thrash_window_misses = 64;
   // Interval of start() without an argument (the original's tick_interval).
   std::chrono::milliseconds tick_interval{5000};
   HostSheddingPolicy host_shedding;
 
   // Throws PressureConfigError unless thresholds are valid, thresholds.high <= act_above <=
   // thresholds.critical, 0 < target_fraction < act_above, tick_interval > 0 and
-  // host_shedding is valid. The message names the field, its value and the bounds.
+  // host_shedding is valid, thrash_ghost_share is in [0, 1] and thrash_window_misses > 0.
+  // The message names the field, its value and the bounds.
   void validate() const;
 };
 
 struct PressureAlert {
-  enum class Cause { pool_pressure, host_pressure, budget_pressure };
+  enum class Cause { pool_pressure, host_pressure, budget_pressure, thrashing };
   std::string tier_name;  // the pool acted on
   // What triggered the action: the pool's own pressure before eviction (pool_pressure), the
-  // host's pressure (host_pressure) or the global budget's (budget_pressure), and its tier.
+  // host's pressure (host_pressure) or the global budget's (budget_pressure), and its tier;
+  // for thrashing, the share of misses that were re-loads, and tier warning.
   double pressure = 0.0;
   PressureTier tier = PressureTier::normal;
   std::uint64_t bytes_freed = 0;  // 0 means "hot and stuck" (or a cleared condition)
@@ -166,12 +186,14 @@ struct PressureAlert {
   std::int64_t since_ms = 0;
   // One sentence for people: what happened, to which pool, why, and how often.
   std::string message;
+  // thrashing: the extra budget, in bytes, that would have kept 90% of the re-loads resident.
+  std::uint64_t budget_wanted_bytes = 0;
 };
 
 // camelCase JSON {tierName, pressure, tier, bytesFreed, actionTaken, atMs, cause,
-// occurrences, cleared, sinceMs, message}; cause is "poolPressure", "hostPressure" or
-// "budgetPressure". from_json accepts the original's shape (cause, occurrences, cleared,
-// sinceMs and message missing) and throws nlohmann::json exceptions on missing or mistyped
+// occurrences, cleared, sinceMs, message, budgetWantedBytes}; cause is "poolPressure",
+// "hostPressure", "budgetPressure" or "thrashing". from_json accepts the original's shape
+// (cause, occurrences, cleared, sinceMs, message and budgetWantedBytes missing) and throws nlohmann::json exceptions on missing or mistyped
 // fields, an unknown tier label or an unknown cause.
 void to_json(nlohmann::json& j, const PressureAlert& a);
 void from_json(const nlohmann::json& j, PressureAlert& a);
@@ -370,12 +392,15 @@ class PressureBroker {
  private:
   struct CounterCells;  // PoolReliefCounters as relaxed atomics
   struct UtilityCells;  // accesses at the last pass, budget history
+  struct ThrashCells;   // the thrash window; touched only under pass_mutex_
   struct Registration {
     std::string name;
     std::shared_ptr<ResourcePool> pool;
     std::shared_ptr<CounterCells> counters;
-    PoolUtility* utility = nullptr;  // the same object as pool, when it is one
+    // The same object as pool, when it is one and knows its curve.
+    PoolUtility* utility = nullptr;
     std::shared_ptr<UtilityCells> utility_cells;
+    std::shared_ptr<ThrashCells> thrash;
   };
   using Registry = std::vector<Registration>;
   // One alert condition's history; keyed by pool, cause and stuck-ness.
@@ -395,6 +420,9 @@ class PressureBroker {
                      std::vector<PressureAlert>& raised);
   void shed(const Registry& pools, const Measurement& m, ReliefReport& report,
             std::vector<PressureAlert>& raised);
+  // Adds this pass's misses and ghost hits to each pool's thrash window; raises the
+  // condition of every pool found thrashing.
+  void watch_thrashing(const Measurement& m, std::vector<PressureAlert>& raised);
   // Applies the backoff to this pass's raised alerts and delivers what is due.
   void deliver(std::vector<PressureAlert> raised, ReliefReport& report);
   void notify(const PoolAction& action);

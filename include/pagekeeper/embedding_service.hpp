@@ -86,6 +86,12 @@ struct EmbeddingServiceConfig {
   // Passed to the pool (see PoolConfig).
   double low_watermark = 1.0;
   std::uint32_t shards = 0;
+  // The pool's ghost of evicted keys, so re-embedding of texts evicted shortly before is
+  // counted (PoolStats::ghost_hits) and a broker can say the cache thrashes.
+  std::uint32_t ghost_max_keys = 4096;
+  // The pool's miss-ratio curve sampling (off by default: it costs hits); a broker dividing
+  // a global budget needs it on.
+  double curve_sampling_rate = 0.0;
   // Tiers below memory (local disk, Redis), asked on a miss before the embedder; null: none.
   // Vectors of models without an identity (Embedder::identity()) bypass them.
   std::shared_ptr<TierChain> tiers{};

@@ -72,6 +72,7 @@
 #include <algorithm>
 #include <atomic>
 #include <bitset>
+#include <chrono>
 #include <cstdint>
 #include <exception>
 #include <functional>
@@ -93,6 +94,7 @@
 #include "pagekeeper/detail/atomic_word.hpp"
 #include "pagekeeper/detail/chunked_table.hpp"
 #include "pagekeeper/detail/custom_policy.hpp"
+#include "pagekeeper/detail/ghost_keys.hpp"
 #include "pagekeeper/detail/key_support.hpp"
 #include "pagekeeper/detail/link_list.hpp"
 #include "pagekeeper/detail/lru_policy.hpp"
@@ -106,6 +108,7 @@
 #include "pagekeeper/detail/tiny_lfu_policy.hpp"
 #include "pagekeeper/errors.hpp"
 #include "pagekeeper/eviction_policy.hpp"
+#include "pagekeeper/pool_utility.hpp"
 #include "pagekeeper/resource_pool.hpp"
 
 namespace pagekeeper {
@@ -186,6 +189,12 @@ struct PoolConfig {
   // the hit path itself is unchanged. See PagedResourcePool::estimated_miss_ratio().
   double curve_sampling_rate = 0.0;
   std::uint32_t curve_max_samples = 4096;
+  // Ghost of evicted keys (detail/ghost_keys.hpp): how many of the most recent evictions
+  // (by the budget or the broker) are remembered by key hash over all shards, so that a
+  // re-load of one is counted (stats().ghost_hits, ghost()) with the budget that would have
+  // kept it. 0 (the default) turns it off. Touched on the eviction and insert paths only,
+  // under the shard's lock: the hit path is unchanged.
+  std::uint32_t ghost_max_keys = 0;
 };
 
 // What one load_many() call did, for per-call accounting (never a difference of global
@@ -202,7 +211,7 @@ struct LoadManyStats {
 };
 
 template <class K, class V, class Hash = std::hash<K>, class KeyEqual = std::equal_to<K>>
-class PagedResourcePool final : public ResourcePool {
+class PagedResourcePool final : public ResourcePool, public PoolUtility {
   struct Core;
   struct Entry;
 
@@ -362,6 +371,28 @@ class PagedResourcePool final : public ResourcePool {
     return core_->reuse_histogram().miss_ratio(static_cast<double>(bytes));
   }
   std::vector<EntrySnapshot> snapshot() const override { return core_->snapshot(); }
+
+  // Re-loads of entries the ghost remembered as recently evicted (PoolConfig::ghost_max_keys;
+  // nullopt when it is 0), with the extra budget each needed, since creation or clear().
+  // Takes each shard's lock in turn.
+  std::optional<GhostReading> ghost() const override { return core_->ghost_reading(); }
+
+  // PoolUtility, for a broker dividing a global budget (pool_utility.hpp). The curve is
+  // estimated_miss_ratio(); it is known only with curve_sampling_rate > 0.
+  double miss_ratio(std::uint64_t bytes) const override { return estimated_miss_ratio(bytes); }
+  bool curve_known() const override { return core_->config.curve_sampling_rate > 0.0; }
+  // Lookups (hits and misses) since creation; clear() does not lower it. Lock-free.
+  std::uint64_t accesses() const override { return core_->lookups(); }
+  // What one miss costs: the loader's measured time per byte times the bytes one loaded key
+  // brings, both moving averages over the load_or_share() / load_many() calls that ran a
+  // loader (or asked the tiers below); 0 before the first. Values inserted with insert()
+  // are not measured.
+  double miss_cost_seconds() const override { return core_->load_cost().miss_cost_seconds(); }
+  // The loader's time per byte loaded (seconds), as above; 0 before the first load.
+  double loader_seconds_per_byte() const { return core_->load_cost().seconds_per_byte; }
+  // set_max_bytes().
+  void set_budget(std::uint64_t bytes) override { set_max_bytes(bytes); }
+
   std::string tier_name() const override { return core_->config.name; }
   std::uint64_t capacity_bytes() const override { return core_->max_bytes(); }
 
@@ -505,6 +536,20 @@ class PagedResourcePool final : public ResourcePool {
   using ShardPolicy = std::variant<pool_detail::LruPolicy<Entry>, pool_detail::SizeAwareLruPolicy<Entry>,
                                    pool_detail::TinyLfuPolicy<Entry>, pool_detail::CustomPolicy<Entry>>;
 
+  struct ShardGhost {
+    explicit ShardGhost(std::size_t max_keys) : keys(max_keys) {}
+    pool_detail::GhostKeys keys;
+    pool_detail::GhostDepths depths;  // pool-wide depths (scaled by the shard count)
+    std::uint64_t hits = 0;
+  };
+
+  // Moving averages of what loads cost (see miss_cost_seconds()).
+  struct LoadCost {
+    double seconds_per_byte = 0.0;
+    double bytes_per_key = 0.0;
+    double miss_cost_seconds() const noexcept { return seconds_per_byte * bytes_per_key; }
+  };
+
   struct alignas(64) Shard {
     mutable std::shared_mutex mutex;
     // --- guarded by `mutex` held exclusively (reads of table/list with it shared) ---
@@ -525,6 +570,9 @@ class PagedResourcePool final : public ResourcePool {
     // This shard's miss-ratio samples; absent when curves are off. Written under the
     // exclusive lock, read under the shared one.
     std::optional<pool_detail::MissRatioSampler> sampler;
+    // This shard's ghost of evicted keys and the depths of its re-loads; null when off.
+    // Guarded by `mutex` held exclusively (stats read it with the lock).
+    std::unique_ptr<ShardGhost> ghost;
   };
 
   struct Core {
@@ -539,6 +587,10 @@ class PagedResourcePool final : public ResourcePool {
         if (config.curve_sampling_rate > 0.0) {
           shards[i].sampler.emplace(config.curve_sampling_rate,
                                     std::max<std::size_t>(16, config.curve_max_samples / shard_count));
+        }
+        if (config.ghost_max_keys > 0) {
+          shards[i].ghost = std::make_unique<ShardGhost>(
+              std::max<std::size_t>(16, config.ghost_max_keys / shard_count));
         }
         build_policy(shards[i].policy);
       }
@@ -795,6 +847,9 @@ class PagedResourcePool final : public ResourcePool {
       s.bytes -= size;
       total_bytes.fetch_sub(size, std::memory_order_relaxed);
       if (config.removal_listener) config.removal_listener(e->key(), e->value(), size, cause);
+      if (s.ghost && (cause == RemovalCause::kEvicted || cause == RemovalCause::kExpiredByBroker)) {
+        s.ghost->keys.remember(h, size);
+      }
       // Unpinned (the common case): nobody can pin it (pin() needs this lock) and nobody
       // holds a pin to release, so no read-modify-write is needed. The acquire pairs with
       // the last unpin's release.
@@ -991,8 +1046,18 @@ class PagedResourcePool final : public ResourcePool {
       }
       with_policy(s, [&](auto& policy) { policy.on_insert(e, context_of(s)); });
       if (s.sampler) e->curve_sampled = sample(s, h, size) ? 1 : 0;
+      if (s.ghost) recall_ghost(s, h);
       s.bytes += size;
       total_bytes.fetch_add(size, std::memory_order_relaxed);
+    }
+
+    // An insert of the key of hash h: counts a re-load if the ghost remembers its eviction.
+    // Requires: exclusive lock on s.
+    void recall_ghost(Shard& s, std::uint64_t h) const noexcept {
+      if (const auto depth = s.ghost->keys.recall(h)) {
+        ++s.ghost->hits;
+        s.ghost->depths.add(*depth * shard_count);
+      }
     }
 
     // Moves s's staged entries into its main table, detaching the older entries they
@@ -1093,6 +1158,10 @@ class PagedResourcePool final : public ResourcePool {
       low_watermark_bytes_.store(fraction_of_max(config.low_watermark), std::memory_order_relaxed);
     }
 
+    static double seconds_since(std::chrono::steady_clock::time_point start) noexcept {
+      return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    }
+
     template <class Loader>
     V invoke_loader(Loader& loader, const K& key) {
       if constexpr (std::is_invocable_v<Loader&, const K&>) {
@@ -1158,6 +1227,7 @@ class PagedResourcePool final : public ResourcePool {
       }
       std::optional<V> value;
       std::uint64_t size = 0;
+      const auto load_start = std::chrono::steady_clock::now();
       try {
         if (config.tiers) {
           const std::vector<K> one{key};
@@ -1175,6 +1245,7 @@ class PagedResourcePool final : public ResourcePool {
           value.emplace(invoke_loader(loader, key));
         }
         size = config.sizer(*value);
+        record_load(seconds_since(load_start), size, 1);
       } catch (...) {
         {
           auto lock = lock_exclusive(s);
@@ -1311,6 +1382,7 @@ class PagedResourcePool final : public ResourcePool {
       if (!to_load.empty()) {
         std::vector<V> values;
         std::vector<std::uint64_t> sizes;
+        const auto load_start = std::chrono::steady_clock::now();
         try {
           values = config.tiers
                        ? pool_detail::load_through(*config.tiers, to_load, batch_loader, local.from_tiers,
@@ -1322,7 +1394,12 @@ class PagedResourcePool final : public ResourcePool {
                             std::to_string(to_load.size()) + " keys");
           }
           sizes.reserve(values.size());
-          for (const V& v : values) sizes.push_back(config.sizer(v));
+          std::uint64_t loaded_bytes = 0;
+          for (const V& v : values) {
+            sizes.push_back(config.sizer(v));
+            loaded_bytes += sizes.back();
+          }
+          record_load(seconds_since(load_start), loaded_bytes, values.size());
         } catch (...) {
           const std::exception_ptr error = std::current_exception();
           for (std::size_t j = 0; j < ours.size(); ++j) {
@@ -1401,6 +1478,7 @@ class PagedResourcePool final : public ResourcePool {
         dropped += all.size();
         inflight_count.fetch_sub(s.inflight.size(), std::memory_order_relaxed);
         s.inflight.clear();
+        if (s.ghost) s.ghost = std::make_unique<ShardGhost>(s.ghost->keys.capacity());
         s.hits_at_clear = stripe_hits(s);
         s.misses_at_clear = stripe_misses(s);
         s.evictions.store(0, std::memory_order_relaxed);
@@ -1601,6 +1679,7 @@ class PagedResourcePool final : public ResourcePool {
           st.entry_count += s.table.size();
           st.hits += stripe_hits(s) - s.hits_at_clear;
           st.misses += stripe_misses(s) - s.misses_at_clear;
+          if (s.ghost) st.ghost_hits += s.ghost->hits;
         }
         st.pinned_count += s.pinned_entries.load(std::memory_order_relaxed);
         st.evictions += s.evictions.load(std::memory_order_relaxed);
@@ -1613,6 +1692,43 @@ class PagedResourcePool final : public ResourcePool {
       st.inflight = inflight_count.load(std::memory_order_relaxed);
       st.rejected_oversize = rejected_oversize.load(std::memory_order_relaxed);
       return st;
+    }
+
+    std::optional<GhostReading> ghost_reading() {
+      if (config.ghost_max_keys == 0) return std::nullopt;
+      GhostReading reading;
+      for (std::uint32_t i = 0; i < shard_count; ++i) {
+        Shard& s = shards[i];
+        std::unique_lock<std::shared_mutex> lock(s.mutex);
+        reading.hits += s.ghost->hits;
+        reading.depths.add(s.ghost->depths);
+      }
+      return reading;
+    }
+
+    // Lookups since creation, never lowered by clear(). Relaxed reads of the stripes.
+    std::uint64_t lookups() const noexcept {
+      std::uint64_t n = 0;
+      for (std::uint32_t i = 0; i < shard_count; ++i) n += stripe_hits(shards[i]) + stripe_misses(shards[i]);
+      return n;
+    }
+
+    // One loader call (or tier read) that took `seconds` for `keys` values of `bytes` in all.
+    void record_load(double seconds, std::uint64_t bytes, std::size_t keys) noexcept {
+      if (bytes == 0 || keys == 0) return;
+      const double per_byte = seconds / static_cast<double>(bytes);
+      const double per_key = static_cast<double>(bytes) / static_cast<double>(keys);
+      std::lock_guard<std::mutex> lock(load_cost_mutex);
+      if (load_cost_.bytes_per_key == 0.0) {
+        load_cost_ = {per_byte, per_key};
+        return;
+      }
+      load_cost_.seconds_per_byte += kLoadCostWeight * (per_byte - load_cost_.seconds_per_byte);
+      load_cost_.bytes_per_key += kLoadCostWeight * (per_key - load_cost_.bytes_per_key);
+    }
+    LoadCost load_cost() const {
+      std::lock_guard<std::mutex> lock(load_cost_mutex);
+      return load_cost_;
     }
 
     std::vector<EntrySnapshot> snapshot() {
@@ -1695,6 +1811,10 @@ class PagedResourcePool final : public ResourcePool {
     std::atomic<std::uint32_t> rotor{0};
     // Whether the policy ranks the whole pool at once (set once, at construction).
     bool orders_across_shards = false;
+    // Each load's weight in the moving averages of its cost.
+    static constexpr double kLoadCostWeight = 0.1;
+    mutable std::mutex load_cost_mutex;
+    LoadCost load_cost_;  // guarded by load_cost_mutex
   };
 
   std::shared_ptr<Core> core_;

@@ -31,6 +31,9 @@ class PoolUtility {
   // Estimated fraction of accesses that would miss with a budget of `bytes`, in [0, 1]
   // (for example from SHARDS sampling, detail/miss_ratio_sampler.hpp).
   virtual double miss_ratio(std::uint64_t bytes) const = 0;
+  // Whether miss_ratio() says anything: false for a pool that estimates no curve (then the
+  // broker manages it as a pool without utility). Fixed for the object's lifetime.
+  virtual bool curve_known() const { return true; }
   // Accesses served so far; never decreases (the broker takes differences between passes).
   virtual std::uint64_t accesses() const = 0;
   // The cost of one miss, in seconds.

@@ -10,8 +10,11 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "pagekeeper/detail/ghost_keys.hpp"
 
 namespace pagekeeper {
 
@@ -34,6 +37,17 @@ struct PoolStats {
   std::uint64_t inflight = 0;
   // Values refused because they were larger than max_bytes on their own.
   std::uint64_t rejected_oversize = 0;
+  // Re-loads of entries evicted shortly before (found in the pool's ghost of evicted keys;
+  // 0 when it keeps none). Each is also a miss.
+  std::uint64_t ghost_hits = 0;
+};
+
+// Re-loads of recently evicted entries, counted since the pool was created or cleared, with
+// how deep in the eviction history each was found: the bytes evicted after it plus its own,
+// which is the extra budget that would have kept it resident.
+struct GhostReading {
+  std::uint64_t hits = 0;
+  pool_detail::GhostDepths depths;  // hits by depth in bytes
 };
 
 // One resident entry as seen from outside. Times are milliseconds on the process's
@@ -71,6 +85,8 @@ class ResourcePool {
   virtual std::uint64_t evict_at_least(std::uint64_t bytes) = 0;
   virtual std::vector<EntrySnapshot> snapshot() const = 0;
   virtual PoolStats stats() const = 0;
+  // The pool's ghost of evicted keys; nullopt when it keeps none (the default).
+  virtual std::optional<GhostReading> ghost() const { return std::nullopt; }
 };
 
 }  // namespace pagekeeper

@@ -18,8 +18,9 @@
 //   [[embedding.models]]  one table per model: name, backend ("llama" | "openai" |
 //                "lexical"), aliases, and the backend's keys (see EmbeddingModelConfig)
 //   [broker]     tick_ms, act_above, target_fraction, memory_budget_mb (0: what the host
-//                allows when host_memory is on, else none), rebalance_hysteresis,
-//                host_memory (bool)
+//                allows when host_memory is on, else none; when set, the embedding cache
+//                samples its miss-ratio curve), rebalance_hysteresis, thrash_ghost_share,
+//                thrash_window_misses, host_memory (bool)
 //   [adapters]   budget_mb (per-persona budget; 0 = derived from the memory budget),
 //                base_model (a GGUF model: activations then load the adapters' LoRA files
 //                onto it with llama.cpp), adapter_dir (where relative adapter paths are),

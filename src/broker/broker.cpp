@@ -41,6 +41,21 @@ struct PressureBroker::UtilityCells {
   std::deque<BudgetChange> history;
 };
 
+// A pool's misses and ghost hits at the last pass, and the window being gathered.
+struct PressureBroker::ThrashCells {
+  bool primed = false;  // the last_* fields hold a reading
+  std::uint64_t last_misses = 0;
+  std::uint64_t last_ghost_hits = 0;
+  pool_detail::GhostDepths last_depths;
+  std::uint64_t window_misses = 0;
+  std::uint64_t window_ghost_hits = 0;
+  pool_detail::GhostDepths window_depths;
+  // The verdict of the last window judged.
+  bool thrashing = false;
+  double share = 0.0;
+  std::uint64_t budget_wanted = 0;
+};
+
 namespace {
 
 constexpr auto kRelaxed = std::memory_order_relaxed;
@@ -119,6 +134,14 @@ void BrokerConfig::validate() const {
     throw PressureConfigError("rebalance_hysteresis must be in [0, 1), got " +
                               std::to_string(rebalance_hysteresis));
   }
+  if (!(std::isfinite(thrash_ghost_share) && thrash_ghost_share >= 0.0 &&
+        thrash_ghost_share <= 1.0)) {
+    throw PressureConfigError("thrash_ghost_share must be in [0, 1], got " +
+                              std::to_string(thrash_ghost_share));
+  }
+  if (thrash_window_misses == 0) {
+    throw PressureConfigError("thrash_window_misses must be positive, got 0");
+  }
   if (tick_interval.count() <= 0) {
     throw PressureConfigError("tick_interval must be positive, got " +
                               std::to_string(tick_interval.count()) + " ms");
@@ -143,8 +166,9 @@ std::shared_ptr<const PressureBroker::Registry> PressureBroker::registry() const
 void PressureBroker::register_pool(std::shared_ptr<ResourcePool> pool) {
   if (!pool) throw std::invalid_argument("PressureBroker::register_pool: null pool");
   auto* utility = dynamic_cast<PoolUtility*>(pool.get());
+  if (utility != nullptr && !utility->curve_known()) utility = nullptr;
   Registration entry{pool->tier_name(), std::move(pool), std::make_shared<CounterCells>(),
-                     utility, nullptr};
+                     utility, nullptr, std::make_shared<ThrashCells>()};
   if (entry.utility != nullptr) {
     entry.utility_cells = std::make_shared<UtilityCells>();
     entry.utility_cells->last_accesses = entry.utility->accesses();
@@ -246,6 +270,7 @@ const char* cause_key(PressureAlert::Cause cause) {
     case PressureAlert::Cause::pool_pressure: return "pool";
     case PressureAlert::Cause::host_pressure: return "host";
     case PressureAlert::Cause::budget_pressure: return "budget";
+    case PressureAlert::Cause::thrashing: return "thrashing";
   }
   return "pool";
 }
@@ -269,6 +294,26 @@ std::string describe(const PressureAlert& a) {
       why = "the pools together are near the global memory budget (" + std::string(figure) +
             ") and pool '" + a.tier_name + "' was asked to shed";
       break;
+    case PressureAlert::Cause::thrashing: {
+      char share[32];
+      std::snprintf(share, sizeof share, "%.0f%%", 100.0 * a.pressure);
+      if (a.cleared) {
+        return "cleared: pool '" + a.tier_name + "' no longer thrashes (re-loads of entries it "
+               "evicted shortly before are a small share of its misses again), after " +
+               std::to_string(a.occurrences) + " consecutive pass(es) since " +
+               format_utc(a.since_ms);
+      }
+      why = "pool '" + a.tier_name + "' is thrashing: " + share +
+            " of its misses re-load entries it evicted shortly before";
+      std::string text = why + "; about " + format_bytes(a.budget_wanted_bytes) +
+                         " more budget would have kept 90% of them";
+      if (a.occurrences > 1) {
+        text += " (" + std::to_string(a.occurrences) + " consecutive passes since " +
+                format_utc(a.since_ms) + "; next report after " +
+                std::to_string(a.occurrences * 2) + ")";
+      }
+      return text;
+    }
   }
   if (a.cleared) {
     return "cleared: " + why + " no longer holds, after " + std::to_string(a.occurrences) +
@@ -434,6 +479,7 @@ ReliefReport PressureBroker::relieve() {
   std::vector<PressureAlert> raised;
   relieve_pools(*pools, m, report, raised);
   if (host_ || config_.memory_budget_bytes > 0) shed(*pools, m, report, raised);
+  if (config_.thrash_ghost_share > 0.0) watch_thrashing(m, raised);
   deliver(std::move(raised), report);
 
   report.triggered = report.bytes_freed > 0;
@@ -471,6 +517,9 @@ void PressureBroker::divide_budget(const Measurement& m, ReliefReport& report) {
   }
   if (demand.empty()) return;
   const std::uint64_t total = config_.memory_budget_bytes - std::min(config_.memory_budget_bytes, others);
+  // The other pools' budgets leave nothing to divide: keep the utility pools' budgets rather
+  // than cut them to nothing (shedding still applies to every pool).
+  if (total == 0) return;
   const std::uint64_t minimum = total / (16 * demand.size());
   for (auto& d : demand) d.min_budget = std::min(minimum, d.budget);
   const RebalanceOptions options{std::max<std::uint64_t>(total / 64, 1),
@@ -499,6 +548,61 @@ void PressureBroker::divide_budget(const Measurement& m, ReliefReport& report) {
       }
     }
     report.budget_changes.emplace_back(r.name, change);
+  }
+}
+
+void PressureBroker::watch_thrashing(const Measurement& m, std::vector<PressureAlert>& raised) {
+  for (const auto& p : m.pools) {
+    const Registration& r = *p.registration;
+    std::optional<GhostReading> ghost;
+    std::uint64_t misses = 0;
+    try {
+      ghost = r.pool->ghost();
+      if (!ghost) continue;
+      misses = r.pool->stats().misses;
+    } catch (const std::exception& e) {
+      spdlog::error("pressure broker: reading pool '{}' for thrashing failed: {}", r.name,
+                    e.what());
+      continue;
+    }
+    ThrashCells& t = *r.thrash;
+    // A first reading, or counters that went back (the pool was cleared): start afresh.
+    if (!t.primed || misses < t.last_misses || ghost->hits < t.last_ghost_hits) {
+      t = ThrashCells{};
+      t.primed = true;
+      t.last_misses = misses;
+      t.last_ghost_hits = ghost->hits;
+      t.last_depths = ghost->depths;
+      continue;
+    }
+    t.window_misses += misses - t.last_misses;
+    t.window_ghost_hits += ghost->hits - t.last_ghost_hits;
+    for (std::size_t b = 0; b < t.window_depths.count.size(); ++b) {
+      t.window_depths.count[b] += ghost->depths.count[b] - std::min(ghost->depths.count[b],
+                                                                    t.last_depths.count[b]);
+    }
+    t.last_misses = misses;
+    t.last_ghost_hits = ghost->hits;
+    t.last_depths = ghost->depths;
+    if (t.window_misses >= config_.thrash_window_misses) {
+      t.share = static_cast<double>(t.window_ghost_hits) / static_cast<double>(t.window_misses);
+      t.thrashing = t.share >= config_.thrash_ghost_share;
+      t.budget_wanted = t.thrashing ? t.window_depths.quantile_bytes(0.9) : 0;
+      t.window_misses = 0;
+      t.window_ghost_hits = 0;
+      t.window_depths = {};
+    }
+    if (!t.thrashing) continue;
+    PressureAlert alert;
+    alert.tier_name = r.name;
+    alert.pressure = t.share;
+    alert.tier = PressureTier::warning;
+    alert.bytes_freed = 0;
+    alert.action_taken = false;
+    alert.at_ms = unix_ms();
+    alert.cause = PressureAlert::Cause::thrashing;
+    alert.budget_wanted_bytes = t.budget_wanted;
+    raised.push_back(std::move(alert));
   }
 }
 

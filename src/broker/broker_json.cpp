@@ -13,6 +13,7 @@ const char* cause_label(PressureAlert::Cause cause) {
     case PressureAlert::Cause::pool_pressure: return "poolPressure";
     case PressureAlert::Cause::host_pressure: return "hostPressure";
     case PressureAlert::Cause::budget_pressure: return "budgetPressure";
+    case PressureAlert::Cause::thrashing: return "thrashing";
   }
   return "poolPressure";
 }
@@ -25,7 +26,7 @@ void to_json(nlohmann::json& j, const PressureAlert& a) {
                      {"actionTaken", a.action_taken}, {"atMs", a.at_ms},
                      {"cause", cause_label(a.cause)}, {"occurrences", a.occurrences},
                      {"cleared", a.cleared},          {"sinceMs", a.since_ms},
-                     {"message", a.message}};
+                     {"message", a.message},          {"budgetWantedBytes", a.budget_wanted_bytes}};
 }
 
 void from_json(const nlohmann::json& j, PressureAlert& a) {
@@ -45,7 +46,7 @@ void from_json(const nlohmann::json& j, PressureAlert& a) {
     const auto cause = it->get<std::string>();
     bool known = false;
     for (auto c : {PressureAlert::Cause::pool_pressure, PressureAlert::Cause::host_pressure,
-                   PressureAlert::Cause::budget_pressure}) {
+                   PressureAlert::Cause::budget_pressure, PressureAlert::Cause::thrashing}) {
       if (cause == cause_label(c)) {
         a.cause = c;
         known = true;
@@ -59,6 +60,7 @@ void from_json(const nlohmann::json& j, PressureAlert& a) {
   a.cleared = j.value("cleared", false);
   a.since_ms = j.value("sinceMs", a.at_ms);
   a.message = j.value("message", std::string());
+  a.budget_wanted_bytes = j.value("budgetWantedBytes", std::uint64_t{0});
 }
 
 void to_json(nlohmann::json& j, const PoolAction& a) {

@@ -15,7 +15,8 @@ void to_json(nlohmann::json& j, const PoolStats& s) {
                      {"missCount", s.misses},
                      {"evictionCount", s.evictions},
                      {"inflightCount", s.inflight},
-                     {"rejectedOversize", s.rejected_oversize}};
+                     {"rejectedOversize", s.rejected_oversize},
+                     {"ghostHits", s.ghost_hits}};
 }
 
 void to_json(nlohmann::json& j, const EntrySnapshot& e) {

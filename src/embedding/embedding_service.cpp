@@ -28,6 +28,8 @@ EmbeddingService::Pool::Config pool_config(const EmbeddingServiceConfig& config,
   pc.low_watermark = config.low_watermark;
   pc.shards = config.shards;
   pc.key_formatter = [](const EmbeddingKey& key) { return key.to_string(); };
+  pc.ghost_max_keys = config.ghost_max_keys;
+  pc.curve_sampling_rate = config.curve_sampling_rate;
   return pc;
 }
 
@@ -126,7 +128,7 @@ struct EmbeddingService::Storage {
   std::vector<std::unique_ptr<VectorSlab>> slabs;  // guarded by `mutex`
 };
 
-class EmbeddingService::TrimmingTier final : public ResourcePool {
+class EmbeddingService::TrimmingTier final : public ResourcePool, public PoolUtility {
  public:
   TrimmingTier(std::shared_ptr<Pool> pool, std::shared_ptr<Storage> storage)
       : pool_(std::move(pool)), storage_(std::move(storage)) {}
@@ -142,6 +144,16 @@ class EmbeddingService::TrimmingTier final : public ResourcePool {
   }
   std::vector<EntrySnapshot> snapshot() const override { return pool_->snapshot(); }
   PoolStats stats() const override { return pool_->stats(); }
+  std::optional<GhostReading> ghost() const override { return pool_->ghost(); }
+
+  // The pool's utility; set_budget() trims the storage when it shrank the cache.
+  double miss_ratio(std::uint64_t bytes) const override { return pool_->miss_ratio(bytes); }
+  bool curve_known() const override { return pool_->curve_known(); }
+  std::uint64_t accesses() const override { return pool_->accesses(); }
+  double miss_cost_seconds() const override { return pool_->miss_cost_seconds(); }
+  void set_budget(std::uint64_t bytes) override {
+    if (pool_->set_max_bytes(bytes) > 0) storage_->trim();
+  }
 
  private:
   std::shared_ptr<Pool> pool_;

@@ -446,6 +446,10 @@ ServerConfig parse_server_config(std::string_view toml_text, std::string_view so
     r.integer("memory_budget_mb", budget_mb, 0, 1 << 24);
     config.broker.memory_budget_bytes = static_cast<std::uint64_t>(budget_mb) << 20;
     r.real("rebalance_hysteresis", config.broker.rebalance_hysteresis);
+    r.real("thrash_ghost_share", config.broker.thrash_ghost_share);
+    std::int64_t window = static_cast<std::int64_t>(config.broker.thrash_window_misses);
+    r.integer("thrash_window_misses", window, 1, std::int64_t{1} << 40);
+    config.broker.thrash_window_misses = static_cast<std::uint64_t>(window);
     r.boolean("host_memory", config.host_memory);
   }
   if (const auto* t = table("tiers")) {

@@ -180,6 +180,9 @@ std::shared_ptr<EmbeddingService> make_embeddings(const ServerConfig& config, Da
   EmbeddingServiceConfig ec;
   ec.max_bytes = config.embedding_budget_bytes;
   ec.policy = config.cache_policy;
+  // A global budget is divided by the pools' curves: the cache must estimate its own (fixed
+  // size SHARDS: rate 1 until curve_max_samples keys, then lower).
+  if (config.broker.memory_budget_bytes > 0) ec.curve_sampling_rate = 1.0;
   auto models = std::make_shared<ModelRegistry>("lexical");
   LexicalEmbedderOptions lex;
   lex.dimensions = config.lexical_dimensions;

@@ -60,6 +60,9 @@ TEST(DashboardChromium, ChartsFilledFromHistoryAndReadableAt1280) {
 
   ServerConfig config = small_config();
   config.history_interval = std::chrono::milliseconds(100);
+  // A global budget: the broker divides it by the pools' curves, which the embedding cache
+  // then samples (the curve chart draws them).
+  config.broker.memory_budget_bytes = std::uint64_t{16} << 20;
   // The host's memory, simulated at 99% of 1 GiB: the broker sheds for it on every pass and
   // reports the same condition again and again (alerts that the page must group).
   auto host = std::make_shared<SimulatedHostMemory>(std::uint64_t{1} << 30, (std::uint64_t{1} << 30) / 100 * 99);
@@ -101,7 +104,8 @@ TEST(DashboardChromium, ChartsFilledFromHistoryAndReadableAt1280) {
   std::filesystem::remove_all(profile);
 
   ASSERT_GT(attribute_of(dom, "", "data-rendered"), 0) << dom.substr(0, 3000);
-  for (const char* chart : {"chart-requests", "chart-latency", "chart-pool-bytes", "chart-hit-ratio", "chart-host-memory"})
+  for (const char* chart : {"chart-requests", "chart-latency", "chart-pool-bytes", "chart-hit-ratio", "chart-pool-budgets",
+                            "chart-curves", "chart-host-memory"})
     EXPECT_GE(attribute_of(dom, chart, "data-points"), 2) << chart << " is empty after traffic";
   const long scroll = attribute_of(dom, "", "data-scroll-width");
   const long client = attribute_of(dom, "", "data-client-width");

@@ -242,6 +242,7 @@ TEST(ServerE2E, MetricsExposePoolsBrokerAndPerRouteHistograms) {
         "pagekeeper_broker_effective_passes_total 0", "pagekeeper_pool_own_pressure{pool=\"embedding-cache\"} 0",
         "pagekeeper_pool_shed_bytes_total{pool=\"embedding-cache\"} 0", "pagekeeper_broker_alerts_suppressed_total 0",
         "# TYPE pagekeeper_pool_miss_ratio_estimate gauge",
+        "pagekeeper_pool_ghost_hits_total{pool=\"embedding-cache\"} 0",
         // One vector: the first 64 KiB block of the 384-dimension storage (vectors alive may
         // still count a response's copy, so only the family is checked).
         "pagekeeper_embedding_storage_bytes{dimensions=\"384\"} 65536",
@@ -336,6 +337,43 @@ TEST(ServerE2E, AFittingWorkingSetIsAllHitsEveryRoundWithTheBrokerTicking) {
   const json state = parsed(post(c, "/api/system/pressure-broker-state", json::object()));
   EXPECT_EQ(state["evictionsFired"].get<int>(), 0);
   EXPECT_EQ(state["globalTier"], "normal");
+}
+
+// The same cache cycled through 1.3 times what it holds: the texts it evicted come back, the
+// metric counts the re-loads and one thrashing alert says how much more budget would help.
+TEST(ServerE2E, AWorkingSetPastTheBudgetCountsGhostHitsAndAlertsThrashing) {
+  TestServer s;
+  auto c = s.client();
+  constexpr int kTexts = 3341;  // 1.3 x the 2,570 vectors of 1,632 bytes in 4 MiB
+  for (int r = 0; r < 3; ++r) {
+    for (int begin = 0; begin < kTexts; begin += 800) {
+      json texts = json::array();
+      for (int i = begin; i < std::min(begin + 800, kTexts); ++i) texts.push_back("cycled " + std::to_string(i));
+      ASSERT_EQ(post(c, "/v1/embeddings", {{"input", texts}})->status, 200);
+    }
+  }
+  const auto thrashing_alerts = [&] {
+    std::vector<json> found;
+    const json answer = parsed(post(c, "/api/system/pressure-alerts", json::object()));
+    for (const auto& a : answer["alerts"]) {
+      if (a["cause"] == "thrashing" && !a["cleared"].get<bool>()) found.push_back(a);
+    }
+    return found;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (thrashing_alerts().empty() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const auto alerts = thrashing_alerts();
+  ASSERT_FALSE(alerts.empty());  // then again after 2, 4, 8 ... passes while it holds
+  EXPECT_EQ(alerts[0]["occurrences"], 1);
+  EXPECT_EQ(alerts[0]["tierName"], "embedding-cache");
+  EXPECT_GT(alerts[0]["budgetWantedBytes"].get<std::uint64_t>(), 0u);
+  const std::string metrics = c.Get("/metrics")->body;
+  const std::string needle = "pagekeeper_pool_ghost_hits_total{pool=\"embedding-cache\"} ";
+  const auto at = metrics.find(needle);
+  ASSERT_NE(at, std::string::npos) << metrics;
+  EXPECT_GT(std::stod(metrics.substr(at + needle.size())), 1000.0);
 }
 
 TEST(ServerE2E, EmbedderFailureIs5xxAndCachesNothing) {
