@@ -388,6 +388,9 @@ class PressureBroker {
   // after the pass in progress. No-op when not running.
   void stop();
   bool running() const;
+  // True while the background thread waits for its next pass (started, not in a pass): a
+  // stop() now only has to wake it. Lets a caller (a test) order itself after that point.
+  bool waiting_for_next_pass() const;
 
  private:
   struct CounterCells;  // PoolReliefCounters as relaxed atomics
@@ -456,6 +459,7 @@ class PressureBroker {
   std::condition_variable worker_cv_;
   bool stop_requested_ = false;  // guarded by worker_mutex_
   bool running_ = false;         // guarded by worker_mutex_
+  bool worker_waiting_ = false;  // guarded by worker_mutex_
   std::thread worker_;           // guarded by lifecycle_mutex_
 };
 

@@ -892,12 +892,20 @@ bool PressureBroker::running() const {
   return running_;
 }
 
+bool PressureBroker::waiting_for_next_pass() const {
+  std::lock_guard lock(worker_mutex_);
+  return worker_waiting_;
+}
+
 void PressureBroker::run_background(std::chrono::milliseconds interval) {
   using Clock = std::chrono::steady_clock;
   auto next = Clock::now() + interval;
   std::unique_lock lock(worker_mutex_);
   while (true) {
-    if (worker_cv_.wait_until(lock, next, [this] { return stop_requested_; })) return;
+    worker_waiting_ = true;
+    const bool stopping = worker_cv_.wait_until(lock, next, [this] { return stop_requested_; });
+    worker_waiting_ = false;
+    if (stopping) return;
     lock.unlock();
     try {
       relieve();

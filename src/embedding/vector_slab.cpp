@@ -408,6 +408,7 @@ VectorSlab::Stats VectorSlab::stats() const {
     stats.spare_bytes = core_->spare.bytes;
   }
   stats.blocks_mapped_ahead = core_->blocks_mapped_ahead;
+  stats.map_ahead_pending = core_->ahead_requested;
   stats.live_vectors = core_->refs.load(std::memory_order_relaxed) - 1;  // less this object's
   stats.chunk_bytes = core_->chunk_bytes;
   return stats;

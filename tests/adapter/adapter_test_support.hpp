@@ -12,25 +12,13 @@
 #include <string>
 
 #include "pagekeeper/adapter_loader.hpp"
+#include "support/manual_clock.hpp"
 
 namespace pagekeeper::adapter_test {
 
 inline constexpr std::uint64_t kMiB = 1024 * 1024;
 
-// A clock the test moves by hand (milliseconds), shared with the pager.
-class ManualClock {
- public:
-  explicit ManualClock(std::int64_t start_ms = 0) : now_(std::make_shared<std::atomic<std::int64_t>>(start_ms)) {}
-  void set(std::int64_t ms) { now_->store(ms); }
-  void advance(std::int64_t ms) { now_->fetch_add(ms); }
-  std::int64_t now() const { return now_->load(); }
-  std::function<std::int64_t()> fn() const {
-    return [now = now_] { return now->load(); };
-  }
-
- private:
-  std::shared_ptr<std::atomic<std::int64_t>> now_;
-};
+using test_support::ManualClock;
 
 inline AdapterInfo adapter(std::string name, std::string domain, std::uint64_t size_bytes,
                            double priority = 0.5, std::int64_t last_used_ms = 0) {

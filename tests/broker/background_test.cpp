@@ -61,7 +61,7 @@ TEST(BrokerBackground, StopReturnsWithin100msEvenWithAFiveSecondInterval) {
   PressureBroker broker;
   broker.register_pool(FakeTier::make("kv", 1000, 1100));
   broker.start(5s);
-  std::this_thread::sleep_for(20ms);  // let the thread reach its wait
+  ASSERT_TRUE(eventually([&] { return broker.waiting_for_next_pass(); }));
   const auto before = Clock::now();
   broker.stop();
   EXPECT_LT(Clock::now() - before, 100ms);

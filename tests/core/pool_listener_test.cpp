@@ -13,11 +13,13 @@
 #include <gtest/gtest.h>
 
 #include "pagekeeper/pool.hpp"
+#include "support/manual_clock.hpp"
 
 namespace pagekeeper {
 namespace {
 
 using StrPool = PagedResourcePool<std::string, std::uint64_t>;
+using test_support::ManualClock;
 
 struct Removal {
   std::string key;
@@ -134,13 +136,6 @@ TEST(PoolRemovalListener, APinnedValueIsHeardOnRemovalAndStaysReadable) {
   EXPECT_EQ(*handle, 10u);
 }
 
-// A clock the test moves by hand.
-struct ManualClock {
-  std::shared_ptr<std::atomic<std::int64_t>> now = std::make_shared<std::atomic<std::int64_t>>(1'000'000);
-  std::int64_t operator()() const { return now->load(); }
-  void advance(std::int64_t ms) const { now->fetch_add(ms); }
-};
-
 // A one-shard LRU pool of values that weigh what they say, on `clock`.
 std::unique_ptr<StrPool> make_clocked_pool(const ManualClock& clock, std::uint64_t max_bytes,
                                            std::uint32_t lru_refresh_ms) {
@@ -156,7 +151,7 @@ std::unique_ptr<StrPool> make_clocked_pool(const ManualClock& clock, std::uint64
 }
 
 TEST(PoolClock, RecencyAndLoadTimesFollowTheInjectedClock) {
-  ManualClock clock;
+  ManualClock clock{1'000'000};
   auto owned = make_clocked_pool(clock, 100, 0);
   StrPool& pool = *owned;
   clock.advance(5'000);
@@ -171,7 +166,7 @@ TEST(PoolClock, RecencyAndLoadTimesFollowTheInjectedClock) {
 }
 
 TEST(PoolClock, PromotionDelayIsMeasuredOnTheInjectedClock) {
-  ManualClock clock;
+  ManualClock clock{1'000'000};
   auto owned = make_clocked_pool(clock, 30, 100);
   StrPool& pool = *owned;
   pool.insert("a", 10);

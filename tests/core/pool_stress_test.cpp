@@ -160,7 +160,7 @@ void run_mixed_workload(bool with_clear, bool tiny_lfu = false) {
       clears.fetch_add(1);
       pool->clear();
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // paces the checks; orders nothing
   }
   stop = true;
   for (auto& t : threads) t.join();
@@ -297,7 +297,7 @@ TEST(PoolStress, PinnedEntriesSurviveConcurrentPressure) {
       ++hits_per_check;
     }
     EXPECT_EQ(pool->verify_invariants(), "");
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // paces the checks; orders nothing
   }
   stop = true;
   for (auto& th : threads) th.join();

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <functional>
 #include <set>
 #include <chrono>
 #include <future>
@@ -14,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "pagekeeper/pool.hpp"
+#include "support/manual_clock.hpp"
 
 namespace pagekeeper {
 namespace {
@@ -31,7 +33,8 @@ std::string numbered(const char* prefix, int i) {
 // A pool whose values weigh what they say.
 std::shared_ptr<StrPool> make_pool(std::uint64_t max_bytes, std::uint32_t shards = 1,
                                    double watermark = 1.0,
-                                   EvictionPolicy<std::uint64_t> policy = EvictionPolicy<std::uint64_t>::lru()) {
+                                   EvictionPolicy<std::uint64_t> policy = EvictionPolicy<std::uint64_t>::lru(),
+                                   std::function<std::int64_t()> clock = {}) {
   PoolConfig<std::string, std::uint64_t> c;
   c.name = "test";
   c.max_bytes = max_bytes;
@@ -39,6 +42,7 @@ std::shared_ptr<StrPool> make_pool(std::uint64_t max_bytes, std::uint32_t shards
   c.policy = policy;
   c.low_watermark = watermark;
   c.shards = shards;
+  c.clock = std::move(clock);
   return std::make_shared<StrPool>(c);
 }
 
@@ -85,8 +89,13 @@ TEST(Pool, SingleFlightThreeCallersOneLoad) {
   std::promise<void> started;
   auto started_future = started.get_future().share();
   auto loader = [&] {
-    if (loads.fetch_add(1) == 0) started.set_value();
-    std::this_thread::sleep_for(10ms);
+    if (loads.fetch_add(1) == 0) {
+      started.set_value();
+      // Holds the load until both other callers have missed, so they find it in flight (or,
+      // at worst, the loaded value): never a load of their own.
+      const auto deadline = std::chrono::steady_clock::now() + 10s;
+      while (pool->stats().misses < 3 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+    }
     return std::uint64_t{42};
   };
   auto first = std::async(std::launch::async, [&] { return pool->load_or_share("k", loader); });
@@ -97,6 +106,7 @@ TEST(Pool, SingleFlightThreeCallersOneLoad) {
   EXPECT_EQ(second.get(), 42u);
   EXPECT_EQ(third.get(), 42u);
   EXPECT_EQ(loads.load(), 1);
+  EXPECT_EQ(pool->stats().misses, 3u);
   EXPECT_EQ(pool->stats().entry_count, 1u);
   EXPECT_EQ(pool->stats().inflight, 0u);
 }
@@ -246,11 +256,12 @@ TEST(Pool, TraitSurface) {
 // Regression for the original's sign bug: negated timestamps evicted the most recently used.
 TEST(Pool, LruEvictsTheLeastRecentlyUsed) {
   for (std::uint32_t shards : {1u, 8u}) {
-    auto pool = make_pool(1000, shards);
+    const test_support::ManualClock clock(1'000'000);
+    auto pool = make_pool(1000, shards, 1.0, EvictionPolicy<std::uint64_t>::lru(), clock.fn());
     pool->insert("old", 10);
-    std::this_thread::sleep_for(20ms);
+    clock.advance(20);
     pool->insert("new", 10);
-    std::this_thread::sleep_for(20ms);
+    clock.advance(20);
     ASSERT_TRUE(pool->get("new"));
     pool->evict_at_least(1);
     EXPECT_FALSE(pool->contains("old")) << shards << " shards";

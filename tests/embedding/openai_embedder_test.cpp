@@ -342,7 +342,7 @@ TEST(OpenAIEmbedder, ResponseWithoutIndexesIsTakenInArrayOrder) {
 
 TEST(OpenAIEmbedder, ReadTimeoutIsAnError) {
   EmbeddingsServer server([](int, const httplib::Request& req, httplib::Response& res) {
-    std::this_thread::sleep_for(1500ms);
+    std::this_thread::sleep_for(1500ms);  // a server slower than the read timeout, simulated
     answer_json(res, good_answer(req.body, 4));
   });
   auto config = config_for(server.url());

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <deque>
 #include <memory>
@@ -122,7 +123,9 @@ TEST(VectorSlabConcurrency, SharedCopiesDroppedTogetherAndTrimBeside) {
 // trim() gives pages back while 3 threads make and drop vectors, each keeping a random
 // window of them: chunks over given-back pages are handed out again and come back whole, no
 // held vector is touched, and at the end everything goes back. Runs until the trimmer has
-// given pages back 100 times (or a step limit).
+// given pages back 100 times, or past a step limit once it has given back at least once: on
+// a loaded machine the trimmer may not run at all while the workers take their steps, so
+// they go on (up to a deadline) until it has.
 TEST(VectorSlabConcurrency, PagesGivenBackBesideMakesAndDrops) {
   // 272-byte chunks: a run of 16 free neighbours covers a page.
   VectorSlab slab(kDims, VectorSlab::Options{.first_block_bytes = 64 << 10, .max_block_bytes = 256 << 10});
@@ -141,7 +144,14 @@ TEST(VectorSlabConcurrency, PagesGivenBackBesideMakesAndDrops) {
       std::mt19937 rng(7 + t);
       std::vector<std::pair<EmbeddingVector, int>> window;
       int next_tag = t * 1000000;
-      for (int step = 0; step < 400000 && trims_that_gave_back.load() < 100; ++step) {
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+      auto more_steps = [&](int step) {
+        const int trims = trims_that_gave_back.load();
+        if (trims >= 100) return false;
+        if (step < 400000) return true;
+        return trims == 0 && (step % 1024 != 0 || std::chrono::steady_clock::now() < deadline);
+      };
+      for (int step = 0; more_steps(step); ++step) {
         if (window.size() < 400 && rng() % 3 != 0) {
           window.emplace_back(tagged(slab, next_tag), next_tag);
           ++next_tag;

@@ -249,7 +249,8 @@ TEST(VectorSlab, WithoutMapAheadNothingIsMappedBeforeItIsNeeded) {
   VectorSlab slab(kDims, VectorSlab::Options{.first_block_bytes = kBlock, .max_block_bytes = kBlock});
   std::vector<EmbeddingVector> held;
   for (std::size_t i = 0; i < kChunksPerBlock; ++i) held.push_back(tagged(slab, static_cast<int>(i)));
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  // Without map-ahead there is no thread and no request: nothing can arrive later.
+  EXPECT_FALSE(slab.stats().map_ahead_pending);
   EXPECT_EQ(slab.stats().blocks, 1u);
   EXPECT_EQ(slab.stats().spare_bytes, 0u);
   held.push_back(tagged(slab, 0));
@@ -287,8 +288,11 @@ TEST(VectorSlab, TrimCancelsABlockBeingMappedAhead) {
     for (std::size_t i = 0; i < kBigChunks / 2 + 1; ++i) held.push_back(tagged(slab, round));
     held.resize(1);  // one live vector keeps the first block
     slab.trim();     // the request for the next block is out (the thread may not have started)
-    // Long enough for the thread to map and populate 2 MiB many times over.
-    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    // Once the thread has finished the request, its block has arrived and been dealt with.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (slab.stats().map_ahead_pending && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::yield();
+    ASSERT_FALSE(slab.stats().map_ahead_pending) << round;
     const VectorSlab::Stats st = slab.stats();
     EXPECT_EQ(st.spare_bytes, 0u) << round;
     EXPECT_EQ(st.blocks, 1u) << round;

@@ -139,7 +139,7 @@ TEST(ServerFlood, UniqueTextsFromManyConnectionsNo5xxAndBoundedMemory) {
   const auto deadline = std::chrono::steady_clock::now() + kDuration;
   while (std::chrono::steady_clock::now() < deadline) {
     max_rss = std::max<std::uint64_t>(max_rss.load(), rss_bytes(daemon.pid));
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the RSS sampling period
   }
   stop = true;
   for (auto& c : clients) c.join();

@@ -79,6 +79,7 @@ inline std::string raw_exchange(int port, const std::string& bytes, int timeout_
     if (n <= 0) break;
     sent += static_cast<std::size_t>(n);
   }
+  // A client that pauses before half-closing (a slow client, simulated); orders nothing.
   if (pause_after_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(pause_after_ms));
   if (half_close) ::shutdown(fd, SHUT_WR);
   std::string out;
@@ -153,7 +154,7 @@ class Backend {
       : http_([this, delay, fail](httplib::Server& server) {
           server.Post("/v1/embeddings", [this, delay, fail](const httplib::Request& req, httplib::Response& res) {
             ++calls_;
-            std::this_thread::sleep_for(delay);
+            std::this_thread::sleep_for(delay);  // a slow backend, simulated
             if (fail) {
               res.status = 500;
               res.set_content(R"({"error":{"message":"backend exploded on purpose"}})", "application/json");

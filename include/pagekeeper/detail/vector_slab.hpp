@@ -71,6 +71,7 @@ class VectorSlab {
                                        // has used since: resident = mapped - released
     std::uint64_t spare_bytes = 0;     // of which mapped ahead and not carved from yet
     std::uint64_t blocks_mapped_ahead = 0;  // blocks ever taken ready from the map-ahead thread
+    bool map_ahead_pending = false;    // the map-ahead thread has a request it has not finished
     std::size_t live_vectors = 0;      // chunks referenced by a vector now
     std::uint64_t chunk_bytes = 0;     // bytes of one chunk
   };
