@@ -66,19 +66,22 @@ class FrequencySketch {
 
   // Counts one occurrence of hash h; halves every counter when the sample is complete.
   // Counts nothing before ensure_capacity().
+  // The counters' positions as spot_of() gives them, computed in place and added without a
+  // branch per counter (every drained read of a W-TinyLFU pool comes here).
   void increment(std::uint64_t h) noexcept {
     if (words_ == 0) return;
-    const Spot spot = spot_of(h);
-    bool added = false;
-    for (unsigned i = 0; i < 4; ++i) {
-      std::uint64_t& word = this->word(spot.word[i]);
-      const std::uint64_t mask = std::uint64_t{0xf} << spot.shift[i];
-      if ((word & mask) != mask) {
-        word += std::uint64_t{1} << spot.shift[i];
-        added = true;
-      }
+    h = mix(h);
+    std::uint64_t* const block = blocks_[block_of(h) & block_mask_].word;
+    std::uint32_t counters = static_cast<std::uint32_t>(h >> 32) * 0x9e3779b9u;
+    std::uint64_t added = 0;
+    for (unsigned i = 0; i < 4; ++i, counters >>= 8) {
+      std::uint64_t& word = block[(counters & 1) + 2 * i];
+      const unsigned shift = ((counters >> 1) & 15) << 2;
+      const std::uint64_t room = ((word >> shift) & 0xf) != 0xf ? 1 : 0;
+      word += room << shift;
+      added |= room;
     }
-    if (added && ++additions_ >= sample_size_) halve();
+    if (added != 0 && ++additions_ >= sample_size_) halve();
   }
 
  private:
