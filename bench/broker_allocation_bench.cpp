@@ -1,14 +1,17 @@
 // Two pools under one global budget, fed two ARC traces interleaved request by request: the
 // budget split that rebalance() (budget_allocation.hpp) reaches from SHARDS miss-ratio curves
 // (detail/miss_ratio_sampler.hpp), against every static split in 5% steps (the best found
-// offline) and the equal split. Every miss costs the same, so cost = misses.
+// offline) and the equal split. The second argument is what a miss of the first pool costs,
+// in misses of the second, in percent (100: every miss costs the same, so cost = misses; an
+// adapter load costs far more than an embedding): the rebalancing weighs curves by it and
+// every figure is a total miss cost in second-pool misses.
 //
-// Traces come from PAGEKEEPER_TRACE_DIR (the ARC traces); the benchmark
-// is skipped without them. The pair is OLTP (recency-heavy) and P3 (scan-heavy) unless
-// PAGEKEEPER_ALLOC_FIRST / PAGEKEEPER_ALLOC_SECOND name other files there. Counters: dynamic_misses (the rebalancing run), final_split_misses
-// (a static run at the split it ended with), best_static_misses and best_static_share (the
-// recency pool's share), equal_split_misses, and the ratios of the first two to the best and
-// the equal split.
+// Traces come from PAGEKEEPER_TRACE_DIR (the ARC traces); the benchmark is skipped without
+// them. The pair is OLTP (recency-heavy) and P3 (scan-heavy) unless PAGEKEEPER_ALLOC_FIRST /
+// PAGEKEEPER_ALLOC_SECOND name other files there. Counters: dynamic_cost (the rebalancing
+// run), final_split_cost (a static run at the split it ended with), best_static_cost and
+// best_static_first_share_pct, equal_split_cost, and the ratios of the first two to the best
+// and of the final and best splits to the equal split.
 
 #include <cstdint>
 #include <cstdlib>
@@ -57,14 +60,18 @@ std::unique_ptr<KeyPool> key_pool(std::uint64_t capacity) {
 }
 
 struct Replay {
-  std::uint64_t misses = 0;
+  std::uint64_t misses[2] = {0, 0};
   std::uint64_t final_first_budget = 0;
+  double cost(const double (&miss_cost)[2]) const {
+    return miss_cost[0] * static_cast<double>(misses[0]) + miss_cost[1] * static_cast<double>(misses[1]);
+  }
 };
 
 // Replays the two traces interleaved. With `rebalance_every` > 0 the split starts equal and
 // is rebalanced from the pools' sampled curves every that many requests.
 Replay replay(const std::vector<std::uint64_t>& a, const std::vector<std::uint64_t>& b,
-              std::uint64_t total, std::uint64_t first_budget, std::size_t rebalance_every) {
+              std::uint64_t total, std::uint64_t first_budget, std::size_t rebalance_every,
+              const double (&miss_cost)[2]) {
   std::uint64_t budgets[2] = {first_budget, total - first_budget};
   std::unique_ptr<KeyPool> pools[2] = {key_pool(budgets[0]), key_pool(budgets[1])};
   MissRatioSampler samplers[2] = {MissRatioSampler(0.1, 8192), MissRatioSampler(0.1, 8192)};
@@ -77,7 +84,7 @@ Replay replay(const std::vector<std::uint64_t>& a, const std::vector<std::uint64
       if (i >= traces[p]->size()) continue;
       const std::uint64_t key = (*traces[p])[i];
       if (!pools[p]->get(key)) {
-        ++out.misses;
+        ++out.misses[p];
         pools[p]->insert(key, key);
       }
       if (rebalance_every > 0) {
@@ -91,7 +98,7 @@ Replay replay(const std::vector<std::uint64_t>& a, const std::vector<std::uint64
         auto histogram = std::make_shared<pagekeeper::pool_detail::ReuseHistogram>(
             samplers[p].histogram());
         demand.push_back({"pool" + std::to_string(p), budgets[p], total / 20, window_accesses[p],
-                          1.0, [histogram](std::uint64_t bytes) {
+                          miss_cost[p], [histogram](std::uint64_t bytes) {
                             return histogram->miss_ratio(static_cast<double>(bytes));
                           }});
         window_accesses[p] = 0;
@@ -109,7 +116,7 @@ Replay replay(const std::vector<std::uint64_t>& a, const std::vector<std::uint64
   return out;
 }
 
-// Args: total budget in keys.
+// Args: total budget in keys; a first-pool miss's cost in second-pool misses, in percent.
 void BM_BrokerAllocationTwoTraces(benchmark::State& state) {
   const char* first = std::getenv("PAGEKEEPER_ALLOC_FIRST");
   const char* second = std::getenv("PAGEKEEPER_ALLOC_SECOND");
@@ -120,33 +127,40 @@ void BM_BrokerAllocationTwoTraces(benchmark::State& state) {
     return;
   }
   const auto total = static_cast<std::uint64_t>(state.range(0));
+  const double miss_cost[2] = {static_cast<double>(state.range(1)) / 100.0, 1.0};
   Replay dynamic;
-  for (auto _ : state) dynamic = replay(recency, scan, total, total / 2, 20'000);
-  std::uint64_t best = ~std::uint64_t{0};
+  for (auto _ : state) dynamic = replay(recency, scan, total, total / 2, 20'000, miss_cost);
+  double best = 0.0;
   std::uint64_t best_share = 0;
-  std::uint64_t equal = 0;
+  double equal = 0.0;
   for (int step = 1; step < 20; ++step) {
     const std::uint64_t first = total * static_cast<std::uint64_t>(step) / 20;
-    const std::uint64_t misses = replay(recency, scan, total, first, 0).misses;
-    if (step == 10) equal = misses;
-    if (misses < best) {
-      best = misses;
+    const double cost = replay(recency, scan, total, first, 0, miss_cost).cost(miss_cost);
+    if (step == 10) equal = cost;
+    if (best_share == 0 || cost < best) {
+      best = cost;
       best_share = static_cast<std::uint64_t>(step) * 5;
     }
   }
-  const std::uint64_t final_split = replay(recency, scan, total, dynamic.final_first_budget, 0).misses;
-  state.counters["dynamic_misses"] = static_cast<double>(dynamic.misses);
-  state.counters["final_split_misses"] = static_cast<double>(final_split);
-  state.counters["final_recency_share_pct"] =
+  const double final_split =
+      replay(recency, scan, total, dynamic.final_first_budget, 0, miss_cost).cost(miss_cost);
+  state.counters["dynamic_cost"] = dynamic.cost(miss_cost);
+  state.counters["final_split_cost"] = final_split;
+  state.counters["final_first_share_pct"] =
       100.0 * static_cast<double>(dynamic.final_first_budget) / static_cast<double>(total);
-  state.counters["best_static_misses"] = static_cast<double>(best);
-  state.counters["best_static_recency_share_pct"] = static_cast<double>(best_share);
-  state.counters["equal_split_misses"] = static_cast<double>(equal);
-  state.counters["final_vs_best"] = static_cast<double>(final_split) / static_cast<double>(best);
-  state.counters["dynamic_vs_best"] = static_cast<double>(dynamic.misses) / static_cast<double>(best);
-  state.counters["final_vs_equal"] = static_cast<double>(final_split) / static_cast<double>(equal);
+  state.counters["best_static_cost"] = best;
+  state.counters["best_static_first_share_pct"] = static_cast<double>(best_share);
+  state.counters["equal_split_cost"] = equal;
+  state.counters["final_vs_best"] = final_split / best;
+  state.counters["dynamic_vs_best"] = dynamic.cost(miss_cost) / best;
+  state.counters["final_vs_equal"] = final_split / equal;
+  state.counters["best_vs_equal"] = best / equal;
 }
-BENCHMARK(BM_BrokerAllocationTwoTraces)->Arg(1000)->Arg(5000)->Arg(50000)->Iterations(1)->Unit(benchmark::kSecond);
+// Miss costs 1x, 10x and 100x (a first-pool miss against a second-pool one), and the reverse.
+BENCHMARK(BM_BrokerAllocationTwoTraces)
+    ->ArgsProduct({{1000, 5000, 50000}, {1, 100, 1000, 10000}})
+    ->Iterations(1)
+    ->Unit(benchmark::kSecond);
 
 }  // namespace
 
@@ -185,5 +199,35 @@ void BM_PoolGetHitCurvesOn(benchmark::State& state) {
   get_hits(state, static_cast<double>(state.range(0)) / 1000.0);
 }
 BENCHMARK(BM_PoolGetHitCurvesOn)->Arg(10)->Arg(100);  // per mille of keys sampled
+
+}  // namespace
+
+namespace {
+
+// What the ghost of evicted keys costs the insert path: inserts of new keys into a full pool
+// (every one evicts one entry, which the ghost remembers, and is looked up in the ghost),
+// PoolConfig::ghost_max_keys off and at 4,096 (the embedding cache's).
+void insert_evicting(benchmark::State& state, std::uint32_t ghost_max_keys) {
+  constexpr std::uint64_t kResident = 64 * 1024;
+  PoolConfig<std::uint64_t, std::uint64_t> c;
+  c.name = "evicting";
+  c.max_bytes = kResident * 16;
+  c.sizer = [](const std::uint64_t&) { return std::uint64_t{16}; };
+  c.policy = pagekeeper::EvictionPolicy<std::uint64_t>::lru();
+  c.ghost_max_keys = ghost_max_keys;
+  KeyPool pool(c);
+  std::uint64_t next = 0;
+  for (; next < kResident; ++next) pool.insert(next, next);
+  for (auto _ : state) {
+    pool.insert(next, next);
+    ++next;
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+void BM_PoolInsertEvictingGhostOff(benchmark::State& state) { insert_evicting(state, 0); }
+BENCHMARK(BM_PoolInsertEvictingGhostOff);
+void BM_PoolInsertEvictingGhostOn(benchmark::State& state) { insert_evicting(state, 4096); }
+BENCHMARK(BM_PoolInsertEvictingGhostOn);
 
 }  // namespace
