@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <optional>
 #include <span>
+#include <system_error>
 #include <thread>
 
 #include <sys/resource.h>
@@ -644,11 +645,20 @@ void Daemon::Impl::start() {
                  "a token (--token): anyone who can reach it can embed (and spend a remote model's key) and "
                  "change its state",
                  config.host);
-  if (!broker->running()) {
-    broker->start();
-    started_broker = true;
+  // A thread that cannot be created is a clear startup error, not std::terminate.
+  try {
+    if (!broker->running()) {
+      broker->start();
+      started_broker = true;
+    }
+  } catch (const std::system_error& e) {
+    throw ServerError(std::string("cannot start the pressure broker's thread: ") + e.what());
   }
-  history->start();
+  try {
+    history->start();
+  } catch (const std::system_error& e) {
+    throw ServerError(std::string("cannot start the metrics history thread: ") + e.what());
+  }
   spdlog::info("pagekeeperd: serving on http://{}:{} (model {}, embedding budget {} bytes)", config.host, bound_port,
                embeddings->models().default_model(), config.embedding_budget_bytes);
 }

@@ -110,7 +110,15 @@ class WorkerPool {
         job = std::move(jobs_.front());
         jobs_.pop_front();
       }
-      job();
+      // A job answers its own handler's exceptions; what escapes it (an allocation failing
+      // while it posts the answer) costs that one answer, never the process.
+      try {
+        job();
+      } catch (const std::exception& e) {
+        spdlog::error("pagekeeperd: a request was dropped: {}", e.what());
+      } catch (...) {
+        spdlog::error("pagekeeperd: a request was dropped");
+      }
     }
   }
 
@@ -564,6 +572,27 @@ void HttpEngine::State::refuse_connection(tcp::socket socket) {
   socket.close(ec);
 }
 
+namespace {
+
+// Runs the io_context until it runs out of work. An exception from a step (an allocation
+// failing while a request is read) ends that step, and with it its connection, whose
+// session is released with the step; the thread goes on serving the others. Escaping the
+// thread would call std::terminate.
+void run_io(net::io_context& io) {
+  for (;;) {
+    try {
+      io.run();
+      return;
+    } catch (const std::exception& e) {
+      spdlog::error("pagekeeperd: a connection was closed: {}", e.what());
+    } catch (...) {
+      spdlog::error("pagekeeperd: a connection was closed");
+    }
+  }
+}
+
+}  // namespace
+
 HttpEngine::HttpEngine(HttpEngineOptions options, Handler handler, Refusal refuse, InlineHandler answer_inline)
     : state_(std::make_unique<State>()) {
   state_->options = std::move(options);
@@ -610,7 +639,7 @@ int HttpEngine::start() {
   s.accept();
   try {
     for (std::size_t i = 0; i < std::max<std::size_t>(1, s.options.io_threads); ++i)
-      s.io_threads.emplace_back([&s] { s.io.run(); });
+      s.io_threads.emplace_back([&s] { run_io(s.io); });
   } catch (const std::system_error& e) {
     s.started = true;
     stop();

@@ -2,6 +2,7 @@
 // src/server/server_flags.hpp for the configuration.
 
 #include <iostream>
+#include <new>
 
 #include <CLI/CLI.hpp>
 
@@ -20,6 +21,9 @@ int main(int argc, char** argv) {
   }
   try {
     return pagekeeper::server::run_until_signal(pagekeeper::server::resolve_server_config(*flags));
+  } catch (const std::bad_alloc& e) {
+    std::cerr << "pagekeeperd: error: out of memory (" << e.what() << ")\n";
+    return 1;
   } catch (const std::exception& e) {
     std::cerr << "pagekeeperd: error: " << e.what() << "\n";
     return 1;
