@@ -49,12 +49,11 @@ class FrequencySketch {
   // The estimated count of hash h, 0..15 (0 before ensure_capacity()).
   unsigned frequency(std::uint64_t h) const noexcept {
     if (words_ == 0) return 0;
-    const Spot spot = spot_of(h);
-    unsigned least = 15;
-    for (unsigned i = 0; i < 4; ++i) {
-      least = std::min<unsigned>(least, static_cast<unsigned>((word(spot.word[i]) >> spot.shift[i]) & 0xf));
-    }
-    return least;
+    std::uint64_t least = 15;
+    for_each_counter(*this, h, [&least](const std::uint64_t& word, unsigned shift) {
+      least = std::min<std::uint64_t>(least, (word >> shift) & 0xf);
+    });
+    return static_cast<unsigned>(least);
   }
 
   // Starts loading the block of hash h's counters. Any thread, no lock (see above).
@@ -66,32 +65,19 @@ class FrequencySketch {
 
   // Counts one occurrence of hash h; halves every counter when the sample is complete.
   // Counts nothing before ensure_capacity().
-  // The counters' positions as spot_of() gives them, computed in place and added without a
-  // branch per counter (every drained read of a W-TinyLFU pool comes here).
+  // Adds without a branch per counter: every drained read of a W-TinyLFU pool comes here.
   void increment(std::uint64_t h) noexcept {
     if (words_ == 0) return;
-    h = mix(h);
-    std::uint64_t* const block = blocks_[block_of(h) & block_mask_].word;
-    std::uint32_t counters = static_cast<std::uint32_t>(h >> 32) * 0x9e3779b9u;
     std::uint64_t added = 0;
-    for (unsigned i = 0; i < 4; ++i, counters >>= 8) {
-      std::uint64_t& word = block[(counters & 1) + 2 * i];
-      const unsigned shift = ((counters >> 1) & 15) << 2;
+    for_each_counter(*this, h, [&added](std::uint64_t& word, unsigned shift) {
       const std::uint64_t room = ((word >> shift) & 0xf) != 0xf ? 1 : 0;
       word += room << shift;
       added |= room;
-    }
+    });
     if (added != 0 && ++additions_ >= sample_size_) halve();
   }
 
  private:
-  struct Spot {
-    std::size_t word[4];
-    unsigned shift[4];
-  };
-
-  // The block (8 words) from one half of the rehashed key, each counter's word (one of the
-  // pair 2i, 2i+1) and nibble from a byte of the other half.
   // The pool's hash picks shards and table slots from its bits: remix, so that the keys of
   // one shard spread over every block.
   static std::uint64_t mix(std::uint64_t h) noexcept {
@@ -100,20 +86,16 @@ class FrequencySketch {
   }
   static std::size_t block_of(std::uint64_t mixed) noexcept { return static_cast<std::size_t>(mixed); }
 
-  std::uint64_t& word(std::size_t i) noexcept { return blocks_[i >> 3].word[i & 7]; }
-  std::uint64_t word(std::size_t i) const noexcept { return blocks_[i >> 3].word[i & 7]; }
-
-  Spot spot_of(std::uint64_t h) const noexcept {
+  // Calls fn(word, shift) for each of the four counters of hash h (a nibble at `shift` of
+  // `word`): the block (8 words) from one half of the rehashed key, each counter's word (one
+  // of the pair 2i, 2i+1) and nibble from a byte of the other half. Self: this sketch, const
+  // or not.
+  template <class Self, class Fn>
+  static void for_each_counter(Self& self, std::uint64_t h, Fn&& fn) noexcept {
     h = mix(h);
-    const std::size_t block = (block_of(h) & block_mask_) << 3;
-    const auto counters = static_cast<std::uint32_t>(h >> 32) * 0x9e3779b9u;
-    Spot s{};
-    for (unsigned i = 0; i < 4; ++i) {
-      const std::uint32_t b = counters >> (8 * i);
-      s.word[i] = block + (b & 1) + 2 * i;
-      s.shift[i] = ((b >> 1) & 15) << 2;
-    }
-    return s;
+    auto& block = self.blocks_[block_of(h) & self.block_mask_];
+    auto counters = static_cast<std::uint32_t>(h >> 32) * 0x9e3779b9u;
+    for (unsigned i = 0; i < 4; ++i, counters >>= 8) fn(block.word[(counters & 1) + 2 * i], ((counters >> 1) & 15) << 2);
   }
 
   // Halves every counter, and the count of additions by what the halving took (each odd
