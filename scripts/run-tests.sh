@@ -16,6 +16,9 @@
 #            scratch root must hold pagekeeperd and its systemd unit, and the daemon started
 #            from there with the packaged configuration must answer /healthz (needs
 #            `release`).
+#   threadsafety  clang with -Wthread-safety -Werror=thread-safety: builds the library
+#            components and the two programs (no tests, no benchmarks), so an access to a
+#            PAGEKEEPER_GUARDED_BY member without its Mutex fails the run.
 #   asan     ASan+UBSan (-DPAGEKEEPER_SANITIZE=address), RelWithDebInfo; builds only the
 #            tests (target pagekeeper_tests, with the executables they declare); ctest, all.
 #   tsan     TSan (-DPAGEKEEPER_SANITIZE=thread), RelWithDebInfo; builds only the tests
@@ -47,7 +50,7 @@ readonly jobs="${PAGEKEEPER_JOBS:-2}"
 readonly ctest_jobs="${PAGEKEEPER_CTEST_JOBS:-2}"
 readonly test_timeout="${PAGEKEEPER_TEST_TIMEOUT:-300}"
 readonly fuzz_seconds="${PAGEKEEPER_FUZZ_SECONDS:-60}"
-readonly all_configs=(release tidy install package asan tsan fuzz demo)
+readonly all_configs=(release tidy install package threadsafety asan tsan fuzz demo)
 
 # setup-debian.sh installs chromium: the dashboard test must run, not skip.
 export PAGEKEEPER_REQUIRE_CHROMIUM=1
@@ -102,6 +105,14 @@ config_release() {
   build "${dir}" || status=$?
   run_ctest "${dir}" || status=$?
   return "${status}"
+}
+
+config_threadsafety() {
+  local dir="${build_root}/threadsafety"
+  configure "${dir}" -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+    -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS="-Wthread-safety -Werror=thread-safety" \
+    -DPAGEKEEPER_BUILD_TESTS=OFF -DPAGEKEEPER_BUILD_BENCH=OFF -DPAGEKEEPER_LLAMA=ON
+  build "${dir}" --target pagekeeperd pagekeeper_cli
 }
 
 config_asan() {

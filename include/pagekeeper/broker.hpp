@@ -105,12 +105,10 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <utility>
 #include <string>
@@ -120,6 +118,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "pagekeeper/detail/mutex.hpp"
 #include "pagekeeper/host_memory.hpp"
 #include "pagekeeper/pool_utility.hpp"
 #include "pagekeeper/pressure.hpp"
@@ -427,24 +426,24 @@ class PressureBroker {
   // condition of every pool found thrashing.
   void watch_thrashing(const Measurement& m, std::vector<PressureAlert>& raised);
   // Applies the backoff to this pass's raised alerts and delivers what is due.
-  void deliver(std::vector<PressureAlert> raised, ReliefReport& report);
+  void deliver(std::vector<PressureAlert> raised, ReliefReport& report) PAGEKEEPER_REQUIRES(pass_mutex_);
   void notify(const PoolAction& action);
   void run_background(std::chrono::milliseconds interval);
 
   const BrokerConfig config_;
   const std::shared_ptr<const HostMemorySource> host_;
 
-  mutable std::mutex registry_mutex_;
-  std::shared_ptr<const Registry> registry_;  // guarded by registry_mutex_
+  mutable Mutex registry_mutex_;
+  std::shared_ptr<const Registry> registry_ PAGEKEEPER_GUARDED_BY(registry_mutex_);
 
-  std::mutex sinks_mutex_;
-  std::vector<AlertSink> sinks_;              // guarded by sinks_mutex_
-  std::vector<ActionListener> listeners_;     // guarded by sinks_mutex_
+  Mutex sinks_mutex_;
+  std::vector<AlertSink> sinks_ PAGEKEEPER_GUARDED_BY(sinks_mutex_);
+  std::vector<ActionListener> listeners_ PAGEKEEPER_GUARDED_BY(sinks_mutex_);
 
-  std::mutex pass_mutex_;  // held for the whole of relieve()
-  std::map<std::string, Condition> conditions_;  // guarded by pass_mutex_
+  Mutex pass_mutex_;  // held for the whole of relieve()
+  std::map<std::string, Condition> conditions_ PAGEKEEPER_GUARDED_BY(pass_mutex_);
 
-  mutable std::mutex state_mutex_;
+  mutable Mutex state_mutex_;
   HostSheddingState host_state_;  // written under pass_mutex_ + state_mutex_
 
   std::atomic<std::uint64_t> evictions_fired_{0};
@@ -454,13 +453,13 @@ class PressureBroker {
   std::atomic<std::uint64_t> alerts_delivered_{0};
   std::atomic<std::uint64_t> alerts_suppressed_{0};
 
-  std::mutex lifecycle_mutex_;  // serializes start() and stop()
-  mutable std::mutex worker_mutex_;
-  std::condition_variable worker_cv_;
-  bool stop_requested_ = false;  // guarded by worker_mutex_
-  bool running_ = false;         // guarded by worker_mutex_
-  bool worker_waiting_ = false;  // guarded by worker_mutex_
-  std::thread worker_;           // guarded by lifecycle_mutex_
+  Mutex lifecycle_mutex_;  // serializes start() and stop()
+  mutable Mutex worker_mutex_;
+  CondVar worker_cv_;
+  bool stop_requested_ PAGEKEEPER_GUARDED_BY(worker_mutex_) = false;
+  bool running_ PAGEKEEPER_GUARDED_BY(worker_mutex_) = false;
+  bool worker_waiting_ PAGEKEEPER_GUARDED_BY(worker_mutex_) = false;
+  std::thread worker_ PAGEKEEPER_GUARDED_BY(lifecycle_mutex_);
 };
 
 }  // namespace pagekeeper

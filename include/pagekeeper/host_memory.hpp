@@ -39,10 +39,11 @@
 
 #include <cstdint>
 #include <filesystem>
-#include <mutex>
 #include <string>
 
 #include <nlohmann/json_fwd.hpp>
+
+#include "pagekeeper/detail/mutex.hpp"
 
 namespace pagekeeper {
 
@@ -103,9 +104,9 @@ class SimulatedHostMemory final : public HostMemorySource {
   HostMemoryReading read() const override;
 
  private:
-  mutable std::mutex mutex_;
-  std::uint64_t limit_bytes_;  // guarded by mutex_
-  std::uint64_t used_bytes_;   // guarded by mutex_
+  mutable Mutex mutex_;
+  std::uint64_t limit_bytes_ PAGEKEEPER_GUARDED_BY(mutex_);
+  std::uint64_t used_bytes_ PAGEKEEPER_GUARDED_BY(mutex_);
 };
 
 class HostMemory final : public HostMemorySource {

@@ -18,8 +18,8 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 
+#include "pagekeeper/detail/mutex.hpp"
 #include "pagekeeper/embedder.hpp"
 
 namespace pagekeeper {
@@ -63,8 +63,8 @@ class RateLimitedEmbedder final : public Embedder {
   const double calls_per_second_;
   const Clock::duration interval_;
   const Timing timing_;
-  std::mutex mutex_;
-  Clock::time_point next_start_{};  // guarded by mutex_
+  Mutex mutex_;
+  Clock::time_point next_start_ PAGEKEEPER_GUARDED_BY(mutex_){};
   std::atomic<std::uint64_t> delayed_{0};
 };
 

@@ -28,16 +28,15 @@
 #include <array>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "pagekeeper/detail/mutex.hpp"
 #include "pagekeeper/tier_store.hpp"
 
 namespace pagekeeper {
@@ -125,22 +124,22 @@ class TierChain {
   bool admit(std::size_t i);
   void succeeded(std::size_t i);
   void failed(std::size_t i);
-  void enqueue_locked(Job job);
+  void enqueue_locked(Job job) PAGEKEEPER_REQUIRES(mutex_);
   void run_writer();
 
   const std::vector<std::shared_ptr<TierStore>> tiers_;
   const TierChainOptions options_;
   std::unique_ptr<Counters[]> counters_;
 
-  mutable std::mutex mutex_;
-  std::condition_variable work_;      // the writer waits for jobs or stop
-  std::condition_variable idle_;      // flush() waits for the queue to drain
-  std::vector<Breaker> breakers_;     // guarded by mutex_
-  std::deque<Job> queue_;             // guarded by mutex_
-  std::size_t queued_records_ = 0;    // guarded by mutex_
-  std::uint64_t enqueued_jobs_ = 0;   // guarded by mutex_: jobs ever queued
-  std::uint64_t finished_jobs_ = 0;   // guarded by mutex_: jobs ever finished
-  bool stop_ = false;                 // guarded by mutex_
+  mutable Mutex mutex_;
+  CondVar work_;  // the writer waits for jobs or stop
+  CondVar idle_;  // flush() waits for the queue to drain
+  std::vector<Breaker> breakers_ PAGEKEEPER_GUARDED_BY(mutex_);
+  std::deque<Job> queue_ PAGEKEEPER_GUARDED_BY(mutex_);
+  std::size_t queued_records_ PAGEKEEPER_GUARDED_BY(mutex_) = 0;
+  std::uint64_t enqueued_jobs_ PAGEKEEPER_GUARDED_BY(mutex_) = 0;  // jobs ever queued
+  std::uint64_t finished_jobs_ PAGEKEEPER_GUARDED_BY(mutex_) = 0;  // jobs ever finished
+  bool stop_ PAGEKEEPER_GUARDED_BY(mutex_) = false;
   std::thread writer_;
 };
 

@@ -159,7 +159,7 @@ PressureBroker::PressureBroker(BrokerConfig config, std::shared_ptr<const HostMe
 PressureBroker::~PressureBroker() { stop(); }
 
 std::shared_ptr<const PressureBroker::Registry> PressureBroker::registry() const {
-  std::lock_guard lock(registry_mutex_);
+  MutexLock lock(registry_mutex_);
   return registry_;
 }
 
@@ -173,7 +173,7 @@ void PressureBroker::register_pool(std::shared_ptr<ResourcePool> pool) {
     entry.utility_cells = std::make_shared<UtilityCells>();
     entry.utility_cells->last_accesses = entry.utility->accesses();
   }
-  std::lock_guard lock(registry_mutex_);
+  MutexLock lock(registry_mutex_);
   auto next = std::make_shared<Registry>();
   next->reserve(registry_->size() + 1);
   for (const auto& existing : *registry_) {
@@ -184,7 +184,7 @@ void PressureBroker::register_pool(std::shared_ptr<ResourcePool> pool) {
 }
 
 bool PressureBroker::unregister_pool(std::string_view name) {
-  std::lock_guard lock(registry_mutex_);
+  MutexLock lock(registry_mutex_);
   auto next = std::make_shared<Registry>();
   next->reserve(registry_->size());
   for (const auto& existing : *registry_) {
@@ -376,20 +376,20 @@ double PressureBroker::global_pressure() const {
 
 void PressureBroker::add_alert_sink(AlertSink sink) {
   if (!sink) throw std::invalid_argument("PressureBroker::add_alert_sink: empty sink");
-  std::lock_guard lock(sinks_mutex_);
+  MutexLock lock(sinks_mutex_);
   sinks_.push_back(std::move(sink));
 }
 
 void PressureBroker::add_action_listener(ActionListener listener) {
   if (!listener) throw std::invalid_argument("PressureBroker::add_action_listener: empty listener");
-  std::lock_guard lock(sinks_mutex_);
+  MutexLock lock(sinks_mutex_);
   listeners_.push_back(std::move(listener));
 }
 
 void PressureBroker::notify(const PoolAction& action) {
   std::vector<ActionListener> listeners;
   {
-    std::lock_guard lock(sinks_mutex_);
+    MutexLock lock(sinks_mutex_);
     listeners = listeners_;
   }
   for (const auto& listener : listeners) {
@@ -445,7 +445,7 @@ void PressureBroker::deliver(std::vector<PressureAlert> raised, ReliefReport& re
 
   std::vector<AlertSink> sinks;
   {
-    std::lock_guard lock(sinks_mutex_);
+    MutexLock lock(sinks_mutex_);
     sinks = sinks_;
   }
   for (const auto& alert : due) {
@@ -469,7 +469,7 @@ void PressureBroker::deliver(std::vector<PressureAlert> raised, ReliefReport& re
 }
 
 ReliefReport PressureBroker::relieve() {
-  std::lock_guard pass(pass_mutex_);
+  MutexLock pass(pass_mutex_);
   const auto pools = registry();
   const Measurement m = measure(*pools, true);
   ReliefReport report;
@@ -507,7 +507,7 @@ void PressureBroker::divide_budget(const Measurement& m, ReliefReport& report) {
     const std::uint64_t served = accesses - std::min(accesses, cells.last_accesses);
     cells.last_accesses = accesses;
     {
-      std::lock_guard lock(state_mutex_);
+      MutexLock lock(state_mutex_);
       cells.accesses_last_pass = served;
     }
     demand.push_back({r.name, p.capacity, 0, static_cast<double>(served),
@@ -541,7 +541,7 @@ void PressureBroker::divide_budget(const Measurement& m, ReliefReport& report) {
       continue;
     }
     {
-      std::lock_guard lock(state_mutex_);
+      MutexLock lock(state_mutex_);
       r.utility_cells->history.push_back(change);
       while (r.utility_cells->history.size() > config_.budget_history) {
         r.utility_cells->history.pop_front();
@@ -661,7 +661,7 @@ void PressureBroker::shed(const Registry& /*pools*/, const Measurement& m, Relie
   shed.tier = std::max(shed.host_tier, budget_tier);
   HostSheddingState state;
   {
-    std::lock_guard lock(state_mutex_);
+    MutexLock lock(state_mutex_);
     state = host_state_;
   }
   if (shed.tier < PressureTier::high) {
@@ -790,7 +790,7 @@ void PressureBroker::shed(const Registry& /*pools*/, const Measurement& m, Relie
   shed.episode_budget_bytes = state.episode_budget_bytes;
   report.bytes_freed += shed.bytes_shed;
   {
-    std::lock_guard lock(state_mutex_);
+    MutexLock lock(state_mutex_);
     host_state_ = state;
   }
   if (host_ && !shed.reading.known()) {
@@ -827,7 +827,7 @@ BrokerSnapshot PressureBroker::snapshot() const {
         u.curve.push_back({bytes, r.utility->miss_ratio(bytes)});
       }
       {
-        std::lock_guard lock(state_mutex_);
+        MutexLock lock(state_mutex_);
         u.accesses_last_pass = r.utility_cells->accesses_last_pass;
         u.budget_history.assign(r.utility_cells->history.begin(), r.utility_cells->history.end());
       }
@@ -852,7 +852,7 @@ BrokerSnapshot PressureBroker::snapshot() const {
   snap.host_tier = m.host_tier;
   snap.global_budget = m.budget;
   {
-    std::lock_guard lock(state_mutex_);
+    MutexLock lock(state_mutex_);
     snap.host_shedding = host_state_;
   }
   snap.running = running();
@@ -864,9 +864,9 @@ void PressureBroker::start(std::chrono::milliseconds interval) {
     throw std::invalid_argument("PressureBroker::start: interval must be positive, got " +
                                 std::to_string(interval.count()) + " ms");
   }
-  std::lock_guard lifecycle(lifecycle_mutex_);
+  MutexLock lifecycle(lifecycle_mutex_);
   {
-    std::lock_guard lock(worker_mutex_);
+    MutexLock lock(worker_mutex_);
     if (running_) throw std::logic_error("PressureBroker::start: already running");
     running_ = true;
     stop_requested_ = false;
@@ -875,35 +875,38 @@ void PressureBroker::start(std::chrono::milliseconds interval) {
 }
 
 void PressureBroker::stop() {
-  std::lock_guard lifecycle(lifecycle_mutex_);
+  MutexLock lifecycle(lifecycle_mutex_);
   {
-    std::lock_guard lock(worker_mutex_);
+    MutexLock lock(worker_mutex_);
     if (!running_) return;
     stop_requested_ = true;
   }
   worker_cv_.notify_all();
   if (worker_.joinable()) worker_.join();
-  std::lock_guard lock(worker_mutex_);
+  MutexLock lock(worker_mutex_);
   running_ = false;
 }
 
 bool PressureBroker::running() const {
-  std::lock_guard lock(worker_mutex_);
+  MutexLock lock(worker_mutex_);
   return running_;
 }
 
 bool PressureBroker::waiting_for_next_pass() const {
-  std::lock_guard lock(worker_mutex_);
+  MutexLock lock(worker_mutex_);
   return worker_waiting_;
 }
 
 void PressureBroker::run_background(std::chrono::milliseconds interval) {
   using Clock = std::chrono::steady_clock;
   auto next = Clock::now() + interval;
-  std::unique_lock lock(worker_mutex_);
+  MutexLock lock(worker_mutex_);
   while (true) {
     worker_waiting_ = true;
-    const bool stopping = worker_cv_.wait_until(lock, next, [this] { return stop_requested_; });
+    const bool stopping = worker_cv_.wait_until(lock, next, [this] {
+      worker_mutex_.assert_held();
+      return stop_requested_;
+    });
     worker_waiting_ = false;
     if (stopping) return;
     lock.unlock();

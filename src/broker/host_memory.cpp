@@ -326,18 +326,18 @@ SimulatedHostMemory::SimulatedHostMemory(std::uint64_t limit_bytes, std::uint64_
 
 void SimulatedHostMemory::set(std::uint64_t limit_bytes, std::uint64_t used_bytes) {
   if (limit_bytes == 0) throw std::invalid_argument("SimulatedHostMemory: limit_bytes is 0");
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   limit_bytes_ = limit_bytes;
   used_bytes_ = used_bytes;
 }
 
 void SimulatedHostMemory::set_used(std::uint64_t used_bytes) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   used_bytes_ = used_bytes;
 }
 
 HostMemoryReading SimulatedHostMemory::read() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   return known(HostMemoryReading::Source::simulated, limit_bytes_, used_bytes_, "");
 }
 

@@ -42,7 +42,7 @@ void RateLimitedEmbedder::wait_for_slot() {
   Clock::time_point start;
   Clock::time_point now;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     now = timing_.now();
     start = std::max(now, next_start_);
     next_start_ = start + interval_;

@@ -73,7 +73,7 @@ MetricsHistory::~MetricsHistory() { stop(); }
 void MetricsHistory::start() {
   MetricsReading first = reader_();
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     previous_ = std::move(first);
   }
   thread_ = std::thread([this] { run(); });
@@ -81,7 +81,7 @@ void MetricsHistory::start() {
 
 void MetricsHistory::stop() {
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     stopping_ = true;
   }
   wake_.notify_all();
@@ -89,8 +89,11 @@ void MetricsHistory::stop() {
 }
 
 void MetricsHistory::run() {
-  std::unique_lock lock(mutex_);
-  while (!wake_.wait_for(lock, interval_, [this] { return stopping_; })) {
+  MutexLock lock(mutex_);
+  while (!wake_.wait_for(lock, interval_, [this] {
+           mutex_.assert_held();
+           return stopping_;
+         })) {
     lock.unlock();
     MetricsReading now = reader_();  // reads the daemon's counters; not under our lock
     lock.lock();
@@ -103,13 +106,13 @@ void MetricsHistory::run() {
 }
 
 std::size_t MetricsHistory::size() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   return samples_.size();
 }
 
 nlohmann::json MetricsHistory::to_json() const {
   nlohmann::json samples = nlohmann::json::array();
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   for (const MetricsSample& s : samples_) {
     nlohmann::json pools = nlohmann::json::array();
     for (const MetricsSample::Pool& p : s.pools)

@@ -12,11 +12,9 @@
 
 #include <array>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -24,6 +22,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "pagekeeper/detail/mutex.hpp"
 #include "server/metrics.hpp"
 
 namespace pagekeeper::server {
@@ -94,11 +93,11 @@ class MetricsHistory {
   const Reader reader_;
   const std::chrono::milliseconds interval_;
   const std::size_t capacity_;
-  mutable std::mutex mutex_;
-  std::condition_variable wake_;
-  bool stopping_ = false;
-  std::optional<MetricsReading> previous_;
-  std::deque<MetricsSample> samples_;
+  mutable Mutex mutex_;
+  CondVar wake_;
+  bool stopping_ PAGEKEEPER_GUARDED_BY(mutex_) = false;
+  std::optional<MetricsReading> previous_ PAGEKEEPER_GUARDED_BY(mutex_);
+  std::deque<MetricsSample> samples_ PAGEKEEPER_GUARDED_BY(mutex_);
   std::thread thread_;
 };
 

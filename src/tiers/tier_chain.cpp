@@ -29,7 +29,7 @@ TierChain::TierChain(std::vector<std::shared_ptr<TierStore>> tiers, TierChainOpt
 
 TierChain::~TierChain() {
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     stop_ = true;
   }
   work_.notify_all();
@@ -37,20 +37,20 @@ TierChain::~TierChain() {
 }
 
 bool TierChain::admit(std::size_t i) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   const Breaker& b = breakers_[i];
   return b.failures < options_.failures_to_open || std::chrono::steady_clock::now() >= b.open_until;
 }
 
 void TierChain::succeeded(std::size_t i) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   breakers_[i].failures = 0;
   breakers_[i].backoff = std::chrono::milliseconds(0);
 }
 
 void TierChain::failed(std::size_t i) {
   counters_[i].errors.fetch_add(1, std::memory_order_relaxed);
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   Breaker& b = breakers_[i];
   ++b.failures;
   if (b.failures >= options_.failures_to_open) {
@@ -120,7 +120,7 @@ void TierChain::write(std::vector<std::pair<std::string, std::string>> records, 
   above = std::min(above, tiers_.size());
   if (records.empty() || above == 0) return;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     if (queued_records_ + records.size() * above > options_.queue_records) {
       for (std::size_t t = 0; t < above; ++t) {
         counters_[t].dropped.fetch_add(records.size(), std::memory_order_relaxed);
@@ -137,7 +137,7 @@ void TierChain::corrupt(std::size_t tier, std::string key) {
   if (tier >= tiers_.size()) return;
   counters_[tier].corrupt.fetch_add(1, std::memory_order_relaxed);
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     Job job{tier, true, {}};
     job.records.emplace_back(std::move(key), std::string());
     enqueue_locked(std::move(job));
@@ -146,15 +146,21 @@ void TierChain::corrupt(std::size_t tier, std::string key) {
 }
 
 void TierChain::flush() {
-  std::unique_lock lock(mutex_);
+  MutexLock lock(mutex_);
   const std::uint64_t target = enqueued_jobs_;
-  idle_.wait(lock, [&] { return finished_jobs_ >= target || stop_; });
+  idle_.wait(lock, [&] {
+    mutex_.assert_held();
+    return finished_jobs_ >= target || stop_;
+  });
 }
 
 void TierChain::run_writer() {
-  std::unique_lock lock(mutex_);
+  MutexLock lock(mutex_);
   while (true) {
-    work_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+    work_.wait(lock, [&] {
+      mutex_.assert_held();
+      return stop_ || !queue_.empty();
+    });
     if (queue_.empty()) break;  // stopping, and everything queued is written
     Job job = std::move(queue_.front());
     queue_.pop_front();
@@ -197,7 +203,7 @@ void TierChain::run_writer() {
 std::vector<TierChain::TierStats> TierChain::stats() const {
   std::vector<TierStats> out(tiers_.size());
   const auto now = std::chrono::steady_clock::now();
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   for (std::size_t t = 0; t < tiers_.size(); ++t) {
     const Counters& c = counters_[t];
     TierStats& s = out[t];

@@ -1,0 +1,117 @@
+// pagekeeper/detail/mutex.hpp
+//
+// Clang's thread-safety annotations and an annotated mutex, as LevelDB's port::Mutex and
+// Abseil's Mutex do. Declaring `Mutex mu_;` and `int count_ PAGEKEEPER_GUARDED_BY(mu_);`
+// lets clang's -Wthread-safety prove at compile time that every access to count_ holds mu_
+// (CI builds the library with clang and -Werror=thread-safety). On other compilers the
+// macros expand to nothing and Mutex is a plain std::mutex.
+//
+// The locking rule of the code base: a member shared between threads is either atomic, or
+// immutable after construction, or PAGEKEEPER_GUARDED_BY the Mutex that protects it; a
+// function that expects a lock held says PAGEKEEPER_REQUIRES(mu_).
+//
+// Thread safety: Mutex is a mutex; MutexLock is used by one thread.
+
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <utility>
+
+#if defined(__clang__)
+#define PAGEKEEPER_THREAD_ANNOTATION(x) __attribute__((x))
+#else
+#define PAGEKEEPER_THREAD_ANNOTATION(x)
+#endif
+
+#define PAGEKEEPER_CAPABILITY(x) PAGEKEEPER_THREAD_ANNOTATION(capability(x))
+#define PAGEKEEPER_SCOPED_CAPABILITY PAGEKEEPER_THREAD_ANNOTATION(scoped_lockable)
+#define PAGEKEEPER_GUARDED_BY(x) PAGEKEEPER_THREAD_ANNOTATION(guarded_by(x))
+#define PAGEKEEPER_PT_GUARDED_BY(x) PAGEKEEPER_THREAD_ANNOTATION(pt_guarded_by(x))
+#define PAGEKEEPER_REQUIRES(...) PAGEKEEPER_THREAD_ANNOTATION(requires_capability(__VA_ARGS__))
+#define PAGEKEEPER_EXCLUDES(...) PAGEKEEPER_THREAD_ANNOTATION(locks_excluded(__VA_ARGS__))
+#define PAGEKEEPER_ACQUIRE(...) PAGEKEEPER_THREAD_ANNOTATION(acquire_capability(__VA_ARGS__))
+#define PAGEKEEPER_RELEASE(...) PAGEKEEPER_THREAD_ANNOTATION(release_capability(__VA_ARGS__))
+#define PAGEKEEPER_TRY_ACQUIRE(...) PAGEKEEPER_THREAD_ANNOTATION(try_acquire_capability(__VA_ARGS__))
+#define PAGEKEEPER_ASSERT_CAPABILITY(x) PAGEKEEPER_THREAD_ANNOTATION(assert_capability(x))
+#define PAGEKEEPER_RETURN_CAPABILITY(x) PAGEKEEPER_THREAD_ANNOTATION(lock_returned(x))
+#define PAGEKEEPER_NO_THREAD_SAFETY_ANALYSIS PAGEKEEPER_THREAD_ANNOTATION(no_thread_safety_analysis)
+
+namespace pagekeeper {
+
+// A std::mutex clang's analysis knows as a capability. Also a BasicLockable, so a
+// std::condition_variable_any waits on it directly (see CondVar).
+class PAGEKEEPER_CAPABILITY("mutex") Mutex {
+ public:
+  Mutex() = default;
+  Mutex(const Mutex&) = delete;
+  Mutex& operator=(const Mutex&) = delete;
+
+  void lock() PAGEKEEPER_ACQUIRE() { mu_.lock(); }
+  void unlock() PAGEKEEPER_RELEASE() { mu_.unlock(); }
+  bool try_lock() PAGEKEEPER_TRY_ACQUIRE(true) { return mu_.try_lock(); }
+  // Tells the analysis that the caller holds this mutex (where it cannot see the lock).
+  void assert_held() const PAGEKEEPER_ASSERT_CAPABILITY(this) {}
+
+ private:
+  std::mutex mu_;
+};
+
+// Holds `mu` from construction to destruction (or between unlock() and lock()).
+class PAGEKEEPER_SCOPED_CAPABILITY MutexLock {
+ public:
+  explicit MutexLock(Mutex& mu) PAGEKEEPER_ACQUIRE(mu) : mu_(mu) { mu_.lock(); }
+  ~MutexLock() PAGEKEEPER_RELEASE() {
+    if (held_) mu_.unlock();
+  }
+  MutexLock(const MutexLock&) = delete;
+  MutexLock& operator=(const MutexLock&) = delete;
+
+  // Lets go early (a section that must run unlocked), and takes it back.
+  void unlock() PAGEKEEPER_RELEASE() {
+    mu_.unlock();
+    held_ = false;
+  }
+  void lock() PAGEKEEPER_ACQUIRE() {
+    mu_.lock();
+    held_ = true;
+  }
+
+  Mutex& mutex() const { return mu_; }
+
+ private:
+  Mutex& mu_;
+  bool held_ = true;
+};
+
+// A condition variable waited on with a held MutexLock. The analysis treats the mutex as
+// held throughout a wait (it is, whenever the caller's code runs), so predicates may read
+// members guarded by it.
+class CondVar {
+ public:
+  void notify_one() noexcept { cv_.notify_one(); }
+  void notify_all() noexcept { cv_.notify_all(); }
+
+  void wait(MutexLock& lock) { cv_.wait(lock.mutex()); }
+  template <class Predicate>
+  void wait(MutexLock& lock, Predicate stop_waiting) {
+    cv_.wait(lock.mutex(), std::move(stop_waiting));
+  }
+  // False when the deadline passed with the predicate still false.
+  template <class Clock, class Duration, class Predicate>
+  bool wait_until(MutexLock& lock, const std::chrono::time_point<Clock, Duration>& deadline,
+                  Predicate stop_waiting) {
+    return cv_.wait_until(lock.mutex(), deadline, std::move(stop_waiting));
+  }
+  template <class Rep, class Period, class Predicate>
+  bool wait_for(MutexLock& lock, const std::chrono::duration<Rep, Period>& timeout,
+                Predicate stop_waiting) {
+    return cv_.wait_for(lock.mutex(), timeout, std::move(stop_waiting));
+  }
+
+ private:
+  std::condition_variable_any cv_;
+};
+
+}  // namespace pagekeeper
