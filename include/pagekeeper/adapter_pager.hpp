@@ -268,8 +268,8 @@ class AdapterPager final : public ResourcePool {
 
   // All require mu_ held.
   // After a policy-driven pool eviction (evict_at_least, evict_under_pressure, an insert's
-  // budget enforcement): drops resident names the pool no longer holds, appending them to
-  // `evicted` when given. O(1) when the pool's usage shows nothing was evicted.
+  // budget enforcement): drops the names the pool's removal listener reported evicted from
+  // the resident set, appending them to `evicted` in eviction order when given. O(evicted).
   void reconcile_locked(std::vector<std::string>* evicted);
   // Removes one resident adapter from the pool and the resident set.
   void evict_resident_locked(const std::string& name);
@@ -294,6 +294,11 @@ class AdapterPager final : public ResourcePool {
   // is resident_bytes_. Guarded by mu_.
   std::unordered_map<std::string, Resident> resident_;
   std::uint64_t resident_bytes_ = 0;
+  // Names the pool evicted by its own decision (its removal listener, which runs with mu_
+  // held), not yet dropped from resident_ by reconcile_locked. Guarded by mu_.
+  std::vector<std::string> pool_evicted_;
+  // A name could not be recorded (out of memory): reconcile compares every resident name.
+  bool pool_evicted_lost_ = false;  // guarded by mu_
   std::map<std::string, DomainActivity> activity_;  // guarded by mu_
   std::unique_ptr<Pool> pool_;
 };

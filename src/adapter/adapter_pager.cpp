@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <new>
 #include <set>
 #include <stdexcept>
 #include <unordered_set>
@@ -113,6 +114,17 @@ AdapterPager::AdapterPager(AdapterPagerConfig config, std::shared_ptr<MemoryBudg
                                      a.slot->last_used_ms.load(std::memory_order_relaxed), clock());
       });
   pc.shards = 1;  // one global eviction order
+  // Every change to the pool is made with mu_ held (see the header), so the listener, which
+  // runs on the removing thread, runs with mu_ held too. Removals the pager asks for itself
+  // (erase) are accounted where it asks; this hears only those the pool decides on.
+  pc.removal_listener = [this](const std::string& name, const ActiveAdapter&, std::uint64_t, RemovalCause cause) {
+    if (cause != RemovalCause::kEvicted && cause != RemovalCause::kExpiredByBroker) return;
+    try {
+      pool_evicted_.push_back(name);
+    } catch (const std::bad_alloc&) {
+      pool_evicted_lost_ = true;  // the next reconcile compares every resident name instead
+    }
+  };
   pool_ = std::make_unique<Pool>(std::move(pc));
 }
 
@@ -138,16 +150,29 @@ bool AdapterPager::unregister_adapter(const std::string& name) {
 }
 
 void AdapterPager::reconcile_locked(std::vector<std::string>* evicted) {
-  if (pool_->usage_bytes() == resident_bytes_) return;  // nothing was evicted
-  for (auto it = resident_.begin(); it != resident_.end();) {
-    if (pool_->contains(it->first)) {
-      ++it;
-      continue;
+  if (pool_evicted_lost_) {
+    pool_evicted_lost_ = false;
+    pool_evicted_.clear();
+    for (auto it = resident_.begin(); it != resident_.end();) {
+      if (pool_->contains(it->first)) {
+        ++it;
+        continue;
+      }
+      if (evicted != nullptr) evicted->push_back(it->first);
+      resident_bytes_ -= it->second.size_bytes;
+      it = resident_.erase(it);
     }
-    if (evicted != nullptr) evicted->push_back(it->first);
-    resident_bytes_ -= it->second.size_bytes;
-    it = resident_.erase(it);
+    return;
   }
+  // In the pool's eviction order. A name evicted and then admitted again is still resident.
+  for (std::string& name : pool_evicted_) {
+    const auto it = resident_.find(name);
+    if (it == resident_.end() || pool_->contains(name)) continue;
+    resident_bytes_ -= it->second.size_bytes;
+    resident_.erase(it);
+    if (evicted != nullptr) evicted->push_back(std::move(name));
+  }
+  pool_evicted_.clear();
 }
 
 void AdapterPager::evict_resident_locked(const std::string& name) {

@@ -329,6 +329,29 @@ TEST_F(AdapterPagerTest, EvictUnderPressureReleasesTheVictimsGuard) {
   EXPECT_THROW(pager->evict_under_pressure(-0.1), std::invalid_argument);
 }
 
+// The pool decides these evictions itself (the broker's lever); the pager learns of them
+// from the pool's removal listener, in the pool's order.
+TEST_F(AdapterPagerTest, PoolEvictionsReachThePagerThroughTheRemovalListener) {
+  auto pager = make_pager(100 * kMiB);
+  for (const char* n : {"oldest", "middle", "newest"}) {
+    pager->register_adapter(adapter(n, "x", 30 * kMiB));
+    clock.advance(1000);
+    pager->activate_skill(n);
+  }
+  EXPECT_EQ(pager->evict_at_least(31 * kMiB), 60 * kMiB);
+  EXPECT_EQ(pager->resident_names(), std::vector<std::string>{"newest"});
+  EXPECT_EQ(budget->usage_bytes(), 30 * kMiB);
+  const auto state = pager->state();
+  ASSERT_EQ(state["available_adapters"].size(), 2u);
+  EXPECT_EQ(state["available_adapters"][0]["name"], "middle");
+  EXPECT_EQ(state["available_adapters"][1]["name"], "oldest");
+  // An evicted adapter is brought in again; the survivor is a hit.
+  EXPECT_EQ(pager->activate_skill("oldest").to_load, std::optional<std::string>("oldest"));
+  EXPECT_EQ(pager->activate_skill("newest").to_load, std::nullopt);
+  EXPECT_EQ(pager->usage_bytes(), 60 * kMiB);
+  EXPECT_EQ(budget->usage_bytes(), 60 * kMiB);
+}
+
 TEST_F(AdapterPagerTest, AHeldCopyKeepsTheBytesAccountedUntilReleased) {
   auto pager = make_pager(100 * kMiB);
   pager->register_adapter(adapter("inuse", "x", 60 * kMiB));

@@ -17,8 +17,8 @@
 //     trials (the default): miniature copies of the policy with fixed shares replay a sample
 //       of the keys, and the window takes the share of the one with the most hits lately
 //       (window_trials.hpp);
-//     hill climbing (as current Caffeine does): every sample (the sketch's sample size in
-//       requests) the window moves a step the way that raised the hit ratio, reversing when
+//     hill climbing (as current Caffeine does): every sample (ten times the entries the
+//       capacity holds, in requests) the window moves a step the way that raised the hit ratio, reversing when
 //       it fell; the step decays unless the hit ratio jumps, when it restarts. It wanders on
 //       noisy traces: docs/PERFORMANCE.md has both side by side.
 // Reads reach the policy through the shard's read buffers (the drain), never from the hit
@@ -227,6 +227,7 @@ class TinyLfuPolicy {
   static constexpr double kRestartThreshold = 0.05; // a hit-ratio change that restarts the step
   static constexpr unsigned kJitterThreshold = 6;   // counts from which a loser may get in
   static constexpr int kTransferLimit = 1000;       // entries one climbing step moves at most
+  static constexpr std::uint64_t kClimbSamplePerEntry = 10;  // requests per climbing step, per entry
 
   LinkList& list_of(const Entry* e) noexcept {
     return e->policy_tag == kWindow ? window_ : e->policy_tag == kProbation ? probation_ : protected_;
@@ -312,7 +313,7 @@ class TinyLfuPolicy {
       return;
     }
     const std::uint64_t requests = hits_in_sample_ + misses_in_sample_;
-    if (requests >= sketch_.sample_size()) {
+    if (requests >= kClimbSamplePerEntry * sketch_.sized_for()) {
       const double hit_ratio = static_cast<double>(hits_in_sample_) / static_cast<double>(requests);
       const double change = hit_ratio - previous_hit_ratio_;
       const double amount = change >= 0 ? step_ : -step_;
@@ -469,13 +470,21 @@ inline bool WindowTrials::replay(std::uint64_t h, std::uint64_t size) noexcept {
   if (++requests_ < period_) return false;
   requests_ = 0;
   constexpr double kDecay = 0.5;  // a period's hits count half as much one period later
+  // A challenger must beat the share in use by a margin: on traces where several shares
+  // score alike (the frequency-biased P traces) the window would otherwise wander between
+  // them, paying for every move in entries shifted between regions.
+  constexpr double kSwitchMargin = 1.02;
+  for (auto& t : trials_) {
+    if (t->failed) continue;
+    t->score = kDecay * t->score + static_cast<double>(t->hits);
+    t->hits = 0;
+  }
   std::size_t best = best_;
   for (std::size_t i = 0; i < trials_.size(); ++i) {
-    Trial& t = *trials_[i];
+    const Trial& t = *trials_[i];
     if (t.failed) continue;
-    t.score = kDecay * t.score + static_cast<double>(t.hits);
-    t.hits = 0;
-    if (t.score > trials_[best]->score) best = i;
+    const double bar = best == best_ ? kSwitchMargin * trials_[best]->score : trials_[best]->score;
+    if (t.score > bar) best = i;
   }
   best_ = best;
   return true;
