@@ -1,6 +1,7 @@
 // Similarity arithmetic against a double-precision reference computed the naive way.
 
 #include "pagekeeper/vector_math.hpp"
+#include "support/vector_reference.hpp"
 
 #include <gtest/gtest.h>
 
@@ -13,27 +14,10 @@
 namespace pagekeeper {
 namespace {
 
-using Matrix = std::vector<std::vector<float>>;
+using test_support::Matrix;
 
-double reference_cosine(const std::vector<float>& a, const std::vector<float>& b) {
-  double d = 0, na = 0, nb = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    d += static_cast<double>(a[i]) * b[i];
-    na += static_cast<double>(a[i]) * a[i];
-    nb += static_cast<double>(b[i]) * b[i];
-  }
-  if (na == 0 || nb == 0) return 0;
-  return d / std::sqrt(na) / std::sqrt(nb);
-}
-
-Matrix random_vectors(std::size_t n, std::size_t dims, std::uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal;
-  Matrix m(n, std::vector<float>(dims));
-  for (auto& v : m)
-    for (auto& x : v) x = normal(rng);
-  return m;
-}
+using test_support::random_vectors;
+using test_support::reference_cosine;
 
 std::vector<VectorView> views(const Matrix& m) { return {m.begin(), m.end()}; }
 

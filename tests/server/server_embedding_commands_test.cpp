@@ -12,31 +12,16 @@
 #include "embedding/llama_test_support.hpp"
 #include "llama/llama_model_pool.hpp"
 #include "server_test_util.hpp"
+#include "support/vector_reference.hpp"
 
 namespace pagekeeper::test {
 namespace {
 
 using nlohmann::json;
-using Matrix = std::vector<std::vector<float>>;
+using test_support::Matrix;
 
-double reference_cosine(const std::vector<float>& a, const std::vector<float>& b) {
-  double d = 0, na = 0, nb = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    d += static_cast<double>(a[i]) * b[i];
-    na += static_cast<double>(a[i]) * a[i];
-    nb += static_cast<double>(b[i]) * b[i];
-  }
-  return na == 0 || nb == 0 ? 0 : d / std::sqrt(na * nb);
-}
-
-Matrix random_vectors(std::size_t n, std::size_t dims, std::uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal;
-  Matrix m(n, std::vector<float>(dims));
-  for (auto& v : m)
-    for (auto& x : v) x = normal(rng);
-  return m;
-}
+using test_support::random_vectors;
+using test_support::reference_cosine;
 
 struct Answer {
   int status = 0;
