@@ -173,6 +173,21 @@ void PressureBroker::register_pool(std::shared_ptr<ResourcePool> pool) {
     entry.utility_cells = std::make_shared<UtilityCells>();
     entry.utility_cells->last_accesses = entry.utility->accesses();
   }
+  // The thrash window starts now, not at the first pass: a burst that cycles the pool before
+  // the broker first looks (a tick is long next to a fast embedder) is still judged.
+  try {
+    if (const auto ghost = entry.pool->ghost()) {
+      ThrashCells& t = *entry.thrash;
+      t.last_misses = entry.pool->stats().misses;
+      t.last_ghost_hits = ghost->hits;
+      t.last_depths = ghost->depths;
+      t.primed = true;
+    }
+  } catch (const std::exception& e) {
+    // The first pass primes the window instead.
+    spdlog::warn("pressure broker: reading pool '{}' at registration failed: {}", entry.name,
+                 e.what());
+  }
   MutexLock lock(registry_mutex_);
   auto next = std::make_shared<Registry>();
   next->reserve(registry_->size() + 1);

@@ -179,6 +179,21 @@ TEST(BrokerThrashing, ACycledWorkingSetPastTheBudgetRaisesOneAlertThatSaysHowMuc
   EXPECT_EQ(alerts[0].cause, PressureAlert::Cause::thrashing);
 }
 
+// The window opens at registration: a burst that cycles the pool before the broker's first
+// pass (a fast embedder against a 100 ms tick) is judged by that first pass.
+TEST(BrokerThrashing, ABurstBeforeTheFirstPassIsJudgedByIt) {
+  auto pool = make_pool("burst");
+  PressureBroker broker(thrash_config());
+  std::vector<PressureAlert> alerts;
+  broker.add_alert_sink([&](const PressureAlert& a) { alerts.push_back(a); });
+  broker.register_pool(pool);
+  cycle(*pool, 130, 3);
+  broker.relieve();
+  ASSERT_EQ(alerts.size(), 1u);
+  EXPECT_EQ(alerts[0].cause, PressureAlert::Cause::thrashing);
+  EXPECT_NEAR(alerts[0].pressure, 260.0 / 390.0, 1e-9);
+}
+
 TEST(BrokerThrashing, AFittingWorkingSetRaisesNothing) {
   auto pool = make_pool("fits");
   PressureBroker broker(thrash_config());
