@@ -19,7 +19,7 @@
 
 namespace pagekeeper::testing {
 
-class FakeTier final : public ResourcePool {
+class FakeTier : public ResourcePool {
  public:
   FakeTier(std::string name, std::uint64_t capacity, std::uint64_t usage,
            std::uint64_t entry_bytes = 1, std::uint64_t pinned_bytes = 0)
@@ -75,6 +75,12 @@ class FakeTier final : public ResourcePool {
   void set_usage(std::uint64_t usage) {
     std::lock_guard lock(mutex_);
     usage_ = usage;
+  }
+  // A new capacity; usage above it is dropped, as a pool trims to a lower budget.
+  void set_capacity(std::uint64_t capacity) {
+    std::lock_guard lock(mutex_);
+    capacity_ = capacity;
+    usage_ = std::min(usage_, capacity);
   }
   std::vector<std::uint64_t> requests() const {
     std::lock_guard lock(mutex_);

@@ -99,13 +99,15 @@ INSTANTIATE_TEST_SUITE_P(
 // A fake /proc/self/cgroup, /sys/fs/cgroup and /proc/meminfo in a fresh temporary folder.
 class CgroupTree {
  public:
-  CgroupTree() {
+  // `self_cgroup`: the membership file's text ("" for none).
+  explicit CgroupTree(const std::string& self_cgroup = "") {
     dir_ = std::filesystem::temp_directory_path() /
            ("pagekeeper-cgtree-" + std::to_string(::getpid()) + "-" +
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::remove_all(dir_);
     // 16 GiB host with 12 GiB available: 0.25.
     write("meminfo", "MemTotal: 16777216 kB\nMemAvailable: 12582912 kB\n");
+    if (!self_cgroup.empty()) write("self_cgroup", self_cgroup);
   }
   ~CgroupTree() {
     std::error_code ec;
@@ -115,6 +117,11 @@ class CgroupTree {
     const auto path = dir_ / relative;
     std::filesystem::create_directories(path.parent_path());
     std::ofstream(path, std::ios::trunc) << text;
+  }
+  // A version 2 cgroup at `dir` with its memory.max and memory.current.
+  void v2(const std::string& dir, const std::string& max, const std::string& current) {
+    write(dir + "/memory.max", max + "\n");
+    write(dir + "/memory.current", current + "\n");
   }
   HostMemory memory() const {
     HostMemoryPaths paths;
@@ -129,12 +136,9 @@ class CgroupTree {
 };
 
 TEST(HostMemoryTree, ALimitOnAnAncestorBindsItsChildren) {
-  CgroupTree t;
-  t.write("self_cgroup", "0::/app/worker\n");
-  t.write("cg/app/worker/memory.max", "max\n");
-  t.write("cg/app/worker/memory.current", "100\n");
-  t.write("cg/app/memory.max", "1000000\n");
-  t.write("cg/app/memory.current", "900000\n");
+  CgroupTree t("0::/app/worker\n");
+  t.v2("cg/app/worker", "max", "100");
+  t.v2("cg/app", "1000000", "900000");
   t.write("cg/app/memory.stat", "anon 1\ninactive_file 100000\n");
   const auto r = t.memory().read();
   ASSERT_TRUE(r.known()) << r.reason;
@@ -145,12 +149,9 @@ TEST(HostMemoryTree, ALimitOnAnAncestorBindsItsChildren) {
 }
 
 TEST(HostMemoryTree, TheTighterOfTwoLimitsBindsByPressureAndTheSmallerIsTheLimit) {
-  CgroupTree t;
-  t.write("self_cgroup", "0::/a/b\n");
-  t.write("cg/a/b/memory.max", "500000\n");  // smaller, but only 0.2 used
-  t.write("cg/a/b/memory.current", "100000\n");
-  t.write("cg/a/memory.max", "1000000\n");  // larger, 0.9 used by the siblings too
-  t.write("cg/a/memory.current", "900000\n");
+  CgroupTree t("0::/a/b\n");
+  t.v2("cg/a/b", "500000", "100000");  // smaller, but only 0.2 used
+  t.v2("cg/a", "1000000", "900000");  // larger, 0.9 used by the siblings too
   const auto r = t.memory().read();
   ASSERT_TRUE(r.known()) << r.reason;
   EXPECT_EQ(r.limit_bytes, 1000000u);
@@ -159,8 +160,7 @@ TEST(HostMemoryTree, TheTighterOfTwoLimitsBindsByPressureAndTheSmallerIsTheLimit
 }
 
 TEST(HostMemoryTree, CgroupV1LimitWithTotalInactiveFile) {
-  CgroupTree t;
-  t.write("self_cgroup", "5:cpu,memory:/job\n0::/\n");
+  CgroupTree t("5:cpu,memory:/job\n0::/\n");
   t.write("cg/memory/job/memory.limit_in_bytes", "2000000\n");
   t.write("cg/memory/job/memory.usage_in_bytes", "1800000\n");
   t.write("cg/memory/job/memory.stat", "cache 5\ntotal_inactive_file 200000\n");
@@ -176,10 +176,8 @@ TEST(HostMemoryTree, CgroupV1LimitWithTotalInactiveFile) {
 }
 
 TEST(HostMemoryTree, TheHostBindsWhenItIsFullerThanTheCgroup) {
-  CgroupTree t;
-  t.write("self_cgroup", "0::/svc\n");
-  t.write("cg/svc/memory.max", "8589934592\n");  // 8 GiB, 0.1 used
-  t.write("cg/svc/memory.current", "858993459\n");
+  CgroupTree t("0::/svc\n");
+  t.v2("cg/svc", "8589934592", "858993459");  // 8 GiB, 0.1 used
   t.write("meminfo", "MemTotal: 16777216 kB\nMemAvailable: 1677721 kB\n");  // 0.9 used
   const auto r = t.memory().read();
   ASSERT_TRUE(r.known()) << r.reason;
@@ -189,10 +187,8 @@ TEST(HostMemoryTree, TheHostBindsWhenItIsFullerThanTheCgroup) {
 }
 
 TEST(HostMemoryTree, HybridHostsKeepVersion2UnderUnified) {
-  CgroupTree t;
-  t.write("self_cgroup", "0::/svc\n");
-  t.write("cg/unified/svc/memory.max", "1000\n");
-  t.write("cg/unified/svc/memory.current", "500\n");
+  CgroupTree t("0::/svc\n");
+  t.v2("cg/unified/svc", "1000", "500");
   t.write("cg/svc/memory.max", "10\n");  // not where a hybrid host keeps v2
   const auto r = t.memory().read();
   ASSERT_TRUE(r.known()) << r.reason;
@@ -200,10 +196,8 @@ TEST(HostMemoryTree, HybridHostsKeepVersion2UnderUnified) {
 }
 
 TEST(HostMemoryTree, AnUnreadableLimitOnThePathIsUnknownNotIgnored) {
-  CgroupTree t;
-  t.write("self_cgroup", "0::/a/b\n");
-  t.write("cg/a/b/memory.max", "1000000\n");
-  t.write("cg/a/b/memory.current", "1\n");
+  CgroupTree t("0::/a/b\n");
+  t.v2("cg/a/b", "1000000", "1");
   t.write("cg/a/memory.max", "lots\n");
   const auto r = t.memory().read();
   EXPECT_FALSE(r.known());

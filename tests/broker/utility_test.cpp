@@ -3,15 +3,16 @@
 // values its bytes least.
 
 #include <algorithm>
+#include <atomic>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "broker/fake_tier.hpp"
 #include "pagekeeper/broker.hpp"
 #include "pagekeeper/pool_utility.hpp"
 
@@ -19,68 +20,22 @@ namespace pagekeeper {
 namespace {
 
 // A pool of `usage` bytes (evicted in bytes) whose miss ratio follows `curve`, serving
-// `accesses_per_pass` accesses between passes (the test calls served()). One mutex.
-class ValuedTier final : public ResourcePool, public PoolUtility {
+// `accesses_per_pass` accesses between passes (the test calls served()).
+class ValuedTier final : public testing::FakeTier, public PoolUtility {
  public:
   ValuedTier(std::string name, std::uint64_t capacity, std::uint64_t usage,
              std::function<double(std::uint64_t)> curve, double miss_cost = 1.0)
-      : name_(std::move(name)), capacity_(capacity), usage_(usage), curve_(std::move(curve)),
-        miss_cost_(miss_cost) {}
-
-  std::string tier_name() const override { return name_; }
-  std::uint64_t capacity_bytes() const override {
-    std::lock_guard lock(mutex_);
-    return capacity_;
-  }
-  std::uint64_t usage_bytes() const override {
-    std::lock_guard lock(mutex_);
-    return usage_;
-  }
-  std::uint64_t evict_at_least(std::uint64_t bytes) override {
-    std::lock_guard lock(mutex_);
-    const std::uint64_t freed = std::min(bytes, usage_);
-    usage_ -= freed;
-    requests_.push_back(bytes);
-    return freed;
-  }
-  std::vector<EntrySnapshot> snapshot() const override { return {}; }
-  PoolStats stats() const override {
-    std::lock_guard lock(mutex_);
-    PoolStats s;
-    s.name = name_;
-    s.total_bytes = usage_;
-    s.max_bytes = capacity_;
-    return s;
-  }
+      : FakeTier(std::move(name), capacity, usage), curve_(std::move(curve)), miss_cost_(miss_cost) {}
 
   double miss_ratio(std::uint64_t bytes) const override { return curve_(bytes); }
-  std::uint64_t accesses() const override {
-    std::lock_guard lock(mutex_);
-    return accesses_;
-  }
+  std::uint64_t accesses() const override { return accesses_.load(); }
   double miss_cost_seconds() const override { return miss_cost_; }
-  void set_budget(std::uint64_t bytes) override {
-    std::lock_guard lock(mutex_);
-    capacity_ = bytes;
-    usage_ = std::min(usage_, bytes);
-  }
+  void set_budget(std::uint64_t bytes) override { set_capacity(bytes); }
 
-  void served(std::uint64_t n) {
-    std::lock_guard lock(mutex_);
-    accesses_ += n;
-  }
-  std::vector<std::uint64_t> requests() const {
-    std::lock_guard lock(mutex_);
-    return requests_;
-  }
+  void served(std::uint64_t n) { accesses_.fetch_add(n); }
 
  private:
-  const std::string name_;
-  mutable std::mutex mutex_;
-  std::uint64_t capacity_;
-  std::uint64_t usage_;
-  std::uint64_t accesses_ = 0;
-  std::vector<std::uint64_t> requests_;
+  std::atomic<std::uint64_t> accesses_{0};
   const std::function<double(std::uint64_t)> curve_;
   const double miss_cost_;
 };
