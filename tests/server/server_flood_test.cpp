@@ -10,14 +10,13 @@
 
 #include <gtest/gtest.h>
 
-#include <fcntl.h>
-#include <signal.h>
-#include <sys/wait.h>
+#include <sys/types.h>
 
 #include <atomic>
 #include <fstream>
 
 #include "server_test_util.hpp"
+#include "support/daemon_process.hpp"
 
 namespace pagekeeper::test {
 namespace {
@@ -44,63 +43,11 @@ std::uint64_t rss_bytes(pid_t pid) {
   return 0;
 }
 
-struct Child {
-  pid_t pid = -1;
-  int port = 0;
-};
-
-// Kills the daemon if the test ends before it stopped it.
-struct Reaper {
-  pid_t pid;
-  bool reaped = false;
-  ~Reaper() {
-    if (pid > 0 && !reaped) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
-    }
-  }
-};
-
-// Starts pagekeeperd on a free port and reads the port from its first stdout line.
-Child start_daemon() {
-  int out[2];
-  if (::pipe(out) != 0) return {};
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::dup2(out[1], 1);
-    ::close(out[0]);
-    ::close(out[1]);
-    const std::string bin = std::string(PAGEKEEPER_BINARY_DIR) + "/bin/pagekeeperd";
-    ::execl(bin.c_str(), bin.c_str(), "--port", "0", "--embedding-budget-mb", "8", "--no-host-memory", "--threads",
-            "32", "--broker-tick-ms", "200", static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  ::close(out[1]);
-  // Log lines may come first; the port is on the "listening on" line.
-  std::string line;
-  char c;
-  while (::read(out[0], &c, 1) == 1) {
-    if (c != '\n') {
-      line += c;
-      continue;
-    }
-    if (line.find("listening on") != std::string::npos) break;
-    line.clear();
-  }
-  ::close(out[0]);
-  const auto colon = line.rfind(':');
-  Child child;
-  child.pid = pid;
-  if (line.find("listening on") != std::string::npos && colon != std::string::npos)
-    child.port = std::atoi(line.c_str() + colon + 1);
-  return child;
-}
-
 TEST(ServerFlood, UniqueTextsFromManyConnectionsNo5xxAndBoundedMemory) {
-  const Child daemon = start_daemon();
-  ASSERT_GT(daemon.pid, 0);
-  Reaper reaper{daemon.pid};
-  ASSERT_GT(daemon.port, 0) << "pagekeeperd did not report its port";
+  test_support::PagekeeperdProcess daemon({"--embedding-budget-mb", "8", "--no-host-memory", "--threads", "32",
+                                           "--broker-tick-ms", "200"});
+  const pid_t pid = daemon.pid();
+  const int port = daemon.port();
 
   constexpr int kConnections = 24;
   constexpr auto kDuration = std::chrono::seconds(4);
@@ -110,7 +57,7 @@ TEST(ServerFlood, UniqueTextsFromManyConnectionsNo5xxAndBoundedMemory) {
   std::vector<std::thread> clients;
   for (int t = 0; t < kConnections; ++t) {
     clients.emplace_back([&, t] {
-      httplib::Client c("127.0.0.1", daemon.port);
+      httplib::Client c("127.0.0.1", port);
       c.set_keep_alive(true);
       c.set_read_timeout(10, 0);
       std::uint64_t n = 0;
@@ -138,23 +85,20 @@ TEST(ServerFlood, UniqueTextsFromManyConnectionsNo5xxAndBoundedMemory) {
   }
   const auto deadline = std::chrono::steady_clock::now() + kDuration;
   while (std::chrono::steady_clock::now() < deadline) {
-    max_rss = std::max<std::uint64_t>(max_rss.load(), rss_bytes(daemon.pid));
+    max_rss = std::max<std::uint64_t>(max_rss.load(), rss_bytes(pid));
     std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the RSS sampling period
   }
   stop = true;
   for (auto& c : clients) c.join();
-  max_rss = std::max<std::uint64_t>(max_rss.load(), rss_bytes(daemon.pid));
+  max_rss = std::max<std::uint64_t>(max_rss.load(), rss_bytes(pid));
 
   // The pool must have been saturated for the memory bound to mean anything.
-  httplib::Client c("127.0.0.1", daemon.port);
+  httplib::Client c("127.0.0.1", port);
   auto stats = c.Post("/api/embedding/cache/stats", "{}", "application/json");
   ASSERT_TRUE(stats);
   const auto s = nlohmann::json::parse(stats->body);
 
-  ::kill(daemon.pid, SIGTERM);
-  int status = 0;
-  ::waitpid(daemon.pid, &status, 0);
-  reaper.reaped = true;
+  const int exit_status = daemon.stop();
 
   EXPECT_EQ(server_errors.load(), 0u);
   EXPECT_EQ(other.load(), 0u);
@@ -167,7 +111,7 @@ TEST(ServerFlood, UniqueTextsFromManyConnectionsNo5xxAndBoundedMemory) {
   std::printf("flood: %llu ok requests (16 unique texts each), max RSS %llu MiB, evictions %llu\n",
               static_cast<unsigned long long>(ok.load()), static_cast<unsigned long long>(max_rss.load() >> 20),
               static_cast<unsigned long long>(s["evictions"].get<std::uint64_t>()));
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "pagekeeperd did not exit cleanly on SIGTERM";
+  EXPECT_EQ(exit_status, 0) << "pagekeeperd did not exit cleanly on SIGTERM";
 }
 
 }  // namespace

@@ -4,14 +4,16 @@
 // answers them with 0 embedded; with Redis killed, B keeps answering 200 for old and new
 // texts.
 
-#include <csignal>
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <nlohmann/json.hpp>
-#include <sys/wait.h>
-#include <unistd.h>
 
+#include "support/daemon_process.hpp"
 #include "tiers/redis_test_support.hpp"
 
 namespace pagekeeper {
@@ -20,62 +22,12 @@ namespace {
 using testing::RedisServer;
 using testing::TempDir;
 
-// A pagekeeperd process on a free port, stopped with SIGTERM (killed if the test fails first).
-class DaemonProcess {
+// A pagekeeperd process on a free port with four threads and no host-memory watch, stopped
+// with SIGTERM (killed if the test fails first).
+class DaemonProcess : public test_support::PagekeeperdProcess {
  public:
-  explicit DaemonProcess(const std::vector<std::string>& flags) {
-    int out[2];
-    if (::pipe(out) != 0) throw std::runtime_error("pipe failed");
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::dup2(out[1], 1);
-      ::close(out[0]);
-      ::close(out[1]);
-      std::vector<std::string> args = {std::string(PAGEKEEPER_BINARY_DIR) + "/bin/pagekeeperd", "--port", "0",
-                                       "--no-host-memory", "--threads", "4"};
-      args.insert(args.end(), flags.begin(), flags.end());
-      std::vector<char*> argv;
-      for (std::string& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
-    ::close(out[1]);
-    std::string line;
-    char c = 0;
-    while (::read(out[0], &c, 1) == 1) {
-      if (c != '\n') {
-        line += c;
-        continue;
-      }
-      if (line.find("listening on") != std::string::npos) break;
-      line.clear();
-    }
-    ::close(out[0]);
-    const auto colon = line.rfind(':');
-    if (line.find("listening on") == std::string::npos || colon == std::string::npos) {
-      stop();
-      throw std::runtime_error("pagekeeperd did not start");
-    }
-    port_ = std::atoi(line.c_str() + colon + 1);
-  }
-  ~DaemonProcess() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
-  DaemonProcess(const DaemonProcess&) = delete;
-  DaemonProcess& operator=(const DaemonProcess&) = delete;
-
-  // SIGTERM, and the exit status (0 for a clean stop).
-  int stop() {
-    ::kill(pid_, SIGTERM);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-  }
+  explicit DaemonProcess(const std::vector<std::string>& flags)
+      : PagekeeperdProcess(with_defaults(flags)) {}
 
   struct Answer {
     int status = 0;
@@ -85,7 +37,7 @@ class DaemonProcess {
     nlohmann::json body;
   };
   Answer embed(const std::vector<std::string>& texts) const {
-    httplib::Client client("127.0.0.1", port_);
+    httplib::Client client("127.0.0.1", port());
     client.set_read_timeout(30, 0);
     auto r = client.Post("/v1/embeddings", nlohmann::json{{"input", texts}}.dump(), "application/json");
     Answer a;
@@ -98,12 +50,12 @@ class DaemonProcess {
     return a;
   }
   nlohmann::json stats() const {
-    httplib::Client client("127.0.0.1", port_);
+    httplib::Client client("127.0.0.1", port());
     auto r = client.Post("/api/embedding/cache/stats", "{}", "application/json");
     return r ? nlohmann::json::parse(r->body, nullptr, false) : nlohmann::json();
   }
   std::string metrics() const {
-    httplib::Client client("127.0.0.1", port_);
+    httplib::Client client("127.0.0.1", port());
     auto r = client.Get("/metrics");
     return r ? r->body : std::string();
   }
@@ -114,8 +66,11 @@ class DaemonProcess {
   }
 
  private:
-  pid_t pid_ = -1;
-  int port_ = 0;
+  static std::vector<std::string> with_defaults(const std::vector<std::string>& flags) {
+    std::vector<std::string> all = {"--no-host-memory", "--threads", "4"};
+    all.insert(all.end(), flags.begin(), flags.end());
+    return all;
+  }
 };
 
 std::vector<std::vector<std::string>> batches(std::size_t n, std::size_t per_batch, const std::string& salt) {
