@@ -10,6 +10,8 @@
 #include <lmdb.h>
 #include <sys/statvfs.h>
 
+#include "lookup_counts.hpp"
+
 namespace pagekeeper {
 namespace {
 
@@ -172,7 +174,6 @@ std::vector<std::optional<std::string>> LmdbTier::get_many(std::span<const std::
   std::vector<std::optional<std::string>> out(keys.size());
   if (keys.empty()) return out;
   Env::Txn txn(*env_, MDB_RDONLY);
-  std::uint64_t hits = 0;
   for (std::size_t i = 0; i < keys.size(); ++i) {
     if (keys[i].empty() || keys[i].size() > env_->max_key) continue;
     MDB_val key = val_of(keys[i]);
@@ -184,10 +185,8 @@ std::vector<std::optional<std::string>> LmdbTier::get_many(std::span<const std::
     // no decoder accepts.
     const std::string_view stored = view_of(value);
     out[i] = stored.size() < kSeqBytes ? std::string() : std::string(stored.substr(kSeqBytes));
-    ++hits;
   }
-  hits_.fetch_add(hits, std::memory_order_relaxed);
-  misses_.fetch_add(keys.size() - hits, std::memory_order_relaxed);
+  count_lookups(out, hits_, misses_);
   return out;
 }
 

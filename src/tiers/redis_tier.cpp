@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <unordered_map>
 
+#include "lookup_counts.hpp"
 #include "pagekeeper/errors.hpp"
 
 namespace pagekeeper {
@@ -479,13 +480,8 @@ std::vector<std::optional<std::string>> RedisTier::get_many(std::span<const std:
     ops[i].index = i;
   }
   execute(ops);
-  std::uint64_t hits = 0;
-  for (Op& op : ops) {
-    if (op.result) ++hits;
-    out[op.index] = std::move(op.result);
-  }
-  hits_.fetch_add(hits, std::memory_order_relaxed);
-  misses_.fetch_add(keys.size() - hits, std::memory_order_relaxed);
+  for (Op& op : ops) out[op.index] = std::move(op.result);
+  count_lookups(out, hits_, misses_);
   return out;
 }
 
