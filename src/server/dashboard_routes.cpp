@@ -16,9 +16,10 @@ server::MetricsReading Daemon::Impl::read_metrics() const {
   r.requests = totals.requests;
   r.latency_buckets = totals.buckets;
   const BrokerSnapshot snap = broker->snapshot();
-  for (const PoolPressure& p : snap.pools)
-    r.pools.push_back({p.name, p.stats.total_bytes, p.stats.max_bytes, p.stats.entry_count, p.stats.hits,
-                       p.stats.misses});
+  for (const PoolPressure& p : snap.pools) {
+    r.pools.push_back(p.stats);
+    r.pools.back().name = p.name;
+  }
   if (snap.host_memory && snap.host_memory->known()) {
     r.host_used_bytes = snap.host_memory->used_bytes;
     r.host_limit_bytes = snap.host_memory->limit_bytes;

@@ -51,10 +51,10 @@ MetricsSample sample_between(const MetricsReading& before, const MetricsReading&
   s.p50_ms = percentile_ms(delta, 0.50);
   s.p95_ms = percentile_ms(delta, 0.95);
   s.p99_ms = percentile_ms(delta, 0.99);
-  for (const MetricsReading::Pool& p : after.pools) {
-    MetricsSample::Pool out{p.name, p.bytes, p.max_bytes, p.entries, std::nullopt};
+  for (const PoolStats& p : after.pools) {
+    MetricsSample::Pool out{p.name, p.total_bytes, p.max_bytes, p.entry_count, std::nullopt};
     const auto old = std::find_if(before.pools.begin(), before.pools.end(),
-                                  [&](const MetricsReading::Pool& o) { return o.name == p.name; });
+                                  [&](const PoolStats& o) { return o.name == p.name; });
     const std::uint64_t hits = old == before.pools.end() ? p.hits : grew(old->hits, p.hits);
     const std::uint64_t misses = old == before.pools.end() ? p.misses : grew(old->misses, p.misses);
     if (hits + misses > 0) out.hit_ratio = static_cast<double>(hits) / static_cast<double>(hits + misses);

@@ -23,24 +23,17 @@
 #include <nlohmann/json.hpp>
 
 #include "pagekeeper/detail/mutex.hpp"
+#include "pagekeeper/resource_pool.hpp"
 #include "server/metrics.hpp"
 
 namespace pagekeeper::server {
 
 // Cumulative counters at one moment.
 struct MetricsReading {
-  struct Pool {
-    std::string name;
-    std::uint64_t bytes = 0;
-    std::uint64_t max_bytes = 0;
-    std::uint64_t entries = 0;
-    std::uint64_t hits = 0;
-    std::uint64_t misses = 0;
-  };
   std::int64_t at_ms = 0;  // wall clock, milliseconds since the epoch
   std::uint64_t requests = 0;
   std::array<std::uint64_t, HttpMetrics::kBuckets.size() + 1> latency_buckets{};  // last: +Inf
-  std::vector<Pool> pools;
+  std::vector<PoolStats> pools;  // named as the broker names them
   std::optional<std::uint64_t> host_used_bytes;
   std::optional<std::uint64_t> host_limit_bytes;
 };

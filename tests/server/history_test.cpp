@@ -15,20 +15,32 @@ namespace {
 
 constexpr std::size_t kBucket1ms = 4;  // HttpMetrics::kBuckets[4] = 0.001 s
 
+PoolStats pool(const std::string& name, std::uint64_t bytes, std::uint64_t max_bytes, std::uint64_t entries,
+               std::uint64_t hits, std::uint64_t misses) {
+  PoolStats p;
+  p.name = name;
+  p.total_bytes = bytes;
+  p.max_bytes = max_bytes;
+  p.entry_count = entries;
+  p.hits = hits;
+  p.misses = misses;
+  return p;
+}
+
 TEST(MetricsHistory, SampleBetweenTwoReadings) {
   ASSERT_EQ(HttpMetrics::kBuckets[kBucket1ms], 0.001);
   MetricsReading before;
   before.at_ms = 10'000;
   before.requests = 100;
   before.latency_buckets[kBucket1ms] = 100;
-  before.pools = {{"cache", 10, 100, 1, 50, 50}};
+  before.pools = {pool("cache", 10, 100, 1, 50, 50)};
   MetricsReading after = before;
   after.at_ms = 12'000;
   after.requests = 300;
   // 200 new requests: 100 in (0.5 ms, 1 ms], 100 in (1 ms, 2.5 ms].
   after.latency_buckets[kBucket1ms] = 200;
   after.latency_buckets[kBucket1ms + 1] = 100;
-  after.pools = {{"cache", 20, 100, 2, 80, 60}, {"new", 5, 0, 1, 1, 0}};
+  after.pools = {pool("cache", 20, 100, 2, 80, 60), pool("new", 5, 0, 1, 1, 0)};
   after.host_used_bytes = 7;
   after.host_limit_bytes = 9;
 
@@ -53,7 +65,7 @@ TEST(MetricsHistory, SampleBetweenTwoReadings) {
 TEST(MetricsHistory, QuietIntervalsAndResetCounters) {
   MetricsReading before;
   before.at_ms = 1000;
-  before.pools = {{"cache", 10, 100, 1, 50, 50}};
+  before.pools = {pool("cache", 10, 100, 1, 50, 50)};
   MetricsReading after = before;
   after.at_ms = 2000;
   MetricsSample s = sample_between(before, after);
@@ -61,7 +73,7 @@ TEST(MetricsHistory, QuietIntervalsAndResetCounters) {
   EXPECT_FALSE(s.p50_ms.has_value()) << "no requests: no latency";
   EXPECT_FALSE(s.pools[0].hit_ratio.has_value()) << "no lookups: no hit ratio";
   // cache/clear resets hits and misses: what is there now is new.
-  after.pools = {{"cache", 0, 100, 0, 3, 1}};
+  after.pools = {pool("cache", 0, 100, 0, 3, 1)};
   s = sample_between(before, after);
   ASSERT_TRUE(s.pools[0].hit_ratio.has_value());
   EXPECT_DOUBLE_EQ(*s.pools[0].hit_ratio, 0.75);
