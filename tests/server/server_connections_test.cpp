@@ -20,43 +20,13 @@ constexpr int kIdle = 2000;
 constexpr int kSlowloris = 100;
 constexpr int kRequests = 200;
 
-int connect_loopback(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return -1;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-bool send_all(int fd, std::string_view bytes) {
-  std::size_t sent = 0;
-  while (sent < bytes.size()) {
-    const ssize_t n = ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0) return false;
-    sent += static_cast<std::size_t>(n);
-  }
-  return true;
-}
-
 // Reads one response with a Content-Length body; its status, or 0.
 int read_response(int fd, std::chrono::milliseconds timeout) {
   std::string in;
   const auto deadline = Clock::now() + timeout;
   char buf[8192];
   while (true) {
-    const auto end = in.find("\r\n\r\n");
-    if (end != std::string::npos) {
-      const auto cl = in.find("Content-Length: ");
-      if (cl != std::string::npos && cl < end &&
-          in.size() >= end + 4 + std::strtoull(in.c_str() + cl + 16, nullptr, 10))
-        return status_of(in);
-    }
+    if (has_complete_response(in)) return status_of(in);
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
     if (left <= 0) return 0;
     pollfd p{fd, POLLIN, 0};

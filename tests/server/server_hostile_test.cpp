@@ -26,17 +26,7 @@ using Clock = std::chrono::steady_clock;
 // A connected loopback socket; closed on destruction.
 class Connection {
  public:
-  explicit Connection(int port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<std::uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd_ >= 0 && ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-      ::close(fd_);
-      fd_ = -1;
-    }
-  }
+  explicit Connection(int port) : fd_(connect_loopback(port)) {}
   ~Connection() {
     if (fd_ >= 0) ::close(fd_);
   }
@@ -46,15 +36,7 @@ class Connection {
 
   bool ok() const { return fd_ >= 0; }
   // Sends all of `bytes`; false when the peer closed or reset the connection first.
-  bool send(std::string_view bytes) {
-    std::size_t sent = 0;
-    while (sent < bytes.size()) {
-      const ssize_t n = ::send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      sent += static_cast<std::size_t>(n);
-    }
-    return true;
-  }
+  bool send(std::string_view bytes) { return send_all(fd_, bytes); }
   void half_close() { ::shutdown(fd_, SHUT_WR); }
   // Reads until `done(received)` or the peer closes or `timeout` passes.
   std::string read(std::chrono::milliseconds timeout, const std::function<bool(const std::string&)>& done = {}) {

@@ -19,6 +19,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include <httplib.h>
@@ -59,26 +60,47 @@ struct TestServer {
   std::unique_ptr<Daemon> daemon;
 };
 
-// Sends `bytes` on a fresh connection, optionally half-closes (the server still answers what
-// it received), then reads until one complete response, the server closing, or `timeout_ms`. Returns everything read ("" when nothing came back).
-inline std::string raw_exchange(int port, const std::string& bytes, int timeout_ms = 3000, bool half_close = false,
-                                int pause_after_ms = 0) {
+// A socket connected to `port` on loopback, or -1.
+inline int connect_loopback(int port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return "";
+  if (fd < 0) return -1;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<std::uint16_t>(port));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
     ::close(fd);
-    return "";
+    return -1;
   }
+  return fd;
+}
+
+// Sends all of `bytes`; false when the peer closed or reset the connection first.
+inline bool send_all(int fd, std::string_view bytes) {
   std::size_t sent = 0;
   while (sent < bytes.size()) {
     const ssize_t n = ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0) break;
+    if (n <= 0) return false;
     sent += static_cast<std::size_t>(n);
   }
+  return true;
+}
+
+// Whether `received` starts with one complete response: its head and its Content-Length body.
+inline bool has_complete_response(const std::string& received) {
+  const auto end = received.find("\r\n\r\n");
+  const auto cl = received.find("Content-Length: ");
+  return end != std::string::npos && cl != std::string::npos && cl < end &&
+         received.size() >= end + 4 + std::strtoull(received.c_str() + cl + 16, nullptr, 10);
+}
+
+// Sends `bytes` on a fresh connection, optionally half-closes (the server still answers what
+// it received), then reads until one complete response, the server closing, or `timeout_ms`. Returns everything read ("" when nothing came back).
+inline std::string raw_exchange(int port, const std::string& bytes, int timeout_ms = 3000, bool half_close = false,
+                                int pause_after_ms = 0) {
+  const int fd = connect_loopback(port);
+  if (fd < 0) return "";
+  send_all(fd, bytes);
   // A client that pauses before half-closing (a slow client, simulated); orders nothing.
   if (pause_after_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(pause_after_ms));
   if (half_close) ::shutdown(fd, SHUT_WR);
@@ -94,11 +116,7 @@ inline std::string raw_exchange(int port, const std::string& bytes, int timeout_
     if (n <= 0) break;
     out.append(buf, static_cast<std::size_t>(n));
     // Stop at the end of one complete response (the server may keep the connection open).
-    const auto end = out.find("\r\n\r\n");
-    const auto cl = out.find("Content-Length: ");
-    if (end != std::string::npos && cl != std::string::npos && cl < end &&
-        out.size() >= end + 4 + std::strtoull(out.c_str() + cl + 16, nullptr, 10))
-      break;
+    if (has_complete_response(out)) break;
   }
   ::close(fd);
   return out;
