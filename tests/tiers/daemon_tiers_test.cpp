@@ -95,6 +95,18 @@ bool written_down(const DaemonProcess& d, std::uint64_t records) {
   return false;
 }
 
+// Every batch answered from `tier` alone, with the vectors first computed (`reference`).
+void expect_all_from_tier(const DaemonProcess& d, const std::vector<std::vector<std::string>>& texts,
+                          const std::vector<nlohmann::json>& reference, const std::string& tier) {
+  for (std::size_t i = 0; i < texts.size(); ++i) {
+    const auto r = d.embed(texts[i]);
+    ASSERT_EQ(r.status, 200);
+    EXPECT_EQ(r.tier_hits, texts[i].size());
+    EXPECT_EQ(r.by_tier, tier + "=" + std::to_string(texts[i].size()));
+    EXPECT_EQ(r.body["data"], reference[i]);
+  }
+}
+
 TEST(DaemonTiers, FleetAndRestartTargets) {
   RedisServer redis;
   TempDir dir;
@@ -118,23 +130,11 @@ TEST(DaemonTiers, FleetAndRestartTargets) {
     EXPECT_EQ(a.stop(), 0);
   }
   DaemonProcess b({"--redis", redis.url()});
-  for (std::size_t i = 0; i < texts.size(); ++i) {
-    const auto r = b.embed(texts[i]);
-    ASSERT_EQ(r.status, 200);
-    EXPECT_EQ(r.tier_hits, texts[i].size());
-    EXPECT_EQ(r.by_tier, "redis=" + std::to_string(texts[i].size()));
-    EXPECT_EQ(r.body["data"], reference[i]);
-  }
+  ASSERT_NO_FATAL_FAILURE(expect_all_from_tier(b, texts, reference, "redis"));
   EXPECT_EQ(b.embedded(), 0u);
   {
     DaemonProcess a2({"--tier-dir", dir.path().string(), "--tier-disk-mb", "64"});
-    for (std::size_t i = 0; i < texts.size(); ++i) {
-      const auto r = a2.embed(texts[i]);
-      ASSERT_EQ(r.status, 200);
-      EXPECT_EQ(r.tier_hits, texts[i].size());
-      EXPECT_EQ(r.by_tier, "tier-disk=" + std::to_string(texts[i].size()));
-      EXPECT_EQ(r.body["data"], reference[i]);
-    }
+    ASSERT_NO_FATAL_FAILURE(expect_all_from_tier(a2, texts, reference, "tier-disk"));
     EXPECT_EQ(a2.embedded(), 0u);
     EXPECT_EQ(a2.stop(), 0);
   }
