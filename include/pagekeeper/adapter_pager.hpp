@@ -44,6 +44,26 @@
 // answers which adapter the caller must load (to_load) and which were evicted, as the
 // original did; with a loader it loads the weights itself (loaded = true).
 //
+// What its bytes are worth (PoolUtility, pool_utility.hpp). With curve_sampling_rate > 0 and
+// a loader, the pager estimates its miss-ratio curve with the pool's SHARDS sampler (every
+// activation and active() feeds it: a hit as a read, a load as an insert), counts those uses
+// as accesses, and times its loader: a miss costs the loader's moving-average seconds per
+// byte times the moving-average bytes of one load, the unit the embedding cache and the model
+// pool use, so a broker weighs an adapter load against an embedding by what each really
+// costs. The curve is the LRU one; the pager's order is LRU among adapters of one priority
+// and keeps higher priorities longer, so it misses no more than the curve says on a working
+// set of equal priorities. Without a loader (decision-only mode) nothing can be timed: the
+// curve is not known and a broker manages the pager as a pool without utility.
+//
+// Who owns the budget. The pager's byte budget (capacity_bytes(), which adapters may stay
+// resident) has one owner at a time: the creator sets it (AdapterPagerConfig::budget_bytes:
+// explicit, the registry's default, or the MemoryBudget's per-persona inference share), and
+// once the pager is registered with a PressureBroker that divides a global budget and it
+// knows its curve, the broker owns it and changes it only through set_budget(). The
+// MemoryBudget never changes it: it is a separate ledger that admits or refuses each
+// adapter's bytes (its priority gates and the inference share), so an activation needs both
+// room in the pager's budget (made by evicting) and the MemoryBudget's consent.
+//
 // Thread safety: every public method may be called from any thread. One mutex (mu_)
 // serializes the pager's own operations and guards the registry, the resident set and the
 // activity counters; the pool is internally synchronized and is only ever entered with mu_
@@ -73,6 +93,7 @@
 #include "pagekeeper/errors.hpp"
 #include "pagekeeper/memory_budget.hpp"
 #include "pagekeeper/pool.hpp"
+#include "pagekeeper/pool_utility.hpp"
 #include "pagekeeper/resource_pool.hpp"
 
 namespace pagekeeper {
@@ -125,6 +146,9 @@ struct AdapterPagerConfig {
   std::function<std::int64_t()> clock;
   // Tier name for the broker; default "adapters:<persona_id>".
   std::string tier_name;
+  // Miss-ratio curve sampling (PoolConfig::curve_sampling_rate), in [0, 1]; 0 (the default)
+  // turns it off. A broker dividing a global budget needs it on (see the file comment).
+  double curve_sampling_rate = 0.0;
 };
 
 struct ActivateSkillResult {
@@ -182,7 +206,7 @@ void to_json(nlohmann::json& j, const ActivateSkillResult& r);
 void to_json(nlohmann::json& j, const SyncResult& r);
 void to_json(nlohmann::json& j, const CoverageReport& r);
 
-class AdapterPager final : public ResourcePool {
+class AdapterPager final : public ResourcePool, public PoolUtility {
  public:
   using Pool = PagedResourcePool<std::string, ActiveAdapter>;
 
@@ -236,17 +260,30 @@ class AdapterPager final : public ResourcePool {
   std::size_t registered_count() const;
 
   const std::string& persona_id() const noexcept { return config_.persona_id; }
-  std::uint64_t budget_bytes() const noexcept { return config_.budget_bytes; }
+  // The budget now: config.budget_bytes until set_budget() changes it.
+  std::uint64_t budget_bytes() const noexcept { return budget_bytes_.load(std::memory_order_relaxed); }
   std::int64_t now_ms() const { return config_.clock(); }
 
   // ResourcePool: capacity = budget_bytes, usage = resident bytes, evict_at_least evicts
   // non-critical adapters in score order (the broker's lever), snapshot/stats are the pool's.
   std::string tier_name() const override { return config_.tier_name; }
-  std::uint64_t capacity_bytes() const override { return config_.budget_bytes; }
+  std::uint64_t capacity_bytes() const override { return budget_bytes(); }
   std::uint64_t usage_bytes() const override;
   std::uint64_t evict_at_least(std::uint64_t bytes) override;
   std::vector<EntrySnapshot> snapshot() const override;
   PoolStats stats() const override;
+
+  // PoolUtility (see the file comment). miss_ratio() is the pool's SHARDS estimate;
+  // curve_known() is curve_sampling_rate > 0 with a loader; accesses() counts
+  // activate_skill() calls of registered adapters and active() calls; miss_cost_seconds() is
+  // 0 before the first load. set_budget() makes `bytes` the budget and evicts non-critical
+  // adapters in score order down to it (critical and in-use ones stay: the pager may remain
+  // over it); requires bytes > 0 (std::invalid_argument).
+  double miss_ratio(std::uint64_t bytes) const override;
+  bool curve_known() const override;
+  std::uint64_t accesses() const override { return accesses_.load(std::memory_order_relaxed); }
+  double miss_cost_seconds() const override;
+  void set_budget(std::uint64_t bytes) override;
 
  private:
   struct Registered {
@@ -283,6 +320,8 @@ class AdapterPager final : public ResourcePool {
   void admit_locked(Registered& reg, ActivateSkillResult& result, std::int64_t t0_ns,
                     VictimQueue* victims = nullptr);
   AdapterInfo info_locked(const Registered& reg, bool resident) const;
+  // Adds one loader call that took `seconds` for `bytes` to the moving averages.
+  void record_load_locked(double seconds, std::uint64_t bytes) noexcept;
 
   AdapterPagerConfig config_;
   std::shared_ptr<MemoryBudget> budget_;
@@ -301,6 +340,11 @@ class AdapterPager final : public ResourcePool {
   bool pool_evicted_lost_ = false;  // guarded by mu_
   std::map<std::string, DomainActivity> activity_;  // guarded by mu_
   std::unique_ptr<Pool> pool_;
+  // Written with mu_ held, read without it (capacity_bytes(), the broker's utility reads).
+  std::atomic<std::uint64_t> budget_bytes_;
+  std::atomic<std::uint64_t> accesses_{0};
+  std::atomic<double> load_seconds_per_byte_{0.0};  // moving averages of the loader's calls
+  std::atomic<double> load_bytes_{0.0};
 };
 
 // The pagers of every persona, keyed by persona id (for the server's cognition/genome-*
@@ -316,6 +360,8 @@ struct AdapterPagerDefaults {
   AdapterPagerConfig::OverBudget over_budget = AdapterPagerConfig::OverBudget::kRefuse;
   AllocationPriority allocation_priority = AllocationPriority::kInteractive;
   std::function<std::int64_t()> clock;
+  // AdapterPagerConfig::curve_sampling_rate of new pagers.
+  double curve_sampling_rate = 0.0;
   // Pagers that may exist at once (0: no limit); get_or_create() of one more throws
   // PersonaLimitReached.
   std::size_t max_personas = 0;
@@ -337,7 +383,7 @@ class AdapterPagerRegistry {
   ~AdapterPagerRegistry();
 
   // The pager of `persona_id`, created on first use with `budget_bytes` (0 = the default).
-  // An existing pager keeps the budget it was created with (a pool's budget is fixed).
+  // An existing pager keeps its budget (the one it was created with, or the broker's).
   // Throws std::invalid_argument for an empty id or when no budget can be determined, and
   // PersonaLimitReached when max_personas pagers exist already.
   std::shared_ptr<AdapterPager> get_or_create(const std::string& persona_id,

@@ -9,12 +9,15 @@
 // time per byte times the bytes a miss loads, so an embedding miss and an adapter load are
 // compared in one unit). Its expected cost at budget b is accesses * miss_cost * miss_ratio(b).
 //
-// rebalance() moves `step` bytes at a time from the pool whose cost rises least by losing them
-// to the pool whose cost falls most by gaining them (the best pair), while the gain exceeds
-// the loss by more than `hysteresis` times the cost if every access missed (the sum of
+// rebalance() moves whole steps of `step` bytes from the pool whose cost rises least by losing
+// them to the pool whose cost falls most by gaining them (the best pair), while the gain
+// exceeds the loss by more than `hysteresis` times the cost if every access missed (the sum of
 // accesses * miss_cost; so noise in the curves does not make budgets oscillate), at most
-// `max_moves` times. Budgets never fall below a pool's
-// min_budget, and their sum never changes.
+// `max_moves` steps in all. Each move may take several steps at once when their net saving
+// per step is the best (a lookahead: a curve with plateaus, such as a pool of a few entries
+// larger than a step, gains nothing from one step and much from several); on convex curves
+// it moves one step at a time. Budgets never fall below a pool's min_budget, and their sum
+// never changes.
 //
 // Thread safety: a pure function of its arguments (the curves must be safe to call).
 

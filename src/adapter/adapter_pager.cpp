@@ -42,6 +42,9 @@ AdapterPagerConfig validated(AdapterPagerConfig c) {
   }
   if (!c.clock) c.clock = [] { return monotonic_ms(); };
   if (c.tier_name.empty()) c.tier_name = "adapters:" + c.persona_id;
+  if (!(c.curve_sampling_rate >= 0.0 && c.curve_sampling_rate <= 1.0)) {
+    throw std::invalid_argument("adapter pager '" + c.persona_id + "': curve_sampling_rate must be in [0, 1]");
+  }
   return c;
 }
 
@@ -101,7 +104,10 @@ void to_json(nlohmann::json& j, const CoverageReport& r) {
 
 AdapterPager::AdapterPager(AdapterPagerConfig config, std::shared_ptr<MemoryBudget> budget,
                            std::shared_ptr<AdapterLoader> loader)
-    : config_(validated(std::move(config))), budget_(std::move(budget)), loader_(std::move(loader)) {
+    : config_(validated(std::move(config))),
+      budget_(std::move(budget)),
+      loader_(std::move(loader)),
+      budget_bytes_(config_.budget_bytes) {
   PoolConfig<std::string, ActiveAdapter> pc;
   pc.name = config_.tier_name;
   pc.max_bytes = config_.budget_bytes;
@@ -114,6 +120,7 @@ AdapterPager::AdapterPager(AdapterPagerConfig config, std::shared_ptr<MemoryBudg
                                      a.slot->last_used_ms.load(std::memory_order_relaxed), clock());
       });
   pc.shards = 1;  // one global eviction order
+  pc.curve_sampling_rate = config_.curve_sampling_rate;
   // Every change to the pool is made with mu_ held (see the header), so the listener, which
   // runs on the removing thread, runs with mu_ held too. Removals the pager asks for itself
   // (erase) are accounted where it asks; this hears only those the pool decides on.
@@ -191,7 +198,7 @@ std::uint64_t AdapterPager::evictable_bytes_locked() const {
 }
 
 bool AdapterPager::make_room_locked(std::uint64_t bytes, std::vector<std::string>& evicted, VictimQueue* victims) {
-  const std::uint64_t cap = config_.budget_bytes;
+  const std::uint64_t cap = budget_bytes();
   const std::uint64_t usage = resident_bytes_;
   if (bytes <= cap && usage <= cap - bytes) return false;  // fits as it is
   const std::uint64_t evictable = victims != nullptr ? victims->evictable_bytes : evictable_bytes_locked();
@@ -252,8 +259,10 @@ void AdapterPager::admit_locked(Registered& reg, ActivateSkillResult& result, st
 
   std::shared_ptr<const LoadedAdapter> weights;
   if (loader_) {
+    const std::int64_t load_start = steady_ns();
     weights = loader_->load(info);
     const std::uint64_t actual = weights->size_bytes();
+    record_load_locked(static_cast<double>(steady_ns() - load_start) / 1e9, actual);
     if (actual != size) {
       // The loaded weights are what occupies memory: account them, not the declaration.
       if (guard) {
@@ -278,7 +287,7 @@ void AdapterPager::admit_locked(Registered& reg, ActivateSkillResult& result, st
   reconcile_locked(&result.evicted);
   if (overcommit) {
     spdlog::warn("adapter pager '{}': '{}' ({} bytes) loaded over budget: {} of {} bytes resident",
-                 config_.tier_name, info.name, size, pool_->usage_bytes(), config_.budget_bytes);
+                 config_.tier_name, info.name, size, pool_->usage_bytes(), budget_bytes());
   }
   result.to_load = info.name;
   result.loaded = loader_ != nullptr;
@@ -297,6 +306,7 @@ ActivateSkillResult AdapterPager::activate_skill(const std::string& name) {
     return result;
   }
   Registered& reg = it->second;
+  accesses_.fetch_add(1, std::memory_order_relaxed);
   reg.slot->last_used_ms.store(config_.clock(), std::memory_order_relaxed);
   if (resident_.contains(name) && pool_->get(name)) {
     result.activated = true;
@@ -432,10 +442,11 @@ nlohmann::json AdapterPager::state() const {
   for (auto& [name, info] : active) active_json.push_back(info);
   for (auto& [name, info] : available) available_json.push_back(info);
   const std::uint64_t used = pool_->usage_bytes();
+  const std::uint64_t budget = budget_bytes();
   return {{"persona_id", config_.persona_id},
-          {"memory_budget_mb", to_mib(config_.budget_bytes)},
+          {"memory_budget_mb", to_mib(budget)},
           {"memory_used_mb", to_mib(used)},
-          {"memory_budget_bytes", config_.budget_bytes},
+          {"memory_budget_bytes", budget},
           {"memory_used_bytes", used},
           {"memory_pressure", pressure()},
           {"active_adapters", std::move(active_json)},
@@ -444,6 +455,7 @@ nlohmann::json AdapterPager::state() const {
 
 std::optional<ActiveAdapter> AdapterPager::active(const std::string& name) {
   std::lock_guard lock(mu_);
+  accesses_.fetch_add(1, std::memory_order_relaxed);
   auto value = pool_->get(name);
   if (value) value->slot->last_used_ms.store(config_.clock(), std::memory_order_relaxed);
   return value;
@@ -475,6 +487,44 @@ std::uint64_t AdapterPager::evict_at_least(std::uint64_t bytes) {
 
 std::vector<EntrySnapshot> AdapterPager::snapshot() const { return pool_->snapshot(); }
 PoolStats AdapterPager::stats() const { return pool_->stats(); }
+
+double AdapterPager::miss_ratio(std::uint64_t bytes) const { return pool_->estimated_miss_ratio(bytes); }
+
+bool AdapterPager::curve_known() const { return config_.curve_sampling_rate > 0.0 && loader_ != nullptr; }
+
+double AdapterPager::miss_cost_seconds() const {
+  return load_seconds_per_byte_.load(std::memory_order_relaxed) * load_bytes_.load(std::memory_order_relaxed);
+}
+
+void AdapterPager::record_load_locked(double seconds, std::uint64_t bytes) noexcept {
+  if (bytes == 0) return;
+  // The pool's weighting (PagedResourcePool::miss_cost_seconds): the first load sets the
+  // averages, each later one moves them a tenth of the way.
+  constexpr double kWeight = 0.1;
+  const double per_byte = seconds / static_cast<double>(bytes);
+  const double size = static_cast<double>(bytes);
+  double avg_per_byte = load_seconds_per_byte_.load(std::memory_order_relaxed);
+  double avg_size = load_bytes_.load(std::memory_order_relaxed);
+  if (avg_size == 0.0) {
+    avg_per_byte = per_byte;
+    avg_size = size;
+  } else {
+    avg_per_byte += kWeight * (per_byte - avg_per_byte);
+    avg_size += kWeight * (size - avg_size);
+  }
+  load_seconds_per_byte_.store(avg_per_byte, std::memory_order_relaxed);
+  load_bytes_.store(avg_size, std::memory_order_relaxed);
+}
+
+void AdapterPager::set_budget(std::uint64_t bytes) {
+  if (bytes == 0) {
+    throw std::invalid_argument("adapter pager '" + config_.tier_name + "': set_budget needs bytes > 0");
+  }
+  std::lock_guard lock(mu_);
+  budget_bytes_.store(bytes, std::memory_order_relaxed);
+  pool_->set_max_bytes(bytes);
+  reconcile_locked(nullptr);
+}
 
 // ---- AdapterPagerRegistry ----
 
@@ -515,6 +565,7 @@ std::shared_ptr<AdapterPager> AdapterPagerRegistry::get_or_create(const std::str
   config.over_budget = defaults_.over_budget;
   config.allocation_priority = defaults_.allocation_priority;
   config.clock = defaults_.clock;
+  config.curve_sampling_rate = defaults_.curve_sampling_rate;
   auto pager = std::make_shared<AdapterPager>(std::move(config), budget_, loader_);
   if (broker_) broker_->register_pool(pager);
   pagers_.emplace(persona_id, pager);

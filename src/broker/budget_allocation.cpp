@@ -1,6 +1,7 @@
 #include "pagekeeper/budget_allocation.hpp"
 
 #include <algorithm>
+#include <map>
 #include <stdexcept>
 #include <string>
 
@@ -66,34 +67,46 @@ std::vector<std::uint64_t> rebalance(const std::vector<PoolDemand>& pools,
   // The cost if every access missed: the scale the hysteresis is a fraction of.
   double scale = 0.0;
   for (const auto& p : pools) scale += p.accesses * p.miss_cost;
-  for (std::size_t move = 0; move < options.max_moves; ++move) {
-    std::vector<double> loss(pools.size());  // cost added by giving `step` away
-    std::vector<double> gain(pools.size());  // cost saved by receiving `step`
-    std::vector<bool> can_give(pools.size());
-    for (std::size_t i = 0; i < pools.size(); ++i) {
-      const double now = expected_miss_cost(pools[i], budgets[i]);
-      gain[i] = now - expected_miss_cost(pools[i], budgets[i] + step);
-      can_give[i] = budgets[i] >= pools[i].min_budget + step;
-      if (can_give[i]) loss[i] = expected_miss_cost(pools[i], budgets[i] - step) - now;
-    }
+  // Curves are evaluated at the same budgets again and again across moves: remember them.
+  std::vector<std::map<std::uint64_t, double>> costs(pools.size());
+  const auto cost = [&](std::size_t i, std::uint64_t budget) {
+    const auto [it, added] = costs[i].try_emplace(budget, 0.0);
+    if (added) it->second = expected_miss_cost(pools[i], budget);
+    return it->second;
+  };
+  std::size_t moves = 0;
+  while (moves < options.max_moves) {
+    // Up to `horizon` steps at once: a curve with plateaus (a few large entries, such as
+    // adapters or models bigger than a step) gains nothing from one step and a lot from
+    // several. Pairs and lengths are compared by their net saving per step, the lookahead of
+    // utility-based cache partitioning; on convex curves one step is always the best.
+    const std::size_t horizon = options.max_moves - moves;
     std::size_t donor = pools.size();
     std::size_t receiver = pools.size();
-    double best = 0.0;
-    for (std::size_t i = 0; i < pools.size(); ++i) {
-      if (!can_give[i]) continue;
-      for (std::size_t j = 0; j < pools.size(); ++j) {
-        if (j == i) continue;
-        const double net = gain[j] - loss[i];
-        if (donor == pools.size() || net > best) {
-          donor = i;
-          receiver = j;
-          best = net;
+    std::size_t length = 0;
+    double best = 0.0;  // net saving per step
+    for (std::size_t n = 1; n <= horizon; ++n) {
+      const std::uint64_t bytes = step * n;
+      for (std::size_t i = 0; i < pools.size(); ++i) {
+        if (budgets[i] < pools[i].min_budget + bytes) continue;
+        const double loss = cost(i, budgets[i] - bytes) - cost(i, budgets[i]);
+        for (std::size_t j = 0; j < pools.size(); ++j) {
+          if (j == i) continue;
+          const double gain = cost(j, budgets[j]) - cost(j, budgets[j] + bytes);
+          const double per_step = (gain - loss) / static_cast<double>(n);
+          if (donor == pools.size() || per_step > best) {
+            donor = i;
+            receiver = j;
+            length = n;
+            best = per_step;
+          }
         }
       }
     }
     if (donor == pools.size() || best <= options.hysteresis * scale) break;
-    budgets[donor] -= step;
-    budgets[receiver] += step;
+    budgets[donor] -= step * length;
+    budgets[receiver] += step * length;
+    moves += length;
   }
   return budgets;
 }

@@ -17,6 +17,10 @@ LlamaModelCache::Config cache_config(LlamaModelPool::Config config) {
     return model ? model->size_bytes() : 0;
   };
   c.policy = eviction_policy_for<std::shared_ptr<LlamaModel>>(config.policy);
+  c.curve_sampling_rate = config.curve_sampling_rate;
+  // A few large models: one shard, so the curve's distances are the models' bytes (a sharded
+  // pool scales each shard's distances by the shard count, right only for many keys).
+  c.shards = 1;
   return c;
 }
 

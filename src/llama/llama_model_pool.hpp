@@ -9,7 +9,9 @@
 //     embedder created from the pool holds its lease for its whole life;
 //   - eviction when idle: once every lease is gone the model is an ordinary entry, and
 //     evicting it frees the llama_model (the value's destructor).
-// Register resource_pool() with the PressureBroker so memory pressure can evict idle models.
+// Register resource_pool() with the PressureBroker so memory pressure can evict idle models
+// (and, with Config::curve_sampling_rate, so a global budget is divided by what a model load
+// costs: the pool's budget then belongs to the broker, which sets it with set_budget()).
 //
 // A model larger than the whole budget is not cached: acquire() still returns a working lease
 // (it owns the model) whose pinned() is false, and every acquire() of it loads it again.
@@ -55,6 +57,11 @@ class LlamaModelPool {
     std::uint64_t max_bytes = std::uint64_t{4} << 30;
     // Eviction policy among loaded models.
     CachePolicy policy = CachePolicy::kTinyLfu;
+    // Miss-ratio curve sampling (PoolConfig::curve_sampling_rate), in [0, 1]; 0 turns it
+    // off. With it on, the pool is a PoolUtility a broker can divide a global budget with:
+    // its curve is the SHARDS estimate, its accesses the acquire() lookups and its miss cost
+    // the measured LlamaModel::load time per byte times a model's bytes.
+    double curve_sampling_rate = 0.0;
   };
 
   // Throws std::invalid_argument for an invalid configuration (empty name).

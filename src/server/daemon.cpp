@@ -199,6 +199,7 @@ std::shared_ptr<EmbeddingService> make_embeddings(const ServerConfig& config, Da
       LlamaModelPool::Config pool;
       pool.max_bytes = config.model_budget_bytes;
       pool.policy = config.cache_policy;
+      if (config.broker.memory_budget_bytes > 0) pool.curve_sampling_rate = 1.0;
       impl.llama_models = std::make_shared<LlamaModelPool>(pool);
     }
     add_configured_model(*models, m, impl.llama_models, impl.llama_providers, impl.model_descriptions);
@@ -289,11 +290,14 @@ Daemon::Impl::Impl(ServerConfig c, DaemonServices services) : config(std::move(c
     AdapterPagerDefaults defaults;
     defaults.budget_bytes = config.adapter_budget_bytes;
     defaults.max_personas = config.max_personas;
+    // Under a global budget the broker divides it by the pagers' curves too.
+    if (config.broker.memory_budget_bytes > 0) defaults.curve_sampling_rate = 1.0;
     std::shared_ptr<AdapterLoader> loader;
     if (!config.adapter_base_model.empty()) {
       if (!llama_models) {
         LlamaModelPool::Config pool;
         pool.max_bytes = config.model_budget_bytes;
+        if (config.broker.memory_budget_bytes > 0) pool.curve_sampling_rate = 1.0;
         llama_models = std::make_shared<LlamaModelPool>(pool);
         broker->register_pool(llama_models->resource_pool());
       }

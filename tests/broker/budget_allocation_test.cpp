@@ -56,6 +56,28 @@ TEST(Rebalance, HysteresisKeepsBudgetsWhenTheGainIsSmall) {
   EXPECT_EQ(move, (std::vector<std::uint64_t>{520, 480}));
 }
 
+// Entries of `entry` bytes each, `count` of them re-used uniformly: the miss ratio falls only
+// where another whole entry fits, a plateau in between (adapters, models).
+std::function<double(std::uint64_t)> whole_entries(std::uint64_t entry, std::uint64_t count) {
+  return [entry, count](std::uint64_t b) {
+    return 1.0 - static_cast<double>(std::min(b / entry, count)) / static_cast<double>(count);
+  };
+}
+
+TEST(Rebalance, StepsSmallerThanAnEntryCrossAPlateau) {
+  // Room for 2 of 4 entries of 1,000 bytes and a step of 300: one step gains nothing, four
+  // gain a whole entry. One step at a time would stay at 2,000 for ever.
+  std::vector<PoolDemand> pools = {
+      {"entries", 2000, 0, 1000, 1.0, whole_entries(1000, 4)},
+      {"scan", 4000, 0, 1000, 1.0, scan()},
+  };
+  const auto budgets = rebalance(pools, {.step = 300, .hysteresis = 0.01, .max_moves = 8});
+  EXPECT_EQ(budgets, (std::vector<std::uint64_t>{4100, 1900}));  // 7 steps: all 4 fit
+  // With fewer moves allowed than a whole entry needs, nothing moves.
+  const auto short_moves = rebalance(pools, {.step = 300, .hysteresis = 0.01, .max_moves = 3});
+  EXPECT_EQ(short_moves, (std::vector<std::uint64_t>{2000, 4000}));
+}
+
 TEST(Rebalance, RefusesNonsense) {
   std::vector<PoolDemand> pools = {{"a", 1, 0, 1, 1.0, scan()}};
   EXPECT_THROW(rebalance(pools, {.step = 0}), std::invalid_argument);

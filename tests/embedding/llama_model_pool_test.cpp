@@ -126,6 +126,34 @@ TEST_F(LlamaModelPoolTest, ModelLargerThanTheBudgetStillServesUnpinned) {
   EXPECT_EQ(embedder->embed(texts)[0].size(), 32u);
 }
 
+TEST_F(LlamaModelPoolTest, WithCurveSamplingThePoolIsAUtilityPoolTheBrokerWeighs) {
+  const auto path = llama_test::tiny_model();
+  LlamaModelPool pool({.name = "models", .max_bytes = std::uint64_t{1} << 30, .curve_sampling_rate = 1.0});
+  const auto cache = pool.resource_pool();
+  ASSERT_TRUE(cache->curve_known());
+  BrokerConfig config;
+  config.memory_budget_bytes = std::uint64_t{2} << 30;
+  PressureBroker broker(config);
+  broker.register_pool(cache);
+  std::uint64_t size = 0;
+  for (int i = 0; i < 4; ++i) size = pool.acquire(path)->model()->size_bytes();  // leases dropped
+  EXPECT_EQ(cache->accesses(), 4u);
+  // One load, timed: the miss cost is LlamaModel::load's seconds for the model's bytes.
+  EXPECT_GT(cache->miss_cost_seconds(), 0.0);
+  EXPECT_NEAR(cache->loader_seconds_per_byte() * static_cast<double>(size), cache->miss_cost_seconds(),
+              cache->miss_cost_seconds() * 1e-9);
+  // The curve: misses below the model's size, only the first (cold) one a little above it
+  // (distances are counted in buckets of about 9%).
+  EXPECT_DOUBLE_EQ(cache->miss_ratio(size / 2), 1.0);
+  EXPECT_NEAR(cache->miss_ratio(size + size / 10), 0.25, 0.01);
+  broker.relieve();
+  const auto snapshot = broker.snapshot();
+  ASSERT_EQ(snapshot.pools.size(), 1u);
+  ASSERT_TRUE(snapshot.pools[0].utility.has_value());
+  EXPECT_EQ(snapshot.pools[0].utility->accesses_last_pass, 4u);
+  EXPECT_GT(snapshot.pools[0].utility->miss_cost_seconds, 0.0);
+}
+
 #endif  // PAGEKEEPER_HAVE_LLAMA
 
 }  // namespace
