@@ -65,6 +65,15 @@ std::size_t slab_block_bytes(std::uint64_t max_bytes) {
   return static_cast<std::size_t>(std::clamp(std::bit_floor(max_bytes / 16), kMin, kMax));
 }
 
+// What the pool's lookup says of a call's texts; a joined text counts as a miss too.
+void take_lookup_counts(EmbedAccounting& accounting, const LoadManyStats& stats) {
+  accounting.hits = stats.hits;
+  accounting.joined = stats.joined;
+  accounting.misses = stats.loaded + stats.joined;
+  accounting.from_tiers = stats.from_tiers;
+  accounting.from_tier = stats.from_tier;
+}
+
 }  // namespace
 
 // The service's vector storage: one slab per dimension count.
@@ -244,11 +253,7 @@ EmbedResult EmbeddingService::embed(std::string_view text, std::string_view mode
       key,
       [&] { return std::move(embed_uncached(canonical, std::span(&text, 1), accounting).front()); },
       &stats);
-  accounting.hits = stats.hits;
-  accounting.joined = stats.joined;
-  accounting.misses = stats.loaded + stats.joined;
-  accounting.from_tiers = stats.from_tiers;
-  accounting.from_tier = stats.from_tier;
+  take_lookup_counts(accounting, stats);
   return EmbedResult{std::move(vector), std::move(canonical), accounting};
 }
 
@@ -316,11 +321,7 @@ EmbedBatchResult EmbeddingService::run(std::string canonical,
 
   LoadManyStats stats;
   std::vector<EmbeddingVector> vectors = pool_->load_many(keys, embed_missing, &stats);
-  accounting.hits = stats.hits;
-  accounting.joined = stats.joined;
-  accounting.misses = stats.loaded + stats.joined;
-  accounting.from_tiers = stats.from_tiers;
-  accounting.from_tier = stats.from_tier;
+  take_lookup_counts(accounting, stats);
   return EmbedBatchResult{std::move(vectors), std::move(canonical), accounting};
 }
 
