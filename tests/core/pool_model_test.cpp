@@ -70,11 +70,8 @@ class Model {
       if (auto it = resident_.find(key); it != resident_.end()) remove(it->second);
       return false;
     }
-    while (total_ + size > max_) {  // room first (watermark 1.0: down to the budget)
-      ModelEntry* v = victim();
-      if (v == nullptr) break;
-      remove(v);
-      ++evictions_;
+    // Room first (watermark 1.0: down to the budget).
+    while (total_ + size > max_ && evict_victim()) {
     }
     ModelEntry* old = nullptr;
     if (auto it = resident_.find(key); it != resident_.end()) old = it->second;
@@ -84,11 +81,8 @@ class Model {
     total_ += size;
     on_insert(e, old != nullptr);
     if (old != nullptr) detach(old);  // replaced at the flush that stats() causes
-    while (total_ > max_) {           // the budget after the insert (everything else pinned)
-      ModelEntry* v = victim();
-      if (v == nullptr) break;
-      remove(v);
-      ++evictions_;
+    // The budget after the insert (everything else pinned).
+    while (total_ > max_ && evict_victim()) {
     }
     return true;
   }
@@ -129,12 +123,7 @@ class Model {
 
   std::uint64_t evict_at_least(std::uint64_t want) {
     std::uint64_t freed = 0;
-    while (want != 0 && freed < want) {
-      ModelEntry* v = victim();
-      if (v == nullptr) break;
-      freed += v->size;
-      remove(v);
-      ++evictions_;
+    while (want != 0 && freed < want && evict_victim(&freed)) {
     }
     return freed;
   }
@@ -143,12 +132,7 @@ class Model {
     max_ = max;
     set_capacity();
     std::uint64_t freed = 0;
-    while (total_ > max_) {
-      ModelEntry* v = victim();
-      if (v == nullptr) break;
-      freed += v->size;
-      remove(v);
-      ++evictions_;
+    while (total_ > max_ && evict_victim(&freed)) {
     }
     return freed;
   }
@@ -204,6 +188,17 @@ class Model {
     candidate->region = 1;
     probation_.push_front(candidate);
     return main;
+  }
+
+  // Evicts the policy's victim, adding its bytes to `*freed` when given; false when every
+  // entry is pinned (or none is resident).
+  bool evict_victim(std::uint64_t* freed = nullptr) {
+    ModelEntry* v = victim();
+    if (v == nullptr) return false;
+    if (freed != nullptr) *freed += v->size;
+    remove(v);
+    ++evictions_;
+    return true;
   }
 
   std::uint64_t next_random() {
