@@ -212,10 +212,12 @@ class TableReader {
     throw ServerConfigError(where(*table_.get(key), source_) + ": " + name(key) + " = '" + value +
                             "' is not one of " + known);
   }
+  // A duration in whole milliseconds, in [min_ms, max_ms].
   template <typename Rep, typename Period>
-  void millis(const char* key, std::chrono::duration<Rep, Period>& out) {
+  void millis(const char* key, std::chrono::duration<Rep, Period>& out, std::int64_t min_ms = 1,
+              std::int64_t max_ms = 3600000) {
     std::int64_t ms = std::chrono::duration_cast<std::chrono::milliseconds>(out).count();
-    integer(key, ms, 1, 3600000);
+    integer(key, ms, min_ms, max_ms);
     out = std::chrono::milliseconds(ms);
   }
   bool has(const char* key) const { return table_.contains(key); }
@@ -381,24 +383,14 @@ ServerConfig parse_server_config(std::string_view toml_text, std::string_view so
     if (!api_key_file.empty()) config.api_key = read_secret_file("server.api_key_file", api_key_file);
     r.strings("allowed_hosts", config.allowed_hosts);
     r.integer("threads", config.threads, 1, 1024);
-    std::int64_t ms = config.read_timeout.count();
-    r.integer("read_timeout_ms", ms, 1, 3600000);
-    config.read_timeout = std::chrono::milliseconds(ms);
-    ms = config.write_timeout.count();
-    r.integer("write_timeout_ms", ms, 1, 3600000);
-    config.write_timeout = std::chrono::milliseconds(ms);
-    ms = config.idle_timeout.count();
-    r.integer("idle_timeout_ms", ms, 1, 86400000);
-    config.idle_timeout = std::chrono::milliseconds(ms);
-    ms = config.drain_timeout.count();
-    r.integer("drain_timeout_ms", ms, 0, 3600000);
-    config.drain_timeout = std::chrono::milliseconds(ms);
+    r.millis("read_timeout_ms", config.read_timeout);
+    r.millis("write_timeout_ms", config.write_timeout);
+    r.millis("idle_timeout_ms", config.idle_timeout, 1, 86400000);
+    r.millis("drain_timeout_ms", config.drain_timeout, 0, 3600000);
     r.integer("io_threads", config.io_threads, 1, 64);
     r.integer("max_connections", config.max_connections, 1, 1000000);
     r.integer("alert_history", config.alert_history, 1, 100000);
-    ms = config.history_interval.count();
-    r.integer("history_interval_ms", ms, 10, 3600000);
-    config.history_interval = std::chrono::milliseconds(ms);
+    r.millis("history_interval_ms", config.history_interval, 10, 3600000);
     r.integer("history_samples", config.history_samples, 1, 1000000);
   }
   if (const auto* t = table("limits")) {
@@ -437,9 +429,7 @@ ServerConfig parse_server_config(std::string_view toml_text, std::string_view so
   }
   if (const auto* t = table("broker")) {
     TableReader r(*t, "broker", source_name);
-    std::int64_t ms = config.broker.tick_interval.count();
-    r.integer("tick_ms", ms, 1, 3600000);
-    config.broker.tick_interval = std::chrono::milliseconds(ms);
+    r.millis("tick_ms", config.broker.tick_interval);
     r.real("act_above", config.broker.act_above);
     r.real("target_fraction", config.broker.target_fraction);
     std::int64_t budget_mb = static_cast<std::int64_t>(config.broker.memory_budget_bytes >> 20);
