@@ -106,6 +106,19 @@ PoolAction evict_from(const std::string& name, ResourcePool& pool, std::uint64_t
   return action;
 }
 
+// Calls an application's listener or sink (`what` names which in the log); what it throws is
+// logged and goes no further, so a faulty callback never stops a relief pass.
+template <typename Callback, typename Event>
+void call_guarded(const char* what, const Callback& callback, const Event& event) {
+  try {
+    callback(event);
+  } catch (const std::exception& e) {
+    spdlog::error("pressure broker: {} threw: {}", what, e.what());
+  } catch (...) {
+    spdlog::error("pressure broker: {} threw a non-standard exception", what);
+  }
+}
+
 }  // namespace
 
 void HostSheddingPolicy::validate() const {
@@ -407,15 +420,7 @@ void PressureBroker::notify(const PoolAction& action) {
     MutexLock lock(sinks_mutex_);
     listeners = listeners_;
   }
-  for (const auto& listener : listeners) {
-    try {
-      listener(action);
-    } catch (const std::exception& e) {
-      spdlog::error("pressure broker: action listener threw: {}", e.what());
-    } catch (...) {
-      spdlog::error("pressure broker: action listener threw a non-standard exception");
-    }
-  }
+  for (const auto& listener : listeners) call_guarded("action listener", listener, action);
 }
 
 void PressureBroker::deliver(std::vector<PressureAlert> raised, ReliefReport& report) {
@@ -470,15 +475,7 @@ void PressureBroker::deliver(std::vector<PressureAlert> raised, ReliefReport& re
       spdlog::warn("pressure alert: {}", alert.message);
     }
     alerts_delivered_.fetch_add(1, kRelaxed);
-    for (const auto& sink : sinks) {
-      try {
-        sink(alert);
-      } catch (const std::exception& e) {
-        spdlog::error("pressure broker: alert sink threw: {}", e.what());
-      } catch (...) {
-        spdlog::error("pressure broker: alert sink threw a non-standard exception");
-      }
-    }
+    for (const auto& sink : sinks) call_guarded("alert sink", sink, alert);
   }
   report.alerts = std::move(due);
 }
