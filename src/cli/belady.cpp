@@ -45,6 +45,14 @@ BeladyResult belady_min(const std::vector<std::uint32_t>& keys, const std::vecto
   BeladyResult r;
   std::uint64_t used = 0;
   std::uint64_t resident = 0;
+  // Evicts `victim`, the resident farthest() just returned (the top of by_next_use).
+  auto evict_farthest = [&](std::uint32_t victim) {
+    by_next_use.pop();
+    resident_next[victim] = kAbsent;
+    used -= resident_size[victim];
+    --resident;
+    ++r.evictions;
+  };
   for (std::size_t i = 0; i < n; ++i) {
     const std::uint32_t key = keys[i];
     const std::uint64_t size = sizes.empty() ? 1 : sizes[i];
@@ -59,14 +67,7 @@ BeladyResult belady_min(const std::vector<std::uint32_t>& keys, const std::vecto
       }
       // Room for a larger copy, farthest first; the key itself is never its own victim.
       resident_next[key] = kAbsent;
-      while (used + size > capacity) {
-        const auto [victim_next, victim] = farthest();
-        by_next_use.pop();
-        resident_next[victim] = kAbsent;
-        used -= resident_size[victim];
-        --resident;
-        ++r.evictions;
-      }
+      while (used + size > capacity) evict_farthest(farthest().second);
       resident_next[key] = next;
       resident_size[key] = size;
       used += size;
@@ -86,11 +87,7 @@ BeladyResult belady_min(const std::vector<std::uint32_t>& keys, const std::vecto
         admit = false;
         break;
       }
-      by_next_use.pop();
-      resident_next[victim] = kAbsent;
-      used -= resident_size[victim];
-      --resident;
-      ++r.evictions;
+      evict_farthest(victim);
     }
     if (!admit) {
       ++r.bypassed;
