@@ -13,9 +13,10 @@
 //     at a time and eviction recycles chunks without malloc; its size in the budget is
 //     EmbeddingVector::memory_bytes() + sizeof(EmbeddingKey), i.e. 1632 bytes for 384
 //     dimensions (the pool's own per-entry bookkeeping is not included). The slabs keep their
-//     blocks for the next vectors; clear(), and every eviction a PressureBroker makes through
-//     resource_pool(), return to the kernel what no vector uses any more (VectorSlab::trim:
-//     empty blocks, and the pages runs of free chunks cover wholly).
+//     blocks for the next vectors; clear() returns to the kernel what no vector uses any more
+//     (VectorSlab::trim: empty blocks, and the pages runs of free chunks cover wholly), and
+//     every eviction a PressureBroker makes through resource_pool() does so in the slabs of
+//     the vectors it evicted (the pool's removal listener names them).
 //   - embed_batch(): one pool lookup per text; the distinct texts that are neither cached
 //     nor being embedded by another request go to the embedder (each exactly once, in
 //     chunks of at most max_batch()); texts another request is embedding are joined. The
@@ -155,8 +156,9 @@ class EmbeddingService {
   // which keep the memory for the next vectors.
   std::shared_ptr<Pool> pool() const { return pool_; }
   // The pool as a PressureBroker sees it (register this one, not pool()): the same tier,
-  // name, budget and statistics, but an eviction through it (evict_at_least) then trims
-  // the storage (VectorSlab::trim), so relieving memory pressure lowers the process's
+  // name, budget and statistics, but an eviction through it (evict_at_least, or set_budget
+  // lowering the budget) then trims the slabs of the vectors it evicted (VectorSlab::trim;
+  // the pool's removal listener reports them), so relieving memory pressure lowers the process's
   // resident memory, not only the cache's accounting. What comes back is what the evicted
   // vectors emptied: nearly all of it in a cache that filled in order, less after churn,
   // since a page stays while any vector on it lives (docs/PERFORMANCE.md). Always the same
@@ -193,7 +195,8 @@ class EmbeddingService {
   // The slabs, one per dimension count (defined in embedding_service.cpp). Shared with
   // resource_pool(), which a broker may hold longer than the service.
   struct Storage;
-  // resource_pool()'s implementation: the pool, whose evictions also trim the storage.
+  // resource_pool()'s implementation: the pool, whose evictions also trim the slabs they
+  // evicted from.
   class TrimmingTier;
   // The pool's tiers: the codec between it and `chain` (null without a chain).
   static std::shared_ptr<EmbeddingTiers> make_tiers(std::shared_ptr<TierChain> chain,

@@ -3,10 +3,12 @@
 #include "pagekeeper/embedding_service.hpp"
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cmath>
 #include <iterator>
 #include <mutex>
+#include <span>
 #include <stdexcept>
 #include <utility>
 
@@ -15,9 +17,60 @@
 namespace pagekeeper {
 namespace {
 
+// A relief through EmbeddingService::resource_pool() (evict_at_least, set_budget) in progress
+// on this thread. The pool's removal listener runs on the evicting thread, under a shard lock,
+// so it only records here the dimension counts of the vectors the relief evicted; once the
+// pool call has returned, the tier trims those slabs and no others (a trim walks a slab's
+// free chunks under its mutex, stalling that slab's misses meanwhile, and a slab the relief
+// evicted nothing from has nothing of the relief's to give back). Evictions on other threads
+// (inserts making room, direct calls on pool()) are not the relief's: they keep their chunks
+// for the next vectors. Nested scopes are kept as a stack.
+class ReliefScope {
+ public:
+  // `storage` identifies the service whose pool's evictions count (compared, never followed).
+  explicit ReliefScope(const void* storage) noexcept : storage_(storage), outer_(current_) { current_ = this; }
+  ~ReliefScope() { current_ = outer_; }
+  ReliefScope(const ReliefScope&) = delete;
+  ReliefScope& operator=(const ReliefScope&) = delete;
+
+  // The removal listener's side: a vector of `dimensions` floats left the pool of `storage`
+  // by `cause`. Cheap, allocates nothing.
+  static void note_removal(const void* storage, std::size_t dimensions, RemovalCause cause) noexcept {
+    ReliefScope* scope = current_;
+    if (scope == nullptr || scope->storage_ != storage) return;
+    if (cause != RemovalCause::kEvicted && cause != RemovalCause::kExpiredByBroker) return;
+    const auto end = scope->dimensions_.begin() + scope->distinct_;
+    if (std::find(scope->dimensions_.begin(), end, dimensions) != end) return;
+    if (scope->distinct_ == scope->dimensions_.size()) {
+      scope->overflowed_ = true;
+      return;
+    }
+    scope->dimensions_[scope->distinct_++] = dimensions;
+  }
+
+  bool evicted_any() const noexcept { return distinct_ > 0 || overflowed_; }
+  // More distinct dimension counts than recorded: every slab is the relief's.
+  bool overflowed() const noexcept { return overflowed_; }
+  std::span<const std::size_t> dimensions() const noexcept { return {dimensions_.data(), distinct_}; }
+
+ private:
+  static thread_local ReliefScope* current_;
+  const void* storage_;
+  ReliefScope* outer_;
+  // The service's slabs number at most EmbeddingService::kMaxSlabs; vectors of further
+  // dimension counts live on the heap, which may add a few more distinct counts.
+  std::array<std::size_t, 2 * EmbeddingService::kMaxSlabs> dimensions_{};
+  std::size_t distinct_ = 0;
+  bool overflowed_ = false;
+};
+
+thread_local ReliefScope* ReliefScope::current_ = nullptr;
+
 EmbeddingService::Pool::Config pool_config(const EmbeddingServiceConfig& config,
-                                           std::shared_ptr<EmbeddingTiers> tiers) {
+                                           std::shared_ptr<EmbeddingTiers> tiers, const void* storage) {
   EmbeddingService::Pool::Config pc;
+  pc.removal_listener = [storage](const EmbeddingKey&, const EmbeddingVector& vector, std::uint64_t,
+                                  RemovalCause cause) { ReliefScope::note_removal(storage, vector.size(), cause); };
   pc.tiers = std::move(tiers);
   pc.name = config.pool_name;
   pc.max_bytes = config.max_bytes;
@@ -112,18 +165,33 @@ struct EmbeddingService::Storage {
   // Returns every slab's unused blocks to the kernel (VectorSlab::trim); returns the bytes.
   // Trims outside `mutex` (slabs are never removed), so misses that look up their slab
   // meanwhile wait only for the slab being trimmed, if it is theirs.
-  std::uint64_t trim() {
+  std::uint64_t trim() { return trim_slabs([](const VectorSlab&) { return true; }); }
+
+  // The same for the slabs of the dimension counts a relief evicted vectors of.
+  std::uint64_t trim(const ReliefScope& relief) {
+    if (!relief.evicted_any()) return 0;
+    if (relief.overflowed()) return trim();
+    return trim_slabs([&relief](const VectorSlab& slab) {
+      const std::span<const std::size_t> evicted = relief.dimensions();
+      return std::find(evicted.begin(), evicted.end(), slab.dimensions()) != evicted.end();
+    });
+  }
+
+ private:
+  template <class Wanted>
+  std::uint64_t trim_slabs(Wanted&& wanted) {
     std::vector<VectorSlab*> to_trim;
     {
       std::lock_guard lock(mutex);
-      for (const std::unique_ptr<VectorSlab>& slab : slabs) to_trim.push_back(slab.get());
+      for (const std::unique_ptr<VectorSlab>& slab : slabs) {
+        if (wanted(*slab)) to_trim.push_back(slab.get());
+      }
     }
     std::uint64_t unmapped = 0;
     for (VectorSlab* slab : to_trim) unmapped += slab->trim();
     return unmapped;
   }
 
- private:
   VectorSlab* find_locked(std::size_t dimensions) const {
     for (const std::unique_ptr<VectorSlab>& slab : slabs) {
       if (slab->dimensions() == dimensions) return slab.get();
@@ -146,22 +214,26 @@ class EmbeddingService::TrimmingTier final : public ResourcePool, public PoolUti
   std::uint64_t capacity_bytes() const override { return pool_->capacity_bytes(); }
   std::uint64_t usage_bytes() const override { return pool_->usage_bytes(); }
   double pressure() const override { return pool_->pressure(); }
+  // Then trims the slabs of the vectors it evicted (the pool's removal listener names them).
   std::uint64_t evict_at_least(std::uint64_t bytes) override {
+    const ReliefScope relief(storage_.get());
     const std::uint64_t freed = pool_->evict_at_least(bytes);
-    if (freed > 0) storage_->trim();
+    storage_->trim(relief);
     return freed;
   }
   std::vector<EntrySnapshot> snapshot() const override { return pool_->snapshot(); }
   PoolStats stats() const override { return pool_->stats(); }
   std::optional<GhostReading> ghost() const override { return pool_->ghost(); }
 
-  // The pool's utility; set_budget() trims the storage when it shrank the cache.
+  // The pool's utility; set_budget() trims the slabs of the vectors a smaller budget evicted.
   double miss_ratio(std::uint64_t bytes) const override { return pool_->miss_ratio(bytes); }
   bool curve_known() const override { return pool_->curve_known(); }
   std::uint64_t accesses() const override { return pool_->accesses(); }
   double miss_cost_seconds() const override { return pool_->miss_cost_seconds(); }
   void set_budget(std::uint64_t bytes) override {
-    if (pool_->set_max_bytes(bytes) > 0) storage_->trim();
+    const ReliefScope relief(storage_.get());
+    pool_->set_max_bytes(bytes);
+    storage_->trim(relief);
   }
 
  private:
@@ -207,7 +279,7 @@ EmbeddingService::EmbeddingService(EmbeddingServiceConfig config)
     : models_(config.models ? std::move(config.models) : ModelRegistry::with_builtin_models()),
       storage_(std::make_shared<Storage>(slab_block_bytes(config.max_bytes), config.map_storage_ahead)),
       tiers_(make_tiers(config.tiers, models_, storage_)),
-      pool_(std::make_shared<Pool>(pool_config(config, tiers_))),
+      pool_(std::make_shared<Pool>(pool_config(config, tiers_, storage_.get()))),
       tier_(std::make_shared<TrimmingTier>(pool_, storage_)) {}
 
 std::map<std::string, std::uint64_t> EmbeddingService::embedded_texts() const {

@@ -12,6 +12,7 @@
 
 #include "pagekeeper/broker.hpp"
 #include "pagekeeper/lexical_embedder.hpp"
+#include "pagekeeper/pool_utility.hpp"
 
 namespace pagekeeper {
 namespace {
@@ -165,6 +166,45 @@ TEST(EmbeddingStorage, BrokerEvictionReturnsTheBlocksItEmptied) {
     EXPECT_EQ(service->embed(a_kept_text).vector.to_vector(), LexicalEmbedder().embed_one(a_kept_text));
     EXPECT_EQ(service->storage_stats(384)->live_vectors, service->stats().entry_count);
   }
+}
+
+// A relief through resource_pool() trims the slabs of the vectors it evicted, which the
+// pool's removal listener names, and no others: a slab whose vectors left by another way
+// (here evicted through pool() directly) keeps its blocks for the next vectors.
+TEST(EmbeddingStorage, BrokerEvictionTrimsOnlyTheSlabsItEvictedFrom) {
+  constexpr int kTexts = 3000;
+  const std::uint64_t budget = EmbeddingService::entry_bytes(384) * kTexts;
+  auto service = lexical_service(budget, /*map_ahead=*/false, /*shards=*/1);
+  for (const std::string& text : texts("short", 2000)) {
+    ASSERT_TRUE(service->put(text, "lexical", std::vector<float>(64, 0.5f)));
+  }
+  EXPECT_GT(service->pool()->evict_at_least(service->pool()->usage_bytes()), 0u);
+  const VectorSlab::Stats short_kept = *service->storage_stats(64);
+  ASSERT_EQ(short_kept.live_vectors, 0u);
+  ASSERT_GT(short_kept.mapped_bytes, 0u);  // every block free, none returned
+
+  service->embed_batch(texts("pressure", kTexts));
+  const VectorSlab::Stats full = *service->storage_stats(384);
+  BrokerConfig config;
+  config.host_shedding.max_pool_fraction_per_pass = 0.40;
+  config.host_shedding.max_total_fraction = 0.40;
+  PressureBroker broker(config, critical_host());
+  broker.register_pool(service->resource_pool());
+  EXPECT_GT(broker.relieve().bytes_freed, 0u);
+  const VectorSlab::Stats relieved = *service->storage_stats(384);
+  EXPECT_LT(relieved.mapped_bytes, full.mapped_bytes);
+  EXPECT_EQ(service->storage_stats(64)->mapped_bytes, short_kept.mapped_bytes);
+
+  // A budget cut through the tier's utility is a relief too.
+  auto& utility = dynamic_cast<PoolUtility&>(*service->resource_pool());
+  utility.set_budget(service->stats().total_bytes / 4);
+  EXPECT_LT(service->storage_stats(384)->mapped_bytes, relieved.mapped_bytes);
+  EXPECT_EQ(service->storage_stats(64)->mapped_bytes, short_kept.mapped_bytes);
+
+  // clear() returns what every slab does not use.
+  service->clear();
+  EXPECT_EQ(service->storage_stats(64)->mapped_bytes, 0u);
+  EXPECT_EQ(service->storage_stats(384)->mapped_bytes, 0u);
 }
 
 TEST(EmbeddingStorage, VectorsOutliveTheService) {

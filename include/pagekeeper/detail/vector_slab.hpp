@@ -28,7 +28,7 @@
 //     as freeing to malloc did not either). trim() returns to the kernel every block none of
 //     whose chunks is in use, and the pages wholly covered by free chunks in the others
 //     (EmbeddingService::clear() calls it, and so does every eviction a PressureBroker makes
-//     through EmbeddingService::resource_pool()). Free chunks over such pages are listed
+//     through EmbeddingService::resource_pool(), on the slabs it evicted vectors from). Free chunks over such pages are listed
 //     outside the chunks (their bytes are gone) and handed out after the resident ones. The
 //     mappings are released when the slab and its last vector are gone: vectors may outlive
 //     the slab object.
