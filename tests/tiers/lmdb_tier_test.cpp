@@ -20,29 +20,10 @@ namespace pagekeeper {
 namespace {
 
 using testing::TempDir;
+using testing::key_of;
+using testing::keys_for;
+using testing::records_for;
 using testing::vector_for;
-
-// Fixed width, so every record of one dimension count has the same size.
-std::string key_of(std::size_t i) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof(buffer), "model|digest|%08zu", i);
-  return buffer;
-}
-
-std::vector<std::pair<std::string, std::string>> records_for(std::size_t first, std::size_t count,
-                                                             std::size_t dims) {
-  std::vector<std::pair<std::string, std::string>> out;
-  for (std::size_t i = first; i < first + count; ++i) {
-    out.emplace_back(key_of(i), encode_vector_record(key_of(i), vector_for(i, dims)));
-  }
-  return out;
-}
-
-std::vector<std::string> keys_for(std::size_t first, std::size_t count) {
-  std::vector<std::string> out;
-  for (std::size_t i = first; i < first + count; ++i) out.push_back(key_of(i));
-  return out;
-}
 
 TEST(LmdbTier, StoresReadsAndSurvivesReopening) {
   TempDir dir;

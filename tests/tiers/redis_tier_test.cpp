@@ -18,22 +18,15 @@ namespace {
 
 using testing::RedisCluster;
 using testing::RedisServer;
+using testing::key_of;
+using testing::keys_for;
 using testing::vector_for;
 
-std::string key_of(std::size_t i) { return "m|d|" + std::to_string(i); }
+constexpr std::size_t kDims = 64;
 
+// The records of `count` keys from `first`, with vectors of kDims floats.
 std::vector<std::pair<std::string, std::string>> records_for(std::size_t first, std::size_t count) {
-  std::vector<std::pair<std::string, std::string>> out;
-  for (std::size_t i = first; i < first + count; ++i) {
-    out.emplace_back(key_of(i), encode_vector_record(key_of(i), vector_for(i, 64)));
-  }
-  return out;
-}
-
-std::vector<std::string> keys_for(std::size_t first, std::size_t count) {
-  std::vector<std::string> out;
-  for (std::size_t i = first; i < first + count; ++i) out.push_back(key_of(i));
-  return out;
+  return testing::records_for(first, count, kDims);
 }
 
 void expect_all_read_back(RedisTier& tier, std::size_t first, std::size_t count) {
@@ -42,9 +35,9 @@ void expect_all_read_back(RedisTier& tier, std::size_t first, std::size_t count)
   for (std::size_t j = 0; j < count; ++j) {
     const std::size_t i = first + j;
     ASSERT_TRUE(got[j].has_value()) << "key " << i;
-    auto decoded = decode_vector_record(key_of(i), *got[j], 64);
+    auto decoded = decode_vector_record(key_of(i), *got[j], kDims);
     ASSERT_TRUE(decoded.has_value()) << "key " << i;
-    ASSERT_EQ(decoded->to_vector(), vector_for(i, 64)) << "key " << i;
+    ASSERT_EQ(decoded->to_vector(), vector_for(i, kDims)) << "key " << i;
   }
 }
 
