@@ -15,15 +15,12 @@
 #include "adapter/adapter_test_support.hpp"
 #include "pagekeeper/broker.hpp"
 #include "pagekeeper/errors.hpp"
+#include "support/critical_host.hpp"
 
 namespace pagekeeper {
 namespace {
 
-// A 1 GiB host with 99% of it in use: critical.
-std::shared_ptr<SimulatedHostMemory> critical_host() {
-  constexpr std::uint64_t kGiB = std::uint64_t{1} << 30;
-  return std::make_shared<SimulatedHostMemory>(kGiB, kGiB / 100 * 99);
-}
+using test_support::critical_host;
 
 using adapter_test::adapter;
 using adapter_test::kMiB;

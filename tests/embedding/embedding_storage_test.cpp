@@ -13,15 +13,12 @@
 #include "pagekeeper/broker.hpp"
 #include "pagekeeper/lexical_embedder.hpp"
 #include "pagekeeper/pool_utility.hpp"
+#include "support/critical_host.hpp"
 
 namespace pagekeeper {
 namespace {
 
-// A 1 GiB host with 99% of it in use: critical.
-std::shared_ptr<SimulatedHostMemory> critical_host() {
-  constexpr std::uint64_t kGiB = std::uint64_t{1} << 30;
-  return std::make_shared<SimulatedHostMemory>(kGiB, kGiB / 100 * 99);
-}
+using test_support::critical_host;
 
 std::unique_ptr<EmbeddingService> lexical_service(std::uint64_t max_bytes, bool map_ahead = true,
                                                   std::uint32_t shards = 0) {

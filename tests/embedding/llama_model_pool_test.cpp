@@ -12,15 +12,12 @@
 #include "embedding/llama_test_support.hpp"
 #include "pagekeeper/broker.hpp"
 #include "pagekeeper/llama_embedder.hpp"
+#include "support/critical_host.hpp"
 
 namespace pagekeeper {
 namespace {
 
-// A 1 GiB host with 99% of it in use: critical.
-std::shared_ptr<SimulatedHostMemory> critical_host() {
-  constexpr std::uint64_t kGiB = std::uint64_t{1} << 30;
-  return std::make_shared<SimulatedHostMemory>(kGiB, kGiB / 100 * 99);
-}
+using test_support::critical_host;
 
 class LlamaModelPoolTest : public ::testing::Test {
  protected:

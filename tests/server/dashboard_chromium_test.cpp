@@ -14,6 +14,7 @@
 
 #include "pagekeeper/host_memory.hpp"
 #include "server_test_util.hpp"
+#include "support/critical_host.hpp"
 
 namespace pagekeeper::test {
 namespace {
@@ -65,7 +66,7 @@ TEST(DashboardChromium, ChartsFilledFromHistoryAndReadableAt1280) {
   config.broker.memory_budget_bytes = std::uint64_t{16} << 20;
   // The host's memory, simulated at 99% of 1 GiB: the broker sheds for it on every pass and
   // reports the same condition again and again (alerts that the page must group).
-  auto host = std::make_shared<SimulatedHostMemory>(std::uint64_t{1} << 30, (std::uint64_t{1} << 30) / 100 * 99);
+  auto host = test_support::critical_host();
   DaemonServices services;
   services.broker = std::make_shared<PressureBroker>(config.broker, host);
   TestServer s(config, std::move(services));
