@@ -217,5 +217,33 @@ TEST(FrequencySketch, DistinctKeysRarelyShareAllFourCounters) {
   EXPECT_LT(overestimated, 2048u / 20);  // fewer than 5% of unseen keys look seen
 }
 
+// A sketch of 2 MiB or more lives in its own huge-page-aligned mapping rather than on the
+// heap: growing from a heap array into one, counting, halving and estimating there behave
+// as in a small sketch (ASan checks the mapping is released exactly once).
+TEST(FrequencySketch, HugePageSketchCountsHalvesAndGrows) {
+  pool_detail::FrequencySketch sketch;
+  sketch.ensure_capacity(1024);  // 16 KiB: heap
+  sketch.increment(7);
+  EXPECT_EQ(sketch.frequency(7), 1u);
+  constexpr std::size_t kEntries = std::size_t{1} << 17;  // 2 words each: exactly 2 MiB
+  sketch.ensure_capacity(kEntries);
+  EXPECT_EQ(sketch.capacity(), kEntries);
+  EXPECT_EQ(sketch.frequency(7), 0u);  // growing drops what was counted
+  sketch.prefetch(7);
+  for (int i = 0; i < 20; ++i) sketch.increment(7);
+  EXPECT_EQ(sketch.frequency(7), 15u);
+  std::uint64_t seen = 0;
+  for (std::uint64_t k = 1; k <= kEntries; ++k) seen += sketch.frequency(k * 0x9e3779b97f4a7c15ULL) > 0;
+  EXPECT_LT(seen, kEntries / 20);  // fresh mapping: zeroed, bar the one key counted
+  std::uint64_t k = 1;
+  while (sketch.frequency(7) == 15) sketch.increment(k++ * 0xd6e8feb86659fd93ULL);
+  EXPECT_EQ(sketch.frequency(7), 7u);
+  EXPECT_LE(k, sketch.sample_size());
+  sketch.ensure_capacity(2 * kEntries);  // mapped to a larger mapping
+  EXPECT_EQ(sketch.frequency(7), 0u);
+  sketch.increment(7);
+  EXPECT_EQ(sketch.frequency(7), 1u);
+}
+
 }  // namespace
 }  // namespace pagekeeper

@@ -18,7 +18,11 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
-#include <vector>
+#include <memory>
+#include <new>
+#include <utility>
+
+#include <sys/mman.h>
 
 namespace pagekeeper::pool_detail {
 
@@ -32,7 +36,7 @@ class FrequencySketch {
   void ensure_capacity(std::size_t entries) {
     const std::size_t want = kWordsPerEntry * std::bit_ceil(std::max<std::size_t>(entries, 4));
     if (words_ >= want) return;
-    std::vector<Block> fresh(want / 8);  // value-initialized: zero
+    BlockArray fresh(want / 8);  // zero
     // Published for prefetch() before the old array goes: a racing prefetch reads one or the
     // other (mask first, so that it never pairs a larger mask with the smaller array).
     prefetch_mask_.store(0, std::memory_order_relaxed);
@@ -111,8 +115,8 @@ class FrequencySketch {
   // counter loses half an addition; four counters per addition).
   void halve() noexcept {
     std::uint64_t odd = 0;
-    for (Block& block : blocks_) {
-      for (std::uint64_t& w : block.word) {
+    for (std::size_t b = 0; b < words_ / 8; ++b) {
+      for (std::uint64_t& w : blocks_[b].word) {
         odd += static_cast<std::uint64_t>(std::popcount(w & 0x1111111111111111ULL));
         w = (w >> 1) & 0x7777777777777777ULL;
       }
@@ -125,7 +129,65 @@ class FrequencySketch {
     std::uint64_t word[8];
   };
 
-  std::vector<Block> blocks_;
+  // The counters: zeroed memory for `count` blocks. From kHugePageBytes on it is mapped on
+  // huge-page boundaries and marked for huge pages (transparent huge pages, where the kernel
+  // has them), because every increment and estimate touches one random block: at 4 KiB pages
+  // a sketch of several MiB costs a TLB miss (a page walk) on most of them, which the
+  // prefetch of the block does not hide. Smaller arrays come from the heap. Throws
+  // std::bad_alloc.
+  class BlockArray {
+   public:
+    BlockArray() = default;
+    explicit BlockArray(std::size_t count) : count_(count) {
+      const std::size_t bytes = count * sizeof(Block);
+      if (bytes < kHugePageBytes) {
+        heap_ = std::make_unique<Block[]>(count);  // value-initialized: zero
+        data_ = heap_.get();
+        return;
+      }
+      // Map one huge page more than needed and trim, so the array starts on a boundary.
+      void* raw = ::mmap(nullptr, bytes + kHugePageBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (raw == MAP_FAILED) throw std::bad_alloc();
+      const auto start = reinterpret_cast<std::uintptr_t>(raw);
+      const std::uintptr_t aligned = (start + kHugePageBytes - 1) & ~std::uintptr_t{kHugePageBytes - 1};
+      if (aligned > start) ::munmap(raw, aligned - start);
+      if (const std::uintptr_t tail = start + kHugePageBytes - aligned; tail > 0) {
+        ::munmap(reinterpret_cast<void*>(aligned + bytes), tail);
+      }
+      // Advice only: without huge pages the array works the same, with more TLB misses.
+      ::madvise(reinterpret_cast<void*>(aligned), bytes, MADV_HUGEPAGE);
+      data_ = reinterpret_cast<Block*>(aligned);
+      mapped_ = true;
+    }
+    BlockArray(BlockArray&& other) noexcept { swap(other); }
+    BlockArray& operator=(BlockArray&& other) noexcept {
+      BlockArray gone(std::move(*this));
+      swap(other);
+      return *this;
+    }
+    BlockArray(const BlockArray&) = delete;
+    BlockArray& operator=(const BlockArray&) = delete;
+    ~BlockArray() {
+      if (mapped_) ::munmap(data_, count_ * sizeof(Block));
+    }
+    Block* data() const noexcept { return data_; }
+    Block& operator[](std::size_t i) const noexcept { return data_[i]; }
+
+   private:
+    void swap(BlockArray& other) noexcept {
+      std::swap(heap_, other.heap_);
+      std::swap(data_, other.data_);
+      std::swap(count_, other.count_);
+      std::swap(mapped_, other.mapped_);
+    }
+    std::unique_ptr<Block[]> heap_;
+    Block* data_ = nullptr;
+    std::size_t count_ = 0;
+    bool mapped_ = false;
+  };
+  static constexpr std::size_t kHugePageBytes = std::size_t{2} << 20;
+
+  BlockArray blocks_;
   std::size_t words_ = 0;
   std::size_t block_mask_ = 0;
   std::atomic<const Block*> prefetch_blocks_{nullptr};
