@@ -54,6 +54,14 @@ class AdapterPagerTest : public ::testing::Test {
   static void activate_all(AdapterPager& pager, std::initializer_list<const char*> names) {
     for (const char* n : names) ASSERT_TRUE(pager.activate_skill(n).activated) << n;
   }
+  // Registers and activates "oldest", "middle" and "newest" (30 MiB each), a second apart.
+  void activate_by_age(AdapterPager& pager) {
+    for (const char* n : {"oldest", "middle", "newest"}) {
+      pager.register_adapter(adapter(n, "x", 30 * kMiB));
+      clock.advance(1000);
+      pager.activate_skill(n);
+    }
+  }
 
   ManualClock clock{100000};
   // 100 GiB: the gates never interfere unless a test wants them to.
@@ -291,11 +299,7 @@ TEST_F(AdapterPagerTest, EvictUnderPressureBelowTargetIsANoOp) {
 
 TEST_F(AdapterPagerTest, EvictUnderPressurePartialDropsOldestThenMiddle) {
   auto pager = make_pager(100 * kMiB);
-  for (const char* n : {"oldest", "middle", "newest"}) {
-    pager->register_adapter(adapter(n, "x", 30 * kMiB));
-    clock.advance(1000);
-    pager->activate_skill(n);
-  }
+  activate_by_age(*pager);
   EXPECT_EQ(pager->usage_bytes(), 90 * kMiB);
   const auto freed = pager->evict_under_pressure(0.5);
   EXPECT_EQ(freed, 60 * kMiB);
@@ -330,11 +334,7 @@ TEST_F(AdapterPagerTest, EvictUnderPressureReleasesTheVictimsGuard) {
 // from the pool's removal listener, in the pool's order.
 TEST_F(AdapterPagerTest, PoolEvictionsReachThePagerThroughTheRemovalListener) {
   auto pager = make_pager(100 * kMiB);
-  for (const char* n : {"oldest", "middle", "newest"}) {
-    pager->register_adapter(adapter(n, "x", 30 * kMiB));
-    clock.advance(1000);
-    pager->activate_skill(n);
-  }
+  activate_by_age(*pager);
   EXPECT_EQ(pager->evict_at_least(31 * kMiB), 60 * kMiB);
   EXPECT_EQ(pager->resident_names(), std::vector<std::string>{"newest"});
   EXPECT_EQ(budget->usage_bytes(), 30 * kMiB);
