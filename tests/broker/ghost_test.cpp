@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "broker/vector_pool.hpp"
 #include "pagekeeper/broker.hpp"
 #include "pagekeeper/core_json.hpp"
 #include "pagekeeper/detail/ghost_keys.hpp"
@@ -77,15 +78,11 @@ TEST(GhostDepths, QuantileIsTheBucketCeilingCoveringTheShare) {
 }
 
 using Vector = std::vector<float>;
-using Pool = PagedResourcePool<std::string, Vector>;
+using Pool = testing::VectorPool;
 
 // 25 floats: 100 bytes per entry, 100 entries in the budget, one shard.
 std::shared_ptr<Pool> make_pool(std::string name, std::uint32_t ghost_keys = 256) {
-  PoolConfig<std::string, Vector> config;
-  config.name = std::move(name);
-  config.max_bytes = 10'000;
-  config.sizer = [](const Vector& v) { return static_cast<std::uint64_t>(v.size() * 4); };
-  config.policy = EvictionPolicy<Vector>::lru();
+  auto config = testing::vector_pool_config(std::move(name), 10'000);
   config.ghost_max_keys = ghost_keys;
   return std::make_shared<Pool>(config);
 }

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include "broker/vector_pool.hpp"
 #include "pagekeeper/broker.hpp"
 #include "pagekeeper/pool.hpp"
 
@@ -14,16 +15,11 @@ namespace pagekeeper {
 namespace {
 
 using Vector = std::vector<float>;
-using EmbeddingPool = PagedResourcePool<std::string, Vector>;
+using EmbeddingPool = testing::VectorPool;
 
 // 25 floats = 100 bytes per vector.
 std::shared_ptr<EmbeddingPool> make_embedding_pool(std::string name, std::uint64_t max_bytes) {
-  PoolConfig<std::string, Vector> config;
-  config.name = std::move(name);
-  config.max_bytes = max_bytes;
-  config.sizer = [](const Vector& v) { return static_cast<std::uint64_t>(v.size() * 4); };
-  config.policy = EvictionPolicy<Vector>::lru();
-  return std::make_shared<EmbeddingPool>(config);
+  return std::make_shared<EmbeddingPool>(testing::vector_pool_config(std::move(name), max_bytes));
 }
 
 void load_vectors(EmbeddingPool& pool, int count) {

@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include "broker/vector_pool.hpp"
 #include "pagekeeper/broker.hpp"
 #include "pagekeeper/host_memory.hpp"
 #include "pagekeeper/pool.hpp"
@@ -20,15 +21,11 @@ namespace pagekeeper {
 namespace {
 
 using Vector = std::vector<float>;
-using Pool = PagedResourcePool<std::string, Vector>;
+using Pool = testing::VectorPool;
 
 // 100-byte entries; the curve sampled from every key (fixed-size SHARDS).
 std::shared_ptr<Pool> make_pool(std::string name, std::uint64_t max_bytes, bool curve = true) {
-  PoolConfig<std::string, Vector> config;
-  config.name = std::move(name);
-  config.max_bytes = max_bytes;
-  config.sizer = [](const Vector& v) { return static_cast<std::uint64_t>(v.size() * 4); };
-  config.policy = EvictionPolicy<Vector>::lru();
+  auto config = testing::vector_pool_config(std::move(name), max_bytes);
   config.curve_sampling_rate = curve ? 1.0 : 0.0;
   return std::make_shared<Pool>(config);
 }
