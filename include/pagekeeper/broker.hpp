@@ -52,10 +52,11 @@
 //     it, they are cut (fit_budgets) from the pool whose expected miss cost rises least per
 //     byte; then rebalance() moves steps of budget/64 from the pool whose cost rises least to
 //     the one whose cost falls most, while the gain beats rebalance_hysteresis of the all-miss
-//     cost (budget_allocation.hpp), at most 8 steps a pass. Accesses are counted per pass.
-//     Budgets never fall below budget/(16 * pools); when the other pools' budgets leave
-//     nothing to divide, the utility pools keep theirs. New budgets go to set_budget() and into
-//     the pool's budget history (the last budget_history changes).
+//     cost (budget_allocation.hpp), at most 8 steps a pass (several at once where a curve has
+//     plateaus: pools of a few large entries, such as adapter pagers and the model pool).
+//     Accesses are counted per pass. Budgets never fall below budget/(16 * pools); when the
+//     other pools' budgets leave nothing to divide, the utility pools keep theirs. New budgets
+//     go to set_budget() and into the pool's budget history (the last budget_history changes).
 //   * Shedding takes bytes first from the pool whose curve says they are worth least: pools
 //     are asked in order of the cost per byte of losing their per-pass share (pools without
 //     utility last, in proportion to usage as before), each for at most its per-pass bound.
