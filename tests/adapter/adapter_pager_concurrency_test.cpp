@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "adapter_test_support.hpp"
 #include "pagekeeper/adapter_pager.hpp"
 #include "pagekeeper/broker.hpp"
 #include "pagekeeper/errors.hpp"
@@ -85,6 +86,70 @@ TEST(AdapterPagerConcurrencyTest, ActivationsReliefAndReadsKeepTheBudget) {
   EXPECT_EQ(state["active_adapters"].size() + state["available_adapters"].size(),
             static_cast<std::size_t>(kAdapters));
   EXPECT_EQ(pager->stats().entry_count, state["active_adapters"].size());
+}
+
+// Two pagers with loaders and curves under one global budget: the broker's passes move their
+// budgets (set_budget) while four threads activate adapters in both and read their curves.
+TEST(AdapterPagerConcurrencyTest, BudgetMovesWhileActivationsRun) {
+  adapter_test::ScratchDir dir;
+  auto loader = std::make_shared<FileAdapterLoader>(dir.path());
+  constexpr std::uint64_t kEach = 1500;
+  std::vector<std::shared_ptr<AdapterPager>> pagers;
+  for (const char* persona : {"left", "right"}) {
+    AdapterPagerConfig pc;
+    pc.persona_id = persona;
+    pc.budget_bytes = kEach;
+    pc.curve_sampling_rate = 1.0;
+    auto pager = std::make_shared<AdapterPager>(pc, nullptr, loader);
+    for (int i = 0; i < 20; ++i) {
+      AdapterInfo a = adapter_test::adapter("a" + std::to_string(i), "d", 100 + 20 * (i % 5));
+      a.path = dir.write_file(std::string(persona) + "-" + a.name, a.size_bytes);
+      pager->register_adapter(a);
+    }
+    ASSERT_TRUE(pager->curve_known());
+    pagers.push_back(std::move(pager));
+  }
+  BrokerConfig config;
+  config.memory_budget_bytes = 2 * kEach;
+  config.rebalance_hysteresis = 0.0;
+  auto broker = std::make_shared<PressureBroker>(config);
+  for (const auto& p : pagers) broker->register_pool(p);
+
+  std::atomic<bool> stop{false};
+  std::atomic<std::uint64_t> budget_changes{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(static_cast<unsigned>(t) + 17u);
+      // The left pager re-uses 6 adapters (780 bytes), the right one cycles through 12 (1,620
+      // bytes, more than its budget): bytes move right.
+      for (int i = 0; i < 600; ++i) {
+        pagers[0]->activate_skill("a" + std::to_string(rng() % 6));
+        pagers[1]->activate_skill("a" + std::to_string(i % 12));
+        (void)pagers[static_cast<std::size_t>(i % 2)]->miss_ratio(kEach);
+      }
+    });
+  }
+  threads.emplace_back([&] {
+    while (!stop.load()) {
+      budget_changes.fetch_add(broker->relieve().budget_changes.size());
+      std::this_thread::yield();
+    }
+  });
+  for (int t = 0; t < 4; ++t) threads[static_cast<std::size_t>(t)].join();
+  stop.store(true);
+  threads.back().join();
+  // However the passes interleaved with the activations, one more sees what they left.
+  budget_changes.fetch_add(broker->relieve().budget_changes.size());
+
+  EXPECT_GT(budget_changes.load(), 0u);
+  EXPECT_EQ(pagers[0]->capacity_bytes() + pagers[1]->capacity_bytes(), 2 * kEach);
+  for (const auto& p : pagers) {
+    EXPECT_LE(p->usage_bytes(), p->capacity_bytes()) << p->tier_name();
+    std::uint64_t resident = 0;
+    for (const auto& e : p->snapshot()) resident += e.size_bytes;
+    EXPECT_EQ(resident, p->usage_bytes()) << p->tier_name();
+  }
 }
 
 }  // namespace
