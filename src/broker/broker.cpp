@@ -303,6 +303,13 @@ const char* cause_key(PressureAlert::Cause cause) {
   return "pool";
 }
 
+// How long a repeated condition has held and when it is reported next; "" the first time.
+std::string repeats(const PressureAlert& a) {
+  if (a.occurrences <= 1) return "";
+  return " (" + std::to_string(a.occurrences) + " consecutive passes since " +
+         format_utc(a.since_ms) + "; next report after " + std::to_string(a.occurrences * 2) + ")";
+}
+
 // The sentence an alert carries for people.
 std::string describe(const PressureAlert& a) {
   char figure[64];
@@ -333,30 +340,19 @@ std::string describe(const PressureAlert& a) {
       }
       why = "pool '" + a.tier_name + "' is thrashing: " + share +
             " of its misses re-load entries it evicted shortly before";
-      std::string text = why + "; about " + format_bytes(a.budget_wanted_bytes) +
-                         " more budget would have kept 90% of them";
-      if (a.occurrences > 1) {
-        text += " (" + std::to_string(a.occurrences) + " consecutive passes since " +
-                format_utc(a.since_ms) + "; next report after " +
-                std::to_string(a.occurrences * 2) + ")";
-      }
-      return text;
+      return why + "; about " + format_bytes(a.budget_wanted_bytes) +
+             " more budget would have kept 90% of them" + repeats(a);
     }
   }
   if (a.cleared) {
     return "cleared: " + why + " no longer holds, after " + std::to_string(a.occurrences) +
            " consecutive pass(es) since " + format_utc(a.since_ms);
   }
-  std::string text = why + "; " +
-                     (a.bytes_freed > 0 ? "freed " + format_bytes(a.bytes_freed)
-                                        : std::string("freed nothing: what it holds is "
-                                                      "pinned or never evicted"));
-  if (a.occurrences > 1) {
-    text += " (" + std::to_string(a.occurrences) + " consecutive passes since " +
-            format_utc(a.since_ms) + "; next report after " +
-            std::to_string(a.occurrences * 2) + ")";
-  }
-  return text;
+  return why + "; " +
+         (a.bytes_freed > 0
+              ? "freed " + format_bytes(a.bytes_freed)
+              : std::string("freed nothing: what it holds is pinned or never evicted")) +
+         repeats(a);
 }
 
 }  // namespace
