@@ -8,6 +8,7 @@
 #include "pagekeeper/rate_limited_embedder.hpp"
 #include "server/encoding.hpp"
 #include "server_test_util.hpp"
+#include "support/config_error.hpp"
 
 namespace pagekeeper::test {
 namespace {
@@ -443,14 +444,7 @@ TEST(ServerE2E, ConfigFileAndValidation) {
   EXPECT_DOUBLE_EQ(c.broker.rebalance_hysteresis, 0.05);
   EXPECT_FALSE(c.host_memory);
   EXPECT_EQ(c.host, "127.0.0.1");
-  auto message = [](const char* text) {
-    try {
-      parse_server_config(text, "bad.toml");
-    } catch (const ServerConfigError& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
-  };
+  const auto message = [](const char* text) { return test_support::config_error(text); };
   EXPECT_NE(message("[server]\nprot = 1\n").find("unknown key 'server.prot'"), std::string::npos);
   EXPECT_NE(message("[server]\nport = 70000\n").find("server.port"), std::string::npos);
   EXPECT_NE(message("[server]\nport = \"x\"\n").find("must be an integer"), std::string::npos);

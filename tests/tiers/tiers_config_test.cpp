@@ -6,6 +6,7 @@
 
 #include "pagekeeper/server_config.hpp"
 #include "pagekeeper/tiers_config.hpp"
+#include "support/config_error.hpp"
 #include "tiers/tier_test_support.hpp"
 
 namespace pagekeeper {
@@ -33,14 +34,7 @@ redis_namespace = "fleet-a:"
 }
 
 TEST(TiersConfig, BadValuesNameTheirKey) {
-  auto error_of = [](const std::string& toml) {
-    try {
-      parse_server_config(toml, "t.toml");
-    } catch (const ServerConfigError& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
-  };
+  const auto error_of = [](const std::string& toml) { return test_support::config_error(toml); };
   EXPECT_NE(error_of("[tiers]\nredis = [\"redis://h:notaport\"]\n").find("port"), std::string::npos);
   EXPECT_NE(error_of("[tiers]\ndisk_mb = 0\n").find("tiers.disk_mb"), std::string::npos);
   EXPECT_NE(error_of("[tiers]\nredis_timeout_ms = 0\n").find("tiers.redis_timeout_ms"), std::string::npos);
