@@ -51,16 +51,38 @@ std::function<double(std::uint64_t)> scan() {
   return [](std::uint64_t) { return 1.0; };
 }
 
+// Two pools registered with a broker that divides a global budget of `budget` bytes (or,
+// with `host`, sheds for the host's memory); pass() serves both then runs one broker pass.
+struct TwoPools {
+  TwoPools(std::shared_ptr<ValuedTier> first, std::shared_ptr<ValuedTier> second, std::uint64_t budget,
+           std::shared_ptr<const HostMemorySource> host = nullptr)
+      : broker(config_with(budget), std::move(host)), a(std::move(first)), b(std::move(second)) {
+    broker.register_pool(a);
+    broker.register_pool(b);
+  }
+  ReliefReport pass(std::uint64_t accesses = 1000) {
+    a->served(accesses);
+    b->served(accesses);
+    return broker.relieve();
+  }
+  static BrokerConfig config_with(std::uint64_t budget) {
+    BrokerConfig config;
+    config.memory_budget_bytes = budget;
+    return config;
+  }
+
+  PressureBroker broker;
+  const std::shared_ptr<ValuedTier> a;
+  const std::shared_ptr<ValuedTier> b;
+};
+
 TEST(BrokerUtility, HostPressureTakesFirstFromThePoolWhoseBytesAreWorthLeast) {
   auto host = std::make_shared<SimulatedHostMemory>(1'000'000, 500'000);
-  PressureBroker broker(BrokerConfig{}, host);
   auto hot = std::make_shared<ValuedTier>("hot", 100'000, 100'000, working_set(100'000));
   auto scanning = std::make_shared<ValuedTier>("scanning", 100'000, 100'000, scan());
-  broker.register_pool(hot);
-  broker.register_pool(scanning);
-  hot->served(1000);
-  scanning->served(1000);
-  broker.relieve();  // counts the accesses; nothing to shed
+  TwoPools pools(hot, scanning, 0, host);
+  PressureBroker& broker = pools.broker;
+  pools.pass();  // counts the accesses; nothing to shed
 
   host->set_used(803'000);  // 3,000 bytes over high: less than one pool's 5% bound
   const auto report = broker.relieve();
@@ -77,23 +99,15 @@ TEST(BrokerUtility, HostPressureTakesFirstFromThePoolWhoseBytesAreWorthLeast) {
 }
 
 TEST(BrokerUtility, AGlobalBudgetMovesTowardTheLowerMissCost) {
-  BrokerConfig config;
-  config.memory_budget_bytes = 200'000;
-  PressureBroker broker(config);
   auto hot = std::make_shared<ValuedTier>("hot", 100'000, 100'000, working_set(150'000));
   auto scanning = std::make_shared<ValuedTier>("scanning", 100'000, 100'000, scan());
-  broker.register_pool(hot);
-  broker.register_pool(scanning);
-  for (int pass = 0; pass < 20; ++pass) {
-    hot->served(1000);
-    scanning->served(1000);
-    broker.relieve();
-  }
+  TwoPools pools(hot, scanning, 200'000);
+  for (int pass = 0; pass < 20; ++pass) pools.pass();
   // The hot pool's working set fits; the scan keeps the rest; the sum is the global budget.
   EXPECT_GE(hot->capacity_bytes(), 150'000u);
   EXPECT_LT(hot->capacity_bytes(), 150'000u + 200'000u / 64);
   EXPECT_EQ(hot->capacity_bytes() + scanning->capacity_bytes(), 200'000u);
-  const auto snap = broker.snapshot();
+  const auto snap = pools.broker.snapshot();
   const auto it = std::find_if(snap.pools.begin(), snap.pools.end(),
                                [](const PoolPressure& p) { return p.name == "hot"; });
   ASSERT_NE(it, snap.pools.end());
@@ -111,23 +125,15 @@ TEST(BrokerUtility, AGlobalBudgetMovesTowardTheLowerMissCost) {
 
   // Settled: further passes move nothing.
   const auto settled = hot->capacity_bytes();
-  hot->served(1000);
-  scanning->served(1000);
-  EXPECT_TRUE(broker.relieve().budget_changes.empty());
+  EXPECT_TRUE(pools.pass().budget_changes.empty());
   EXPECT_EQ(hot->capacity_bytes(), settled);
 }
 
 TEST(BrokerUtility, BudgetsOverTheGlobalBudgetAreCutWhereBytesAreWorthLeast) {
-  BrokerConfig config;
-  config.memory_budget_bytes = 200'000;
-  PressureBroker broker(config);
   auto hot = std::make_shared<ValuedTier>("hot", 150'000, 150'000, working_set(150'000));
   auto scanning = std::make_shared<ValuedTier>("scanning", 150'000, 150'000, scan());
-  broker.register_pool(hot);
-  broker.register_pool(scanning);
-  hot->served(1000);
-  scanning->served(1000);
-  const auto report = broker.relieve();
+  TwoPools pools(hot, scanning, 200'000);
+  const auto report = pools.pass();
   EXPECT_EQ(hot->capacity_bytes(), 150'000u);
   EXPECT_EQ(scanning->capacity_bytes(), 50'000u);
   ASSERT_EQ(report.budget_changes.size(), 1u);
@@ -135,18 +141,9 @@ TEST(BrokerUtility, BudgetsOverTheGlobalBudgetAreCutWhereBytesAreWorthLeast) {
 }
 
 TEST(BrokerUtility, EqualValueDoesNotOscillate) {
-  BrokerConfig config;
-  config.memory_budget_bytes = 200'000;
-  PressureBroker broker(config);
-  auto a = std::make_shared<ValuedTier>("a", 100'000, 100'000, working_set(300'000));
-  auto b = std::make_shared<ValuedTier>("b", 100'000, 100'000, working_set(300'000));
-  broker.register_pool(a);
-  broker.register_pool(b);
-  for (int pass = 0; pass < 10; ++pass) {
-    a->served(1000);
-    b->served(1000);
-    EXPECT_TRUE(broker.relieve().budget_changes.empty()) << pass;
-  }
+  TwoPools pools(std::make_shared<ValuedTier>("a", 100'000, 100'000, working_set(300'000)),
+                 std::make_shared<ValuedTier>("b", 100'000, 100'000, working_set(300'000)), 200'000);
+  for (int pass = 0; pass < 10; ++pass) EXPECT_TRUE(pools.pass().budget_changes.empty()) << pass;
 }
 
 }  // namespace
