@@ -603,9 +603,7 @@ TEST_F(AdapterPagerTest, BrokerSheddingUnderCriticalHostPressureFreesRealBytes) 
   EXPECT_DOUBLE_EQ(pager->pressure(), 0.96);  // full, which alone is not pressure
 
   // A host at critical pressure, and a broker allowed to shed 40% of a pool in one pass.
-  BrokerConfig config;
-  config.host_shedding.max_pool_fraction_per_pass = 0.40;
-  config.host_shedding.max_total_fraction = 0.40;
+  const BrokerConfig config = test_support::shedding_config(0.40, 0.40);
   auto broker = std::make_shared<PressureBroker>(
       config, critical_host());
   broker->register_pool(pager);

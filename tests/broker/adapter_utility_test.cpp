@@ -19,6 +19,7 @@
 #include "pagekeeper/broker.hpp"
 #include "pagekeeper/embedding_service.hpp"
 #include "pagekeeper/host_memory.hpp"
+#include "support/critical_host.hpp"
 
 namespace pagekeeper {
 namespace {
@@ -164,11 +165,9 @@ TEST(AdapterUtility, CriticalHostMemoryTakesBytesFirstFromThePagerWhenItsBytesAr
   auto pager = make_pager(dir, 16, 8 * kAdapterBytes);
   auto cache = make_cache(40 * 1632);
   auto host = std::make_shared<SimulatedHostMemory>(1'000'000, 500'000);
-  BrokerConfig config;
   // A pool may give all it has in a pass, the episode a quarter of what the pools hold: the
   // order alone decides who gives.
-  config.host_shedding.max_pool_fraction_per_pass = 1.0;
-  config.host_shedding.max_total_fraction = 0.25;
+  const BrokerConfig config = test_support::shedding_config(1.0, 0.25);
   PressureBroker broker(config, host);
   broker.register_pool(cache->resource_pool());
   broker.register_pool(pager);

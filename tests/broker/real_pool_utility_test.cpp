@@ -16,6 +16,7 @@
 #include "pagekeeper/broker.hpp"
 #include "pagekeeper/host_memory.hpp"
 #include "pagekeeper/pool.hpp"
+#include "support/critical_host.hpp"
 
 namespace pagekeeper {
 namespace {
@@ -108,11 +109,9 @@ TEST(RealPoolUtility, CriticalHostMemoryTakesBytesFromThePoolOfLeastMarginalValu
   auto reused = make_pool("reused", 10'000);
   auto scanned = make_pool("scanned", 10'000);
   auto host = std::make_shared<SimulatedHostMemory>(1'000'000, 500'000);
-  BrokerConfig config;
   // A pool may give all it has in a pass, the episode a quarter of what the pools hold: the
   // order alone decides who gives.
-  config.host_shedding.max_pool_fraction_per_pass = 1.0;
-  config.host_shedding.max_total_fraction = 0.25;
+  const BrokerConfig config = test_support::shedding_config(1.0, 0.25);
   PressureBroker broker(config, host);
   broker.register_pool(reused);
   broker.register_pool(scanned);

@@ -11,6 +11,7 @@
 
 #include "broker/fake_tier.hpp"
 #include "pagekeeper/broker.hpp"
+#include "support/critical_host.hpp"
 
 namespace pagekeeper {
 namespace {
@@ -201,9 +202,7 @@ TEST(HostShedding, UnknownHostShedsNothingAndSaysWhy) {
 }
 
 TEST(HostShedding, BoundsAreConfigurable) {
-  BrokerConfig config;
-  config.host_shedding.max_pool_fraction_per_pass = 0.10;
-  config.host_shedding.max_total_fraction = 0.10;
+  const BrokerConfig config = test_support::shedding_config(0.10, 0.10);
   Fixture f(config);
   f.host.set_used(990'000);
   auto report = f.broker->relieve();

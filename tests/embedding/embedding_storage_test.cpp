@@ -127,9 +127,7 @@ TEST(EmbeddingStorage, BrokerEvictionReturnsTheBlocksItEmptied) {
     const VectorSlab::Stats full = *service->storage_stats(384);
     // A host at critical pressure, and a broker allowed to shed 40% of a pool in one pass:
     // the pass evicts the oldest 40% (down to 0.60).
-    BrokerConfig config;
-    config.host_shedding.max_pool_fraction_per_pass = 0.40;
-    config.host_shedding.max_total_fraction = 0.40;
+    const BrokerConfig config = test_support::shedding_config(0.40, 0.40);
     PressureBroker broker(config, critical_host());
     broker.register_pool(through_resource_pool ? service->resource_pool() : service->pool());
     EXPECT_GT(broker.relieve().bytes_freed, 0u);
@@ -182,9 +180,7 @@ TEST(EmbeddingStorage, BrokerEvictionTrimsOnlyTheSlabsItEvictedFrom) {
 
   service->embed_batch(texts("pressure", kTexts));
   const VectorSlab::Stats full = *service->storage_stats(384);
-  BrokerConfig config;
-  config.host_shedding.max_pool_fraction_per_pass = 0.40;
-  config.host_shedding.max_total_fraction = 0.40;
+  const BrokerConfig config = test_support::shedding_config(0.40, 0.40);
   PressureBroker broker(config, critical_host());
   broker.register_pool(service->resource_pool());
   EXPECT_GT(broker.relieve().bytes_freed, 0u);

@@ -79,9 +79,7 @@ TEST_F(LlamaModelPoolTest, BrokerReliefFreesAnIdleModelButNotOneInUse) {
   const std::uint64_t size = LlamaModel::load(path)->size_bytes();
   LlamaModelPool pool({.name = "llama-models", .max_bytes = size + size / 50});
   // A host at critical pressure, and a broker allowed to shed a whole pool in one pass.
-  BrokerConfig broker_config;
-  broker_config.host_shedding.max_pool_fraction_per_pass = 1.0;
-  broker_config.host_shedding.max_total_fraction = 1.0;
+  const BrokerConfig broker_config = test_support::shedding_config(1.0, 1.0);
   PressureBroker broker(broker_config, critical_host());
   broker.register_pool(pool.resource_pool());
   LlamaEmbedderConfig config;
