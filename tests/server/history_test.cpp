@@ -17,14 +17,8 @@ constexpr std::size_t kBucket1ms = 4;  // HttpMetrics::kBuckets[4] = 0.001 s
 
 PoolStats pool(const std::string& name, std::uint64_t bytes, std::uint64_t max_bytes, std::uint64_t entries,
                std::uint64_t hits, std::uint64_t misses) {
-  PoolStats p;
-  p.name = name;
-  p.total_bytes = bytes;
-  p.max_bytes = max_bytes;
-  p.entry_count = entries;
-  p.hits = hits;
-  p.misses = misses;
-  return p;
+  return PoolStats{.name = name, .entry_count = entries, .total_bytes = bytes, .max_bytes = max_bytes, .hits = hits,
+                   .misses = misses};
 }
 
 TEST(MetricsHistory, SampleBetweenTwoReadings) {
