@@ -54,7 +54,9 @@
 //     the one whose cost falls most, while the gain beats rebalance_hysteresis of the all-miss
 //     cost (budget_allocation.hpp), at most 8 steps a pass (several at once where a curve has
 //     plateaus: pools of a few large entries, such as adapter pagers and the model pool).
-//     Accesses are counted per pass. Budgets never fall below budget/(16 * pools); when the
+//     Accesses are counted per pass. Budgets never fall below budget/(16 * pools), nor below
+//     the bytes of a pool's pinned entries (a smaller budget could evict nothing and would
+//     only put the pool past it; read from snapshot() when stats count pins); when the
 //     other pools' budgets leave nothing to divide, the utility pools keep theirs. New budgets
 //     go to set_budget() and into the pool's budget history (the last budget_history changes).
 //   * Shedding takes bytes first from the pool whose curve says they are worth least: pools

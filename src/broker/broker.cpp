@@ -500,6 +500,25 @@ ReliefReport PressureBroker::relieve() {
   return report;
 }
 
+namespace {
+
+// Bytes of the pool's pinned entries; read from its snapshot only when its stats count some.
+std::uint64_t pinned_bytes(const ResourcePool& pool) {
+  try {
+    if (pool.stats().pinned_count == 0) return 0;
+    std::uint64_t bytes = 0;
+    for (const auto& e : pool.snapshot()) {
+      if (e.pin_count > 0) bytes += e.size_bytes;
+    }
+    return bytes;
+  } catch (const std::exception& e) {
+    spdlog::warn("pressure broker: reading pool '{}' for pinned bytes failed: {}", pool.tier_name(), e.what());
+    return 0;
+  }
+}
+
+}  // namespace
+
 void PressureBroker::divide_budget(const Measurement& m, ReliefReport& report) {
   std::vector<PoolDemand> demand;
   std::vector<const Measurement::Managed*> members;
@@ -529,7 +548,12 @@ void PressureBroker::divide_budget(const Measurement& m, ReliefReport& report) {
   // than cut them to nothing (shedding still applies to every pool).
   if (total == 0) return;
   const std::uint64_t minimum = total / (16 * demand.size());
-  for (auto& d : demand) d.min_budget = std::min(minimum, d.budget);
+  for (std::size_t i = 0; i < demand.size(); ++i) {
+    // Nor below what the pool cannot give (pinned entries: models in use): a smaller budget
+    // would evict nothing, only put the pool past its budget. Clamped to the budget it has.
+    const std::uint64_t floor = std::max(minimum, pinned_bytes(*members[i]->registration->pool));
+    demand[i].min_budget = std::min(floor, demand[i].budget);
+  }
   const RebalanceOptions options{std::max<std::uint64_t>(total / 64, 1),
                                  config_.rebalance_hysteresis, 8};
   std::vector<std::uint64_t> budgets = fit_budgets(demand, total, options);

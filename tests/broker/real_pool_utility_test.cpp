@@ -105,6 +105,37 @@ TEST(RealPoolUtility, AGlobalBudgetMovesTowardTheReusedWorkingSetAndSettles) {
   }
 }
 
+TEST(RealPoolUtility, ABudgetIsNeverCutBelowWhatThePoolHasPinned) {
+  // Models in use: 40 pinned entries (4,000 bytes) that nobody looks up again, so the curve
+  // says their bytes are worth nothing; beside them a re-used set that wants 15,000 bytes,
+  // more than the 16,000-byte budget leaves it.
+  auto pinned = make_pool("pinned", 8'000);
+  auto reused = make_pool("reused", 8'000);
+  std::vector<Pool::PinHandle> pins;
+  for (int i = 0; i < 40; ++i) {
+    const std::string key = "in-use-" + std::to_string(i);
+    pinned->load_or_share(key, load_vector);
+    pins.push_back(pinned->pin(key));
+    ASSERT_TRUE(pins.back());
+  }
+  BrokerConfig config;
+  config.memory_budget_bytes = 16'000;
+  PressureBroker broker(config);
+  broker.register_pool(pinned);
+  broker.register_pool(reused);
+  std::mt19937 random(3);
+  for (int pass = 0; pass < 12; ++pass) {
+    reuse(*reused, random);
+    const auto report = broker.relieve();
+    EXPECT_TRUE(report.pools_acted.empty() && report.pools_stuck.empty()) << pass;
+    EXPECT_LE(pinned->usage_bytes(), pinned->capacity_bytes()) << pass;
+  }
+  // The re-used set got every byte the pins leave (in steps of 250 bytes).
+  EXPECT_EQ(pinned->capacity_bytes(), 4'000u);
+  EXPECT_EQ(reused->capacity_bytes(), 12'000u);
+  EXPECT_EQ(pinned->usage_bytes(), 4'000u);
+}
+
 TEST(RealPoolUtility, CriticalHostMemoryTakesBytesFromThePoolOfLeastMarginalValueFirst) {
   auto reused = make_pool("reused", 10'000);
   auto scanned = make_pool("scanned", 10'000);
