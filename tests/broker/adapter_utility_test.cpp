@@ -13,6 +13,7 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "adapter/adapter_test_support.hpp"
 #include "pagekeeper/adapter_pager.hpp"
@@ -89,6 +90,35 @@ TEST(AdapterUtility, APagerWithoutALoaderKnowsNoCurve) {
   EXPECT_FALSE(pager.curve_known());  // nothing to time: the caller loads
   config.curve_sampling_rate = 1.5;
   EXPECT_THROW(AdapterPager(config, nullptr, nullptr), std::invalid_argument);
+}
+
+TEST(AdapterUtility, RegistryPagersSampleTheirCurvesAndTheBrokerWeighsThem) {
+  // As pagekeeperd builds them under [broker] memory_budget_mb.
+  ScratchDir dir;
+  BrokerConfig config;
+  config.memory_budget_bytes = 1 << 20;
+  auto broker = std::make_shared<PressureBroker>(config);
+  AdapterPagerDefaults defaults;
+  defaults.budget_bytes = 4 * kAdapterBytes;
+  defaults.curve_sampling_rate = 1.0;
+  AdapterPagerRegistry registry(defaults, nullptr, std::make_shared<DeviceUploadLoader>(dir.path()),
+                                broker);
+  const auto pager = registry.get_or_create("persona");
+  ASSERT_TRUE(pager->curve_known());
+  AdapterInfo info = adapter_test::adapter("only", "domain", kAdapterBytes);
+  info.path = dir.write_file("only.bin", kAdapterBytes);
+  pager->register_adapter(info);
+  pager->activate_skill("only");
+  pager->activate_skill("only");
+  broker->relieve();
+  const auto snapshot = broker->snapshot();
+  ASSERT_EQ(snapshot.pools.size(), 1u);
+  EXPECT_EQ(snapshot.pools[0].name, "adapters:persona");
+  ASSERT_TRUE(snapshot.pools[0].utility.has_value());
+  EXPECT_EQ(snapshot.pools[0].utility->accesses_last_pass, 2u);
+  EXPECT_GE(snapshot.pools[0].utility->miss_cost_seconds, 1e-3);
+  // The pager's state reports the budget it has now (the broker's to change).
+  EXPECT_EQ(pager->state()["memory_budget_bytes"].get<std::uint64_t>(), pager->capacity_bytes());
 }
 
 TEST(AdapterUtility, SetBudgetEvictsDownToItAndLoadsAreTimed) {
