@@ -80,7 +80,6 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -90,6 +89,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "pagekeeper/adapter_loader.hpp"
+#include "pagekeeper/detail/mutex.hpp"
 #include "pagekeeper/errors.hpp"
 #include "pagekeeper/memory_budget.hpp"
 #include "pagekeeper/pool.hpp"
@@ -307,38 +307,39 @@ class AdapterPager final : public ResourcePool, public PoolUtility {
   // After a policy-driven pool eviction (evict_at_least, evict_under_pressure, an insert's
   // budget enforcement): drops the names the pool's removal listener reported evicted from
   // the resident set, appending them to `evicted` in eviction order when given. O(evicted).
-  void reconcile_locked(std::vector<std::string>* evicted);
+  void reconcile_locked(std::vector<std::string>* evicted) PAGEKEEPER_REQUIRES(mu_);
   // Removes one resident adapter from the pool and the resident set.
-  void evict_resident_locked(const std::string& name);
+  void evict_resident_locked(const std::string& name) PAGEKEEPER_REQUIRES(mu_);
   // Bytes that evicting every non-critical resident adapter would free.
-  std::uint64_t evictable_bytes_locked() const;
+  std::uint64_t evictable_bytes_locked() const PAGEKEEPER_REQUIRES(mu_);
   // Evicts until `bytes` more fit (kRefuse: throws TierExhausted without evicting when they
   // cannot). Returns whether the adapter is being overcommitted.
   // With `victims`, takes the victims and the evictable total from it.
-  bool make_room_locked(std::uint64_t bytes, std::vector<std::string>& evicted, VictimQueue* victims = nullptr);
+  bool make_room_locked(std::uint64_t bytes, std::vector<std::string>& evicted,
+                        VictimQueue* victims = nullptr) PAGEKEEPER_REQUIRES(mu_);
   // Brings a registered adapter in; fills result (everything but activated/timing).
   void admit_locked(Registered& reg, ActivateSkillResult& result, std::int64_t t0_ns,
-                    VictimQueue* victims = nullptr);
-  AdapterInfo info_locked(const Registered& reg, bool resident) const;
+                    VictimQueue* victims = nullptr) PAGEKEEPER_REQUIRES(mu_);
+  AdapterInfo info_locked(const Registered& reg, bool resident) const PAGEKEEPER_REQUIRES(mu_);
   // Adds one loader call that took `seconds` for `bytes` to the moving averages.
-  void record_load_locked(double seconds, std::uint64_t bytes) noexcept;
+  void record_load_locked(double seconds, std::uint64_t bytes) noexcept PAGEKEEPER_REQUIRES(mu_);
 
   AdapterPagerConfig config_;
   std::shared_ptr<MemoryBudget> budget_;
   std::shared_ptr<AdapterLoader> loader_;
-  mutable std::mutex mu_;
-  std::unordered_map<std::string, Registered> registry_;  // guarded by mu_
+  mutable Mutex mu_;
+  std::unordered_map<std::string, Registered> registry_ PAGEKEEPER_GUARDED_BY(mu_);
   // The pool's keys and sizes. The pool is only ever changed with mu_ held (the broker's
   // lever, evict_at_least, takes mu_ too), so this is exact after every public call; its sum
   // is resident_bytes_. Guarded by mu_.
-  std::unordered_map<std::string, Resident> resident_;
-  std::uint64_t resident_bytes_ = 0;
+  std::unordered_map<std::string, Resident> resident_ PAGEKEEPER_GUARDED_BY(mu_);
+  std::uint64_t resident_bytes_ PAGEKEEPER_GUARDED_BY(mu_) = 0;
   // Names the pool evicted by its own decision (its removal listener, which runs with mu_
   // held), not yet dropped from resident_ by reconcile_locked. Guarded by mu_.
-  std::vector<std::string> pool_evicted_;
+  std::vector<std::string> pool_evicted_ PAGEKEEPER_GUARDED_BY(mu_);
   // A name could not be recorded (out of memory): reconcile compares every resident name.
-  bool pool_evicted_lost_ = false;  // guarded by mu_
-  std::map<std::string, DomainActivity> activity_;  // guarded by mu_
+  bool pool_evicted_lost_ PAGEKEEPER_GUARDED_BY(mu_) = false;
+  std::map<std::string, DomainActivity> activity_ PAGEKEEPER_GUARDED_BY(mu_);
   std::unique_ptr<Pool> pool_;
   // Written with mu_ held, read without it (capacity_bytes(), the broker's utility reads).
   std::atomic<std::uint64_t> budget_bytes_;
@@ -400,8 +401,8 @@ class AdapterPagerRegistry {
   std::shared_ptr<MemoryBudget> budget_;
   std::shared_ptr<AdapterLoader> loader_;
   std::shared_ptr<PressureBroker> broker_;
-  mutable std::mutex mu_;
-  std::map<std::string, std::shared_ptr<AdapterPager>> pagers_;  // guarded by mu_
+  mutable Mutex mu_;
+  std::map<std::string, std::shared_ptr<AdapterPager>> pagers_ PAGEKEEPER_GUARDED_BY(mu_);
 };
 
 }  // namespace pagekeeper

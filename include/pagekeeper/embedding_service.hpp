@@ -38,7 +38,6 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -51,6 +50,7 @@
 #include "pagekeeper/model_registry.hpp"
 #include "pagekeeper/pool.hpp"
 #include "pagekeeper/resource_pool.hpp"
+#include "pagekeeper/detail/mutex.hpp"
 #include "pagekeeper/detail/vector_slab.hpp"
 
 namespace pagekeeper {
@@ -211,8 +211,9 @@ class EmbeddingService {
   std::shared_ptr<Pool> pool_;
   std::shared_ptr<ResourcePool> tier_;  // resource_pool()
 
-  mutable std::mutex embedded_mutex_;
-  mutable std::map<std::string, std::uint64_t> embedded_texts_;  // guarded by embedded_mutex_
+  mutable Mutex embedded_mutex_;
+  mutable std::map<std::string, std::uint64_t> embedded_texts_
+      PAGEKEEPER_GUARDED_BY(embedded_mutex_);
 };
 
 }  // namespace pagekeeper

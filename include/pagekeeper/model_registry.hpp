@@ -20,11 +20,11 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "pagekeeper/detail/mutex.hpp"
 #include "pagekeeper/embedder.hpp"
 
 namespace pagekeeper {
@@ -83,9 +83,10 @@ class ModelRegistry {
     Provider provider;
   };
   // Requires mutex_ held (shared or exclusive).
-  const Model* find_locked(std::string_view name) const;
-  std::vector<std::string> models_locked() const;
-  void add_locked(std::string canonical, Provider provider, const std::vector<std::string>& aliases);
+  const Model* find_locked(std::string_view name) const PAGEKEEPER_REQUIRES_SHARED(mutex_);
+  std::vector<std::string> models_locked() const PAGEKEEPER_REQUIRES_SHARED(mutex_);
+  void add_locked(std::string canonical, Provider provider, const std::vector<std::string>& aliases)
+      PAGEKEEPER_REQUIRES(mutex_);
 
   // resolve() is on every embedding call's path, so each thread remembers its last answer,
   // valid while (id_, generation_) are unchanged. Every registration bumps generation_
@@ -93,10 +94,12 @@ class ModelRegistry {
   const std::uint64_t id_;
   std::atomic<std::uint64_t> generation_{0};
 
-  mutable std::shared_mutex mutex_;
-  std::string default_model_;                      // guarded by mutex_
-  std::map<std::string, Model, std::less<>> by_name_;  // lowercase canonical -> model
-  std::map<std::string, std::string, std::less<>> alias_to_name_;  // lowercase alias -> lowercase canonical
+  mutable SharedMutex mutex_;
+  std::string default_model_ PAGEKEEPER_GUARDED_BY(mutex_);
+  // lowercase canonical -> model
+  std::map<std::string, Model, std::less<>> by_name_ PAGEKEEPER_GUARDED_BY(mutex_);
+  // lowercase alias -> lowercase canonical
+  std::map<std::string, std::string, std::less<>> alias_to_name_ PAGEKEEPER_GUARDED_BY(mutex_);
 };
 
 }  // namespace pagekeeper

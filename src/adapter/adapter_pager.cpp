@@ -125,6 +125,7 @@ AdapterPager::AdapterPager(AdapterPagerConfig config, std::shared_ptr<MemoryBudg
   // runs on the removing thread, runs with mu_ held too. Removals the pager asks for itself
   // (erase) are accounted where it asks; this hears only those the pool decides on.
   pc.removal_listener = [this](const std::string& name, const ActiveAdapter&, std::uint64_t, RemovalCause cause) {
+    mu_.assert_held();  // the analysis cannot see the caller's lock through the pool
     if (cause != RemovalCause::kEvicted && cause != RemovalCause::kExpiredByBroker) return;
     try {
       pool_evicted_.push_back(name);
@@ -139,7 +140,7 @@ AdapterPager::~AdapterPager() = default;
 
 void AdapterPager::register_adapter(AdapterInfo info) {
   validate_adapter_info(info);
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto& reg = registry_[info.name];
   if (!reg.slot) reg.slot = std::make_shared<AdapterSlot>();
   reg.slot->priority.store(info.priority, std::memory_order_relaxed);
@@ -148,7 +149,7 @@ void AdapterPager::register_adapter(AdapterInfo info) {
 }
 
 bool AdapterPager::unregister_adapter(const std::string& name) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   const auto it = registry_.find(name);
   if (it == registry_.end()) return false;
   if (resident_.contains(name)) evict_resident_locked(name);
@@ -298,7 +299,7 @@ ActivateSkillResult AdapterPager::activate_skill(const std::string& name) {
   const std::int64_t t0 = steady_ns();
   ActivateSkillResult result;
   result.adapter_name = name;
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   const auto it = registry_.find(name);
   if (it == registry_.end()) {
     result.reason = "unknown adapter '" + name + "'";
@@ -320,7 +321,7 @@ ActivateSkillResult AdapterPager::activate_skill(const std::string& name) {
 
 std::uint64_t AdapterPager::evict_under_pressure(double target) {
   if (!(target >= 0.0)) throw std::invalid_argument("evict_under_pressure: target must be >= 0");
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (pressure() <= target) return 0;
   const std::uint64_t freed = pool_->evict_under_pressure(target);
   reconcile_locked(nullptr);
@@ -335,7 +336,7 @@ SyncResult AdapterPager::sync_state(const std::vector<AdapterInfo>& adapters) {
       throw AdapterInfoError("sync_state: adapter '" + a.name + "' is listed twice");
     }
   }
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::unordered_map<std::string, Registered> next;
   for (const auto& a : adapters) {
     Registered reg{a, nullptr};
@@ -395,14 +396,14 @@ SyncResult AdapterPager::sync_state(const std::vector<AdapterInfo>& adapters) {
 }
 
 void AdapterPager::record_activity(const std::string& domain, bool success) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto& a = activity_[domain];
   ++a.interactions;
   if (success) ++a.successes;
 }
 
 CoverageReport AdapterPager::coverage_report() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::set<std::string> domains_with_adapters;
   for (const auto& [name, reg] : registry_) domains_with_adapters.insert(reg.info.domain);
   CoverageReport report;
@@ -430,7 +431,7 @@ AdapterInfo AdapterPager::info_locked(const Registered& reg, bool resident) cons
 }
 
 nlohmann::json AdapterPager::state() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::map<std::string, AdapterInfo> active;
   std::map<std::string, AdapterInfo> available;
   for (const auto& [name, reg] : registry_) {
@@ -454,7 +455,7 @@ nlohmann::json AdapterPager::state() const {
 }
 
 std::optional<ActiveAdapter> AdapterPager::active(const std::string& name) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   accesses_.fetch_add(1, std::memory_order_relaxed);
   auto value = pool_->get(name);
   if (value) value->slot->last_used_ms.store(config_.clock(), std::memory_order_relaxed);
@@ -464,7 +465,7 @@ std::optional<ActiveAdapter> AdapterPager::active(const std::string& name) {
 bool AdapterPager::is_resident(const std::string& name) const { return pool_->contains(name); }
 
 std::vector<std::string> AdapterPager::resident_names() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::vector<std::string> names;
   for (const auto& [name, r] : resident_) names.push_back(name);
   std::sort(names.begin(), names.end());
@@ -472,14 +473,14 @@ std::vector<std::string> AdapterPager::resident_names() const {
 }
 
 std::size_t AdapterPager::registered_count() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return registry_.size();
 }
 
 std::uint64_t AdapterPager::usage_bytes() const { return pool_->usage_bytes(); }
 
 std::uint64_t AdapterPager::evict_at_least(std::uint64_t bytes) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   const std::uint64_t freed = pool_->evict_at_least(bytes);
   reconcile_locked(nullptr);
   return freed;
@@ -520,7 +521,7 @@ void AdapterPager::set_budget(std::uint64_t bytes) {
   if (bytes == 0) {
     throw std::invalid_argument("adapter pager '" + config_.tier_name + "': set_budget needs bytes > 0");
   }
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   budget_bytes_.store(bytes, std::memory_order_relaxed);
   pool_->set_max_bytes(bytes);
   reconcile_locked(nullptr);
@@ -539,14 +540,14 @@ AdapterPagerRegistry::AdapterPagerRegistry(AdapterPagerDefaults defaults,
 
 AdapterPagerRegistry::~AdapterPagerRegistry() {
   if (!broker_) return;
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   for (const auto& [id, pager] : pagers_) broker_->unregister_pool(pager->tier_name());
 }
 
 std::shared_ptr<AdapterPager> AdapterPagerRegistry::get_or_create(const std::string& persona_id,
                                                                   std::uint64_t budget_bytes) {
   if (persona_id.empty()) throw std::invalid_argument("adapter pager registry: empty persona id");
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (const auto it = pagers_.find(persona_id); it != pagers_.end()) return it->second;
   if (defaults_.max_personas != 0 && pagers_.size() >= defaults_.max_personas) {
     throw PersonaLimitReached("adapter pager registry: " + std::to_string(pagers_.size()) +
@@ -573,13 +574,13 @@ std::shared_ptr<AdapterPager> AdapterPagerRegistry::get_or_create(const std::str
 }
 
 std::shared_ptr<AdapterPager> AdapterPagerRegistry::find(const std::string& persona_id) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   const auto it = pagers_.find(persona_id);
   return it == pagers_.end() ? nullptr : it->second;
 }
 
 bool AdapterPagerRegistry::remove(const std::string& persona_id) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   const auto it = pagers_.find(persona_id);
   if (it == pagers_.end()) return false;
   if (broker_) broker_->unregister_pool(it->second->tier_name());
@@ -588,7 +589,7 @@ bool AdapterPagerRegistry::remove(const std::string& persona_id) {
 }
 
 std::vector<std::string> AdapterPagerRegistry::persona_ids() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::vector<std::string> ids;
   ids.reserve(pagers_.size());
   for (const auto& [id, pager] : pagers_) ids.push_back(id);

@@ -8,10 +8,10 @@
 #include <limits>
 #include <map>
 #include <stdexcept>
-#include <mutex>
 #include <sstream>
 #include <utility>
 
+#include "pagekeeper/detail/mutex.hpp"
 #include "pagekeeper/errors.hpp"
 #include "pagekeeper/host_memory.hpp"
 
@@ -30,19 +30,19 @@ struct MemoryBudget::Ledger {
     Evictor evictor;
   };
 
-  std::mutex mu;
+  Mutex mu;
   std::atomic<std::uint64_t> held{0};
   std::array<std::atomic<std::uint64_t>, kSubsystemCount> subsystem_held{};
   std::array<std::atomic<std::uint64_t>, kSubsystemCount> subsystem_guards{};
   std::atomic<std::uint64_t> refusals{0};
   std::atomic<std::uint64_t> rejected_oversize{0};
   std::atomic<std::uint64_t> evicted{0};
-  std::map<std::uint64_t, Evictable> evictable;  // by id, so oldest first
-  std::uint64_t next_id = 1;
+  std::map<std::uint64_t, Evictable> evictable PAGEKEEPER_GUARDED_BY(mu);  // by id, oldest first
+  std::uint64_t next_id PAGEKEEPER_GUARDED_BY(mu) = 1;
 
   void release(std::uint64_t bytes, Subsystem s, std::uint64_t evictable_id) noexcept {
     if (evictable_id != 0) {
-      std::lock_guard lock(mu);
+      MutexLock lock(mu);
       evictable.erase(evictable_id);
     }
     const auto i = static_cast<std::size_t>(s);
@@ -286,7 +286,7 @@ MemoryBudget::Guard MemoryBudget::allocate_evictable(std::uint64_t bytes, Subsys
 }
 
 bool MemoryBudget::can_free() const {
-  std::lock_guard lock(ledger_->mu);
+  MutexLock lock(ledger_->mu);
   return std::any_of(ledger_->evictable.begin(), ledger_->evictable.end(), [](const auto& e) {
     return eviction_weight(e.second.priority).has_value();
   });
@@ -302,7 +302,7 @@ MemoryBudget::Guard MemoryBudget::grant(std::uint64_t bytes, Subsystem subsystem
   const std::uint64_t share = subsystem_budget_[si];
   const std::uint64_t gate_limit = gate_limit_[pi];
   {
-    std::lock_guard lock(ledger_->mu);
+    MutexLock lock(ledger_->mu);
     const std::uint64_t held = ledger_->held.load(std::memory_order_acquire);
     const std::uint64_t sub_held = ledger_->subsystem_held[si].load(std::memory_order_acquire);
     const bool within_share = saturating_add(sub_held, bytes) <= share;
@@ -374,7 +374,7 @@ std::uint64_t MemoryBudget::evict_at_least(std::uint64_t bytes) {
   };
   std::vector<Candidate> candidates;
   {
-    std::lock_guard lock(ledger_->mu);
+    MutexLock lock(ledger_->mu);
     for (const auto& [id, e] : ledger_->evictable) {
       if (const auto weight = eviction_weight(e.priority)) {
         candidates.push_back({id, e.bytes, *weight, e.evictor});
@@ -392,7 +392,7 @@ std::uint64_t MemoryBudget::evict_at_least(std::uint64_t bytes) {
     } catch (...) {
       continue;  // an evictor that fails frees nothing; the next candidate is tried
     }
-    std::lock_guard lock(ledger_->mu);
+    MutexLock lock(ledger_->mu);
     if (!ledger_->evictable.contains(c.id)) {
       freed += c.bytes;
       ledger_->evicted.fetch_add(1, std::memory_order_relaxed);
@@ -422,7 +422,7 @@ PoolStats MemoryBudget::stats() const {
   s.entry_count = live_guards();
   std::uint64_t evictable = 0;
   {
-    std::lock_guard lock(ledger_->mu);
+    MutexLock lock(ledger_->mu);
     for (const auto& [id, e] : ledger_->evictable) {
       if (eviction_weight(e.priority)) ++evictable;
     }

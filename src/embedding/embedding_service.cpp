@@ -7,7 +7,6 @@
 #include <bit>
 #include <cmath>
 #include <iterator>
-#include <mutex>
 #include <span>
 #include <stdexcept>
 #include <utility>
@@ -106,8 +105,8 @@ bool all_finite(std::span<const float> values) {
   return any == 0;
 }
 
-std::mutex g_default_mutex;
-std::shared_ptr<EmbeddingService> g_default;  // guarded by g_default_mutex
+Mutex g_default_mutex;
+std::shared_ptr<EmbeddingService> g_default PAGEKEEPER_GUARDED_BY(g_default_mutex);
 
 // A slab's largest block: a sixteenth of the budget (so a small cache maps little beyond it),
 // between 64 KiB and 2 MiB (larger blocks save nothing: the kernel still populates them a
@@ -138,7 +137,7 @@ struct EmbeddingService::Storage {
   // The slab for vectors of `dimensions` (> 0) floats, created on first use; null when
   // kMaxSlabs exist already and `beyond_cap` is false.
   VectorSlab* slab_for(std::size_t dimensions, bool beyond_cap) {
-    std::lock_guard lock(mutex);
+    MutexLock lock(mutex);
     if (VectorSlab* slab = find_locked(dimensions)) return slab;
     if (slabs.size() >= kMaxSlabs && !beyond_cap) return nullptr;
     slabs.push_back(std::make_unique<VectorSlab>(
@@ -149,13 +148,13 @@ struct EmbeddingService::Storage {
   }
 
   std::optional<VectorSlab::Stats> stats(std::size_t dimensions) const {
-    std::lock_guard lock(mutex);
+    MutexLock lock(mutex);
     if (const VectorSlab* slab = find_locked(dimensions)) return slab->stats();
     return std::nullopt;
   }
 
   std::vector<VectorSlab::Stats> all_stats() const {
-    std::lock_guard lock(mutex);
+    MutexLock lock(mutex);
     std::vector<VectorSlab::Stats> out;
     out.reserve(slabs.size());
     for (const std::unique_ptr<VectorSlab>& slab : slabs) out.push_back(slab->stats());
@@ -182,7 +181,7 @@ struct EmbeddingService::Storage {
   std::uint64_t trim_slabs(Wanted&& wanted) {
     std::vector<VectorSlab*> to_trim;
     {
-      std::lock_guard lock(mutex);
+      MutexLock lock(mutex);
       for (const std::unique_ptr<VectorSlab>& slab : slabs) {
         if (wanted(*slab)) to_trim.push_back(slab.get());
       }
@@ -192,7 +191,7 @@ struct EmbeddingService::Storage {
     return unmapped;
   }
 
-  VectorSlab* find_locked(std::size_t dimensions) const {
+  VectorSlab* find_locked(std::size_t dimensions) const PAGEKEEPER_REQUIRES(mutex) {
     for (const std::unique_ptr<VectorSlab>& slab : slabs) {
       if (slab->dimensions() == dimensions) return slab.get();
     }
@@ -201,8 +200,8 @@ struct EmbeddingService::Storage {
 
   const std::size_t max_block_bytes;  // largest block a slab maps (from the budget)
   const bool map_ahead;              // VectorSlab::Options::map_ahead for every slab
-  mutable std::mutex mutex;
-  std::vector<std::unique_ptr<VectorSlab>> slabs;  // guarded by `mutex`
+  mutable Mutex mutex;
+  std::vector<std::unique_ptr<VectorSlab>> slabs PAGEKEEPER_GUARDED_BY(mutex);
 };
 
 class EmbeddingService::TrimmingTier final : public ResourcePool, public PoolUtility {
@@ -249,8 +248,9 @@ std::shared_ptr<EmbeddingTiers> EmbeddingService::make_tiers(std::shared_ptr<Tie
                                                              std::shared_ptr<Storage> storage) {
   if (!chain) return nullptr;
   struct Described {
-    std::mutex mutex;
-    std::map<std::string, std::optional<EmbeddingTiers::Model>, std::less<>> models;  // guarded by mutex
+    Mutex mutex;
+    std::map<std::string, std::optional<EmbeddingTiers::Model>, std::less<>> models
+        PAGEKEEPER_GUARDED_BY(mutex);
   };
   auto described = std::make_shared<Described>();
   return std::make_shared<EmbeddingTiers>(
@@ -258,7 +258,7 @@ std::shared_ptr<EmbeddingTiers> EmbeddingService::make_tiers(std::shared_ptr<Tie
       [described, models = std::move(models), storage = std::move(storage)](const std::string& canonical)
           -> std::optional<EmbeddingTiers::Model> {
         {
-          std::lock_guard lock(described->mutex);
+          MutexLock lock(described->mutex);
           auto it = described->models.find(canonical);
           if (it != described->models.end()) return it->second;
         }
@@ -269,7 +269,7 @@ std::shared_ptr<EmbeddingTiers> EmbeddingService::make_tiers(std::shared_ptr<Tie
           model = EmbeddingTiers::Model{identity_digest(identity), embedder->dimensions(),
                                         storage->slab_for(embedder->dimensions(), /*beyond_cap=*/true)};
         }
-        std::lock_guard lock(described->mutex);
+        MutexLock lock(described->mutex);
         described->models.emplace(canonical, model);
         return model;
       });
@@ -283,7 +283,7 @@ EmbeddingService::EmbeddingService(EmbeddingServiceConfig config)
       tier_(std::make_shared<TrimmingTier>(pool_, storage_)) {}
 
 std::map<std::string, std::uint64_t> EmbeddingService::embedded_texts() const {
-  std::lock_guard lock(embedded_mutex_);
+  MutexLock lock(embedded_mutex_);
   return embedded_texts_;
 }
 
@@ -294,14 +294,14 @@ std::optional<VectorSlab::Stats> EmbeddingService::storage_stats(std::size_t dim
 std::vector<VectorSlab::Stats> EmbeddingService::storage_stats() const { return storage_->all_stats(); }
 
 std::shared_ptr<EmbeddingService> EmbeddingService::process_default() {
-  std::lock_guard lock(g_default_mutex);
+  MutexLock lock(g_default_mutex);
   if (!g_default) g_default = std::make_shared<EmbeddingService>();
   return g_default;
 }
 
 std::shared_ptr<EmbeddingService> EmbeddingService::init_process_default(
     EmbeddingServiceConfig config) {
-  std::lock_guard lock(g_default_mutex);
+  MutexLock lock(g_default_mutex);
   if (g_default) {
     throw std::logic_error(
         "EmbeddingService::init_process_default: the process-wide embedding service already "
@@ -427,7 +427,7 @@ std::vector<EmbeddingVector> EmbeddingService::embed_uncached(
     ++accounting.embedder_calls;
     accounting.embedded += chunk.size();
     {
-      std::lock_guard lock(embedded_mutex_);
+      MutexLock lock(embedded_mutex_);
       embedded_texts_[canonical] += chunk.size();
     }
     if (produced.size() != chunk.size()) {

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cstdlib>
 #include <atomic>
-#include <mutex>
 #include <stdexcept>
 #include <utility>
 
@@ -74,14 +73,14 @@ void ModelRegistry::add(std::shared_ptr<Embedder> embedder, const std::vector<st
   if (!embedder) throw std::invalid_argument("ModelRegistry::add: embedder is null");
   std::string canonical = embedder->name();
   Provider provider = [e = std::move(embedder)] { return e; };
-  std::unique_lock lock(mutex_);
+  WriterMutexLock lock(mutex_);
   add_locked(std::move(canonical), std::move(provider), aliases);
 }
 
 void ModelRegistry::add(std::string canonical_name, Provider provider,
                         const std::vector<std::string>& aliases) {
   if (!provider) throw std::invalid_argument("ModelRegistry::add: provider is empty");
-  std::unique_lock lock(mutex_);
+  WriterMutexLock lock(mutex_);
   add_locked(std::move(canonical_name), std::move(provider), aliases);
 }
 
@@ -89,6 +88,7 @@ void ModelRegistry::add_locked(std::string canonical, Provider provider,
                                const std::vector<std::string>& aliases) {
   // Validate everything before changing anything, so a refused call leaves no trace.
   auto check_free = [&](const std::string& name, const char* what) {
+    mutex_.assert_held();  // called below, under add_locked's lock
     if (name.empty()) throw std::invalid_argument(std::string("ModelRegistry: empty ") + what);
     const std::string key = lowercase(name);
     if (key == kDefaultAlias) {
@@ -120,13 +120,13 @@ void ModelRegistry::set_default_model(std::string name) {
   if (name.empty() || lowercase(name) == kDefaultAlias) {
     throw std::invalid_argument("ModelRegistry: the default model must be a model's name");
   }
-  std::unique_lock lock(mutex_);
+  WriterMutexLock lock(mutex_);
   default_model_ = std::move(name);
   generation_.fetch_add(1, std::memory_order_release);
 }
 
 std::string ModelRegistry::default_model() const {
-  std::shared_lock lock(mutex_);
+  ReaderMutexLock lock(mutex_);
   return default_model_;
 }
 
@@ -155,7 +155,7 @@ std::string ModelRegistry::resolve(std::string_view name) const {
       memo.name == name) {
     return memo.canonical;
   }
-  std::shared_lock lock(mutex_);
+  ReaderMutexLock lock(mutex_);
   const Model* model = find_locked(name);
   if (model == nullptr) throw UnknownModelError(std::string(name), models_locked());
   // Writers bump generation_ under the exclusive lock, so it is stable while we hold ours.
@@ -169,7 +169,7 @@ std::string ModelRegistry::resolve(std::string_view name) const {
 std::shared_ptr<Embedder> ModelRegistry::embedder(std::string_view name) const {
   Provider provider;
   {
-    std::shared_lock lock(mutex_);
+    ReaderMutexLock lock(mutex_);
     const Model* model = find_locked(name);
     if (model == nullptr) throw UnknownModelError(std::string(name), models_locked());
     provider = model->provider;
@@ -180,12 +180,12 @@ std::shared_ptr<Embedder> ModelRegistry::embedder(std::string_view name) const {
 }
 
 std::vector<std::string> ModelRegistry::models() const {
-  std::shared_lock lock(mutex_);
+  ReaderMutexLock lock(mutex_);
   return models_locked();
 }
 
 std::map<std::string, std::string> ModelRegistry::aliases() const {
-  std::shared_lock lock(mutex_);
+  ReaderMutexLock lock(mutex_);
   std::map<std::string, std::string> out;
   for (const auto& [alias, key] : alias_to_name_) out.emplace(alias, by_name_.at(key).canonical);
   return out;

@@ -8,8 +8,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
-#include <mutex>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -17,6 +15,8 @@
 #include <thread>
 #include <utility>
 #include <vector>
+
+#include "pagekeeper/detail/mutex.hpp"
 
 namespace pagekeeper {
 
@@ -59,35 +59,41 @@ struct VectorSlab::Core {
 
   // Everything below is guarded by `mutex` (chunk_bytes, page_bytes and max_block_bytes are
   // constant).
-  alignas(64) mutable std::mutex mutex;
+  alignas(64) mutable Mutex mutex;
   const std::size_t chunk_bytes;
   const std::size_t page_bytes;
-  std::size_t next_block_bytes;
+  std::size_t next_block_bytes PAGEKEEPER_GUARDED_BY(mutex);
   const std::size_t max_block_bytes;
   // Free chunks come in two lists. free_list: resident, linked through Header::link (no
   // chunk on it overlaps a released page). released: chunks overlapping a page trim()
   // returned to the kernel; their headers may read as zero, so the list is kept outside
   // them. Handing one out brings its pages back (zero-filled), so it goes after free_list
   // and carving, before mapping a new block.
-  Header* free_list = nullptr;
-  std::vector<Header*> released;
-  std::byte* carve_block = nullptr;  // the block chunks are carved from (null: none)
-  std::byte* carve_next = nullptr;   // the rest of it, not handed out yet
-  std::byte* carve_end = nullptr;
-  std::vector<Block> blocks;        // sorted by address (trim finds a chunk's block)
+  Header* free_list PAGEKEEPER_GUARDED_BY(mutex) = nullptr;
+  std::vector<Header*> released PAGEKEEPER_GUARDED_BY(mutex);
+  // The block chunks are carved from (null: none), and the rest of it, not handed out yet.
+  std::byte* carve_block PAGEKEEPER_GUARDED_BY(mutex) = nullptr;
+  std::byte* carve_next PAGEKEEPER_GUARDED_BY(mutex) = nullptr;
+  std::byte* carve_end PAGEKEEPER_GUARDED_BY(mutex) = nullptr;
+  // Sorted by address (trim finds a chunk's block).
+  std::vector<Block> blocks PAGEKEEPER_GUARDED_BY(mutex);
 
   // Mapping ahead (guarded by `mutex` too). The worker runs only while the VectorSlab object
   // lives: its destructor stops and joins it before dropping its reference.
   const bool map_ahead;
-  Block spare{nullptr, 0};         // mapped ahead, not in `blocks` yet (null: none)
-  bool ahead_requested = false;    // the worker has a request it has not finished
+  // Mapped ahead, not in `blocks` yet (null: none).
+  Block spare PAGEKEEPER_GUARDED_BY(mutex){nullptr, 0};
+  // The worker has a request it has not finished.
+  bool ahead_requested PAGEKEEPER_GUARDED_BY(mutex) = false;
   // Bumped by trim(): a block requested before the slab was trimmed is not wanted (trim
   // returns memory; a spare installed after it would undo that).
-  std::uint64_t trim_epoch = 0;
-  std::uint64_t request_epoch = 0;  // trim_epoch when the pending request was made
-  bool stopping = false;
-  std::uint64_t blocks_mapped_ahead = 0;
-  std::condition_variable wake;    // the worker waits here for a request or stopping
+  std::uint64_t trim_epoch PAGEKEEPER_GUARDED_BY(mutex) = 0;
+  // trim_epoch when the pending request was made.
+  std::uint64_t request_epoch PAGEKEEPER_GUARDED_BY(mutex) = 0;
+  bool stopping PAGEKEEPER_GUARDED_BY(mutex) = false;
+  std::uint64_t blocks_mapped_ahead PAGEKEEPER_GUARDED_BY(mutex) = 0;
+  CondVar wake;                    // the worker waits here for a request or stopping
+  // Started under `mutex`; joined by stop_worker without it, once the worker has stopped.
   std::thread worker;              // not joinable until the first request
 
   static std::byte* map(std::size_t bytes) noexcept {
@@ -98,9 +104,12 @@ struct VectorSlab::Core {
 
   // The worker: maps and populates the next block outside the mutex, hands it over under it.
   void map_ahead_loop() {
-    std::unique_lock lock(mutex);
+    MutexLock lock(mutex);
     for (;;) {
-      wake.wait(lock, [this] { return stopping || ahead_requested; });
+      wake.wait(lock, [this] {
+        mutex.assert_held();
+        return stopping || ahead_requested;
+      });
       if (stopping) return;
       const std::size_t bytes = next_block_bytes;
       lock.unlock();
@@ -118,7 +127,7 @@ struct VectorSlab::Core {
 
   // Asks the worker for the next block once the one being carved is half used. Requires
   // `mutex`. Never throws: without a thread, blocks are mapped when needed.
-  void maybe_request_ahead() noexcept {
+  void maybe_request_ahead() noexcept PAGEKEEPER_REQUIRES(mutex) {
     if (!map_ahead || ahead_requested || spare.begin != nullptr || stopping) return;
     const auto left = static_cast<std::size_t>(carve_end - carve_next);
     const auto carvable = static_cast<std::size_t>(carve_end - carve_block);
@@ -137,7 +146,7 @@ struct VectorSlab::Core {
 
   // Unmaps the spare block, if any; returns its bytes. Requires `mutex`, or the last
   // reference (unref).
-  std::uint64_t drop_spare() noexcept {
+  std::uint64_t drop_spare() noexcept PAGEKEEPER_REQUIRES(mutex) {
     if (spare.begin == nullptr) return 0;
     ::munmap(spare.begin, spare.bytes);
     const std::uint64_t bytes = spare.bytes;
@@ -148,7 +157,7 @@ struct VectorSlab::Core {
   // Stops and joins the worker. Called by ~VectorSlab, without the mutex.
   void stop_worker() noexcept {
     {
-      std::lock_guard lock(mutex);
+      MutexLock lock(mutex);
       stopping = true;
     }
     wake.notify_all();
@@ -164,8 +173,10 @@ struct VectorSlab::Core {
                                              std::memory_order_relaxed));
   }
 
-  // Drops one reference; the last one unmaps every block and deletes the core.
-  void unref() noexcept {
+  // Drops one reference; the last one unmaps every block and deletes the core. Reads the
+  // guarded members without `mutex`: the last reference has no other thread to exclude,
+  // which the analysis cannot know.
+  void unref() noexcept PAGEKEEPER_NO_THREAD_SAFETY_ANALYSIS {
     if (refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
     for (const Block& block : blocks) ::munmap(block.begin, block.bytes);
     drop_spare();
@@ -174,7 +185,7 @@ struct VectorSlab::Core {
 
   // Maps the next block and makes it the one chunks are carved from. Requires `mutex`.
   // Takes the spare block when the map-ahead thread has one ready.
-  void map_block() {
+  void map_block() PAGEKEEPER_REQUIRES(mutex) {
     std::size_t bytes = next_block_bytes;
     std::byte* begin = nullptr;
     if (spare.begin != nullptr) {
@@ -196,7 +207,7 @@ struct VectorSlab::Core {
   }
 
   // Moves every returned chunk onto free_list. Requires `mutex`.
-  void take_returned() noexcept {
+  void take_returned() noexcept PAGEKEEPER_REQUIRES(mutex) {
     Header* taken = returned.exchange(nullptr, std::memory_order_acquire);
     while (taken != nullptr) {
       Header* next = static_cast<Header*>(taken->link);
@@ -214,7 +225,7 @@ struct VectorSlab::Core {
 
   // Takes a chunk from `released` and clears the released bits of the pages it covers: the
   // caller's writes bring them back. Requires `mutex` and a non-empty `released`.
-  Header* take_released() noexcept {
+  Header* take_released() noexcept PAGEKEEPER_REQUIRES(mutex) {
     Header* header = released.back();
     released.pop_back();
     Block& block = blocks[block_of(header)];
@@ -227,7 +238,7 @@ struct VectorSlab::Core {
   }
 
   // Index of the block holding `p`. Requires `mutex`; p lies in some block.
-  std::size_t block_of(const void* p) const noexcept {
+  std::size_t block_of(const void* p) const noexcept PAGEKEEPER_REQUIRES(mutex) {
     const auto* byte = static_cast<const std::byte*>(p);
     const auto it = std::upper_bound(blocks.begin(), blocks.end(), byte,
                                      [](const std::byte* q, const Block& b) { return q < b.begin; });
@@ -261,7 +272,7 @@ VectorSlab::Header* VectorSlab::allocate() {
   Core& core = *core_;
   Header* header = nullptr;
   {
-    std::lock_guard lock(core.mutex);
+    MutexLock lock(core.mutex);
     if (core.free_list == nullptr && core.returned.load(std::memory_order_relaxed) != nullptr) {
       core.take_returned();
     }
@@ -296,7 +307,7 @@ EmbeddingVector VectorSlab::copy(std::span<const float> values) {
 
 std::uint64_t VectorSlab::trim() {
   Core& core = *core_;
-  std::lock_guard lock(core.mutex);
+  MutexLock lock(core.mutex);
   core.take_returned();
   ++core.trim_epoch;  // a block requested before now is unmapped when it arrives
   std::uint64_t returned_bytes = core.drop_spare();
@@ -313,6 +324,7 @@ std::uint64_t VectorSlab::trim() {
     free_bits[i].assign((carved[i] + 63) / 64, 0);
   }
   auto mark_free = [&](const Header* h) {
+    core.mutex.assert_held();  // called below, under the lock
     const std::size_t b = core.block_of(h);
     const auto index = static_cast<std::size_t>(reinterpret_cast<const std::byte*>(h) - core.blocks[b].begin) /
                        core.chunk_bytes;
@@ -394,7 +406,7 @@ std::uint64_t VectorSlab::trim() {
 }
 
 VectorSlab::Stats VectorSlab::stats() const {
-  std::lock_guard lock(core_->mutex);
+  MutexLock lock(core_->mutex);
   Stats stats;
   stats.dimensions = dimensions_;
   stats.blocks = core_->blocks.size();

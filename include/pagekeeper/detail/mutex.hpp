@@ -10,13 +10,14 @@
 // immutable after construction, or PAGEKEEPER_GUARDED_BY the Mutex that protects it; a
 // function that expects a lock held says PAGEKEEPER_REQUIRES(mu_).
 //
-// Thread safety: Mutex is a mutex; MutexLock is used by one thread.
+// Thread safety: Mutex and SharedMutex are mutexes; the lock objects are used by one thread.
 
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <shared_mutex>
 #include <utility>
 
 #if defined(__clang__)
@@ -33,6 +34,14 @@
 #define PAGEKEEPER_EXCLUDES(...) PAGEKEEPER_THREAD_ANNOTATION(locks_excluded(__VA_ARGS__))
 #define PAGEKEEPER_ACQUIRE(...) PAGEKEEPER_THREAD_ANNOTATION(acquire_capability(__VA_ARGS__))
 #define PAGEKEEPER_RELEASE(...) PAGEKEEPER_THREAD_ANNOTATION(release_capability(__VA_ARGS__))
+#define PAGEKEEPER_REQUIRES_SHARED(...) \
+  PAGEKEEPER_THREAD_ANNOTATION(requires_shared_capability(__VA_ARGS__))
+#define PAGEKEEPER_ACQUIRE_SHARED(...) \
+  PAGEKEEPER_THREAD_ANNOTATION(acquire_shared_capability(__VA_ARGS__))
+#define PAGEKEEPER_RELEASE_SHARED(...) \
+  PAGEKEEPER_THREAD_ANNOTATION(release_shared_capability(__VA_ARGS__))
+#define PAGEKEEPER_RELEASE_GENERIC(...) \
+  PAGEKEEPER_THREAD_ANNOTATION(release_generic_capability(__VA_ARGS__))
 #define PAGEKEEPER_TRY_ACQUIRE(...) PAGEKEEPER_THREAD_ANNOTATION(try_acquire_capability(__VA_ARGS__))
 #define PAGEKEEPER_ASSERT_CAPABILITY(x) PAGEKEEPER_THREAD_ANNOTATION(assert_capability(x))
 #define PAGEKEEPER_RETURN_CAPABILITY(x) PAGEKEEPER_THREAD_ANNOTATION(lock_returned(x))
@@ -83,6 +92,52 @@ class PAGEKEEPER_SCOPED_CAPABILITY MutexLock {
  private:
   Mutex& mu_;
   bool held_ = true;
+};
+
+// A std::shared_mutex clang's analysis knows as a capability: held exclusively by writers
+// (WriterMutexLock), shared by readers (ReaderMutexLock).
+class PAGEKEEPER_CAPABILITY("mutex") SharedMutex {
+ public:
+  SharedMutex() = default;
+  SharedMutex(const SharedMutex&) = delete;
+  SharedMutex& operator=(const SharedMutex&) = delete;
+
+  void lock() PAGEKEEPER_ACQUIRE() { mu_.lock(); }
+  void unlock() PAGEKEEPER_RELEASE() { mu_.unlock(); }
+  void lock_shared() PAGEKEEPER_ACQUIRE_SHARED() { mu_.lock_shared(); }
+  void unlock_shared() PAGEKEEPER_RELEASE_SHARED() { mu_.unlock_shared(); }
+  // Tells the analysis that the caller holds this mutex exclusively (where it cannot see
+  // the lock).
+  void assert_held() const PAGEKEEPER_ASSERT_CAPABILITY(this) {}
+
+ private:
+  std::shared_mutex mu_;
+};
+
+// Holds `mu` exclusively from construction to destruction.
+class PAGEKEEPER_SCOPED_CAPABILITY WriterMutexLock {
+ public:
+  explicit WriterMutexLock(SharedMutex& mu) PAGEKEEPER_ACQUIRE(mu) : mu_(mu) { mu_.lock(); }
+  ~WriterMutexLock() PAGEKEEPER_RELEASE() { mu_.unlock(); }
+  WriterMutexLock(const WriterMutexLock&) = delete;
+  WriterMutexLock& operator=(const WriterMutexLock&) = delete;
+
+ private:
+  SharedMutex& mu_;
+};
+
+// Holds `mu` shared from construction to destruction.
+class PAGEKEEPER_SCOPED_CAPABILITY ReaderMutexLock {
+ public:
+  explicit ReaderMutexLock(SharedMutex& mu) PAGEKEEPER_ACQUIRE_SHARED(mu) : mu_(mu) {
+    mu_.lock_shared();
+  }
+  ~ReaderMutexLock() PAGEKEEPER_RELEASE_GENERIC() { mu_.unlock_shared(); }
+  ReaderMutexLock(const ReaderMutexLock&) = delete;
+  ReaderMutexLock& operator=(const ReaderMutexLock&) = delete;
+
+ private:
+  SharedMutex& mu_;
 };
 
 // A condition variable waited on with a held MutexLock. The analysis treats the mutex as
