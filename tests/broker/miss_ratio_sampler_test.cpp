@@ -5,7 +5,9 @@
 #include "pagekeeper/detail/miss_ratio_sampler.hpp"
 #include "pagekeeper/pool.hpp"
 
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <list>
 #include <random>
 #include <set>
@@ -94,6 +96,26 @@ TEST(MissRatioSampler, ATenthOfTheKeysCappedAt512StaysClose) {
                 exact_lru_miss_ratio(trace, capacity), 0.05)
         << capacity;
   }
+}
+
+// A distance's bucket is floor(8 * log2(bytes)), taken from the double's bits: it agrees with
+// libm's log2 wherever the two are not within rounding of a bucket's edge, each bucket's
+// floor lies in that bucket, and what is at most 1, not a number, or past 2^64 is clamped.
+TEST(ReuseHistogram, BucketOfIsTheFloorOfEightTimesLog2) {
+  std::mt19937_64 rng(11);
+  for (int i = 0; i < 100'000; ++i) {
+    const double bytes = std::exp2(std::uniform_real_distribution<double>(0.0, 63.9)(rng));
+    const double scaled = 8.0 * std::log2(bytes);
+    if (scaled - std::floor(scaled) < 1e-9 || std::ceil(scaled) - scaled < 1e-9) continue;
+    ASSERT_EQ(ReuseHistogram::bucket_of(bytes), static_cast<int>(scaled)) << bytes;
+  }
+  for (int b = 0; b < ReuseHistogram::kBuckets; ++b) {
+    EXPECT_EQ(ReuseHistogram::bucket_of(ReuseHistogram::bucket_floor(b)), b) << b;
+  }
+  EXPECT_EQ(ReuseHistogram::bucket_of(0.5), 0);
+  EXPECT_EQ(ReuseHistogram::bucket_of(std::nan("")), 0);
+  EXPECT_EQ(ReuseHistogram::bucket_of(1e30), ReuseHistogram::kBuckets - 1);
+  EXPECT_EQ(ReuseHistogram::bucket_of(std::numeric_limits<double>::infinity()), ReuseHistogram::kBuckets - 1);
 }
 
 TEST(MissRatioSampler, HistogramsOfShardsAddWithTheirDistancesScaled) {
