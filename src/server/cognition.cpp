@@ -39,6 +39,16 @@ void with_pager_errors(Body&& body) {
   }
 }
 
+// The JSON of what `act` returns for the persona's pager, created with `budget` when missing
+// (as the original did).
+template <typename Act>
+nlohmann::json from_pager(AdapterPagerRegistry& adapters, const std::string& persona, std::uint64_t budget,
+                          Act&& act) {
+  nlohmann::json out;
+  with_pager_errors([&] { out = act(*adapters.get_or_create(persona, budget)); });
+  return out;
+}
+
 }  // namespace
 
 void Daemon::Impl::install_cognition_handlers() {
@@ -46,11 +56,9 @@ void Daemon::Impl::install_cognition_handlers() {
     const nlohmann::json params = parse_command_params(req.body);
     const std::string persona = required_string(params, "persona_id", "personaId");
     const std::string skill = required_string(params, "skill_name", "skillName");
-    const std::uint64_t budget = budget_bytes(params);
-    with_pager_errors([&] {
-      auto pager = adapters->get_or_create(persona, budget);
-      res.set_content(nlohmann::json(pager->activate_skill(skill)).dump(), "application/json");
-    });
+    const nlohmann::json out = from_pager(*adapters, persona, budget_bytes(params),
+                                          [&](AdapterPager& pager) { return pager.activate_skill(skill); });
+    res.set_content(out.dump(), "application/json");
   });
 
   add_command("cognition/genome-evict-under-pressure", true,
@@ -59,16 +67,14 @@ void Daemon::Impl::install_cognition_handlers() {
                 const std::string persona = required_string(params, "persona_id", "personaId");
                 const double target =
                     optional_number(params, "target_pressure", "targetPressure", 0.0, 1000.0).value_or(0.75);
-                with_pager_errors([&] {
-                  // As the original did: creates the persona when missing.
-                  auto pager = adapters->get_or_create(persona, budget_bytes(params));
-                  const double before = pager->pressure();
-                  const std::uint64_t freed = pager->evict_under_pressure(target);
-                  nlohmann::json body = {{"personaId", persona},     {"targetPressure", target},
-                                         {"pressureBefore", before}, {"pressureAfter", pager->pressure()},
-                                         {"bytesFreed", freed}};
-                  res.set_content(body.dump(), "application/json");
+                const nlohmann::json out = from_pager(*adapters, persona, budget_bytes(params), [&](AdapterPager& pager) {
+                  const double before = pager.pressure();
+                  const std::uint64_t freed = pager.evict_under_pressure(target);
+                  return nlohmann::json{{"personaId", persona},     {"targetPressure", target},
+                                        {"pressureBefore", before}, {"pressureAfter", pager.pressure()},
+                                        {"bytesFreed", freed}};
                 });
+                res.set_content(out.dump(), "application/json");
               });
 
   add_command("cognition/genome-sync", true, [this](const HttpRequest& req, HttpResponse& res) {
@@ -89,11 +95,9 @@ void Daemon::Impl::install_cognition_handlers() {
         throw RequestError(400, "invalid_adapter", "adapters[" + std::to_string(i) + "]: " + e.what(), "adapters");
       }
     }
-    const std::uint64_t budget = budget_bytes(params);
-    with_pager_errors([&] {
-      auto pager = adapters->get_or_create(persona, budget);
-      res.set_content(nlohmann::json(pager->sync_state(infos)).dump(), "application/json");
-    });
+    const nlohmann::json out =
+        from_pager(*adapters, persona, budget_bytes(params), [&](AdapterPager& pager) { return pager.sync_state(infos); });
+    res.set_content(out.dump(), "application/json");
   });
 
   add_command("cognition/genome-state", false, [this](const HttpRequest& req, HttpResponse& res) {
