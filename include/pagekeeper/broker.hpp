@@ -53,7 +53,8 @@
 //     byte; then rebalance() moves steps of budget/64 from the pool whose cost rises least to
 //     the one whose cost falls most, while the gain beats rebalance_hysteresis of the all-miss
 //     cost (budget_allocation.hpp), at most 8 steps a pass (several at once where a curve has
-//     plateaus: pools of a few large entries, such as adapter pagers and the model pool).
+//     plateaus: pools of a few large entries, such as adapter pagers and the model pool; at
+//     most as many as the pool's mean entry spans steps).
 //     Accesses are counted per pass. Budgets never fall below budget/(16 * pools), nor below
 //     the bytes of a pool's pinned entries (a smaller budget could evict nothing and would
 //     only put the pool past it; read from snapshot() when stats count pins); when the

@@ -15,7 +15,8 @@
 // accesses * miss_cost; so noise in the curves does not make budgets oscillate), at most
 // `max_moves` steps in all. Each move may take several steps at once when their net saving
 // per step is the best (a lookahead: a curve with plateaus, such as a pool of a few entries
-// larger than a step, gains nothing from one step and much from several); on convex curves
+// larger than a step, gains nothing from one step and much from several; PoolDemand::lookahead
+// bounds how many, so curves are evaluated no further than needed); on convex curves
 // it moves one step at a time. Budgets never fall below a pool's min_budget, and their sum
 // never changes.
 //
@@ -38,6 +39,9 @@ struct PoolDemand {
   double accesses = 0.0;         // accesses in the period considered
   double miss_cost = 1.0;        // cost of one miss (e.g. loader seconds)
   std::function<double(std::uint64_t)> miss_ratio;  // by budget in bytes, in [0, 1]
+  // The most steps one move into this pool may take at once (its plateaus are at most this
+  // wide: about an entry's bytes over the step); 0: up to max_moves.
+  std::size_t lookahead = 0;
 };
 
 struct RebalanceOptions {

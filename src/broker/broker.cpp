@@ -556,6 +556,15 @@ void PressureBroker::divide_budget(const Measurement& m, ReliefReport& report) {
   }
   const RebalanceOptions options{std::max<std::uint64_t>(total / 64, 1),
                                  config_.rebalance_hysteresis, 8};
+  for (std::size_t i = 0; i < demand.size(); ++i) {
+    // A curve's plateaus are about one entry wide: look no further ahead than that (each
+    // look evaluates the curve; a many-shard pool's evaluation merges every shard's).
+    const PoolStats stats = members[i]->registration->pool->stats();
+    if (stats.entry_count == 0) continue;  // unknown: up to max_moves
+    const std::uint64_t mean_entry = stats.total_bytes / stats.entry_count;
+    demand[i].lookahead = static_cast<std::size_t>(
+        std::clamp<std::uint64_t>((mean_entry + options.step - 1) / options.step, 1, options.max_moves));
+  }
   std::vector<std::uint64_t> budgets = fit_budgets(demand, total, options);
   for (std::size_t i = 0; i < demand.size(); ++i) demand[i].budget = budgets[i];
   budgets = rebalance(demand, options);

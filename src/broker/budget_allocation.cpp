@@ -80,7 +80,11 @@ std::vector<std::uint64_t> rebalance(const std::vector<PoolDemand>& pools,
     // adapters or models bigger than a step) gains nothing from one step and a lot from
     // several. Pairs and lengths are compared by their net saving per step, the lookahead of
     // utility-based cache partitioning; on convex curves one step is always the best.
-    const std::size_t horizon = options.max_moves - moves;
+    std::size_t widest = 0;  // the longest move any receiver allows
+    for (const auto& p : pools) {
+      widest = std::max(widest, p.lookahead == 0 ? options.max_moves : p.lookahead);
+    }
+    const std::size_t horizon = std::min(options.max_moves - moves, widest);
     std::size_t donor = pools.size();
     std::size_t receiver = pools.size();
     std::size_t length = 0;
@@ -91,7 +95,7 @@ std::vector<std::uint64_t> rebalance(const std::vector<PoolDemand>& pools,
         if (budgets[i] < pools[i].min_budget + bytes) continue;
         const double loss = cost(i, budgets[i] - bytes) - cost(i, budgets[i]);
         for (std::size_t j = 0; j < pools.size(); ++j) {
-          if (j == i) continue;
+          if (j == i || (pools[j].lookahead != 0 && n > pools[j].lookahead)) continue;
           const double gain = cost(j, budgets[j]) - cost(j, budgets[j] + bytes);
           const double per_step = (gain - loss) / static_cast<double>(n);
           if (donor == pools.size() || per_step > best) {

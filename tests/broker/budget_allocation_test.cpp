@@ -73,9 +73,16 @@ TEST(Rebalance, StepsSmallerThanAnEntryCrossAPlateau) {
   };
   const auto budgets = rebalance(pools, {.step = 300, .hysteresis = 0.01, .max_moves = 8});
   EXPECT_EQ(budgets, (std::vector<std::uint64_t>{4100, 1900}));  // 7 steps: all 4 fit
-  // With fewer moves allowed than a whole entry needs, nothing moves.
+  // With fewer moves allowed than a whole entry needs, nothing moves; nor when the pool's
+  // lookahead is shorter than its plateaus.
   const auto short_moves = rebalance(pools, {.step = 300, .hysteresis = 0.01, .max_moves = 3});
   EXPECT_EQ(short_moves, (std::vector<std::uint64_t>{2000, 4000}));
+  pools[0].lookahead = 2;
+  EXPECT_EQ(rebalance(pools, {.step = 300, .hysteresis = 0.01, .max_moves = 8}),
+            (std::vector<std::uint64_t>{2000, 4000}));
+  pools[0].lookahead = 4;  // an entry over the step, rounded up
+  EXPECT_EQ(rebalance(pools, {.step = 300, .hysteresis = 0.01, .max_moves = 8}),
+            (std::vector<std::uint64_t>{4100, 1900}));
 }
 
 TEST(Rebalance, RefusesNonsense) {
