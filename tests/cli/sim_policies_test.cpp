@@ -42,20 +42,17 @@ TEST(SimPolicies, TinyLfuReachesThePublishedFiguresOnOltp) {
   }
 }
 
-// Caffeine 2.6.2 (maximumSize = capacity) replaying the same trace: scripts/caffeine-replay.sh.
+// Caffeine 2.6.2 (maximumSize = capacity) replaying the same trace: scripts/caffeine-replay.sh
+// (the higher of two runs: its sketch's seed and admission jitter are random per run).
 TEST(SimPolicies, TinyLfuBeatsLruAndCaffeineOnOltp) {
   const struct {
     std::uint64_t capacity;
     double caffeine;
-    bool beats_lru;  // at 32,768 keys LRU still wins (docs/PERFORMANCE.md)
-  } rows[] = {{250, 22.64, true},  {500, 29.24, true},  {1000, 35.62, true},
-              {2000, 42.03, true}, {8192, 57.49, true}, {32768, 67.58, false}};
+  } rows[] = {{250, 22.67}, {500, 29.24}, {1000, 35.62}, {2000, 42.03}, {8192, 57.49}, {32768, 67.58}};
   for (const auto& row : rows) {
     const SimResult tiny = run_simulation(one_shard("wtinylfu", row.capacity));
     EXPECT_GE(hit_ratio_percent(tiny), row.caffeine) << "capacity " << row.capacity;
-    if (row.beats_lru) {
-      EXPECT_GE(tiny.hits, run_simulation(one_shard("lru", row.capacity)).hits) << "capacity " << row.capacity;
-    }
+    EXPECT_GE(tiny.hits, run_simulation(one_shard("lru", row.capacity)).hits) << "capacity " << row.capacity;
   }
 }
 

@@ -210,7 +210,7 @@ class Model {
 
   void set_capacity() {
     window_max_ = max_ - static_cast<std::uint64_t>((1.0 - window_fraction_) * static_cast<double>(max_));
-    protected_max_ = static_cast<std::uint64_t>(0.8 * static_cast<double>(max_ - window_max_));
+    protected_max_ = static_cast<std::uint64_t>(0.75 * static_cast<double>(max_ - window_max_));
   }
 
   // `replacing`: an older entry for e's key still counts (the policy sees it leave later).

@@ -82,6 +82,7 @@ TEST(PoolTinyLfu, RecencyBiasedTraceGrowsTheWindowTowardsLru) {
   auto lru = make_pool(500, EvictionPolicy<std::uint64_t>::lru());
   TinyLfuOptions fixed;
   fixed.adapt = TinyLfuOptions::Adapt::kFixed;
+  fixed.window_fraction = 0.01;
   TinyLfuOptions climbing;
   climbing.adapt = TinyLfuOptions::Adapt::kHillClimbing;
   auto fixed_window = make_pool(500, EvictionPolicy<std::uint64_t>::tiny_lfu(fixed));
