@@ -26,7 +26,6 @@
 
 #pragma once
 
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -37,6 +36,7 @@
 #include <utility>
 #include <vector>
 
+#include "pagekeeper/detail/mutex.hpp"
 #include "pagekeeper/embedder.hpp"
 
 namespace pagekeeper {
@@ -150,11 +150,11 @@ class LlamaEmbedder : public Embedder {
 
   // Guards free_ and adapters_; workers_ is fixed after construction. A worker is used only
   // by the thread that took it from free_.
-  mutable std::mutex mutex_;
-  std::condition_variable worker_freed_;
+  mutable Mutex mutex_;
+  CondVar worker_freed_;
   std::vector<std::unique_ptr<Worker>> workers_;
-  std::vector<Worker*> free_;
-  std::shared_ptr<const AdapterSet> adapters_;
+  std::vector<Worker*> free_ PAGEKEEPER_GUARDED_BY(mutex_);
+  std::shared_ptr<const AdapterSet> adapters_ PAGEKEEPER_GUARDED_BY(mutex_);
 
   mutable std::once_flag identity_once_;
   mutable std::string identity_;  // written once under identity_once_

@@ -272,8 +272,11 @@ std::vector<std::vector<std::int32_t>> LlamaEmbedder::prepare(
 }
 
 LlamaEmbedder::Worker& LlamaEmbedder::acquire() {
-  std::unique_lock lock(mutex_);
-  worker_freed_.wait(lock, [&] { return !free_.empty(); });
+  MutexLock lock(mutex_);
+  worker_freed_.wait(lock, [&] {
+    mutex_.assert_held();
+    return !free_.empty();
+  });
   Worker* worker = free_.back();
   free_.pop_back();
   return *worker;
@@ -281,7 +284,7 @@ LlamaEmbedder::Worker& LlamaEmbedder::acquire() {
 
 void LlamaEmbedder::release(Worker& worker) {
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     free_.push_back(&worker);
   }
   worker_freed_.notify_one();
@@ -299,7 +302,7 @@ void LlamaEmbedder::set_adapters(
     set->adapters.push_back(adapter);
     set->scales.push_back(scale);
   }
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   adapters_ = std::move(set);
 }
 
@@ -365,7 +368,7 @@ std::vector<std::vector<float>> LlamaEmbedder::embed(std::span<const std::string
 
   std::shared_ptr<const AdapterSet> wanted;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     wanted = adapters_;
   }
   if (wanted != worker.applied) {

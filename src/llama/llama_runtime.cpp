@@ -233,7 +233,7 @@ LlamaLoraAdapter::LlamaLoraAdapter(std::shared_ptr<LlamaModel> model, llama_adap
     : model_(std::move(model)), adapter_(adapter), path_(std::move(path)), size_bytes_(size_bytes) {}
 
 LlamaLoraAdapter::~LlamaLoraAdapter() {
-  std::lock_guard lock(model_->adapter_mutex_);
+  MutexLock lock(model_->adapter_mutex_);
   llama_adapter_lora_free(adapter_);
 }
 
@@ -252,7 +252,7 @@ std::shared_ptr<LlamaLoraAdapter> LlamaLoraAdapter::load(std::shared_ptr<LlamaMo
   }
   llama_adapter_lora* adapter = nullptr;
   {
-    std::lock_guard lock(model->adapter_mutex_);
+    MutexLock lock(model->adapter_mutex_);
     adapter = llama_adapter_lora_init(model->get(), path.c_str());
   }
   if (adapter == nullptr) {

@@ -24,10 +24,10 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
-#include <mutex>
 #include <stdexcept>
 #include <string>
 
+#include "pagekeeper/detail/mutex.hpp"
 #include "pagekeeper/errors.hpp"
 
 struct llama_model;
@@ -111,8 +111,9 @@ class LlamaModel {
   std::int32_t n_embd_ = 0;
   std::int32_t n_ctx_train_ = 0;
   bool bidirectional_ = false;
-  // llama_adapter_lora_init/free change the model's adapter registry: one at a time.
-  std::mutex adapter_mutex_;
+  // llama_adapter_lora_init/free change the model's adapter registry (inside llama.cpp, so
+  // nothing here is GUARDED_BY it): one at a time.
+  Mutex adapter_mutex_;
 };
 
 // A GGUF LoRA adapter loaded against one model (llama_adapter_lora_init). Keeps its model

@@ -50,7 +50,7 @@ class LlamaModelProvider {
       : pool_(std::move(pool)), config_(std::move(config)), calls_per_second_(calls_per_second) {}
 
   std::shared_ptr<Embedder> get() {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     if (!embedder_) {
       embedder_ = LlamaEmbedder::create(*pool_, config_);  // EmbedderError when the load fails
       dimensions_ = embedder_->dimensions();
@@ -60,12 +60,12 @@ class LlamaModelProvider {
   }
   void release_idle() {
     std::shared_ptr<Embedder> dropped;  // destroyed outside the lock
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     dropped = std::move(embedder_);
   }
   // Known once the model has been loaded.
   std::optional<std::size_t> dimensions() const {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     return dimensions_;
   }
   // Whether the model pool holds the model now.
@@ -81,9 +81,9 @@ class LlamaModelProvider {
   const std::shared_ptr<LlamaModelPool> pool_;
   const LlamaEmbedderConfig config_;
   const double calls_per_second_;  // 0: unlimited
-  mutable std::mutex mutex_;
-  std::shared_ptr<Embedder> embedder_;
-  std::optional<std::size_t> dimensions_;
+  mutable Mutex mutex_;
+  std::shared_ptr<Embedder> embedder_ PAGEKEEPER_GUARDED_BY(mutex_);
+  std::optional<std::size_t> dimensions_ PAGEKEEPER_GUARDED_BY(mutex_);
 };
 
 }  // namespace server
@@ -306,7 +306,7 @@ Daemon::Impl::Impl(ServerConfig c, DaemonServices services) : config(std::move(c
     adapters = std::make_shared<AdapterPagerRegistry>(defaults, memory_budget, std::move(loader), broker);
   }
   broker->add_alert_sink([this](const PressureAlert& alert) {
-    std::lock_guard lock(alerts_mutex);
+    MutexLock lock(alerts_mutex);
     alerts.push_back(alert);
     while (alerts.size() > config.alert_history) alerts.pop_front();
     ++alerts_total;
@@ -639,7 +639,7 @@ void fit_open_file_limit(std::size_t max_connections) {
 }  // namespace
 
 void Daemon::Impl::start() {
-  std::lock_guard lock(lifecycle_mutex);
+  MutexLock lock(lifecycle_mutex);
   if (started) throw std::logic_error("Daemon::start: already started");
   started = true;
   fit_open_file_limit(config.max_connections);
@@ -668,7 +668,7 @@ void Daemon::Impl::start() {
 }
 
 void Daemon::Impl::stop() {
-  std::unique_lock lock(lifecycle_mutex);
+  MutexLock lock(lifecycle_mutex);
   if (stopped) return;
   if (started) {
     // Stops accepting; requests in flight finish and get their answers first.
@@ -697,11 +697,14 @@ std::string Daemon::url() const {
 }
 void Daemon::stop() { impl_->stop(); }
 void Daemon::wait() {
-  std::unique_lock lock(impl_->lifecycle_mutex);
-  impl_->stopped_cv.wait(lock, [this] { return impl_->stopped; });
+  MutexLock lock(impl_->lifecycle_mutex);
+  impl_->stopped_cv.wait(lock, [this] {
+    impl_->lifecycle_mutex.assert_held();
+    return impl_->stopped;
+  });
 }
 bool Daemon::running() const {
-  std::lock_guard lock(impl_->lifecycle_mutex);
+  MutexLock lock(impl_->lifecycle_mutex);
   return impl_->started && !impl_->stopped;
 }
 const ServerConfig& Daemon::config() const { return impl_->config; }
@@ -709,7 +712,7 @@ EmbeddingService& Daemon::embeddings() const { return *impl_->embeddings; }
 PressureBroker& Daemon::broker() const { return *impl_->broker; }
 AdapterPagerRegistry& Daemon::adapters() const { return *impl_->adapters; }
 std::vector<PressureAlert> Daemon::recent_alerts() const {
-  std::lock_guard lock(impl_->alerts_mutex);
+  MutexLock lock(impl_->alerts_mutex);
   return {impl_->alerts.begin(), impl_->alerts.end()};
 }
 

@@ -4,8 +4,8 @@
 // the HTTP engine (http_engine.hpp), which calls dispatch() for every request it reads.
 //
 // Locking rules:
-//   * lifecycle_mutex guards started, stopped, listener and started_broker; stopped_cv is
-//     waited on with it.
+//   * lifecycle_mutex guards started, stopped and started_broker; stopped_cv is waited on
+//     with it. bound_port is written by start() (under it) before port() may be called.
 //   * alerts_mutex guards alerts and alerts_total (written by the broker's alert sink, on the
 //     broker's thread or a request thread running relieve()).
 //   * commands, endpoints, prefix_endpoints, the metrics route table, model_descriptions,
@@ -15,18 +15,17 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "pagekeeper/detail/mutex.hpp"
 #include "server/metrics.hpp"
 #include "pagekeeper/tiers_config.hpp"
 #include "pagekeeper/server.hpp"
@@ -163,15 +162,15 @@ struct Daemon::Impl {
   // The dashboard's history; sampling runs between start() and stop().
   std::unique_ptr<server::MetricsHistory> history;
 
-  mutable std::mutex alerts_mutex;
-  std::deque<PressureAlert> alerts;
-  std::uint64_t alerts_total = 0;
+  mutable Mutex alerts_mutex;
+  std::deque<PressureAlert> alerts PAGEKEEPER_GUARDED_BY(alerts_mutex);
+  std::uint64_t alerts_total PAGEKEEPER_GUARDED_BY(alerts_mutex) = 0;
 
-  mutable std::mutex lifecycle_mutex;
-  std::condition_variable stopped_cv;
-  bool started = false;
-  bool stopped = false;
-  bool started_broker = false;
+  mutable Mutex lifecycle_mutex;
+  CondVar stopped_cv;
+  bool started PAGEKEEPER_GUARDED_BY(lifecycle_mutex) = false;
+  bool stopped PAGEKEEPER_GUARDED_BY(lifecycle_mutex) = false;
+  bool started_broker PAGEKEEPER_GUARDED_BY(lifecycle_mutex) = false;
   int bound_port = 0;
 };
 

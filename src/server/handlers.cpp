@@ -203,7 +203,7 @@ void Daemon::Impl::install_command_handlers() {
     nlohmann::json list = nlohmann::json::array();
     std::uint64_t total = 0;
     {
-      std::lock_guard lock(alerts_mutex);
+      MutexLock lock(alerts_mutex);
       for (const auto& a : alerts) list.push_back(a);
       total = alerts_total;
     }
@@ -295,7 +295,7 @@ std::string Daemon::Impl::prometheus_text() const {
   out.family("pagekeeper_broker_running", "gauge", "1 while background relief runs.");
   out.sample("pagekeeper_broker_running", {}, snap.running ? 1.0 : 0.0);
   {
-    std::lock_guard lock(alerts_mutex);
+    MutexLock lock(alerts_mutex);
     out.family("pagekeeper_broker_alerts_total", "counter", "Pressure alerts raised by the broker.");
     out.sample("pagekeeper_broker_alerts_total", {}, static_cast<double>(alerts_total));
   }

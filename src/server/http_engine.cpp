@@ -31,9 +31,7 @@
 #include <array>
 #include <atomic>
 #include <cctype>
-#include <condition_variable>
 #include <deque>
-#include <mutex>
 #include <optional>
 #include <map>
 #include <thread>
@@ -55,6 +53,7 @@
 #include <boost/beast/http/string_body.hpp>
 #include <spdlog/spdlog.h>
 
+#include "pagekeeper/detail/mutex.hpp"
 #include "pagekeeper/server.hpp"
 
 namespace pagekeeper::server {
@@ -81,7 +80,7 @@ class WorkerPool {
   }
   void submit(std::function<void()> job) {
     {
-      std::lock_guard lock(mutex_);
+      MutexLock lock(mutex_);
       jobs_.push_back(std::move(job));
     }
     cv_.notify_one();
@@ -90,7 +89,7 @@ class WorkerPool {
   void stop() {
     std::deque<std::function<void()>> dropped;
     {
-      std::lock_guard lock(mutex_);
+      MutexLock lock(mutex_);
       stopping_ = true;
       dropped.swap(jobs_);
     }
@@ -104,8 +103,11 @@ class WorkerPool {
     while (true) {
       std::function<void()> job;
       {
-        std::unique_lock lock(mutex_);
-        cv_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+        MutexLock lock(mutex_);
+        cv_.wait(lock, [this] {
+          mutex_.assert_held();
+          return stopping_ || !jobs_.empty();
+        });
         if (stopping_) return;
         job = std::move(jobs_.front());
         jobs_.pop_front();
@@ -122,10 +124,10 @@ class WorkerPool {
     }
   }
 
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> jobs_;
-  bool stopping_ = false;
+  Mutex mutex_;
+  CondVar cv_;
+  std::deque<std::function<void()>> jobs_ PAGEKEEPER_GUARDED_BY(mutex_);
+  bool stopping_ PAGEKEEPER_GUARDED_BY(mutex_) = false;
   std::vector<std::thread> threads_;
 };
 
@@ -157,10 +159,10 @@ struct HttpEngine::State {
 
   // Declared before the io_context: sessions its pending handlers own deregister on
   // destruction, which may happen when the io_context is destroyed.
-  std::mutex sessions_mutex;
-  std::condition_variable sessions_cv;  // notified when a session ends
-  std::map<Session*, std::weak_ptr<Session>> sessions;
-  bool draining = false;
+  Mutex sessions_mutex;
+  CondVar sessions_cv;  // notified when a session ends
+  std::map<Session*, std::weak_ptr<Session>> sessions PAGEKEEPER_GUARDED_BY(sessions_mutex);
+  bool draining PAGEKEEPER_GUARDED_BY(sessions_mutex) = false;
 
   net::io_context io;
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
@@ -188,7 +190,7 @@ class Session : public std::enable_shared_from_this<Session> {
   Session(HttpEngine::State& engine, tcp::socket socket)
       : engine_(engine), socket_(std::move(socket)), buffer_(engine.options.max_header_bytes + kReadChunk) {}
   ~Session() {
-    std::lock_guard lock(engine_.sessions_mutex);
+    MutexLock lock(engine_.sessions_mutex);
     engine_.sessions.erase(this);
     engine_.sessions_cv.notify_all();
   }
@@ -488,7 +490,7 @@ class Session : public std::enable_shared_from_this<Session> {
 void HttpEngine::State::close_sessions(bool force) {
   std::vector<std::shared_ptr<Session>> live;
   {
-    std::lock_guard lock(sessions_mutex);
+    MutexLock lock(sessions_mutex);
     draining = true;
     for (const auto& [_, weak] : sessions)
       if (auto session = weak.lock()) live.push_back(std::move(session));
@@ -504,7 +506,7 @@ void HttpEngine::State::sweep() {
     std::vector<std::shared_ptr<Session>> overdue;
     {
       // Holding the mutex keeps every listed session alive (its destructor deregisters first).
-      std::lock_guard lock(sessions_mutex);
+      MutexLock lock(sessions_mutex);
       for (const auto& [raw, weak] : sessions)
         if (raw->overdue(now))
           if (auto session = weak.lock()) overdue.push_back(std::move(session));
@@ -525,7 +527,7 @@ void HttpEngine::State::accept() {
     if (!ec) {
       bool admit = false;
       {
-        std::lock_guard lock(sessions_mutex);
+        MutexLock lock(sessions_mutex);
         admit = !draining && sessions.size() < options.max_connections;
       }
       if (!admit) {
@@ -535,7 +537,7 @@ void HttpEngine::State::accept() {
         {
           // Only this handler adds sessions (one accept at a time), so the count checked
           // above still holds.
-          std::lock_guard lock(sessions_mutex);
+          MutexLock lock(sessions_mutex);
           sessions.emplace(session.get(), session);
         }
         session->start();
@@ -662,8 +664,11 @@ void HttpEngine::stop() {
   // Close idle connections now; busy ones close after their answer, within drain_timeout.
   s.close_sessions(false);
   {
-    std::unique_lock lock(s.sessions_mutex);
-    s.sessions_cv.wait_for(lock, s.options.drain_timeout, [&s] { return s.sessions.empty(); });
+    MutexLock lock(s.sessions_mutex);
+    s.sessions_cv.wait_for(lock, s.options.drain_timeout, [&s] {
+      s.sessions_mutex.assert_held();
+      return s.sessions.empty();
+    });
   }
   net::post(s.sweeper->get_executor(), [&s] {
     s.sweeping = false;
@@ -679,7 +684,7 @@ void HttpEngine::stop() {
 }
 
 std::size_t HttpEngine::connections() const {
-  std::lock_guard lock(state_->sessions_mutex);
+  MutexLock lock(state_->sessions_mutex);
   return state_->sessions.size();
 }
 

@@ -11,7 +11,7 @@ PooledBaseLoraLoader::PooledBaseLoraLoader(std::shared_ptr<LlamaModelPool> pool,
     : pool_(std::move(pool)), base_model_(std::move(base_model)), adapter_dir_(std::move(adapter_dir)) {}
 
 std::shared_ptr<LlamaModel> PooledBaseLoraLoader::base() {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   if (!lease_) {
     try {
       lease_ = pool_->acquire(base_model_);

@@ -12,9 +12,9 @@
 
 #include <filesystem>
 #include <memory>
-#include <mutex>
 
 #include "pagekeeper/adapter_loader.hpp"
+#include "pagekeeper/detail/mutex.hpp"
 #include "llama/llama_model_pool.hpp"
 
 namespace pagekeeper::server {
@@ -35,8 +35,8 @@ class PooledBaseLoraLoader final : public AdapterLoader {
   const std::shared_ptr<LlamaModelPool> pool_;
   const std::filesystem::path base_model_;
   const std::filesystem::path adapter_dir_;
-  std::mutex mutex_;
-  std::shared_ptr<LlamaModelLease> lease_;  // guarded by mutex_
+  Mutex mutex_;
+  std::shared_ptr<LlamaModelLease> lease_ PAGEKEEPER_GUARDED_BY(mutex_);
 };
 
 }  // namespace pagekeeper::server

@@ -7,11 +7,11 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
-#include <mutex>
 #include <stdexcept>
 #include <unordered_map>
 
 #include "lookup_counts.hpp"
+#include "pagekeeper/detail/mutex.hpp"
 #include "pagekeeper/errors.hpp"
 
 namespace pagekeeper {
@@ -104,6 +104,13 @@ struct ReplyDeleter {
 };
 using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
 
+// The idle connections of every node, by address, and the mutex that guards them. The tier's
+// state extends it (its mode and slot table share the mutex); a Lease needs only this part.
+struct ConnectionPools {
+  Mutex mutex;
+  std::unordered_map<std::string, std::vector<redisContext*>> idle PAGEKEEPER_GUARDED_BY(mutex);
+};
+
 }  // namespace
 
 std::uint16_t redis_cluster_slot(std::string_view key) {
@@ -129,21 +136,22 @@ struct RedisTier::Op {
   std::optional<std::string> result;  // kGet
 };
 
-struct RedisTier::State {
+struct RedisTier::State : ConnectionPools {
   explicit State(const RedisTierOptions& options) {
     for (const std::string& seed : options.seeds) seeds.push_back(parse_endpoint(seed));
   }
 
   std::vector<Endpoint> seeds;
-  std::mutex mutex;
-  // Guarded by `mutex`:
-  Mode mode = Mode::kUnknown;
-  bool reload = false;          // Cluster: reload the slot table before the next call
-  Endpoint standalone;          // the server in standalone mode
-  std::vector<Endpoint> nodes;  // Cluster: masters, indexed by slot_node
-  std::vector<std::int32_t> slot_node = std::vector<std::int32_t>(kSlots, -1);
-  std::unordered_map<std::string, std::vector<redisContext*>> idle;
-  std::uint64_t connects = 0;
+  // Guarded by `mutex` (with `idle`, in ConnectionPools):
+  Mode mode PAGEKEEPER_GUARDED_BY(mutex) = Mode::kUnknown;
+  // Cluster: reload the slot table before the next call.
+  bool reload PAGEKEEPER_GUARDED_BY(mutex) = false;
+  Endpoint standalone PAGEKEEPER_GUARDED_BY(mutex);  // the server in standalone mode
+  // Cluster: masters, indexed by slot_node.
+  std::vector<Endpoint> nodes PAGEKEEPER_GUARDED_BY(mutex);
+  std::vector<std::int32_t> slot_node PAGEKEEPER_GUARDED_BY(mutex) =
+      std::vector<std::int32_t>(kSlots, -1);
+  std::uint64_t connects PAGEKEEPER_GUARDED_BY(mutex) = 0;
 
   ~State() {
     for (auto& [address, contexts] : idle) {
@@ -167,18 +175,12 @@ namespace {
 // failed (then closed).
 class Lease {
  public:
-  Lease(redisContext* context, std::string address, std::mutex& mutex,
-        std::unordered_map<std::string, std::vector<redisContext*>>& idle, std::size_t keep)
-      : context_(context),
-        address_(std::move(address)),
-        mutex_(&mutex),
-        idle_(&idle),
-        keep_(keep) {}
+  Lease(redisContext* context, std::string address, ConnectionPools& pools, std::size_t keep)
+      : context_(context), address_(std::move(address)), pools_(&pools), keep_(keep) {}
   Lease(Lease&& other) noexcept
       : context_(std::exchange(other.context_, nullptr)),
         address_(std::move(other.address_)),
-        mutex_(other.mutex_),
-        idle_(other.idle_),
+        pools_(other.pools_),
         keep_(other.keep_) {}
   Lease(const Lease&) = delete;
   Lease& operator=(const Lease&) = delete;
@@ -186,8 +188,8 @@ class Lease {
   ~Lease() {
     if (context_ == nullptr) return;
     if (context_->err == 0 && !discard_) {
-      std::lock_guard lock(*mutex_);
-      std::vector<redisContext*>& pool = (*idle_)[address_];
+      MutexLock lock(pools_->mutex);
+      std::vector<redisContext*>& pool = pools_->idle[address_];
       if (pool.size() < keep_) {
         pool.push_back(context_);
         return;
@@ -203,8 +205,7 @@ class Lease {
  private:
   redisContext* context_;
   std::string address_;
-  std::mutex* mutex_;
-  std::unordered_map<std::string, std::vector<redisContext*>>* idle_;
+  ConnectionPools* pools_;
   std::size_t keep_;
   bool discard_ = false;
 };
@@ -213,17 +214,16 @@ class Lease {
 
 namespace {
 
-Lease acquire(const std::string& tier, RedisTierOptions const& options, std::mutex& mutex,
-              std::unordered_map<std::string, std::vector<redisContext*>>& idle,
+Lease acquire(const std::string& tier, RedisTierOptions const& options, ConnectionPools& pools,
               std::uint64_t& connects, const Endpoint& endpoint) {
   const std::string address = endpoint.address();
   {
-    std::lock_guard lock(mutex);
-    auto it = idle.find(address);
-    if (it != idle.end() && !it->second.empty()) {
+    MutexLock lock(pools.mutex);
+    auto it = pools.idle.find(address);
+    if (it != pools.idle.end() && !it->second.empty()) {
       redisContext* c = it->second.back();
       it->second.pop_back();
-      return Lease(c, address, mutex, idle, options.connections_per_node);
+      return Lease(c, address, pools, options.connections_per_node);
     }
   }
   const timeval tv = timeval_of(options.timeout);
@@ -235,10 +235,10 @@ Lease acquire(const std::string& tier, RedisTierOptions const& options, std::mut
     throw TierUnavailable(tier, "cannot connect to " + address + ": " + why);
   }
   {
-    std::lock_guard lock(mutex);
+    MutexLock lock(pools.mutex);
     ++connects;
   }
-  return Lease(c, address, mutex, idle, options.connections_per_node);
+  return Lease(c, address, pools, options.connections_per_node);
 }
 
 Reply command(const std::string& tier, Lease& lease, const char* text) {
@@ -256,7 +256,7 @@ void RedisTier::execute(std::vector<Op>& ops) {
   const std::string& tier = options_.name;
   auto fail = [&](const std::string& why) -> void {
     errors_.fetch_add(1, std::memory_order_relaxed);
-    std::lock_guard lock(st.mutex);
+    MutexLock lock(st.mutex);
     if (st.mode == Mode::kCluster) st.reload = true;
     throw TierUnavailable(tier, why);
   };
@@ -266,7 +266,7 @@ void RedisTier::execute(std::vector<Op>& ops) {
   bool need_topology = false;
   std::vector<Endpoint> candidates;
   {
-    std::lock_guard lock(st.mutex);
+    MutexLock lock(st.mutex);
     need_topology = st.mode == Mode::kUnknown || st.reload;
     if (need_topology) {
       candidates = st.nodes;
@@ -279,9 +279,9 @@ void RedisTier::execute(std::vector<Op>& ops) {
     for (const Endpoint& candidate : candidates) {
       try {
         std::uint64_t connects = 0;
-        Lease lease = acquire(tier, options_, st.mutex, st.idle, connects, candidate);
+        Lease lease = acquire(tier, options_, st, connects, candidate);
         Reply slots = command(tier, lease, "CLUSTER SLOTS");
-        std::lock_guard lock(st.mutex);
+        MutexLock lock(st.mutex);
         st.connects += connects;
         if (slots->type == REDIS_REPLY_ERROR) {
           st.mode = Mode::kStandalone;
@@ -331,7 +331,7 @@ void RedisTier::execute(std::vector<Op>& ops) {
     // Group by node.
     std::vector<std::pair<Endpoint, std::vector<Op*>>> groups;
     {
-      std::lock_guard lock(st.mutex);
+      MutexLock lock(st.mutex);
       for (Op* op : pending) {
         Endpoint target;
         if (op->target) {
@@ -367,7 +367,7 @@ void RedisTier::execute(std::vector<Op>& ops) {
       std::string failure;
       for (auto& [endpoint, group] : groups) {
         try {
-          leases.push_back(acquire(tier, options_, st.mutex, st.idle, connects, endpoint));
+          leases.push_back(acquire(tier, options_, st, connects, endpoint));
         } catch (const TierUnavailable& e) {
           failure = e.what();
           break;
@@ -409,7 +409,7 @@ void RedisTier::execute(std::vector<Op>& ops) {
         if (!failure.empty()) break;
       }
       {
-        std::lock_guard lock(st.mutex);
+        MutexLock lock(st.mutex);
         st.connects += connects;
       }
       if (!failure.empty()) fail(failure);
@@ -433,7 +433,7 @@ void RedisTier::execute(std::vector<Op>& ops) {
             if (parse_redirect(error, "MOVED", slot, to)) {
               redirects_.fetch_add(1, std::memory_order_relaxed);
               {
-                std::lock_guard lock(st.mutex);
+                MutexLock lock(st.mutex);
                 auto it = std::find(st.nodes.begin(), st.nodes.end(), to);
                 if (it == st.nodes.end()) it = st.nodes.insert(st.nodes.end(), to);
                 st.slot_node[slot] = static_cast<std::int32_t>(it - st.nodes.begin());
@@ -505,7 +505,7 @@ void RedisTier::erase(std::string_view key) {
 }
 
 RedisTier::Mode RedisTier::mode() const {
-  std::lock_guard lock(state_->mutex);
+  MutexLock lock(state_->mutex);
   return state_->mode;
 }
 
@@ -518,7 +518,7 @@ RedisTier::Stats RedisTier::stats() const {
   s.bytes_read = bytes_read_.load(std::memory_order_relaxed);
   s.bytes_written = bytes_written_.load(std::memory_order_relaxed);
   {
-    std::lock_guard lock(state_->mutex);
+    MutexLock lock(state_->mutex);
     s.connects = state_->connects;
   }
   return s;
