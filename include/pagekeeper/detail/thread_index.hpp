@@ -8,8 +8,9 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <mutex>
 #include <vector>
+
+#include "pagekeeper/detail/mutex.hpp"
 
 namespace pagekeeper::pool_detail {
 
@@ -25,7 +26,7 @@ class ThreadIndexRegistry {
     return *registry;
   }
   std::uint32_t acquire() {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(mutex_);
     const auto it = std::find(held_.begin(), held_.end(), false);
     if (it != held_.end()) {
       *it = true;
@@ -35,13 +36,13 @@ class ThreadIndexRegistry {
     return static_cast<std::uint32_t>(held_.size() - 1);
   }
   void release(std::uint32_t index) {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(mutex_);
     held_[index] = false;
   }
 
  private:
-  std::mutex mutex_;
-  std::vector<bool> held_;
+  Mutex mutex_;
+  std::vector<bool> held_ PAGEKEEPER_GUARDED_BY(mutex_);
 };
 
 // The fast path reads a constant-initialized thread_local (no TLS guard); the first call on
