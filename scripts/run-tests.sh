@@ -7,7 +7,8 @@
 # Configurations (each in its own build directory under $PAGEKEEPER_BUILD_ROOT):
 #   release  Release build of everything (tests, benchmarks, tools); ctest, all tests.
 #   tidy     clang-tidy (.clang-tidy) over every source file, with the release build's
-#            compile database (needs `release`); any finding fails.
+#            compile database (needs `release`); any finding fails. Also commit subjects of
+#            at most 72 characters (scripts/check-commit-subjects.sh).
 #   install  the release build installed into a scratch prefix (CMake package, pkg-config,
 #            headers), then tests/install/consumer, an outside project, configured with
 #            find_package(pagekeeper CONFIG), built and run against it, and the same program
@@ -168,7 +169,10 @@ config_fuzz() {
 }
 
 config_tidy() {
-  bash "${repo_root}/scripts/clang-tidy.sh" "${build_root}/release"
+  local status=0
+  bash "${repo_root}/scripts/clang-tidy.sh" "${build_root}/release" || status=$?
+  bash "${repo_root}/scripts/check-commit-subjects.sh" || status=$?
+  return "${status}"
 }
 
 config_install() {
