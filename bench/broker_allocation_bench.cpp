@@ -1,22 +1,36 @@
-// Two pools under one global budget, fed two ARC traces interleaved request by request: the
-// budget split that rebalance() (budget_allocation.hpp) reaches from SHARDS miss-ratio curves
+// Two pools under one global budget, fed two ARC traces: the budget split that rebalance()
+// (budget_allocation.hpp) reaches from SHARDS miss-ratio curves
 // (detail/miss_ratio_sampler.hpp), against every static split in 5% steps (the best found
-// offline) and the equal split. The second argument is what a miss of the first pool costs,
-// in misses of the second, in percent (100: every miss costs the same, so cost = misses; an
-// adapter load costs far more than an embedding): the rebalancing weighs curves by it and
-// every figure is a total miss cost in second-pool misses.
+// offline) and the equal split. Arguments: the total budget in keys; what a miss of the first
+// pool costs, in misses of the second, in percent (100: every miss costs the same, so cost =
+// misses; an adapter load costs far more than an embedding): the rebalancing weighs curves by
+// it and every figure is a total miss cost in second-pool misses; the eviction policy of both
+// pools (0: exact LRU, the policy the sampled curves model; 1: W-TinyLFU, the embedding
+// cache's default). Both pools have one shard, so a pool's misses depend only on its budget.
 //
 // Traces come from PAGEKEEPER_TRACE_DIR (the ARC traces); the benchmark is skipped without
-// them. The pair is OLTP (recency-heavy) and P3 (scan-heavy) unless PAGEKEEPER_ALLOC_FIRST /
-// PAGEKEEPER_ALLOC_SECOND name other files there. Counters: dynamic_cost (the rebalancing
-// run), final_split_cost (a static run at the split it ended with), best_static_cost and
-// best_static_first_share_pct, equal_split_cost, and the ratios of the first two to the best
-// and of the final and best splits to the equal split.
+// them. The pair is P6 (a working set of about 100,000 keys: the hit ratio jumps between
+// 65,536 and 131,072 keys) and P3 (scan-heavy) unless PAGEKEEPER_ALLOC_FIRST /
+// PAGEKEEPER_ALLOC_SECOND name other files there. PAGEKEEPER_ALLOC_REQUESTS caps the requests
+// read from each trace (unset or 0: whole traces). The two traces are interleaved in
+// proportion to their lengths (the next request comes from the trace that is behind in its
+// fraction), so both run from the start to the end of the replay and the rebalancing sees
+// both throughout; a static split's misses do not depend on the interleaving, so each trace
+// is replayed alone at each static budget (and remembered across runs of one process).
+//
+// Counters: dynamic_cost (the rebalancing run), final_split_cost (a static run at the split it
+// ended with), best_static_cost and best_static_first_share_pct, equal_split_cost, the ratios
+// of the first two to the best and of the final and best splits to the equal split, and the
+// first pool's miss ratio at the final split as its sampled curve estimated it and as the
+// static replay measured it (in percent).
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
+#include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <benchmark/benchmark.h>
@@ -33,117 +47,141 @@ using pagekeeper::PoolConfig;
 using pagekeeper::pool_detail::MissRatioSampler;
 using KeyPool = PagedResourcePool<std::uint64_t, std::uint64_t>;
 
-constexpr std::size_t kRequestsPerTrace = 900'000;
+// The requests read from each trace: PAGEKEEPER_ALLOC_REQUESTS, or every one.
+std::size_t request_cap() {
+  const char* text = std::getenv("PAGEKEEPER_ALLOC_REQUESTS");
+  const std::size_t cap = text == nullptr ? 0 : std::strtoull(text, nullptr, 10);
+  return cap == 0 ? SIZE_MAX : cap;
+}
 
-std::vector<std::uint64_t> load_trace(const std::string& name) {
+// The keys of trace `name`, read once per process; empty without the trace.
+const std::vector<std::uint64_t>& trace_keys(const std::string& name) {
+  static std::map<std::string, std::vector<std::uint64_t>> loaded;
+  const auto [it, added] = loaded.try_emplace(name);
   const char* dir = std::getenv("PAGEKEEPER_TRACE_DIR");
-  if (dir == nullptr) return {};
-  std::vector<std::uint64_t> keys;
+  if (!added || dir == nullptr) return it->second;
+  const std::size_t cap = request_cap();
   try {
     auto reader = pagekeeper::TraceReader::open_file(std::string(dir) + "/" + name);
     pagekeeper::TraceRequest r;
-    while (keys.size() < kRequestsPerTrace && reader.next(r)) keys.push_back(r.key);
+    while (it->second.size() < cap && reader.next(r)) it->second.push_back(r.key);
   } catch (const pagekeeper::TraceError&) {
-    return {};
+    it->second.clear();
   }
-  return keys;
+  return it->second;
 }
 
-std::unique_ptr<KeyPool> key_pool(std::uint64_t capacity) {
+std::unique_ptr<KeyPool> key_pool(std::uint64_t capacity, bool tiny_lfu) {
   PoolConfig<std::uint64_t, std::uint64_t> c;
   c.name = "trace";
   c.max_bytes = capacity;
   c.sizer = [](const std::uint64_t&) { return std::uint64_t{1}; };
-  c.policy = pagekeeper::EvictionPolicy<std::uint64_t>::lru();
-  c.shards = 1;  // exact LRU, as the curves assume
+  c.policy = tiny_lfu ? pagekeeper::EvictionPolicy<std::uint64_t>::tiny_lfu()
+                      : pagekeeper::EvictionPolicy<std::uint64_t>::lru();
+  c.shards = 1;  // one shard: exact LRU (as the curves assume) or one W-TinyLFU sketch
   return std::make_unique<KeyPool>(c);
+}
+
+// One request to `pool`: whether it missed (the key is then inserted).
+bool missed(KeyPool& pool, std::uint64_t key) {
+  if (pool.get(key)) return false;
+  pool.insert(key, key);
+  return true;
+}
+
+// The misses of trace `name` replayed alone under a fixed budget, remembered per process.
+std::uint64_t static_misses(const std::string& name, std::uint64_t budget, bool tiny_lfu) {
+  static std::map<std::tuple<std::string, std::uint64_t, bool>, std::uint64_t> known;
+  const auto [it, added] = known.try_emplace({name, budget, tiny_lfu}, 0);
+  if (!added) return it->second;
+  const auto pool = key_pool(budget, tiny_lfu);
+  for (const std::uint64_t key : trace_keys(name)) it->second += missed(*pool, key) ? 1 : 0;
+  return it->second;
 }
 
 struct Replay {
   std::uint64_t misses[2] = {0, 0};
   std::uint64_t final_first_budget = 0;
+  double first_sampled_miss_ratio = 0.0;  // the first pool's curve at final_first_budget
   double cost(const double (&miss_cost)[2]) const {
     return miss_cost[0] * static_cast<double>(misses[0]) + miss_cost[1] * static_cast<double>(misses[1]);
   }
 };
 
-// Replays the two traces interleaved. With `rebalance_every` > 0 the split starts equal and
-// is rebalanced from the pools' sampled curves every that many requests.
-Replay replay(const std::vector<std::uint64_t>& a, const std::vector<std::uint64_t>& b,
-              std::uint64_t total, std::uint64_t first_budget, std::size_t rebalance_every,
-              const double (&miss_cost)[2]) {
-  std::uint64_t budgets[2] = {first_budget, total - first_budget};
-  std::unique_ptr<KeyPool> pools[2] = {key_pool(budgets[0]), key_pool(budgets[1])};
+// Replays the two traces interleaved in proportion to their lengths, starting at the equal
+// split and rebalancing from the pools' sampled curves every `rebalance_every` requests.
+Replay replay_rebalancing(const std::vector<std::uint64_t>& a, const std::vector<std::uint64_t>& b,
+                          std::uint64_t total, bool tiny_lfu, std::size_t rebalance_every,
+                          const double (&miss_cost)[2]) {
+  std::uint64_t budgets[2] = {total / 2, total - total / 2};
+  std::unique_ptr<KeyPool> pools[2] = {key_pool(budgets[0], tiny_lfu), key_pool(budgets[1], tiny_lfu)};
   MissRatioSampler samplers[2] = {MissRatioSampler(0.1, 8192), MissRatioSampler(0.1, 8192)};
   double window_accesses[2] = {0, 0};
   const std::vector<std::uint64_t>* traces[2] = {&a, &b};
+  std::size_t next[2] = {0, 0};
   Replay out;
-  const std::size_t n = std::max(a.size(), b.size());
-  for (std::size_t i = 0; i < n; ++i) {
-    for (int p = 0; p < 2; ++p) {
-      if (i >= traces[p]->size()) continue;
-      const std::uint64_t key = (*traces[p])[i];
-      if (!pools[p]->get(key)) {
-        ++out.misses[p];
-        pools[p]->insert(key, key);
-      }
-      if (rebalance_every > 0) {
-        samplers[p].access(MissRatioSampler::sample_hash(key), 1);
-        window_accesses[p] += 1;
-      }
+  for (std::size_t done = 0; done < a.size() + b.size(); ++done) {
+    // The trace behind in its fraction goes next: next[0] / |a| <= next[1] / |b|.
+    const int p = next[1] == b.size() || (next[0] < a.size() && next[0] * b.size() <= next[1] * a.size())
+                      ? 0
+                      : 1;
+    const std::uint64_t key = (*traces[p])[next[p]++];
+    out.misses[p] += missed(*pools[p], key) ? 1 : 0;
+    samplers[p].access(MissRatioSampler::sample_hash(key), 1);
+    window_accesses[p] += 1;
+    if ((done + 1) % rebalance_every != 0) continue;
+    std::vector<pagekeeper::PoolDemand> demand;
+    for (int q = 0; q < 2; ++q) {
+      auto histogram = std::make_shared<pagekeeper::pool_detail::ReuseHistogram>(samplers[q].histogram());
+      demand.push_back({"pool" + std::to_string(q), budgets[q], total / 20, window_accesses[q], miss_cost[q],
+                        [histogram](std::uint64_t bytes) { return histogram->miss_ratio(static_cast<double>(bytes)); }});
+      window_accesses[q] = 0;
     }
-    if (rebalance_every > 0 && (i + 1) % rebalance_every == 0) {
-      std::vector<pagekeeper::PoolDemand> demand;
-      for (int p = 0; p < 2; ++p) {
-        auto histogram = std::make_shared<pagekeeper::pool_detail::ReuseHistogram>(
-            samplers[p].histogram());
-        demand.push_back({"pool" + std::to_string(p), budgets[p], total / 20, window_accesses[p],
-                          miss_cost[p], [histogram](std::uint64_t bytes) {
-                            return histogram->miss_ratio(static_cast<double>(bytes));
-                          }});
-        window_accesses[p] = 0;
-      }
-      const auto next = pagekeeper::rebalance(
-          demand, {.step = std::max<std::uint64_t>(total / 40, 1), .hysteresis = 0.002,
-                   .max_moves = 4});
-      for (int p = 0; p < 2; ++p) {
-        budgets[p] = next[p];
-        pools[p]->set_max_bytes(budgets[p]);
-      }
+    const auto moved = pagekeeper::rebalance(
+        demand, {.step = std::max<std::uint64_t>(total / 40, 1), .hysteresis = 0.002, .max_moves = 4});
+    for (int q = 0; q < 2; ++q) {
+      budgets[q] = moved[q];
+      pools[q]->set_max_bytes(budgets[q]);
     }
   }
   out.final_first_budget = budgets[0];
+  out.first_sampled_miss_ratio = samplers[0].histogram().miss_ratio(static_cast<double>(budgets[0]));
   return out;
 }
 
-// Args: total budget in keys; a first-pool miss's cost in second-pool misses, in percent.
+// Args: total budget in keys; a first-pool miss's cost in second-pool misses, in percent;
+// the pools' policy (0: LRU, 1: W-TinyLFU).
 void BM_BrokerAllocationTwoTraces(benchmark::State& state) {
-  const char* first = std::getenv("PAGEKEEPER_ALLOC_FIRST");
-  const char* second = std::getenv("PAGEKEEPER_ALLOC_SECOND");
-  const auto recency = load_trace(first ? first : "OLTP.lis.zst");
-  const auto scan = load_trace(second ? second : "P3.lis.zst");
-  if (recency.empty() || scan.empty()) {
-    state.SkipWithError("set PAGEKEEPER_TRACE_DIR to the ARC traces (OLTP, P3)");
+  const char* first_env = std::getenv("PAGEKEEPER_ALLOC_FIRST");
+  const char* second_env = std::getenv("PAGEKEEPER_ALLOC_SECOND");
+  const std::string names[2] = {first_env ? first_env : "P6.lis.zst", second_env ? second_env : "P3.lis.zst"};
+  const auto& first = trace_keys(names[0]);
+  const auto& second = trace_keys(names[1]);
+  if (first.empty() || second.empty()) {
+    state.SkipWithError("set PAGEKEEPER_TRACE_DIR to the ARC traces (P6, P3)");
     return;
   }
   const auto total = static_cast<std::uint64_t>(state.range(0));
   const double miss_cost[2] = {static_cast<double>(state.range(1)) / 100.0, 1.0};
+  const bool tiny_lfu = state.range(2) != 0;
   Replay dynamic;
-  for (auto _ : state) dynamic = replay(recency, scan, total, total / 2, 20'000, miss_cost);
+  for (auto _ : state) dynamic = replay_rebalancing(first, second, total, tiny_lfu, 40'000, miss_cost);
+  // A static split's cost: each trace alone at its share.
+  const auto static_cost = [&](std::uint64_t first_budget) {
+    return miss_cost[0] * static_cast<double>(static_misses(names[0], first_budget, tiny_lfu)) +
+           miss_cost[1] * static_cast<double>(static_misses(names[1], total - first_budget, tiny_lfu));
+  };
   double best = 0.0;
   std::uint64_t best_share = 0;
-  double equal = 0.0;
   for (int step = 1; step < 20; ++step) {
-    const std::uint64_t first = total * static_cast<std::uint64_t>(step) / 20;
-    const double cost = replay(recency, scan, total, first, 0, miss_cost).cost(miss_cost);
-    if (step == 10) equal = cost;
+    const double cost = static_cost(total * static_cast<std::uint64_t>(step) / 20);
     if (best_share == 0 || cost < best) {
       best = cost;
       best_share = static_cast<std::uint64_t>(step) * 5;
     }
   }
-  const double final_split =
-      replay(recency, scan, total, dynamic.final_first_budget, 0, miss_cost).cost(miss_cost);
+  const double equal = static_cost(total / 2);
+  const double final_split = static_cost(dynamic.final_first_budget);
   state.counters["dynamic_cost"] = dynamic.cost(miss_cost);
   state.counters["final_split_cost"] = final_split;
   state.counters["final_first_share_pct"] =
@@ -155,10 +193,15 @@ void BM_BrokerAllocationTwoTraces(benchmark::State& state) {
   state.counters["dynamic_vs_best"] = dynamic.cost(miss_cost) / best;
   state.counters["final_vs_equal"] = final_split / equal;
   state.counters["best_vs_equal"] = best / equal;
+  state.counters["dynamic_vs_equal"] = dynamic.cost(miss_cost) / equal;
+  state.counters["first_sampled_miss_pct_at_final"] = 100.0 * dynamic.first_sampled_miss_ratio;
+  state.counters["first_actual_miss_pct_at_final"] =
+      100.0 * static_cast<double>(static_misses(names[0], dynamic.final_first_budget, tiny_lfu)) /
+      static_cast<double>(first.size());
 }
-// Miss costs 1x, 10x and 100x (a first-pool miss against a second-pool one), and the reverse.
+// Budgets around P6's jump; miss costs 1x and 10x; LRU and W-TinyLFU.
 BENCHMARK(BM_BrokerAllocationTwoTraces)
-    ->ArgsProduct({{1000, 5000, 50000}, {1, 100, 1000, 10000}})
+    ->ArgsProduct({{65536, 131072}, {100, 1000}, {0, 1}})
     ->Iterations(1)
     ->Unit(benchmark::kSecond);
 
