@@ -43,14 +43,18 @@
 #define PAGEKEEPER_RELEASE_GENERIC(...) \
   PAGEKEEPER_THREAD_ANNOTATION(release_generic_capability(__VA_ARGS__))
 #define PAGEKEEPER_TRY_ACQUIRE(...) PAGEKEEPER_THREAD_ANNOTATION(try_acquire_capability(__VA_ARGS__))
+#define PAGEKEEPER_TRY_ACQUIRE_SHARED(...) \
+  PAGEKEEPER_THREAD_ANNOTATION(try_acquire_shared_capability(__VA_ARGS__))
 #define PAGEKEEPER_ASSERT_CAPABILITY(x) PAGEKEEPER_THREAD_ANNOTATION(assert_capability(x))
+#define PAGEKEEPER_ASSERT_SHARED_CAPABILITY(x) \
+  PAGEKEEPER_THREAD_ANNOTATION(assert_shared_capability(x))
 #define PAGEKEEPER_RETURN_CAPABILITY(x) PAGEKEEPER_THREAD_ANNOTATION(lock_returned(x))
 #define PAGEKEEPER_NO_THREAD_SAFETY_ANALYSIS PAGEKEEPER_THREAD_ANNOTATION(no_thread_safety_analysis)
 
 namespace pagekeeper {
 
-// A std::mutex clang's analysis knows as a capability. Also a BasicLockable, so a
-// std::condition_variable_any waits on it directly (see CondVar).
+// A std::mutex clang's analysis knows as a capability. CondVar waits on the std::mutex
+// inside (native()), with a plain std::condition_variable.
 class PAGEKEEPER_CAPABILITY("mutex") Mutex {
  public:
   Mutex() = default;
@@ -62,6 +66,9 @@ class PAGEKEEPER_CAPABILITY("mutex") Mutex {
   bool try_lock() PAGEKEEPER_TRY_ACQUIRE(true) { return mu_.try_lock(); }
   // Tells the analysis that the caller holds this mutex (where it cannot see the lock).
   void assert_held() const PAGEKEEPER_ASSERT_CAPABILITY(this) {}
+
+  // The std::mutex itself, for CondVar. Locking it directly bypasses the analysis.
+  std::mutex& native() noexcept { return mu_; }
 
  private:
   std::mutex mu_;
@@ -106,9 +113,12 @@ class PAGEKEEPER_CAPABILITY("mutex") SharedMutex {
   void unlock() PAGEKEEPER_RELEASE() { mu_.unlock(); }
   void lock_shared() PAGEKEEPER_ACQUIRE_SHARED() { mu_.lock_shared(); }
   void unlock_shared() PAGEKEEPER_RELEASE_SHARED() { mu_.unlock_shared(); }
-  // Tells the analysis that the caller holds this mutex exclusively (where it cannot see
-  // the lock).
+  bool try_lock() PAGEKEEPER_TRY_ACQUIRE(true) { return mu_.try_lock(); }
+  bool try_lock_shared() PAGEKEEPER_TRY_ACQUIRE_SHARED(true) { return mu_.try_lock_shared(); }
+  // Tell the analysis that the caller holds this mutex exclusively, or at least shared
+  // (where it cannot see the lock: a lambda run under it, locks held in a container).
   void assert_held() const PAGEKEEPER_ASSERT_CAPABILITY(this) {}
+  void assert_held_shared() const PAGEKEEPER_ASSERT_SHARED_CAPABILITY(this) {}
 
  private:
   std::shared_mutex mu_;
@@ -142,31 +152,50 @@ class PAGEKEEPER_SCOPED_CAPABILITY ReaderMutexLock {
 
 // A condition variable waited on with a held MutexLock. The analysis treats the mutex as
 // held throughout a wait (it is, whenever the caller's code runs), so predicates may read
-// members guarded by it.
+// members guarded by it. A std::condition_variable over the Mutex's native std::mutex:
+// unlike std::condition_variable_any it allocates nothing at construction (libstdc++'s
+// keeps a shared_ptr to an internal mutex) and takes no second mutex per wait.
 class CondVar {
  public:
   void notify_one() noexcept { cv_.notify_one(); }
   void notify_all() noexcept { cv_.notify_all(); }
 
-  void wait(MutexLock& lock) { cv_.wait(lock.mutex()); }
+  void wait(MutexLock& lock) {
+    Adopted native(lock);
+    cv_.wait(native.lock);
+  }
   template <class Predicate>
   void wait(MutexLock& lock, Predicate stop_waiting) {
-    cv_.wait(lock.mutex(), std::move(stop_waiting));
+    Adopted native(lock);
+    cv_.wait(native.lock, std::move(stop_waiting));
   }
   // False when the deadline passed with the predicate still false.
   template <class Clock, class Duration, class Predicate>
   bool wait_until(MutexLock& lock, const std::chrono::time_point<Clock, Duration>& deadline,
                   Predicate stop_waiting) {
-    return cv_.wait_until(lock.mutex(), deadline, std::move(stop_waiting));
+    Adopted native(lock);
+    return cv_.wait_until(native.lock, deadline, std::move(stop_waiting));
   }
   template <class Rep, class Period, class Predicate>
   bool wait_for(MutexLock& lock, const std::chrono::duration<Rep, Period>& timeout,
                 Predicate stop_waiting) {
-    return cv_.wait_for(lock.mutex(), timeout, std::move(stop_waiting));
+    Adopted native(lock);
+    return cv_.wait_for(native.lock, timeout, std::move(stop_waiting));
   }
 
  private:
-  std::condition_variable_any cv_;
+  // The MutexLock's mutex as a std::unique_lock for the duration of one wait. It is handed
+  // back still locked on every exit, a throwing predicate included (the wait relocks before
+  // the predicate runs): the MutexLock stays its owner.
+  struct Adopted {
+    explicit Adopted(MutexLock& held) : lock(held.mutex().native(), std::adopt_lock) {}
+    ~Adopted() { lock.release(); }
+    Adopted(const Adopted&) = delete;
+    Adopted& operator=(const Adopted&) = delete;
+    std::unique_lock<std::mutex> lock;
+  };
+
+  std::condition_variable cv_;
 };
 
 }  // namespace pagekeeper

@@ -7,11 +7,11 @@
 
 #pragma once
 
-#include <condition_variable>
 #include <cstddef>
 #include <exception>
-#include <mutex>
 #include <optional>
+
+#include "pagekeeper/detail/mutex.hpp"
 
 namespace pagekeeper::pool_detail {
 
@@ -20,31 +20,34 @@ namespace pagekeeper::pool_detail {
 // on the all-miss path of a batch: one slot per missing key.
 template <class V>
 struct Flight {
-  std::mutex mutex;
-  std::condition_variable ready;
-  bool done = false;         // guarded by mutex
-  std::size_t waiters = 0;   // guarded by mutex
-  std::optional<V> value;    // written once, before done; immutable after
-  std::exception_ptr error;  // likewise
-  // Set under the shard's lock by a caller that joins this load. The loader's caller
-  // completes the flight only if someone joined: the in-flight slot is removed under the
-  // same lock first, so nobody can join after it reads this.
+  Mutex mutex;
+  CondVar ready;
+  bool done PAGEKEEPER_GUARDED_BY(mutex) = false;
+  std::size_t waiters PAGEKEEPER_GUARDED_BY(mutex) = 0;
+  // Written once under `mutex`, before done; immutable after, so wait() returns a reference
+  // that outlives its lock.
+  std::optional<V> value PAGEKEEPER_GUARDED_BY(mutex);
+  std::exception_ptr error PAGEKEEPER_GUARDED_BY(mutex);
+  // Set under the shard's lock by a caller that joins this load (the analysis cannot name
+  // a lock outside this object). The loader's caller completes the flight only if someone
+  // joined: the in-flight slot is removed under the same lock first, so nobody can join
+  // after it reads this.
   bool joined = false;
 
-  void set_value(const V& v) {
+  void set_value(const V& v) PAGEKEEPER_EXCLUDES(mutex) {
     bool notify = false;
     {
-      std::lock_guard<std::mutex> lock(mutex);
+      MutexLock lock(mutex);
       value.emplace(v);
       done = true;
       notify = waiters > 0;
     }
     if (notify) ready.notify_all();
   }
-  void set_exception(std::exception_ptr e) {
+  void set_exception(std::exception_ptr e) PAGEKEEPER_EXCLUDES(mutex) {
     bool notify = false;
     {
-      std::lock_guard<std::mutex> lock(mutex);
+      MutexLock lock(mutex);
       error = std::move(e);
       done = true;
       notify = waiters > 0;
@@ -53,10 +56,13 @@ struct Flight {
   }
   // Blocks until completed; returns the value or rethrows the loader's exception. The
   // reference stays valid while the caller holds its shared_ptr to this flight.
-  const V& wait() {
-    std::unique_lock<std::mutex> lock(mutex);
+  const V& wait() PAGEKEEPER_EXCLUDES(mutex) {
+    MutexLock lock(mutex);
     ++waiters;
-    ready.wait(lock, [this] { return done; });
+    ready.wait(lock, [this] {
+      mutex.assert_held();
+      return done;
+    });
     --waiters;
     if (error) std::rethrow_exception(error);
     return *value;
