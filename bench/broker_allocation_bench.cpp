@@ -212,7 +212,7 @@ namespace {
 // What miss-ratio sampling costs a hit: get() hits on 64 Ki keys walked in a fixed random
 // order (the shape of pool_bench's BM_PoolGetHit), with PoolConfig::curve_sampling_rate off
 // and on. The sampling runs in the drain of recorded hits, under the shard's lock.
-void get_hits(benchmark::State& state, double curve_sampling_rate) {
+void get_hits(benchmark::State& state, double curve_sampling_rate, std::uint32_t curve_max_samples) {
   constexpr std::uint64_t kKeys = 64 * 1024;
   PoolConfig<std::uint64_t, std::uint64_t> c;
   c.name = "hits";
@@ -220,6 +220,7 @@ void get_hits(benchmark::State& state, double curve_sampling_rate) {
   c.sizer = [](const std::uint64_t&) { return std::uint64_t{16}; };
   c.policy = pagekeeper::EvictionPolicy<std::uint64_t>::lru();
   c.curve_sampling_rate = curve_sampling_rate;
+  c.curve_max_samples = curve_max_samples;
   KeyPool pool(c);
   std::vector<std::uint64_t> order(kKeys);
   for (std::uint64_t k = 0; k < kKeys; ++k) {
@@ -236,12 +237,20 @@ void get_hits(benchmark::State& state, double curve_sampling_rate) {
   state.SetItemsProcessed(state.iterations());
 }
 
-void BM_PoolGetHitCurvesOff(benchmark::State& state) { get_hits(state, 0.0); }
+void BM_PoolGetHitCurvesOff(benchmark::State& state) { get_hits(state, 0.0, 0); }
 BENCHMARK(BM_PoolGetHitCurvesOff);
+// Args: per mille of keys sampled at first; curve_max_samples (the pool's default is 4,096).
+// 1000 is pagekeeperd's rate under a global budget: every key until curve_max_samples are
+// tracked, then fewer (here 4,096 of 64 Ki keys: 6% of the hits are sampled).
 void BM_PoolGetHitCurvesOn(benchmark::State& state) {
-  get_hits(state, static_cast<double>(state.range(0)) / 1000.0);
+  get_hits(state, static_cast<double>(state.range(0)) / 1000.0, static_cast<std::uint32_t>(state.range(1)));
 }
-BENCHMARK(BM_PoolGetHitCurvesOn)->Arg(10)->Arg(100);  // per mille of keys sampled
+BENCHMARK(BM_PoolGetHitCurvesOn)
+    ->Args({10, 4096})
+    ->Args({100, 4096})
+    ->Args({1000, 4096})
+    ->Args({1000, 2048})
+    ->Args({1000, 1024});
 
 }  // namespace
 
