@@ -50,6 +50,9 @@
 //     older entry of a staged key is replaced at that flush; until then lookups cannot reach
 //     it, and stats(), snapshot() and verify_invariants() flush first.
 //   total_bytes is an atomic changed only under the owning shard's lock.
+//   The rule is checked at compile time: a shard's state is PAGEKEEPER_GUARDED_BY its
+//   SharedMutex and the helpers that expect the lock say PAGEKEEPER_REQUIRES, so clang's
+//   -Wthread-safety rejects an access without it (see pagekeeper/detail/mutex.hpp).
 //   Entries live in a per-shard split arena (no per-entry malloc header): an entry's record
 //   (key and value, what lookups read) and its 40-byte header (links, pins, recency, what
 //   the LRU bookkeeping writes) lie in separate arrays, so the bookkeeping that follows hits
@@ -77,9 +80,7 @@
 #include <exception>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
-#include <shared_mutex>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -99,6 +100,7 @@
 #include "pagekeeper/detail/link_list.hpp"
 #include "pagekeeper/detail/lru_policy.hpp"
 #include "pagekeeper/detail/miss_ratio_sampler.hpp"
+#include "pagekeeper/detail/mutex.hpp"
 #include "pagekeeper/detail/read_buffer.hpp"
 #include "pagekeeper/detail/secondary_tiers.hpp"
 #include "pagekeeper/detail/single_flight.hpp"
@@ -550,29 +552,56 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
     double miss_cost_seconds() const noexcept { return seconds_per_byte * bytes_per_key; }
   };
 
+  // Locking rule: the members marked PAGEKEEPER_GUARDED_BY(mutex) are written with `mutex`
+  // held exclusively and read with it held at least shared; clang's -Wthread-safety checks
+  // it. The only unlocked uses of them are the member functions below marked
+  // PAGEKEEPER_NO_THREAD_SAFETY_ANALYSIS (lock-free hits and prefetches).
   struct alignas(64) Shard {
-    mutable std::shared_mutex mutex;
-    // --- guarded by `mutex` held exclusively (reads of table/list with it shared) ---
-    Table table;
-    ShardPolicy policy;  // the eviction order of this shard's entries
-    Arena arena;
-    std::unordered_map<K, std::shared_ptr<Flight>, Hash, KeyEqual> inflight;
-    std::unordered_map<const Entry*, std::uint64_t> large_sizes;
-    std::uint64_t bytes = 0;
+    mutable SharedMutex mutex;
+    Table table PAGEKEEPER_GUARDED_BY(mutex);
+    ShardPolicy policy PAGEKEEPER_GUARDED_BY(mutex);  // the eviction order of this shard's entries
+    Arena arena PAGEKEEPER_GUARDED_BY(mutex);
+    std::unordered_map<K, std::shared_ptr<Flight>, Hash, KeyEqual> inflight PAGEKEEPER_GUARDED_BY(mutex);
+    std::unordered_map<const Entry*, std::uint64_t> large_sizes PAGEKEEPER_GUARDED_BY(mutex);
+    std::uint64_t bytes PAGEKEEPER_GUARDED_BY(mutex) = 0;
     // The stripes' hit and miss totals at the last clear() (stats report the difference).
-    std::uint64_t hits_at_clear = 0;
-    std::uint64_t misses_at_clear = 0;
+    std::uint64_t hits_at_clear PAGEKEEPER_GUARDED_BY(mutex) = 0;
+    std::uint64_t misses_at_clear PAGEKEEPER_GUARDED_BY(mutex) = 0;
     // --- atomics ---
     std::atomic<std::uint64_t> pinned_entries{0};
     std::atomic<std::uint64_t> evictions{0};
-    // Written by readers without the lock (see ReadStripe); drained under the exclusive lock.
+    // Set at construction. Written by readers without the lock (see ReadStripe); drained
+    // under the exclusive lock.
     std::unique_ptr<ReadStripe[]> stripes;
-    // This shard's miss-ratio samples; absent when curves are off. Written under the
-    // exclusive lock, read under the shared one.
-    std::optional<pool_detail::MissRatioSampler> sampler;
+    // This shard's miss-ratio samples; absent when curves are off (config.curve_sampling_rate
+    // says which, from construction on).
+    std::optional<pool_detail::MissRatioSampler> sampler PAGEKEEPER_GUARDED_BY(mutex);
     // This shard's ghost of evicted keys and the depths of its re-loads; null when off.
-    // Guarded by `mutex` held exclusively (stats read it with the lock).
-    std::unique_ptr<ShardGhost> ghost;
+    std::unique_ptr<ShardGhost> ghost PAGEKEEPER_GUARDED_BY(mutex);
+
+    // A lock-free reader's probe of the table (kOptimisticReads): read_begin(), then
+    // find_racy() and a copy of the value, then read_validate() rejects whatever a writer
+    // may have changed meanwhile (a seqlock on the table's version; see ChunkedTable).
+    [[gnu::always_inline]] std::uint32_t read_begin() const noexcept
+        PAGEKEEPER_NO_THREAD_SAFETY_ANALYSIS {
+      return table.read_begin();
+    }
+    [[gnu::always_inline]] const Record* find_racy(std::uint64_t h, const K& key,
+                                                   const KeyEqual& eq) const noexcept
+        PAGEKEEPER_NO_THREAD_SAFETY_ANALYSIS {
+      return table.find_racy(h, key, eq);
+    }
+    [[gnu::always_inline]] bool read_validate(std::uint32_t version) const noexcept
+        PAGEKEEPER_NO_THREAD_SAFETY_ANALYSIS {
+      return table.read_validate(version);
+    }
+    // Prefetches read only the table's and the policy's atomics and fixed addresses.
+    void prefetch(std::uint64_t h) const noexcept PAGEKEEPER_NO_THREAD_SAFETY_ANALYSIS {
+      table.prefetch(h);
+    }
+    void prefetch_insert(std::uint64_t h) const noexcept PAGEKEEPER_NO_THREAD_SAFETY_ANALYSIS {
+      std::visit([h](const auto& p) { p.prefetch_insert(h); }, policy);
+    }
   };
 
   struct Core {
@@ -673,12 +702,15 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
       }
     }
 
-    // What policy hooks learn about an entry beyond its header (see lru_policy.hpp).
-    // Requires: the shard's lock.
+    // What policy hooks learn about an entry beyond its header (see lru_policy.hpp). Made
+    // under the shard's lock (context_of) and used only within the hook it is passed to.
     struct PolicyContext {
       const Core& core;
       const Shard& shard;
-      std::uint64_t size(const Entry* e) const { return size_of(shard, e); }
+      std::uint64_t size(const Entry* e) const {
+        shard.mutex.assert_held_shared();
+        return size_of(shard, e);
+      }
       std::uint64_t hash(const Entry* e) const { return core.hash_of(e->key()); }
     };
     PolicyContext context_of(const Shard& s) const noexcept { return {*this, s}; }
@@ -687,14 +719,14 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
     void share_capacity() {
       const std::uint64_t share = max_bytes() / shard_count;
       for (std::uint32_t i = 0; i < shard_count; ++i) {
-        std::unique_lock<std::shared_mutex> lock(shards[i].mutex);
+        WriterMutexLock lock(shards[i].mutex);
         with_policy(shards[i], [share](auto& policy) { policy.set_capacity(share); });
       }
     }
 
     // Calls fn(policy) with the shard's policy object as its own type.
     template <class Fn>
-    static decltype(auto) with_policy(Shard& s, Fn&& fn) {
+    static decltype(auto) with_policy(Shard& s, Fn&& fn) PAGEKEEPER_REQUIRES(s.mutex) {
       return std::visit(std::forward<Fn>(fn), s.policy);
     }
 
@@ -704,7 +736,7 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
     // Replays the shard's read rings into its policy, stamping each entry's recency and
     // access count. Requires: exclusive lock. Reads recorded while it runs are either
     // replayed or left for the next drain.
-    void drain_reads(Shard& s) const noexcept {
+    void drain_reads(Shard& s) const noexcept PAGEKEEPER_REQUIRES(s.mutex) {
       std::int64_t now = 0;
       std::uint64_t unsampled = 0;  // replayed hits on keys outside the curve's sample
       for (std::uint32_t k = 0; k <= stripe_count; ++k) {
@@ -718,6 +750,7 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
                 return (e->state.load(std::memory_order_relaxed) & (kDetachedBit | kFreedBit)) == 0;
               },
               [&](const Entry* e) {
+                s.mutex.assert_held();  // runs inside this function
                 // curve_sampled is 0 without a sampler.
                 if (e->curve_sampled != 0) {
                   s.sampler->prefetch(pool_detail::MissRatioSampler::sample_hash(hash_of(e->key())));
@@ -725,6 +758,7 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
                 return policy.prefetch_access(e, context_of(s));
               },
               [&](Entry* e, std::uint64_t note) {
+                s.mutex.assert_held();  // runs inside this function
                 touch(e, now);
                 policy.on_access(e, note, context_of(s));
                 if (!s.sampler) return;
@@ -743,7 +777,8 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
     // key is (still) in the sample; it never re-enters once out (the sampling threshold only
     // falls). Requires: exclusive lock on s. A sample that cannot be recorded (no memory) is
     // dropped.
-    static bool sample(Shard& s, std::uint64_t h, std::uint64_t size) noexcept {
+    static bool sample(Shard& s, std::uint64_t h, std::uint64_t size) noexcept
+        PAGEKEEPER_REQUIRES(s.mutex) {
       const std::uint64_t sample_hash = pool_detail::MissRatioSampler::sample_hash(h);
       try {
         s.sampler->access(sample_hash, size);
@@ -754,10 +789,10 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
 
     pool_detail::ReuseHistogram reuse_histogram() const {
       pool_detail::ReuseHistogram all;
+      if (config.curve_sampling_rate <= 0.0) return all;  // no shard has a sampler
       for (std::uint32_t i = 0; i < shard_count; ++i) {
         Shard& s = shards[i];
-        if (!s.sampler) continue;
-        auto lock = lock_exclusive(s);  // replays the hits still in the read rings first
+        ShardLock lock(*this, s);  // replays the hits still in the read rings first
         all.add(s.sampler->histogram(), static_cast<double>(shard_count));
       }
       return all;
@@ -770,19 +805,33 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
                             std::memory_order_relaxed);
     }
 
-    std::unique_lock<std::shared_mutex> lock_exclusive(Shard& s) const {
-      std::unique_lock<std::shared_mutex> lock(s.mutex);
-      drain_reads(s);
-      return lock;
-    }
+    // Holds a shard's lock exclusively from construction to destruction (or unlock()).
+    // Taking it replays the shard's recorded reads into its policy first, so that every
+    // holder sees current recency. Observers that walk or count the table also call
+    // flush_stage(), so that a staged entry and the older one it replaces are never both
+    // seen.
+    class PAGEKEEPER_SCOPED_CAPABILITY ShardLock {
+     public:
+      ShardLock(const Core& core, Shard& s) PAGEKEEPER_ACQUIRE(s.mutex) : mutex_(s.mutex) {
+        mutex_.lock();
+        core.drain_reads(s);
+      }
+      ~ShardLock() PAGEKEEPER_RELEASE() {
+        if (held_) mutex_.unlock();
+      }
+      ShardLock(const ShardLock&) = delete;
+      ShardLock& operator=(const ShardLock&) = delete;
 
-    // lock_exclusive() for observers that walk or count the table: the stage is flushed
-    // too, so that a staged entry and the older one it replaces are never both seen.
-    std::unique_lock<std::shared_mutex> lock_flushed(Shard& s) {
-      auto lock = lock_exclusive(s);
-      flush_stage(s);
-      return lock;
-    }
+      // Lets go early (before waiting on another caller's load).
+      void unlock() PAGEKEEPER_RELEASE() {
+        mutex_.unlock();
+        held_ = false;
+      }
+
+     private:
+      SharedMutex& mutex_;
+      bool held_ = true;
+    };
 
     // This thread's read stripe of shard s. Threads whose index is below stripe_count own
     // their stripe (indices of live threads are distinct, and a stripe passes to the next
@@ -799,14 +848,14 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
       pool_detail::bump(counter, owned);
     }
 
-    // Requires: s's lock held (shared or exclusive) or e detached and owned by the caller.
-    static std::uint64_t size_of(const Shard& s, const Entry* e) {
+    static std::uint64_t size_of(const Shard& s, const Entry* e) PAGEKEEPER_REQUIRES_SHARED(s.mutex) {
       if (e->size_small != kLargeSize) return e->size_small;
       return s.large_sizes.at(e);
     }
 
     // ----- entry lifetime (exclusive lock) -----
-    Entry* create(Shard& s, K&& key, V&& value, std::uint64_t size, std::int64_t now) {
+    Entry* create(Shard& s, K&& key, V&& value, std::uint64_t size, std::int64_t now)
+        PAGEKEEPER_REQUIRES(s.mutex) {
       void* header = s.arena.allocate();
       auto* record = static_cast<Record*>(Arena::record_of(header));
       const std::uint32_t size_field = size >= kLargeSize ? kLargeSize : static_cast<std::uint32_t>(size);
@@ -829,7 +878,7 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
       }
       return std::construct_at(static_cast<Entry*>(header), size_field, loaded_s, now);
     }
-    static void destroy(Shard& s, Entry* e) noexcept {
+    static void destroy(Shard& s, Entry* e) noexcept PAGEKEEPER_REQUIRES(s.mutex) {
       if (e->size_small == kLargeSize) s.large_sizes.erase(e);
       // A read ring may still name this header; the mark tells the drainer to skip it.
       e->state.store(kFreedBit, std::memory_order_relaxed);
@@ -840,7 +889,8 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
 
     // Removes e from table, policy and accounting, tells the removal listener why, and frees
     // e unless a pin keeps it alive. Requires: exclusive lock on s.
-    void detach(Shard& s, Entry* e, std::uint64_t h, RemovalCause cause) noexcept {
+    void detach(Shard& s, Entry* e, std::uint64_t h, RemovalCause cause) noexcept
+        PAGEKEEPER_REQUIRES(s.mutex) {
       s.table.erase(h, e);
       with_policy(s, [&](auto& policy) { policy.on_remove(e, context_of(s)); });
       const std::uint64_t size = size_of(s, e);
@@ -867,11 +917,14 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
 
     // Counts one eviction. Requires: exclusive lock on s (the counter's only writers hold it,
     // so a plain increment suffices).
-    static void count_eviction(Shard& s) noexcept { bump(s.evictions, /*owned=*/true); }
+    static void count_eviction(Shard& s) noexcept PAGEKEEPER_REQUIRES(s.mutex) {
+      bump(s.evictions, /*owned=*/true);
+    }
 
     // Evicts `victim` (an unpinned entry picked from s by policy), counts it and starts
     // loading the next victim. Returns the bytes freed. Requires: exclusive lock on s.
-    std::uint64_t evict_locked(Shard& s, Entry* victim, RemovalCause cause) noexcept {
+    std::uint64_t evict_locked(Shard& s, Entry* victim, RemovalCause cause) noexcept
+        PAGEKEEPER_REQUIRES(s.mutex) {
       const std::uint64_t size = detach_newest(s, victim, hash_of(victim->key()), cause);
       count_eviction(s);
       prefetch_next_victim(s);
@@ -899,10 +952,10 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
     // reader does not queue behind it. Out of line: once per kRingSize hits. Also flushes
     // the insert stage, so that while a pool is only read its lookups skip the stage.
     [[gnu::noinline]] void try_drain(Shard& s) noexcept {
-      std::unique_lock<std::shared_mutex> lock(s.mutex, std::try_to_lock);
-      if (!lock.owns_lock()) return;
+      if (!s.mutex.try_lock()) return;
       drain_reads(s);
       flush_stage(s);
+      s.mutex.unlock();
     }
 
     // Inlined into the caller: on a hit the work is a few dozen instructions around two
@@ -916,10 +969,10 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
     [[gnu::always_inline]] std::optional<V> get_hashed(const K& key, std::uint64_t h) {
       if constexpr (kOptimisticReads) {
         Shard& s = shards[shard_of(h)];
-        const std::uint32_t version = s.table.read_begin();
-        if (const Record* r = s.table.find_racy(h, key, key_equal)) [[likely]] {
+        const std::uint32_t version = s.read_begin();
+        if (const Record* r = s.find_racy(h, key, key_equal)) [[likely]] {
           const V value = r->racy_value();
-          if (s.table.read_validate(version)) [[likely]] {
+          if (s.read_validate(version)) [[likely]] {
             if (record_hit(stripe_of(s), entry_of(r))) [[unlikely]] try_drain(s);
             return value;
           }
@@ -936,12 +989,12 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
       if constexpr (kOptimisticReads) {
         // Lock-free: probe, copy the value, then check that no writer removed an entry meanwhile.
         for (int attempt = 0; attempt < 4; ++attempt) {
-          const std::uint32_t version = s.table.read_begin();
+          const std::uint32_t version = s.read_begin();
           if ((version & 1u) != 0) break;
-          const Record* r = s.table.find_racy(h, key, key_equal);
+          const Record* r = s.find_racy(h, key, key_equal);
           V value{};
           if (r != nullptr) value = r->racy_value();
-          if (!s.table.read_validate(version)) continue;
+          if (!s.read_validate(version)) continue;
           if (r == nullptr) {
             bump(st.stripe.misses, st.owned);
             return std::nullopt;
@@ -960,7 +1013,7 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
       std::optional<V> result;
       Entry* e = nullptr;
       {
-        std::shared_lock<std::shared_mutex> lock(s.mutex);
+        ReaderMutexLock lock(s.mutex);
         e = s.table.find(h, key, key_equal);
         if (e == nullptr) {
           bump(st.stripe.misses, st.owned);
@@ -976,7 +1029,7 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
     bool contains(const K& key) const {
       const std::uint64_t h = hash_of(key);
       Shard& s = shards[shard_of(h)];
-      std::shared_lock<std::shared_mutex> lock(s.mutex);
+      ReaderMutexLock lock(s.mutex);
       return s.table.find(h, key, key_equal) != nullptr;
     }
 
@@ -986,7 +1039,7 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
       Shard& s = shards[si];
       // Pins are rare next to reads: take the lock exclusively and refresh recency directly
       // (a pin is not a hit, so it must not go through the read buffer).
-      auto lock = lock_exclusive(s);
+      ShardLock lock(*this, s);
       Entry* e = s.table.find(h, key, key_equal);
       if (e == nullptr) return {nullptr, si};
       const std::uint32_t old = e->state.fetch_add(kPinUnit, std::memory_order_acq_rel);
@@ -1011,7 +1064,7 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
       // without the other.
       std::uint32_t old = 0;
       {
-        std::shared_lock<std::shared_mutex> lock(s.mutex);
+        ReaderMutexLock lock(s.mutex);
         old = e->state.fetch_sub(kPinUnit, std::memory_order_acq_rel);
         if (old / kPinUnit != 1) return;  // another handle released in between
         if ((old & kDetachedBit) == 0) {
@@ -1020,14 +1073,15 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
         }
       }
       // Last pin of an entry that was forcibly removed: nobody else can reach it; free it.
-      std::unique_lock<std::shared_mutex> lock(s.mutex);
+      WriterMutexLock lock(s.mutex);
       destroy(s, e);
     }
 
     // Requires: exclusive lock on s. Inserts or replaces (a replaced main-table entry goes at
     // the next flush of the stage). Strong guarantee: if it throws (building the entry, or
     // growing the table), the shard is as it was, an older value for the key included.
-    void insert_locked(Shard& s, std::uint64_t h, K&& key, V&& value, std::uint64_t size) {
+    void insert_locked(Shard& s, std::uint64_t h, K&& key, V&& value, std::uint64_t size)
+        PAGEKEEPER_REQUIRES(s.mutex) {
       // Built before anything else changes: building is what may throw.
       Entry* e = create(s, std::move(key), std::move(value), size, now_ms());
       // Only the stage is searched here: an older entry in the main array is found and
@@ -1053,7 +1107,7 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
 
     // An insert of the key of hash h: counts a re-load if the ghost remembers its eviction.
     // Requires: exclusive lock on s.
-    void recall_ghost(Shard& s, std::uint64_t h) const noexcept {
+    void recall_ghost(Shard& s, std::uint64_t h) const noexcept PAGEKEEPER_REQUIRES(s.mutex) {
       if (const auto depth = s.ghost->keys.recall(h)) {
         ++s.ghost->hits;
         s.ghost->depths.add(*depth * shard_count);
@@ -1063,7 +1117,7 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
     // Moves s's staged entries into its main table, detaching the older entries they
     // replace (a replacement, not an eviction). The home lines of all of them are loaded
     // together first. Requires: exclusive lock on s.
-    void flush_stage(Shard& s) noexcept {
+    void flush_stage(Shard& s) noexcept PAGEKEEPER_REQUIRES(s.mutex) {
       const std::uint32_t n = s.table.staged_count();
       if (n == 0) return;
       for (std::uint32_t k = 0; k < n; ++k) s.table.prefetch(s.table.staged_hash(k));
@@ -1080,7 +1134,8 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
     // is still staged, an older entry for the key in the main table is detached too (as
     // replaced): it would otherwise become visible again. Returns the bytes freed.
     // Requires: exclusive lock on s.
-    std::uint64_t detach_newest(Shard& s, Entry* e, std::uint64_t h, RemovalCause cause) noexcept {
+    std::uint64_t detach_newest(Shard& s, Entry* e, std::uint64_t h, RemovalCause cause) noexcept
+        PAGEKEEPER_REQUIRES(s.mutex) {
       Entry* older = s.table.is_staged(h, e) ? s.table.find_main(h, e->key(), key_equal) : nullptr;
       std::uint64_t freed = size_of(s, e);
       if (older != nullptr) {
@@ -1092,7 +1147,7 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
     }
 
     // Requires: exclusive lock on s. Removes a stale entry for a value that will not be cached.
-    void reject_oversize_locked(Shard& s, std::uint64_t h, const K& key) {
+    void reject_oversize_locked(Shard& s, std::uint64_t h, const K& key) PAGEKEEPER_REQUIRES(s.mutex) {
       rejected_oversize.fetch_add(1, std::memory_order_relaxed);
       if (Entry* old = s.table.find(h, key, key_equal)) detach_newest(s, old, h, RemovalCause::kReplaced);
     }
@@ -1102,11 +1157,11 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
       Shard& s = shards[shard_of(h)];
       // The key's home line, needed when the stage is flushed (it often stays cached until
       // then) or at once when it already holds the key.
-      s.table.prefetch(h);
+      s.prefetch(h);
       // Likewise what the policy will touch for it (needs no lock either).
-      with_policy(s, [h](const auto& policy) { policy.prefetch_insert(h); });
+      s.prefetch_insert(h);
       {
-        auto lock = lock_exclusive(s);
+        ShardLock lock(*this, s);
         if (size > max_bytes()) {
           reject_oversize_locked(s, h, key);
           return false;
@@ -1128,7 +1183,7 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
     // the victims' lines are already in cache (prefetch_next_victim) while the new key's
     // slot is still loading. Custom policies order across shards: enforce_budget() handles
     // them. Requires: exclusive lock on s.
-    void make_room_locked(Shard& s, std::uint64_t incoming) noexcept {
+    void make_room_locked(Shard& s, std::uint64_t incoming) noexcept PAGEKEEPER_REQUIRES(s.mutex) {
       if (orders_across_shards) return;
       if (total_bytes.load(std::memory_order_relaxed) + incoming <= max_bytes()) return;
       const std::uint64_t target = low_watermark_bytes();
@@ -1175,7 +1230,7 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
     // slots), and frees the slot. Requires: exclusive lock on s.
     bool complete_locked(Shard& s, std::uint64_t h, const K& key,
                          const std::shared_ptr<Flight>& flight, const V& value,
-                         std::uint64_t size) {
+                         std::uint64_t size) PAGEKEEPER_REQUIRES(s.mutex) {
       auto it = s.inflight.find(key);
       if (it == s.inflight.end() || it->second != flight) return false;
       s.inflight.erase(it);
@@ -1192,7 +1247,8 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
     }
 
     // Requires: exclusive lock on s.
-    void abandon_locked(Shard& s, const K& key, const std::shared_ptr<Flight>& flight) {
+    void abandon_locked(Shard& s, const K& key, const std::shared_ptr<Flight>& flight)
+        PAGEKEEPER_REQUIRES(s.mutex) {
       auto it = s.inflight.find(key);
       if (it != s.inflight.end() && it->second == flight) {
         s.inflight.erase(it);
@@ -1206,7 +1262,7 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
       Shard& s = shards[shard_of(h)];
       std::shared_ptr<Flight> flight;
       {
-        auto lock = lock_exclusive(s);
+        ShardLock lock(*this, s);
         if (Entry* e = s.table.find(h, key, key_equal)) {  // raced in
           stats.hits = 1;
           return e->value();
@@ -1248,7 +1304,7 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
         record_load(seconds_since(load_start), size, 1);
       } catch (...) {
         {
-          auto lock = lock_exclusive(s);
+          ShardLock lock(*this, s);
           abandon_locked(s, key, flight);
         }
         flight->set_exception(std::current_exception());
@@ -1256,7 +1312,7 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
       }
       bool inserted = false;
       {
-        auto lock = lock_exclusive(s);
+        ShardLock lock(*this, s);
         inserted = complete_locked(s, h, key, flight, *value, size);
       }
       if (flight->joined) flight->set_value(*value);
@@ -1292,7 +1348,7 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
       std::vector<std::uint64_t> hashes(keys.size());
       for (std::size_t i = 0; i < keys.size(); ++i) {
         hashes[i] = hash_of(keys[i]);
-        shards[shard_of(hashes[i])].table.prefetch(hashes[i]);
+        shards[shard_of(hashes[i])].prefetch(hashes[i]);
       }
       // The distinct missing keys (a key is keys[first_position]), found again through a
       // small open-addressing index over this call's keys: no allocation per key.
@@ -1345,39 +1401,37 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
       // rather than one per missing key.
       std::shared_ptr<Flight[]> flights;
       std::size_t flights_used = 0;
-      std::unique_lock<std::shared_mutex> lock;
-      std::uint32_t locked_shard = UINT32_MAX;
-      for (auto& [si, pp] : by_shard) {
-        Pending& p = *pp;
-        const K& key = keys[p.first_position];
+      for (std::size_t begin = 0; begin < by_shard.size();) {
+        const std::uint32_t si = by_shard[begin].first;
         Shard& s = shards[si];
-        if (si != locked_shard) {
-          if (lock.owns_lock()) lock.unlock();
-          lock = lock_exclusive(s);
-          locked_shard = si;
+        ShardLock lock(*this, s);
+        std::size_t end = begin;
+        for (; end < by_shard.size() && by_shard[end].first == si; ++end) {
+          Pending& p = *by_shard[end].second;
+          const K& key = keys[p.first_position];
+          if (Entry* e = s.table.find(p.hash, key, key_equal)) {  // raced in
+            p.for_each_position([&](std::size_t pos) { results[pos] = e->value(); });
+            local.hits += p.count();
+            p.resolved = true;
+            continue;
+          }
+          auto it = s.inflight.find(key);
+          if (it != s.inflight.end()) {
+            p.flight = it->second;
+            p.flight->joined = true;
+            continue;
+          }
+          // (Not make_shared<Flight[]>: libstdc++ 12 copies a prototype element into each.)
+          if (!flights) flights = std::shared_ptr<Flight[]>(new Flight[by_shard.size()]);
+          p.flight = std::shared_ptr<Flight>(flights, &flights[flights_used++]);
+          p.ours = true;
+          s.inflight.emplace(key, p.flight);
+          inflight_count.fetch_add(1, std::memory_order_relaxed);
+          to_load.push_back(key);
+          ours.push_back(&p);
         }
-        if (Entry* e = s.table.find(p.hash, key, key_equal)) {  // raced in
-          p.for_each_position([&](std::size_t pos) { results[pos] = e->value(); });
-          local.hits += p.count();
-          p.resolved = true;
-          continue;
-        }
-        auto it = s.inflight.find(key);
-        if (it != s.inflight.end()) {
-          p.flight = it->second;
-          p.flight->joined = true;
-          continue;
-        }
-        // (Not make_shared<Flight[]>: libstdc++ 12 copies a prototype element into each.)
-        if (!flights) flights = std::shared_ptr<Flight[]>(new Flight[by_shard.size()]);
-        p.flight = std::shared_ptr<Flight>(flights, &flights[flights_used++]);
-        p.ours = true;
-        s.inflight.emplace(key, p.flight);
-        inflight_count.fetch_add(1, std::memory_order_relaxed);
-        to_load.push_back(key);
-        ours.push_back(&p);
+        begin = end;
       }
-      if (lock.owns_lock()) lock.unlock();
 
       if (!to_load.empty()) {
         std::vector<V> values;
@@ -1405,7 +1459,7 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
           for (std::size_t j = 0; j < ours.size(); ++j) {
             Shard& s = shards[shard_of(ours[j]->hash)];
             {
-              auto lock = lock_exclusive(s);
+              ShardLock lock(*this, s);
               abandon_locked(s, to_load[j], ours[j]->flight);
             }
             if (ours[j]->flight->joined) ours[j]->flight->set_exception(error);
@@ -1419,7 +1473,7 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
           std::size_t end = begin;
           {
             Shard& s = shards[si];
-            auto shard_lock = lock_exclusive(s);
+            ShardLock shard_lock(*this, s);
             for (; end < ours.size() && shard_of(ours[end]->hash) == si; ++end) {
               inserted |= complete_locked(s, ours[end]->hash, to_load[end], ours[end]->flight,
                                           values[end], sizes[end]);
@@ -1457,7 +1511,7 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
     bool erase_key(const K& key) {
       const std::uint64_t h = hash_of(key);
       Shard& s = shards[shard_of(h)];
-      auto lock = lock_exclusive(s);
+      ShardLock lock(*this, s);
       Entry* e = s.table.find(h, key, key_equal);
       if (e == nullptr) return false;
       detach_newest(s, e, h, RemovalCause::kErased);
@@ -1469,7 +1523,7 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
       std::size_t dropped = 0;
       for (std::uint32_t i = 0; i < shard_count; ++i) {
         Shard& s = shards[i];
-        auto lock = lock_exclusive(s);
+        ShardLock lock(*this, s);
         std::vector<Entry*> all;
         all.reserve(s.table.size());
         s.table.for_each([&](Entry* e) { all.push_back(e); });
@@ -1490,7 +1544,7 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
     // ----- eviction -----
     // Asks shard s's policy for its next victim (policies that order within a shard).
     // Returns nullptr when s has no unpinned entry. Requires: exclusive lock.
-    Entry* pick_victim(Shard& s) noexcept {
+    Entry* pick_victim(Shard& s) noexcept PAGEKEEPER_REQUIRES(s.mutex) {
       const std::size_t limit = s.table.size();
       return with_policy(s, [&](auto& policy) {
         return policy.victim(limit, context_of(s));
@@ -1504,7 +1558,7 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
     // started one eviction ago: start loading its predecessor's header and record, and its
     // own home line, now; the next eviction from this shard finds all of them in cache.
     // Requires: exclusive lock on s.
-    void prefetch_next_victim(Shard& s) const noexcept {
+    void prefetch_next_victim(Shard& s) const noexcept PAGEKEEPER_REQUIRES(s.mutex) {
       with_policy(s, [&](const auto& policy) {
         policy.prefetch_victim([&](const Entry* next, const Link* after) {
           // Both lines of the header (40 bytes may straddle two). A record's address is
@@ -1514,7 +1568,7 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
           __builtin_prefetch(reinterpret_cast<const char*>(after) + sizeof(Entry) - 1, 1);
           __builtin_prefetch(Arena::record_of(after));
           const std::uint64_t h = hash_of(next->key());
-          s.table.prefetch(h);
+          s.prefetch(h);
           return h;
         });
       });
@@ -1544,9 +1598,11 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
 
     // A racy read of the shard's tail timestamp: only a hint for choosing where to evict.
     static std::int64_t tail_hint(Shard& s) noexcept {
-      std::shared_lock<std::shared_mutex> lock(s.mutex, std::try_to_lock);
-      if (!lock.owns_lock()) return INT64_MAX - 1;
-      return with_policy(s, [](const auto& policy) { return policy.coldest_access(); });
+      if (!s.mutex.try_lock_shared()) return INT64_MAX - 1;
+      const std::int64_t coldest = std::visit(
+          [](const auto& policy) { return policy.coldest_access(); }, std::as_const(s.policy));
+      s.mutex.unlock_shared();
+      return coldest;
     }
 
     // Evicts unpinned entries in policy order while `more(freed)` holds, telling the removal
@@ -1557,7 +1613,7 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
       std::uint64_t freed = 0;
       if (shard_count == 1) {
         Shard& s = shards[0];
-        auto lock = lock_exclusive(s);
+        ShardLock lock(*this, s);
         while (more(freed)) {
           Entry* victim = pick_victim(s);
           if (victim == nullptr) break;
@@ -1578,7 +1634,7 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
           }
         }
         Shard& s = shards[si];
-        auto lock = lock_exclusive(s);
+        ShardLock lock(*this, s);
         // Take a few victims per lock to amortize it; hints are refreshed per round.
         for (int n = 0; n < 8 && more(freed); ++n) {
           Entry* victim = pick_victim(s);
@@ -1597,10 +1653,16 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
     template <class More>
     std::uint64_t rank_all_and_evict(More& more, RemovalCause cause) {
       // Take every shard lock in index order (the only multi-lock path, always in this order).
-      std::vector<std::unique_lock<std::shared_mutex>> locks;
+      // The analysis cannot follow locks held in a container: each use below asserts its
+      // shard's lock, held from here to the end of the function.
+      std::vector<std::unique_lock<SharedMutex>> locks;
       locks.reserve(shard_count);
       for (std::uint32_t i = 0; i < shard_count; ++i) {
-        locks.push_back(lock_flushed(shards[i]));  // so that no candidate replaces another
+        Shard& s = shards[i];
+        locks.emplace_back(s.mutex);
+        s.mutex.assert_held();
+        drain_reads(s);
+        flush_stage(s);  // so that no candidate replaces another
       }
       struct Candidate {
         std::int64_t priority;
@@ -1610,9 +1672,12 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
       std::vector<Candidate> candidates;
       const auto& fn = config.policy->priority();
       for (std::uint32_t i = 0; i < shard_count; ++i) {
-        shards[i].table.for_each([&](Entry* e) {
+        Shard& s = shards[i];
+        s.mutex.assert_held();
+        s.table.for_each([&](Entry* e) {
+          s.mutex.assert_held();
           if (e->pins() > 0) return;
-          const std::int64_t p = fn(view_of(shards[i], e), e->value());
+          const std::int64_t p = fn(view_of(s, e), e->value());
           if (p != kNeverEvict) candidates.push_back({p, i, e});
         });
       }
@@ -1621,9 +1686,11 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
       std::uint64_t freed = 0;
       for (const Candidate& c : candidates) {
         if (!more(freed)) break;
-        freed += size_of(shards[c.shard], c.entry);
-        detach(shards[c.shard], c.entry, hash_of(c.entry->key()), cause);
-        count_eviction(shards[c.shard]);
+        Shard& s = shards[c.shard];
+        s.mutex.assert_held();
+        freed += size_of(s, c.entry);
+        detach(s, c.entry, hash_of(c.entry->key()), cause);
+        count_eviction(s);
       }
       return freed;
     }
@@ -1639,7 +1706,7 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
           cause, near);
     }
 
-    EntryView view_of(const Shard& s, const Entry* e) const {
+    EntryView view_of(const Shard& s, const Entry* e) const PAGEKEEPER_REQUIRES_SHARED(s.mutex) {
       EntryView v;
       v.size_bytes = size_of(s, e);
       v.pin_count = e->pins();
@@ -1675,7 +1742,8 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
       for (std::uint32_t i = 0; i < shard_count; ++i) {
         Shard& s = shards[i];
         {
-          auto lock = lock_flushed(s);
+          ShardLock lock(*this, s);
+          flush_stage(s);  // so that a staged entry and the one it replaces count once
           st.entry_count += s.table.size();
           st.hits += stripe_hits(s) - s.hits_at_clear;
           st.misses += stripe_misses(s) - s.misses_at_clear;
@@ -1699,7 +1767,7 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
       GhostReading reading;
       for (std::uint32_t i = 0; i < shard_count; ++i) {
         Shard& s = shards[i];
-        std::unique_lock<std::shared_mutex> lock(s.mutex);
+        WriterMutexLock lock(s.mutex);
         reading.hits += s.ghost->hits;
         reading.depths.add(s.ghost->depths);
       }
@@ -1718,7 +1786,7 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
       if (bytes == 0 || keys == 0) return;
       const double per_byte = seconds / static_cast<double>(bytes);
       const double per_key = static_cast<double>(bytes) / static_cast<double>(keys);
-      std::lock_guard<std::mutex> lock(load_cost_mutex);
+      MutexLock lock(load_cost_mutex);
       if (load_cost_.bytes_per_key == 0.0) {
         load_cost_ = {per_byte, per_key};
         return;
@@ -1727,7 +1795,7 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
       load_cost_.bytes_per_key += kLoadCostWeight * (per_key - load_cost_.bytes_per_key);
     }
     LoadCost load_cost() const {
-      std::lock_guard<std::mutex> lock(load_cost_mutex);
+      MutexLock lock(load_cost_mutex);
       return load_cost_;
     }
 
@@ -1735,8 +1803,10 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
       std::vector<EntrySnapshot> out;
       for (std::uint32_t i = 0; i < shard_count; ++i) {
         Shard& s = shards[i];
-        auto lock = lock_flushed(s);  // replay pending reads so recency and counts are current
+        ShardLock lock(*this, s);  // replays pending reads so recency and counts are current
+        flush_stage(s);
         s.table.for_each([&](Entry* e) {
+          s.mutex.assert_held();  // runs inside this loop's lock
           const EntryView v = view_of(s, e);
           out.push_back({config.key_formatter(e->key()), v.size_bytes, v.pin_count, v.loaded_at_ms,
                          v.last_access_at_ms, v.access_count});
@@ -1747,21 +1817,27 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
 
     // Flushes the stages first (a staged entry and the one it replaces are both listed).
     std::string verify_invariants() {
-      std::vector<std::unique_lock<std::shared_mutex>> locks;
+      // Every shard lock, in index order. The analysis cannot follow locks held in a
+      // container: each use below asserts its shard's lock, held to the end of the function.
+      std::vector<std::unique_lock<SharedMutex>> locks;
       for (std::uint32_t i = 0; i < shard_count; ++i) {
-        locks.emplace_back(shards[i].mutex);
-        flush_stage(shards[i]);
+        Shard& s = shards[i];
+        locks.emplace_back(s.mutex);
+        s.mutex.assert_held();
+        flush_stage(s);
       }
       std::uint64_t sum_all = 0;
       std::ostringstream err;
       for (std::uint32_t i = 0; i < shard_count; ++i) {
         Shard& s = shards[i];
+        s.mutex.assert_held();
         std::uint64_t sum = 0, listed = 0, pinned = 0;
         with_policy(s, [&](const auto& policy) {
           if (const std::string own = policy.audit(context_of(s)); !own.empty()) err << "shard " << i << ": " << own;
         });
         with_policy(s, [&](const auto& policy) {
           policy.for_each([&](const Entry* e) {
+            s.mutex.assert_held();
             sum += size_of(s, e);
             ++listed;
             if (e->pins() > 0) ++pinned;
@@ -1813,8 +1889,8 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
     bool orders_across_shards = false;
     // Each load's weight in the moving averages of its cost.
     static constexpr double kLoadCostWeight = 0.1;
-    mutable std::mutex load_cost_mutex;
-    LoadCost load_cost_;  // guarded by load_cost_mutex
+    mutable Mutex load_cost_mutex;
+    LoadCost load_cost_ PAGEKEEPER_GUARDED_BY(load_cost_mutex);
   };
 
   std::shared_ptr<Core> core_;
