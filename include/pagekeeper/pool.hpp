@@ -561,7 +561,8 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
     Table table PAGEKEEPER_GUARDED_BY(mutex);
     ShardPolicy policy PAGEKEEPER_GUARDED_BY(mutex);  // the eviction order of this shard's entries
     Arena arena PAGEKEEPER_GUARDED_BY(mutex);
-    std::unordered_map<K, std::shared_ptr<Flight>, Hash, KeyEqual> inflight PAGEKEEPER_GUARDED_BY(mutex);
+    std::unordered_map<K, std::shared_ptr<Flight>, Hash, KeyEqual> inflight
+        PAGEKEEPER_GUARDED_BY(mutex);
     std::unordered_map<const Entry*, std::uint64_t> large_sizes PAGEKEEPER_GUARDED_BY(mutex);
     std::uint64_t bytes PAGEKEEPER_GUARDED_BY(mutex) = 0;
     // The stripes' hit and miss totals at the last clear() (stats report the difference).
@@ -848,7 +849,8 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
       pool_detail::bump(counter, owned);
     }
 
-    static std::uint64_t size_of(const Shard& s, const Entry* e) PAGEKEEPER_REQUIRES_SHARED(s.mutex) {
+    static std::uint64_t size_of(const Shard& s, const Entry* e)
+        PAGEKEEPER_REQUIRES_SHARED(s.mutex) {
       if (e->size_small != kLargeSize) return e->size_small;
       return s.large_sizes.at(e);
     }
@@ -1147,7 +1149,8 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
     }
 
     // Requires: exclusive lock on s. Removes a stale entry for a value that will not be cached.
-    void reject_oversize_locked(Shard& s, std::uint64_t h, const K& key) PAGEKEEPER_REQUIRES(s.mutex) {
+    void reject_oversize_locked(Shard& s, std::uint64_t h, const K& key)
+        PAGEKEEPER_REQUIRES(s.mutex) {
       rejected_oversize.fetch_add(1, std::memory_order_relaxed);
       if (Entry* old = s.table.find(h, key, key_equal)) detach_newest(s, old, h, RemovalCause::kReplaced);
     }
