@@ -15,20 +15,16 @@
 
 #include "pagekeeper/broker.hpp"
 #include "pagekeeper/embedding_service.hpp"
+#include "support/patience.hpp"
 
 namespace pagekeeper {
 namespace {
 
 using namespace std::chrono_literals;
 
-// Waits until the broker has completed `passes` more passes than `after` (deadline 10 s).
+// Waits until the broker has completed `passes` more passes than `after`.
 bool wait_for_passes(const PressureBroker& broker, std::uint64_t after, std::uint64_t passes) {
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (broker.snapshot().passes_total >= after + passes) return true;
-    std::this_thread::sleep_for(1ms);
-  }
-  return false;
+  return test_support::eventually([&] { return broker.snapshot().passes_total >= after + passes; });
 }
 
 TEST(FittingWorkingSet, EveryRoundAfterTheFirstIsAllHitsWithTheBrokerTicking) {

@@ -10,6 +10,7 @@
 #include "broker/vector_pool.hpp"
 #include "pagekeeper/broker.hpp"
 #include "pagekeeper/pool.hpp"
+#include "support/patience.hpp"
 
 namespace pagekeeper {
 namespace {
@@ -112,10 +113,7 @@ TEST(BrokerWithRealPool, BackgroundThreadRelievesARealPool) {
     for (int i = 0; i < 9; ++i) pins.push_back(pool->pin("text-" + std::to_string(i)));
     pool->set_max_bytes(500);  // past its budget, and evictable once the pins go
   }
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (pool->usage_bytes() > 300 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  test_support::eventually([&] { return pool->usage_bytes() <= 300; });
   EXPECT_LE(pool->usage_bytes(), 300u);
   broker.stop();
 }

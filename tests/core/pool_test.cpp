@@ -16,6 +16,7 @@
 
 #include "pagekeeper/pool.hpp"
 #include "support/manual_clock.hpp"
+#include "support/patience.hpp"
 
 namespace pagekeeper {
 namespace {
@@ -92,9 +93,9 @@ TEST(Pool, SingleFlightThreeCallersOneLoad) {
     if (loads.fetch_add(1) == 0) {
       started.set_value();
       // Holds the load until both other callers have missed, so they find it in flight (or,
-      // at worst, the loaded value): never a load of their own.
-      const auto deadline = std::chrono::steady_clock::now() + 10s;
-      while (pool->stats().misses < 3 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+      // at worst, the loaded value): never a load of their own. Sleeps between polls: a spin
+      // would take a core from the two callers it waits for.
+      test_support::eventually([&] { return pool->stats().misses >= 3; });
     }
     return std::uint64_t{42};
   };

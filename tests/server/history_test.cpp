@@ -10,6 +10,8 @@
 #include <chrono>
 #include <thread>
 
+#include "support/patience.hpp"
+
 namespace pagekeeper::server {
 namespace {
 
@@ -85,9 +87,7 @@ TEST(MetricsHistory, SamplerKeepsTheLastCapacitySamples) {
       },
       std::chrono::milliseconds(10), 5);
   history.start();
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (clock.load() < 12'000 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  test_support::eventually([&] { return clock.load() >= 12'000; }, std::chrono::milliseconds(5));
   history.stop();
   const nlohmann::json j = history.to_json();
   EXPECT_EQ(j["intervalMs"], 10);

@@ -77,9 +77,8 @@ TEST(IndexViaServer, ReindexingATreeThatFitsIsAllHitsWithTheBrokerTicking) {
   EXPECT_LT(fill, 1.0);
   for (int run = 2; run <= 3; ++run) {
     const std::uint64_t target = s.daemon->broker().snapshot().passes_total + 2;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (s.daemon->broker().snapshot().passes_total < target && std::chrono::steady_clock::now() < deadline)
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    test_support::eventually([&] { return s.daemon->broker().snapshot().passes_total >= target; },
+                             std::chrono::milliseconds(5));
     ASSERT_GE(s.daemon->broker().snapshot().passes_total, target) << "the broker is not ticking";
     const auto again = cli::run_index(o, nullptr);
     EXPECT_EQ(again.chunks, first.chunks);

@@ -324,10 +324,7 @@ TEST(ServerE2E, AFittingWorkingSetIsAllHitsEveryRoundWithTheBrokerTicking) {
   round();
   for (int r = 2; r <= 3; ++r) {
     const auto before = passes();
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (passes() < before + 2 && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+    test_support::eventually([&] { return passes() >= before + 2; }, std::chrono::milliseconds(10));
     ASSERT_GE(passes(), before + 2) << "the broker is not ticking";
     const auto hits = cache_hits();
     round();
@@ -361,10 +358,7 @@ TEST(ServerE2E, AWorkingSetPastTheBudgetCountsGhostHitsAndAlertsThrashing) {
     }
     return found;
   };
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (thrashing_alerts().empty() && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  test_support::eventually([&] { return !thrashing_alerts().empty(); }, std::chrono::milliseconds(10));
   const auto alerts = thrashing_alerts();
   ASSERT_FALSE(alerts.empty());  // then again after 2, 4, 8 ... passes while it holds
   EXPECT_EQ(alerts[0]["occurrences"], 1);
@@ -410,17 +404,16 @@ TEST(ServerE2E, GracefulStopFinishesTheRequestInFlight) {
     return c.Post("/v1/embeddings", json{{"input", "slow text"}, {"model", "slow"}}.dump(), "application/json");
   });
   // Wait until the backend has the request, then stop.
-  for (int i = 0; i < 200 && slow.calls() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  test_support::eventually([&] { return slow.calls() > 0; });
   ASSERT_EQ(slow.calls(), 1);
-  const auto t0 = std::chrono::steady_clock::now();
   s.daemon->stop();
-  const auto stop_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+  // Read at once, not timed: a loaded machine may delay this thread past any fixed figure.
+  const int answered_before_stop_returned = slow.past_delay();
   auto r = in_flight.get();
   ASSERT_TRUE(r) << "the request in flight was cut off";
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(json::parse(r->body)["data"][0]["embedding"].size(), 384u);
-  EXPECT_GE(stop_ms, 300) << "stop() returned before the request in flight finished";
+  EXPECT_EQ(answered_before_stop_returned, 1) << "stop() returned before the request in flight finished";
   EXPECT_FALSE(s.daemon->running());
   EXPECT_FALSE(s.daemon->broker().running());
   // Nothing listens any more.

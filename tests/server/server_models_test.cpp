@@ -372,12 +372,11 @@ std::size_t resident_models(const TestServer& s) {
   return std::size_t{99};
 }
 
-// Waits until the daemon's broker has completed `passes` more passes (or 10 s went by).
+// Waits until the daemon's broker has completed `passes` more passes (or kPatience went by).
 void await_broker_passes(const TestServer& s, std::uint64_t passes) {
   const std::uint64_t target = s.daemon->broker().snapshot().passes_total + passes;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (s.daemon->broker().snapshot().passes_total < target && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  test_support::eventually([&] { return s.daemon->broker().snapshot().passes_total >= target; },
+                           std::chrono::milliseconds(10));
   ASSERT_GE(s.daemon->broker().snapshot().passes_total, target) << "the broker stopped ticking";
 }
 
@@ -406,9 +405,7 @@ TEST(ServerModels, GlobalBudgetPressureEvictsTheIdleModel) {
   // The daemon's embedder pins the model between requests; the broker (100 ms passes) sheds
   // from the model pool, frees nothing the first time, the daemon lets go of the model, and a
   // later pass evicts it.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (resident_models(s) != 0 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  test_support::eventually([&] { return resident_models(s) == 0; }, std::chrono::milliseconds(20));
   EXPECT_EQ(resident_models(s), 0u);
   // Loaded again on the next miss.
   auto again = embed(c, "second text", "tiny");

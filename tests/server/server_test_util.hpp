@@ -28,6 +28,7 @@
 #include "pagekeeper/lexical_embedder.hpp"
 #include "pagekeeper/openai_embedder.hpp"
 #include "pagekeeper/server.hpp"
+#include "support/patience.hpp"
 
 namespace pagekeeper::test {
 
@@ -173,6 +174,7 @@ class Backend {
           server.Post("/v1/embeddings", [this, delay, fail](const httplib::Request& req, httplib::Response& res) {
             ++calls_;
             std::this_thread::sleep_for(delay);  // a slow backend, simulated
+            ++past_delay_;
             if (fail) {
               res.status = 500;
               res.set_content(R"({"error":{"message":"backend exploded on purpose"}})", "application/json");
@@ -199,10 +201,13 @@ class Backend {
     return std::make_shared<OpenAIEmbedder>(c);
   }
   int calls() const { return calls_.load(); }
+  // Calls whose delay is over (their answer is on its way).
+  int past_delay() const { return past_delay_.load(); }
 
  private:
   LexicalEmbedder lexical_;
   std::atomic<int> calls_{0};
+  std::atomic<int> past_delay_{0};
   LoopbackHttpServer http_;  // last: stops serving before the members its handler uses go
 };
 

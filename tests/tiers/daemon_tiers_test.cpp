@@ -83,16 +83,16 @@ std::vector<std::vector<std::string>> batches(std::size_t n, std::size_t per_bat
 }
 
 // Polls the daemon's stats until every tier has written `records` (or the deadline passes).
+// Each poll is a request the daemon answers, so polls are paced to leave it the cores.
 bool written_down(const DaemonProcess& d, std::uint64_t records) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (std::chrono::steady_clock::now() < deadline) {
-    const nlohmann::json s = d.stats();
-    bool all = s.contains("tiers") && !s["tiers"].empty();
-    for (const auto& t : s.value("tiers", nlohmann::json::array())) all = all && t["writes"].get<std::uint64_t>() >= records;
-    if (all) return true;
-    std::this_thread::yield();
-  }
-  return false;
+  return test_support::eventually(
+      [&] {
+        const nlohmann::json s = d.stats();
+        bool all = s.contains("tiers") && !s["tiers"].empty();
+        for (const auto& t : s.value("tiers", nlohmann::json::array())) all = all && t["writes"].get<std::uint64_t>() >= records;
+        return all;
+      },
+      std::chrono::milliseconds(10));
 }
 
 // Every batch answered from `tier` alone, with the vectors first computed (`reference`).

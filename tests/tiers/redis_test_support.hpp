@@ -1,6 +1,7 @@
 // Real redis-server processes for tests, on 127.0.0.1 and free ports: a standalone server
 // (killed with SIGKILL and restarted on its port at will) and a three-master Cluster built
-// with `redis-cli --cluster create`. Readiness is polled with a deadline, never slept for.
+// with `redis-cli --cluster create`. Readiness is polled with a deadline, never slept for;
+// each poll is a redis-cli process, so polls are paced to leave the cores to the servers.
 
 #pragma once
 
@@ -24,9 +25,14 @@
 
 #include <hiredis/hiredis.h>
 
+#include "support/patience.hpp"
 #include "tiers/tier_test_support.hpp"
 
 namespace pagekeeper::testing {
+
+// How often a wait polls with a redis-cli process: forking one back to back would take a core
+// from the redis-server processes the wait is for.
+inline constexpr std::chrono::milliseconds kRedisPollPeriod{20};
 
 inline bool port_is_free(int port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -65,9 +71,19 @@ inline std::string run_command(const std::string& command) {
 
 class RedisServer {
  public:
+  // Another test process (ctest runs two at once) may bind the free port first: then this
+  // server exits at start and another port is tried.
   explicit RedisServer(std::vector<std::string> extra_args = {})
       : port_(free_redis_port()), extra_(std::move(extra_args)) {
-    start();
+    for (int attempt = 1;; ++attempt) {
+      try {
+        start();
+        return;
+      } catch (const PortTaken&) {
+        if (attempt == 5) throw;
+        port_ = free_redis_port();
+      }
+    }
   }
   ~RedisServer() { kill(); }
   RedisServer(const RedisServer&) = delete;
@@ -78,7 +94,8 @@ class RedisServer {
   std::string url() const { return "redis://" + address(); }
   bool running() const { return pid_ > 0; }
 
-  // Starts (again) on the same port, and waits until it answers PING.
+  // Starts (again) on the same port, and waits until it answers (it, not another test's
+  // server on a port taken meanwhile: the answer names its process id).
   void start() {
     if (pid_ > 0) return;
     std::vector<std::string> args = {"redis-server", "--port", std::to_string(port_), "--bind",
@@ -97,17 +114,24 @@ class RedisServer {
       ::execvp("redis-server", argv.data());
       ::_exit(127);
     }
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (cli("PING").starts_with("PONG")) return;
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        throw std::runtime_error("redis-server exited at start (port " + std::to_string(port_) + ")");
-      }
-      std::this_thread::yield();
+    const std::string own_pid = "process_id:" + std::to_string(pid_) + "\r";
+    bool exited = false;
+    const bool answering = test_support::eventually(
+        [&] {
+          if (cli("INFO server").find(own_pid) != std::string::npos) return true;
+          exited = ::waitpid(pid_, nullptr, WNOHANG) == pid_;
+          return exited;
+        },
+        kRedisPollPeriod);
+    if (exited) {
+      pid_ = -1;
+      throw PortTaken("redis-server exited at start (port " + std::to_string(port_) + " taken?)");
     }
-    throw std::runtime_error("redis-server did not answer PING within 10 s");
+    if (!answering) {
+      kill();
+      throw std::runtime_error("redis-server did not answer within " +
+                               std::to_string(test_support::kPatience.count()) + " s");
+    }
   }
 
   // SIGKILL, and waits for the process to be gone.
@@ -124,6 +148,10 @@ class RedisServer {
   }
 
  private:
+  struct PortTaken : std::runtime_error {
+    using std::runtime_error::runtime_error;
+  };
+
   TempDir dir_;
   int port_;
   std::vector<std::string> extra_;
@@ -156,19 +184,23 @@ class RedisCluster {
   // Polls (with a deadline generous enough for a loaded two-core machine) until every running
   // node reports cluster_state:ok and knows all slots.
   void wait_ok() {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (std::chrono::steady_clock::now() < deadline) {
-      bool ok = true;
-      for (const auto& node : nodes_) {
-        if (!node->running()) continue;
-        const std::string info = node->cli("CLUSTER INFO");
-        ok = ok && info.find("cluster_state:ok") != std::string::npos &&
-             info.find("cluster_slots_assigned:16384") != std::string::npos;
-      }
-      if (ok) return;
-      std::this_thread::yield();
+    const bool ok = test_support::eventually(
+        [&] {
+          for (const auto& node : nodes_) {
+            if (!node->running()) continue;
+            const std::string info = node->cli("CLUSTER INFO");
+            if (info.find("cluster_state:ok") == std::string::npos ||
+                info.find("cluster_slots_assigned:16384") == std::string::npos) {
+              return false;
+            }
+          }
+          return true;
+        },
+        kRedisPollPeriod);
+    if (!ok) {
+      throw std::runtime_error("Redis Cluster did not become ok within " +
+                               std::to_string(test_support::kPatience.count()) + " s");
     }
-    throw std::runtime_error("Redis Cluster did not become ok within 60 s");
   }
 
   std::string node_id(std::size_t i) {
