@@ -34,6 +34,11 @@ namespace pagekeeper::testing {
 // from the redis-server processes the wait is for.
 inline constexpr std::chrono::milliseconds kRedisPollPeriod{20};
 
+// The reply timeout of the tiers in tests that are not about timeouts. The tier's default
+// (50 ms) suits an idle network, but a loaded CI machine can leave a redis-server without a
+// core for longer, and such a test would then fail on a call that was merely slow.
+inline constexpr std::chrono::milliseconds kRedisReplyTimeout{10'000};
+
 inline bool port_is_free(int port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
@@ -133,6 +138,12 @@ class RedisServer {
                                std::to_string(test_support::kPatience.count()) + " s");
     }
   }
+
+  // SIGSTOP: the server accepts connections and requests (the kernel queues them) and answers
+  // nothing until resume(). Requires: running.
+  void pause() const { ::kill(pid_, SIGSTOP); }
+  // SIGCONT: it goes on with what was queued.
+  void resume() const { ::kill(pid_, SIGCONT); }
 
   // SIGKILL, and waits for the process to be gone.
   void kill() {

@@ -1,6 +1,6 @@
 // RedisTier against real redis-server processes on 127.0.0.1: standalone and a three-master
 // Cluster, pipelined batches, namespace and TTL, a server killed and restarted, a server that
-// answers too slowly (DEBUG SLEEP), and resharding under a client with a stale slot table.
+// stops answering (SIGSTOP), and resharding under a client with a stale slot table.
 
 #include "pagekeeper/redis_tier.hpp"
 
@@ -18,6 +18,7 @@ namespace {
 
 using testing::RedisCluster;
 using testing::RedisServer;
+using testing::kRedisReplyTimeout;
 using testing::key_of;
 using testing::keys_for;
 using testing::vector_for;
@@ -62,7 +63,7 @@ TEST(RedisTierOptions, RefusesMalformedSeeds) {
 
 TEST(RedisTierStandalone, PipelinedBatchesNamespaceAndTtl) {
   RedisServer server;
-  RedisTier tier({.seeds = {server.url()}, .key_prefix = "ns1:", .ttl = std::chrono::minutes(5)});
+  RedisTier tier({.seeds = {server.url()}, .timeout = kRedisReplyTimeout, .key_prefix = "ns1:", .ttl = std::chrono::minutes(5)});
   tier.put_many(records_for(0, 200));
   EXPECT_EQ(tier.mode(), RedisTier::Mode::kStandalone);
   expect_all_read_back(tier, 0, 200);
@@ -80,7 +81,7 @@ TEST(RedisTierStandalone, PipelinedBatchesNamespaceAndTtl) {
   EXPECT_GT(ttl_ms, 60'000);
   EXPECT_LE(ttl_ms, 300'000);
   // Another namespace does not see them.
-  RedisTier other({.seeds = {server.url()}, .key_prefix = "ns2:"});
+  RedisTier other({.seeds = {server.url()}, .timeout = kRedisReplyTimeout, .key_prefix = "ns2:"});
   EXPECT_FALSE(other.get_many(keys_for(0, 1))[0].has_value());
   tier.erase(key_of(0));
   EXPECT_FALSE(tier.get_many(keys_for(0, 1))[0].has_value());
@@ -88,7 +89,7 @@ TEST(RedisTierStandalone, PipelinedBatchesNamespaceAndTtl) {
 
 TEST(RedisTierStandalone, KilledServerFailsCallsThenRestartedServerServesAgain) {
   RedisServer server;
-  RedisTier tier({.seeds = {server.url()}});
+  RedisTier tier({.seeds = {server.url()}, .timeout = kRedisReplyTimeout});
   tier.put_many(records_for(0, 10));
   expect_all_read_back(tier, 0, 10);
   server.kill();
@@ -104,7 +105,7 @@ TEST(RedisTierStandalone, KilledServerFailsCallsThenRestartedServerServesAgain) 
 TEST(RedisTierStandalone, DownAtStartIsRetriedByLaterCalls) {
   RedisServer server;
   server.kill();
-  RedisTier tier({.seeds = {server.url()}});
+  RedisTier tier({.seeds = {server.url()}, .timeout = kRedisReplyTimeout});
   EXPECT_THROW(tier.get_many(keys_for(0, 1)), TierUnavailable);
   EXPECT_EQ(tier.mode(), RedisTier::Mode::kUnknown);
   server.start();
@@ -114,35 +115,38 @@ TEST(RedisTierStandalone, DownAtStartIsRetriedByLaterCalls) {
 }
 
 TEST(RedisTierStandalone, SlowServerTimesOutAndItsConnectionIsNotReused) {
-  RedisServer server({"--enable-debug-command", "yes"});
-  RedisTier tier({.seeds = {server.url()}, .timeout = std::chrono::milliseconds(50)});
-  tier.put_many(records_for(0, 5));
-  // The server sleeps 3 s in another client's command: our reads time out after 50 ms. The
-  // sleep is long enough that a loaded machine still makes our call while it lasts.
-  auto sleeper = std::async(std::launch::async, [&] { return server.cli("DEBUG SLEEP 3"); });
-  // Wait until the sleep has begun (the server stops answering within the probe's timeout).
-  RedisTier probe({.seeds = {server.url()}, .timeout = std::chrono::milliseconds(20)});
-  const bool sleeping = test_support::eventually([&] {
+  RedisServer server;
+  // A timeout a loaded machine does not reach by accident, and a stall that lasts until the
+  // test ends it: the call must return on its own, by its timeout.
+  constexpr auto kTimeout = std::chrono::seconds(2);
+  RedisTier tier({.seeds = {server.url()}, .timeout = kTimeout});
+  tier.put_many(records_for(0, 10));
+  server.pause();
+  const auto start = std::chrono::steady_clock::now();
+  auto call = std::async(std::launch::async, [&] {
     try {
-      probe.get_many(keys_for(0, 1));
+      tier.get_many(keys_for(0, 5));
       return false;
     } catch (const TierUnavailable&) {
       return true;
     }
   });
-  ASSERT_TRUE(sleeping);
-  const auto start = std::chrono::steady_clock::now();
-  EXPECT_THROW(tier.get_many(keys_for(0, 5)), TierUnavailable);
-  // Bounded by the timeout (with a margin of 40x for a loaded machine), not by the sleep.
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
-  sleeper.get();
-  // The timed-out connection was closed: its late reply must not answer the next call.
+  const bool returned = call.wait_for(test_support::kPatience) == std::future_status::ready;
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  server.resume();  // it now answers the timed-out request, on a connection the tier closed
+  ASSERT_TRUE(returned) << "the call waited on the stalled server";
+  EXPECT_TRUE(call.get()) << "a timed-out call is TierUnavailable";
+  EXPECT_GE(elapsed, kTimeout - std::chrono::milliseconds(100));
+  EXPECT_LT(elapsed, 10 * kTimeout);
+  // The timed-out connection was closed: its late reply (keys 0-4) must not answer the next
+  // call, which asks for other keys.
+  expect_all_read_back(tier, 5, 5);
   expect_all_read_back(tier, 0, 5);
 }
 
 TEST(RedisTierCluster, DetectedFromTheFirstSeedAndRoutedToEveryMaster) {
   RedisCluster cluster;
-  RedisTier tier({.seeds = {cluster.node(1).url()}});
+  RedisTier tier({.seeds = {cluster.node(1).url()}, .timeout = kRedisReplyTimeout});
   tier.put_many(records_for(0, 300));
   EXPECT_EQ(tier.mode(), RedisTier::Mode::kCluster);
   expect_all_read_back(tier, 0, 300);
@@ -158,14 +162,15 @@ TEST(RedisTierCluster, DetectedFromTheFirstSeedAndRoutedToEveryMaster) {
 
 TEST(RedisTierCluster, FollowsMovedRedirectsAfterResharding) {
   RedisCluster cluster;
-  RedisTier tier({.seeds = {cluster.node(0).url()}});
+  RedisTier tier({.seeds = {cluster.node(0).url()}, .timeout = kRedisReplyTimeout});
   tier.put_many(records_for(0, 300));
   expect_all_read_back(tier, 0, 300);
-  // Move 2000 slots, with their keys, from node 0 to node 1 behind the tier's back.
+  // Move 500 slots, with their keys (some of the 300), from node 0 to node 1 behind the tier's
+  // back: each slot costs redis-cli several round trips, so a loaded machine moves few quickly.
   const std::string out = testing::run_command(
       "redis-cli --cluster reshard " + cluster.node(0).address() + " --cluster-from " +
       cluster.node_id(0) + " --cluster-to " + cluster.node_id(1) +
-      " --cluster-slots 2000 --cluster-yes 2>&1");
+      " --cluster-slots 500 --cluster-yes 2>&1");
   ASSERT_NE(out.find("Moving slot"), std::string::npos) << out;
   cluster.wait_ok();
   expect_all_read_back(tier, 0, 300);
@@ -180,7 +185,7 @@ TEST(RedisTierCluster, FollowsMovedRedirectsAfterResharding) {
 
 TEST(RedisTierCluster, AMasterKilledFailsItsKeysUntilItIsBack) {
   RedisCluster cluster;
-  RedisTier tier({.seeds = {cluster.node(0).url(), cluster.node(1).url()}});
+  RedisTier tier({.seeds = {cluster.node(0).url(), cluster.node(1).url()}, .timeout = kRedisReplyTimeout});
   tier.put_many(records_for(0, 100));
   cluster.node(2).kill();
   EXPECT_THROW(tier.get_many(keys_for(0, 100)), TierUnavailable);
@@ -198,7 +203,7 @@ TEST(RedisTierCluster, AMasterKilledFailsItsKeysUntilItIsBack) {
 TEST(RedisTierCluster, FollowsAFailoverToTheReplica) {
   RedisCluster cluster(/*replicas=*/1);
   RedisTier tier({.seeds = {cluster.node(0).url(), cluster.node(1).url(), cluster.node(2).url(),
-                            cluster.node(3).url()}});
+                            cluster.node(3).url()}, .timeout = kRedisReplyTimeout});
   tier.put_many(records_for(0, 100));
   // A master whose replica holds all of its keys.
   std::size_t victim = cluster.size();

@@ -72,7 +72,7 @@ std::shared_ptr<LmdbTier> disk(const TempDir& dir) {
   return std::make_shared<LmdbTier>(LmdbTierOptions{.directory = dir.path(), .max_bytes = 16 << 20});
 }
 std::shared_ptr<RedisTier> redis(const RedisServer& server) {
-  return std::make_shared<RedisTier>(RedisTierOptions{.seeds = {server.url()}});
+  return std::make_shared<RedisTier>(RedisTierOptions{.seeds = {server.url()}, .timeout = testing::kRedisReplyTimeout});
 }
 
 TEST(TieredService, FleetHostEmbedsNothingAndRestartedHostReadsItsDisk) {
