@@ -71,20 +71,22 @@ TEST(DashboardChromium, ChartsFilledFromHistoryAndReadableAt1280) {
   services.broker = std::make_shared<PressureBroker>(config.broker, host);
   TestServer s(config, std::move(services));
   auto c = s.client();
-  // Traffic spread over several history samples: repeated texts (hits) and new ones.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  // Traffic spread over several history samples: repeated texts (hits) and new ones, paced so
+  // that the broker and the history sampler get the cores between rounds.
   int round = 0;
-  while (std::chrono::steady_clock::now() < deadline) {
-    json texts = json::array();
-    for (int i = 0; i < 50; ++i) texts.push_back("dashboard text " + std::to_string(round * 50 + i));
-    c.Post("/v1/embeddings", json{{"input", texts}}.dump(), "application/json");
-    c.Post("/v1/embeddings", R"({"input":["dashboard one","dashboard two"]})", "application/json");
-    ++round;
-    const json h = history(s);
-    int busy = 0;
-    for (const json& sample : h["samples"]) busy += sample["requestsPerSecond"].get<double>() > 0 ? 1 : 0;
-    if (busy >= 3 && s.daemon->recent_alerts().size() >= 2) break;
-  }
+  test_support::eventually(
+      [&] {
+        json texts = json::array();
+        for (int i = 0; i < 50; ++i) texts.push_back("dashboard text " + std::to_string(round * 50 + i));
+        c.Post("/v1/embeddings", json{{"input", texts}}.dump(), "application/json");
+        c.Post("/v1/embeddings", R"({"input":["dashboard one","dashboard two"]})", "application/json");
+        ++round;
+        const json h = history(s);
+        int busy = 0;
+        for (const json& sample : h["samples"]) busy += sample["requestsPerSecond"].get<double>() > 0 ? 1 : 0;
+        return busy >= 3 && s.daemon->recent_alerts().size() >= 2;
+      },
+      std::chrono::milliseconds(10));
   ASSERT_GE(s.daemon->recent_alerts().size(), 2U) << "the simulated host pressure raised too few alerts";
 
   const auto out_dir = std::filesystem::path(PAGEKEEPER_BINARY_DIR) / "test-output";

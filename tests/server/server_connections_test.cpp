@@ -1,6 +1,10 @@
 // Many connections at once: with 2,000 idle keep-alive connections and 100 slowloris
 // connections (trickling a header a byte at a time) open, a fresh client still gets each of
-// 200 answers quickly (p99 under 20 ms), and the idle connections are still served after.
+// 200 answers quickly, and the idle connections are still served after. The test prints the
+// p50 and p99 (the target is a p99 under 20 ms, see docs/PERFORMANCE.md) and fails at a p99
+// of 1 s: CI runs it under sanitizers on a loaded two-core machine (two busy loops beside it
+// took the p99 to 268 ms), while a server that queued the fresh client behind the others
+// would take the slowloris' read timeout, 30 s.
 
 #include <gtest/gtest.h>
 
@@ -16,6 +20,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// The limit of a read that ends at its answer: a passing test does not wait it out.
+constexpr std::chrono::milliseconds kAnswerWait{20000};
 constexpr int kIdle = 2000;
 constexpr int kSlowloris = 100;
 constexpr int kRequests = 200;
@@ -71,7 +77,7 @@ TEST(ManyConnections, FreshClientIsServedQuicklyBesideIdleAndSlowlorisConnection
     ASSERT_GE(fd, 0) << "connection " << i;
     idle.push_back(fd);
     ASSERT_TRUE(send_all(fd, kHealth));
-    ASSERT_EQ(read_response(fd, std::chrono::milliseconds(5000)), 200) << "idle connection " << i;
+    ASSERT_EQ(read_response(fd, kAnswerWait), 200) << "idle connection " << i;
   }
   std::vector<int> slow;
   for (int i = 0; i < kSlowloris; ++i) {
@@ -96,7 +102,7 @@ TEST(ManyConnections, FreshClientIsServedQuicklyBesideIdleAndSlowlorisConnection
     const int fd = connect_loopback(server.port());
     ASSERT_GE(fd, 0);
     ASSERT_TRUE(send_all(fd, kHealth));
-    const int status = read_response(fd, std::chrono::milliseconds(5000));
+    const int status = read_response(fd, kAnswerWait);
     ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
     ::close(fd);
     ASSERT_EQ(status, 200) << "request " << i;
@@ -108,12 +114,12 @@ TEST(ManyConnections, FreshClientIsServedQuicklyBesideIdleAndSlowlorisConnection
   const double p99 = ms[ms.size() * 99 / 100];
   std::printf("fresh client over %d requests beside %d idle and %d slowloris connections: p50 %.2f ms, p99 %.2f ms\n",
               kRequests, kIdle, kSlowloris, p50, p99);
-  EXPECT_LT(p99, 20.0);
+  EXPECT_LT(p99, 1000.0);
 
   // The idle connections were kept, and still work.
   for (int i = 0; i < kIdle; i += 97) {
     ASSERT_TRUE(send_all(idle[static_cast<std::size_t>(i)], kHealth));
-    EXPECT_EQ(read_response(idle[static_cast<std::size_t>(i)], std::chrono::milliseconds(5000)), 200) << i;
+    EXPECT_EQ(read_response(idle[static_cast<std::size_t>(i)], kAnswerWait), 200) << i;
   }
   for (int fd : idle) ::close(fd);
   for (int fd : slow) ::close(fd);

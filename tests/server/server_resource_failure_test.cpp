@@ -120,12 +120,12 @@ TEST(ServerResourceFailure, ThreadAndMemoryFailuresAreAClearErrorNeverAnAbort) {
     SCOPED_TRACE("RLIMIT_AS " + std::to_string(limit / kMiB) + " MiB");
     LimitedDaemon run = start_limited(limit);
     ASSERT_GT(run.pid, 0);
-    const bool listening = wait_listening(run, 10s);
+    const bool listening = wait_listening(run, test_support::kPatience);
     if (listening) {
       starts_at = limit;
       ::kill(run.pid, SIGTERM);
     }
-    const int status = reap(run, 10s);
+    const int status = reap(run, test_support::kPatience);
     ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status) << "; output:\n" << run.text;
     if (listening) {
       EXPECT_EQ(WEXITSTATUS(status), 0) << run.text;
@@ -152,13 +152,14 @@ TEST(ServerResourceFailure, ThreadAndMemoryFailuresAreAClearErrorNeverAnAbort) {
     SCOPED_TRACE("RLIMIT_AS " + std::to_string(limit / kMiB) + " MiB, large requests");
     LimitedDaemon run = start_limited(limit);
     ASSERT_GT(run.pid, 0);
-    if (!wait_listening(run, 10s)) {
-      reap(run, 10s);
+    if (!wait_listening(run, test_support::kPatience)) {
+      reap(run, test_support::kPatience);
       continue;
     }
-    for (int i = 0; i < 3; ++i) raw_exchange(run.port, http_request("POST", "/v1/embeddings", body));
+    // Whatever comes back (or nothing, within 3 s): what counts is how the daemon ends.
+    for (int i = 0; i < 3; ++i) raw_exchange(run.port, http_request("POST", "/v1/embeddings", body), 3000);
     ::kill(run.pid, SIGTERM);
-    const int status = reap(run, 15s);
+    const int status = reap(run, test_support::kPatience);
     ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status) << "; output:\n" << run.text;
     EXPECT_EQ(WEXITSTATUS(status), 0) << run.text;
   }

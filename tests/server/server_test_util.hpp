@@ -95,18 +95,11 @@ inline bool has_complete_response(const std::string& received) {
          received.size() >= end + 4 + std::strtoull(received.c_str() + cl + 16, nullptr, 10);
 }
 
-// Sends `bytes` on a fresh connection, optionally half-closes (the server still answers what
-// it received), then reads until one complete response, the server closing, or `timeout_ms`. Returns everything read ("" when nothing came back).
-inline std::string raw_exchange(int port, const std::string& bytes, int timeout_ms = 3000, bool half_close = false,
-                                int pause_after_ms = 0) {
-  const int fd = connect_loopback(port);
-  if (fd < 0) return "";
-  send_all(fd, bytes);
-  // A client that pauses before half-closing (a slow client, simulated); orders nothing.
-  if (pause_after_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(pause_after_ms));
-  if (half_close) ::shutdown(fd, SHUT_WR);
+// Reads from `fd` until one complete response, the server closing the connection, or
+// `timeout`. Returns everything read ("" when nothing came back).
+inline std::string read_answer(int fd, std::chrono::milliseconds timeout) {
   std::string out;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
   char buf[65536];
   while (true) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
@@ -119,6 +112,22 @@ inline std::string raw_exchange(int port, const std::string& bytes, int timeout_
     // Stop at the end of one complete response (the server may keep the connection open).
     if (has_complete_response(out)) break;
   }
+  return out;
+}
+
+// Sends `bytes` on a fresh connection, optionally half-closes (the server still answers what
+// it received), then reads until one complete response, the server closing, or `timeout_ms`.
+// Returns everything read ("" when nothing came back). The default limit is generous: a
+// loaded machine may answer slowly, and a read ends as soon as the answer is complete.
+inline std::string raw_exchange(int port, const std::string& bytes, int timeout_ms = 30000, bool half_close = false,
+                                int pause_after_ms = 0) {
+  const int fd = connect_loopback(port);
+  if (fd < 0) return "";
+  send_all(fd, bytes);
+  // A client that pauses before half-closing (a slow client, simulated); orders nothing.
+  if (pause_after_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(pause_after_ms));
+  if (half_close) ::shutdown(fd, SHUT_WR);
+  std::string out = read_answer(fd, std::chrono::milliseconds(timeout_ms));
   ::close(fd);
   return out;
 }
