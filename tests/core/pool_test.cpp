@@ -200,7 +200,7 @@ TEST(Pool, FailureReachesEveryWaiter) {
     return pool->load_or_share("k", []() -> std::uint64_t { return 1; });
   });
   // The waiter has joined once inflight shows the slot and the waiter counted its miss.
-  while (pool->stats().misses < 2) std::this_thread::yield();
+  EXPECT_TRUE(test_support::eventually([&] { return pool->stats().misses >= 2; }));
   release_loader.set_value();
   EXPECT_THROW(loader_call.get(), std::runtime_error);
   try {
@@ -665,7 +665,8 @@ TEST(Pool, LoadOrShareJoinsAKeyInABatchInFlight) {
     return v;
   });
   second_claimed.get_future().wait();
-  while (pool->stats().misses < 5) std::this_thread::yield();  // the single call looked up b
+  // The single call looked up b.
+  EXPECT_TRUE(test_support::eventually([&] { return pool->stats().misses >= 5; }));
   finish.set_value();
   EXPECT_EQ(batch.get(), (std::vector<std::uint64_t>{3, 3}));
   EXPECT_EQ(single.get(), 3u);

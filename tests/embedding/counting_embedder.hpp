@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "pagekeeper/lexical_embedder.hpp"
+#include "support/patience.hpp"
 
 namespace pagekeeper::testing {
 
@@ -62,7 +63,7 @@ class CountingEmbedder final : public Embedder {
     released_ = false;
   }
   // Waits until a held call is blocked; false after the timeout.
-  bool wait_until_held(std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+  bool wait_until_held(std::chrono::milliseconds timeout = test_support::kPatience) {
     std::unique_lock lock(mutex_);
     return held_cv_.wait_for(lock, timeout, [&] { return held_ > 0; });
   }

@@ -13,6 +13,7 @@
 #include "embedding/counting_embedder.hpp"
 #include "pagekeeper/embedding_service.hpp"
 #include "pagekeeper/lexical_embedder.hpp"
+#include "support/patience.hpp"
 
 namespace pagekeeper {
 namespace {
@@ -33,14 +34,7 @@ std::unique_ptr<EmbeddingService> make_service(const std::shared_ptr<CountingEmb
       EmbeddingServiceConfig{.pool_name = "concurrent-embeddings", .models = models});
 }
 
-bool wait_for(const std::function<bool()>& condition) {
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
+bool wait_for(const std::function<bool()>& condition) { return test_support::eventually(condition); }
 
 // Batch A (texts 0..99) is held inside the embedder; batch B (50..149) then starts, must
 // join A's 50 shared texts and embed only its own 50.

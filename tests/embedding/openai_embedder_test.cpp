@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <future>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -21,6 +22,8 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <nlohmann/json.hpp>
+
+#include "support/patience.hpp"
 
 namespace pagekeeper {
 namespace {
@@ -341,36 +344,43 @@ TEST(OpenAIEmbedder, ResponseWithoutIndexesIsTakenInArrayOrder) {
 }
 
 TEST(OpenAIEmbedder, ReadTimeoutIsAnError) {
-  EmbeddingsServer server([](int, const httplib::Request& req, httplib::Response& res) {
-    std::this_thread::sleep_for(1500ms);  // a server slower than the read timeout, simulated
+  // A server slower than the read timeout, simulated: it answers once the test has its result,
+  // so only the timeout can end the call, however slow the machine.
+  std::promise<void> release;
+  const std::shared_future<void> released = release.get_future().share();
+  EmbeddingsServer server([released](int, const httplib::Request& req, httplib::Response& res) {
+    released.wait_for(test_support::kPatience);
     answer_json(res, good_answer(req.body, 4));
   });
   auto config = config_for(server.url());
-  config.read_timeout = 200ms;
+  config.read_timeout = 500ms;
   config.max_retries = 0;
   OpenAIEmbedder embedder(config);
   const auto start = std::chrono::steady_clock::now();
   const std::string what = error_of(embedder, {"a"});
   const auto elapsed = std::chrono::steady_clock::now() - start;
+  release.set_value();
   EXPECT_NE(what.find("network error"), std::string::npos) << what;
-  EXPECT_LT(elapsed, 1200ms);
+  EXPECT_GE(elapsed, 400ms);
+  EXPECT_LT(elapsed, 10 * config.read_timeout);
 }
 
 TEST(OpenAIEmbedder, DeadlineBoundsAttemptsAndBackoffTogether) {
-  // A server that accepts and never answers, a read timeout of 100 ms and ten retries: without
-  // the deadline the call takes 11 x 100 ms plus backoff; with it, it ends at 350 ms.
+  // A server that accepts and never answers, a read timeout of 300 ms and thirty retries:
+  // without the deadline the call takes 31 x 300 ms plus backoff; with it, it ends at 1 s. The
+  // upper bound leaves a loaded machine running a sanitizer a margin of 4 s.
   SilentServer silent;
   auto config = config_for(silent.url());
-  config.read_timeout = 100ms;
-  config.max_retries = 10;
-  config.deadline = 350ms;
+  config.read_timeout = 300ms;
+  config.max_retries = 30;
+  config.deadline = 1000ms;
   OpenAIEmbedder embedder(config);
   const auto start = std::chrono::steady_clock::now();
   const std::string what = error_of(embedder, {"a"});
   const auto elapsed = std::chrono::steady_clock::now() - start;
   EXPECT_NE(what.find("network error"), std::string::npos) << what;
-  EXPECT_GE(elapsed, 300ms) << what;
-  EXPECT_LT(elapsed, 900ms) << what;
+  EXPECT_GE(elapsed, 900ms) << what;
+  EXPECT_LT(elapsed, 5000ms) << what;
   EXPECT_GE(silent.connections(), 2) << "the deadline, not the first timeout, ended the call";
 
   // Failing fast but with long backoff: the retry that would pass the deadline is not made.

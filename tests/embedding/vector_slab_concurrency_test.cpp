@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <deque>
 #include <memory>
@@ -43,10 +44,13 @@ TEST(VectorSlabConcurrency, MadeOnOneThreadDroppedOnAnother) {
   constexpr int kConsumers = 2;
   constexpr int kPerProducer = 20000;
   constexpr std::size_t kMaxQueued = 64;
+  constexpr int kTotal = kProducers * kPerProducer;
+  // Guards queue and taken. A full or empty queue is waited for on `changed`, not spun on:
+  // a spinning thread would take a core from the one it waits for.
   std::mutex mutex;
+  std::condition_variable changed;  // an item was queued or taken
   std::deque<std::pair<int, EmbeddingVector>> queue;
-  std::atomic<int> produced{0};
-  std::atomic<int> checked{0};
+  int taken = 0;
   std::atomic<int> bad{0};
   std::vector<std::thread> threads;
   for (int p = 0; p < kProducers; ++p) {
@@ -54,33 +58,29 @@ TEST(VectorSlabConcurrency, MadeOnOneThreadDroppedOnAnother) {
       for (int i = 0; i < kPerProducer; ++i) {
         const int tag = p * kPerProducer + i;
         EmbeddingVector v = tagged(slab, tag);
-        for (;;) {
-          std::lock_guard lock(mutex);
-          if (queue.size() < kMaxQueued) {
-            queue.emplace_back(tag, std::move(v));
-            break;
-          }
-          std::this_thread::yield();
+        {
+          std::unique_lock lock(mutex);
+          changed.wait(lock, [&] { return queue.size() < kMaxQueued; });
+          queue.emplace_back(tag, std::move(v));
         }
-        produced.fetch_add(1);
+        changed.notify_all();
       }
     });
   }
   for (int c = 0; c < kConsumers; ++c) {
     threads.emplace_back([&] {
-      while (checked.load() < kProducers * kPerProducer) {
+      for (;;) {
         std::pair<int, EmbeddingVector> item{0, EmbeddingVector()};
         {
-          std::lock_guard lock(mutex);
-          if (queue.empty()) {
-            std::this_thread::yield();
-            continue;
-          }
+          std::unique_lock lock(mutex);
+          changed.wait(lock, [&] { return !queue.empty() || taken == kTotal; });
+          if (queue.empty()) break;  // every item was taken
           item = std::move(queue.front());
           queue.pop_front();
+          ++taken;
         }
+        changed.notify_all();
         if (!holds_tag(item.second, item.first)) bad.fetch_add(1);
-        checked.fetch_add(1);
       }  // item (the vector) dropped here, outside the queue's lock
     });
   }

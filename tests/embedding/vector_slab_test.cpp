@@ -15,6 +15,8 @@
 
 #include <gtest/gtest.h>
 
+#include "support/patience.hpp"
+
 namespace pagekeeper {
 namespace {
 
@@ -207,14 +209,9 @@ TEST(VectorSlab, AThrowingFillGivesItsChunkBack) {
   EXPECT_EQ(tagged(slab, 5).data(), chunk);
 }
 
-// Polls until the slab's map-ahead thread has a spare block ready (or 10 s pass).
+// Polls until the slab's map-ahead thread has a spare block ready (or kPatience passes).
 bool wait_for_spare(const VectorSlab& slab) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (slab.stats().spare_bytes == 0) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return true;
+  return test_support::eventually([&] { return slab.stats().spare_bytes != 0; });
 }
 
 constexpr std::size_t kBlock = std::size_t{64} << 10;
@@ -289,9 +286,7 @@ TEST(VectorSlab, TrimCancelsABlockBeingMappedAhead) {
     held.resize(1);  // one live vector keeps the first block
     slab.trim();     // the request for the next block is out (the thread may not have started)
     // Once the thread has finished the request, its block has arrived and been dealt with.
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (slab.stats().map_ahead_pending && std::chrono::steady_clock::now() < deadline)
-      std::this_thread::yield();
+    test_support::eventually([&] { return !slab.stats().map_ahead_pending; });
     ASSERT_FALSE(slab.stats().map_ahead_pending) << round;
     const VectorSlab::Stats st = slab.stats();
     EXPECT_EQ(st.spare_bytes, 0u) << round;
