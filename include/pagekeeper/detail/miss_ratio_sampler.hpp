@@ -18,8 +18,9 @@
 //     skewed workload makes that likely); histogram() moves the difference between all
 //     accesses seen and the weighted sampled ones into the first bucket, as the paper does.
 //
-// Memory: O(max_samples) (two slots of a flat hash table, a heap cell and two Fenwick cells
-// per tracked key, ~80 bytes, allocated up front) plus the 512-bucket histogram (4 KiB).
+// Memory: O(max_samples) (two slots of a flat hash table, a heap cell, and two Fenwick cells
+// and two 4-byte cells of compaction scratch per tracked key, ~90 bytes, allocated up front)
+// plus the 512-bucket histogram (4 KiB).
 //
 // Cost: an access to a key that is not sampled is a comparison (the pool does not even make
 // it: it marks sampled entries at insert and counts the others in bulk, count_unsampled());
@@ -52,23 +53,30 @@ struct ReuseHistogram {
   // The bucket of a distance of `bytes` (>= 1): floor(8 * log2(bytes)), from the double's
   // binary exponent and a comparison of its mantissa with the eight bucket floors of one
   // doubling (every sampled hit comes here: a libm log2 call was a sixth of its cost).
-  static int bucket_of(double bytes) {
+  static int bucket_of(double bytes) noexcept {
     if (!(bytes > 1.0)) return 0;
     const auto bits = std::bit_cast<std::uint64_t>(bytes);
     const auto exponent = static_cast<int>((bits >> 52) & 0x7ff) - 1023;
     if (exponent >= kBuckets / kBucketsPerDoubling) return kBuckets - 1;  // and infinity
     const double mantissa = std::bit_cast<double>((bits & ((std::uint64_t{1} << 52) - 1)) | (std::uint64_t{1023} << 52));
-    static const std::array<double, kBucketsPerDoubling> floors = [] {
-      std::array<double, kBucketsPerDoubling> f{};
-      for (int k = 0; k < kBucketsPerDoubling; ++k) f[k] = bucket_floor(k);
-      return f;
-    }();
     int within = 0;
-    for (int k = 1; k < kBucketsPerDoubling; ++k) within += mantissa >= floors[k] ? 1 : 0;
+    for (int k = 1; k < kBucketsPerDoubling; ++k) within += mantissa >= kDoublingFloors[k] ? 1 : 0;
     return exponent * kBucketsPerDoubling + within;
   }
   // The bytes where bucket b begins.
   static double bucket_floor(int b) { return std::exp2(static_cast<double>(b) / kBucketsPerDoubling); }
+  // bucket_floor(0..7), as libm's exp2 rounds them: constants, so bucket_of needs no
+  // initialization guard and inlines (a test checks them against bucket_floor).
+  static constexpr std::array<double, kBucketsPerDoubling> kDoublingFloors = {
+      0x1p+0,
+      0x1.172b83c7d517bp+0,
+      0x1.306fe0a31b715p+0,
+      0x1.4bfdad5362a27p+0,
+      0x1.6a09e667f3bcdp+0,
+      0x1.8ace5422aa0dbp+0,
+      0x1.ae89f995ad3adp+0,
+      0x1.d5818dcfba487p+0,
+  };
 
   void add(const ReuseHistogram& other, double distance_scale) {
     cold += other.cold;
@@ -123,7 +131,7 @@ class SampleTable {
   }
 
   // Starts loading the line where a lookup of h begins.
-  void prefetch(std::uint64_t h) const noexcept { __builtin_prefetch(&slots_[home(h)]); }
+  [[gnu::always_inline]] void prefetch(std::uint64_t h) const noexcept { __builtin_prefetch(&slots_[home(h)]); }
 
   // Requires: h is absent and size() is below the capacity given at construction.
   void insert(std::uint64_t h, std::uint32_t ts, std::uint64_t size) noexcept {
@@ -157,6 +165,16 @@ class SampleTable {
     }
   }
 
+  // Calls fn(index, slot) for every used slot; at(index) is that slot until the next insert
+  // or erase.
+  template <class Fn>
+  void for_each_indexed(Fn&& fn) noexcept {
+    for (std::size_t i = 0; i < slots_.size(); ++i) {
+      if (slots_[i].used != 0) fn(static_cast<std::uint32_t>(i), slots_[i]);
+    }
+  }
+  Slot& at(std::uint32_t index) noexcept { return slots_[index]; }
+
   void clear() noexcept {
     for (Slot& slot : slots_) slot.used = 0;
     size_ = 0;
@@ -182,9 +200,9 @@ class MissRatioSampler {
         // Timestamps are 32-bit (the tree holds two per tracked key): a billion keys at most.
         max_samples_(std::clamp<std::size_t>(max_samples, 1, std::size_t{1} << 30)),
         samples_(max_samples_ + 1),
-        tree_(std::bit_ceil(2 * max_samples_ + 2), 0) {
+        tree_(std::bit_ceil(2 * max_samples_ + 2), 0),
+        slot_at_(tree_.size(), kNoSlot) {
     by_hash_.reserve(max_samples_ + 1);
-    order_.reserve(max_samples_ + 1);
     scale_ = 1.0 / this->rate();
   }
 
@@ -203,8 +221,9 @@ class MissRatioSampler {
   }
   std::size_t tracked() const noexcept { return samples_.size(); }
   // Starts loading what access() of sample hash h reads first (a caller replaying a batch
-  // of accesses overlaps their misses).
-  void prefetch(std::uint64_t h) const noexcept {
+  // of accesses overlaps their misses). Always inlined: GCC deems a function whose only
+  // effect is a prefetch pure, and drops the call when it is not inlined before that.
+  [[gnu::always_inline]] void prefetch(std::uint64_t h) const noexcept {
     if (sampled(h)) samples_.prefetch(h);
   }
   // Accesses to keys known not to be sampled (h >= the threshold, which never rises), counted
@@ -273,17 +292,26 @@ class MissRatioSampler {
   }
 
   // Renumbers the tracked keys' timestamps 0..n-1 in order, so the tree has room again.
+  // Timestamps are distinct and below tree_.size(): placing each slot at its timestamp orders
+  // them in linear time (a sort was a tenth of the sampler's cost), and the tree is rebuilt
+  // from its leaves in linear time too.
   void compact() {
-    order_.clear();  // reserved for every tracked key at construction: no allocation here
-    samples_.for_each([this](SampleTable::Slot& slot) { order_.push_back(&slot); });
-    std::sort(order_.begin(), order_.end(),
-              [](const SampleTable::Slot* a, const SampleTable::Slot* b) { return a->ts < b->ts; });
+    samples_.for_each_indexed([this](std::uint32_t index, const SampleTable::Slot& slot) { slot_at_[slot.ts] = index; });
     std::fill(tree_.begin(), tree_.end(), 0);
     tree_total_ = 0;
     next_ts_ = 0;
-    for (SampleTable::Slot* slot : order_) {
-      slot->ts = static_cast<std::uint32_t>(next_ts_++);
-      fenwick_add(slot->ts, static_cast<std::int64_t>(slot->size));
+    for (std::uint32_t& index : slot_at_) {
+      if (index == kNoSlot) continue;
+      SampleTable::Slot& slot = samples_.at(index);
+      index = kNoSlot;
+      slot.ts = static_cast<std::uint32_t>(next_ts_);
+      tree_[next_ts_++] = static_cast<std::int64_t>(slot.size);
+      tree_total_ += static_cast<std::int64_t>(slot.size);
+    }
+    // Each cell adds itself into its parent, the next cell whose range covers it.
+    for (std::size_t i = 1; i <= tree_.size(); ++i) {
+      const std::size_t parent = i + (i & (~i + 1));
+      if (parent <= tree_.size()) tree_[parent - 1] += tree_[i - 1];
     }
   }
 
@@ -308,7 +336,8 @@ class MissRatioSampler {
   std::vector<std::uint64_t> by_hash_;  // the tracked sample hashes, a max-heap: the largest goes first
   std::vector<std::int64_t> tree_;      // Fenwick tree of sizes by last-access time
   std::int64_t tree_total_ = 0;         // the sum of every cell of tree_
-  std::vector<SampleTable::Slot*> order_;  // compact()'s scratch
+  static constexpr std::uint32_t kNoSlot = ~std::uint32_t{0};
+  std::vector<std::uint32_t> slot_at_;  // compact()'s scratch: slot index by timestamp, else kNoSlot
   std::size_t next_ts_ = 0;
   std::uint64_t seen_ = 0;  // every access, sampled or not
   ReuseHistogram histogram_;
