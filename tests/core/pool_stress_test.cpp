@@ -152,7 +152,9 @@ void run_mixed_workload(bool with_clear, bool tiny_lfu = false) {
   for (int i = 0; i < kThreads; ++i) threads.emplace_back(worker, i);
   const auto deadline = std::chrono::steady_clock::now() + duration;
   int checks = 0;
-  while (std::chrono::steady_clock::now() < deadline) {
+  // At least four checks (and so a clear()), however long each takes on a loaded machine
+  // running TSan.
+  while (std::chrono::steady_clock::now() < deadline || checks < 4) {
     const std::string problem = pool->verify_invariants();
     EXPECT_EQ(problem, "") << "during the run";
     ++checks;
@@ -291,7 +293,8 @@ TEST(PoolStress, PinnedEntriesSurviveConcurrentPressure) {
   }
   std::uint64_t hits_per_check = 0;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(1000);
-  while (std::chrono::steady_clock::now() < deadline) {
+  // At least one check, even when starting the threads took the whole second.
+  while (std::chrono::steady_clock::now() < deadline || hits_per_check == 0) {
     for (std::uint64_t k = 1'000'000; k < 1'000'016; ++k) {
       EXPECT_TRUE(pool->contains(k)) << "pinned key " << k << " was evicted";
       ++hits_per_check;
