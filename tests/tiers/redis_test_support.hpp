@@ -50,11 +50,13 @@ inline bool port_is_free(int port) {
   return ok;
 }
 
-// A port that is free, and whose Cluster bus port (port + 10000) is free too.
+// A port that is free, and whose Cluster bus port (port + 10000) is free too. Both lie below
+// the kernel's ephemeral range (32768 and up by default), so no outgoing connection can take
+// them between this check and redis-server's bind, or while a test has the server down.
 inline int free_redis_port() {
   static std::mt19937 rng(static_cast<unsigned>(::getpid()) ^
                           static_cast<unsigned>(std::chrono::steady_clock::now().time_since_epoch().count()));
-  std::uniform_int_distribution<int> pick(20000, 50000);
+  std::uniform_int_distribution<int> pick(20000, 22767);
   for (int attempt = 0; attempt < 1000; ++attempt) {
     const int port = pick(rng);
     if (port_is_free(port) && port_is_free(port + 10000)) return port;
