@@ -73,6 +73,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <bitset>
 #include <chrono>
@@ -740,10 +741,18 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
     void drain_reads(Shard& s) const noexcept PAGEKEEPER_REQUIRES(s.mutex) {
       std::int64_t now = 0;
       std::uint64_t unsampled = 0;  // replayed hits on keys outside the curve's sample
+      // A stripe's hits on sampled keys, in order. The sampler takes them after the policy
+      // has applied the whole stripe: by then the slots prefetched in the second pass have
+      // arrived, and the tree cells of all of them load at once (see record_sampled_hits).
+      // The second pass fills the hashes, the third the entries, of the same events (nothing
+      // changes curve_sampled in between).
+      std::array<SampledHit, kRingSize> sampled_hits;
       for (std::uint32_t k = 0; k <= stripe_count; ++k) {
         ReadStripe& st = s.stripes[k];
         if (!pool_detail::has_undrained(st)) continue;
         if (now == 0) now = now_ms();
+        std::size_t hashed = 0;
+        std::size_t sampled = 0;
         with_policy(s, [&](auto& policy) {
           pool_detail::drain_stripe(
               st,
@@ -754,7 +763,9 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
                 s.mutex.assert_held();  // runs inside this function
                 // curve_sampled is 0 without a sampler.
                 if (e->curve_sampled != 0) {
-                  s.sampler->prefetch(pool_detail::MissRatioSampler::sample_hash(hash_of(e->key())));
+                  const std::uint64_t sample_hash = pool_detail::MissRatioSampler::sample_hash(hash_of(e->key()));
+                  s.sampler->prefetch(sample_hash);
+                  sampled_hits[hashed++].sample_hash = sample_hash;
                 }
                 return policy.prefetch_access(e, context_of(s));
               },
@@ -764,14 +775,32 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
                 policy.on_access(e, note, context_of(s));
                 if (!s.sampler) return;
                 if (e->curve_sampled != 0) {
-                  e->curve_sampled = sample(s, hash_of(e->key()), size_of(s, e)) ? 1 : 0;
+                  sampled_hits[sampled++].entry = e;
                 } else {
                   ++unsampled;
                 }
               });
         });
+        if (sampled != 0) record_sampled_hits(s, sampled_hits.data(), sampled);
       }
       if (unsampled != 0) s.sampler->count_unsampled(unsampled);
+    }
+
+    struct SampledHit {
+      Entry* entry;
+      std::uint64_t sample_hash;
+    };
+
+    // Hands n hits on sampled keys to the sampler, in order, having started loading what
+    // each will read. Requires: exclusive lock on s.
+    static void record_sampled_hits(Shard& s, const SampledHit* hits, std::size_t n) noexcept
+        PAGEKEEPER_REQUIRES(s.mutex) {
+      for (std::size_t i = 0; i < n; ++i) s.sampler->prefetch_reuse(hits[i].sample_hash);
+      for (std::size_t i = 0; i < n; ++i) {
+        Entry* e = hits[i].entry;
+        // An earlier hit of the batch may have dropped e's key: access() then only counts it.
+        e->curve_sampled = record_sample(s, hits[i].sample_hash, size_of(s, e)) ? 1 : 0;
+      }
     }
 
     // One access to the key of hash h, of `size` bytes, for the curve. Returns whether the
@@ -780,7 +809,11 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
     // dropped.
     static bool sample(Shard& s, std::uint64_t h, std::uint64_t size) noexcept
         PAGEKEEPER_REQUIRES(s.mutex) {
-      const std::uint64_t sample_hash = pool_detail::MissRatioSampler::sample_hash(h);
+      return record_sample(s, pool_detail::MissRatioSampler::sample_hash(h), size);
+    }
+    // sample() of a key whose sample hash is known.
+    static bool record_sample(Shard& s, std::uint64_t sample_hash, std::uint64_t size) noexcept
+        PAGEKEEPER_REQUIRES(s.mutex) {
       try {
         s.sampler->access(sample_hash, size);
       } catch (...) {  // NOLINT(bugprone-empty-catch): a lost sample only blurs the curve
