@@ -742,16 +742,14 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
       std::int64_t now = 0;
       std::uint64_t unsampled = 0;  // replayed hits on keys outside the curve's sample
       // A stripe's hits on sampled keys, in order. The sampler takes them after the policy
-      // has applied the whole stripe: by then the slots prefetched in the second pass have
-      // arrived, and the tree cells of all of them load at once (see record_sampled_hits).
-      // The second pass fills the hashes, the third the entries, of the same events (nothing
-      // changes curve_sampled in between).
-      std::array<SampledHit, kRingSize> sampled_hits;
+      // has applied the whole stripe (see record_sampled_hits): by then their keys, which
+      // the second pass starts loading, have arrived (a key read there waited on the load,
+      // which was most of what sampling cost a hit).
+      std::array<Entry*, kRingSize> sampled_hits;
       for (std::uint32_t k = 0; k <= stripe_count; ++k) {
         ReadStripe& st = s.stripes[k];
         if (!pool_detail::has_undrained(st)) continue;
         if (now == 0) now = now_ms();
-        std::size_t hashed = 0;
         std::size_t sampled = 0;
         with_policy(s, [&](auto& policy) {
           pool_detail::drain_stripe(
@@ -762,11 +760,7 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
               [&](const Entry* e) {
                 s.mutex.assert_held();  // runs inside this function
                 // curve_sampled is 0 without a sampler.
-                if (e->curve_sampled != 0) {
-                  const std::uint64_t sample_hash = pool_detail::MissRatioSampler::sample_hash(hash_of(e->key()));
-                  s.sampler->prefetch(sample_hash);
-                  sampled_hits[hashed++].sample_hash = sample_hash;
-                }
+                if (e->curve_sampled != 0) __builtin_prefetch(Arena::record_of(e));
                 return policy.prefetch_access(e, context_of(s));
               },
               [&](Entry* e, std::uint64_t note) {
@@ -775,7 +769,7 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
                 policy.on_access(e, note, context_of(s));
                 if (!s.sampler) return;
                 if (e->curve_sampled != 0) {
-                  sampled_hits[sampled++].entry = e;
+                  sampled_hits[sampled++] = e;
                 } else {
                   ++unsampled;
                 }
@@ -786,20 +780,20 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
       if (unsampled != 0) s.sampler->count_unsampled(unsampled);
     }
 
-    struct SampledHit {
-      Entry* entry;
-      std::uint64_t sample_hash;
-    };
-
-    // Hands n hits on sampled keys to the sampler, in order, having started loading what
-    // each will read. Requires: exclusive lock on s.
-    static void record_sampled_hits(Shard& s, const SampledHit* hits, std::size_t n) noexcept
+    // Hands n hits on sampled keys (at most kRingSize) to the sampler, in order, having
+    // hashed all their keys and started loading all their slots first, so those loads
+    // overlap. (Prefetching their tree cells as well did not pay.) Requires: exclusive
+    // lock on s.
+    void record_sampled_hits(Shard& s, Entry* const* hits, std::size_t n) const noexcept
         PAGEKEEPER_REQUIRES(s.mutex) {
-      for (std::size_t i = 0; i < n; ++i) s.sampler->prefetch_reuse(hits[i].sample_hash);
+      std::array<std::uint64_t, kRingSize> sample_hashes;
       for (std::size_t i = 0; i < n; ++i) {
-        Entry* e = hits[i].entry;
-        // An earlier hit of the batch may have dropped e's key: access() then only counts it.
-        e->curve_sampled = record_sample(s, hits[i].sample_hash, size_of(s, e)) ? 1 : 0;
+        sample_hashes[i] = pool_detail::MissRatioSampler::sample_hash(hash_of(hits[i]->key()));
+        s.sampler->prefetch(sample_hashes[i]);
+      }
+      for (std::size_t i = 0; i < n; ++i) {
+        // An earlier hit of the batch may have dropped this key: access() then only counts it.
+        hits[i]->curve_sampled = record_sample(s, sample_hashes[i], size_of(s, hits[i])) ? 1 : 0;
       }
     }
 

@@ -38,7 +38,6 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <utility>
 #include <vector>
 
 namespace pagekeeper::pool_detail {
@@ -123,10 +122,9 @@ class SampleTable {
   std::size_t size() const noexcept { return size_; }
 
   // The slot of hash h, or nullptr.
-  Slot* find(std::uint64_t h) noexcept { return const_cast<Slot*>(std::as_const(*this).find(h)); }
-  const Slot* find(std::uint64_t h) const noexcept {
+  Slot* find(std::uint64_t h) noexcept {
     for (std::size_t i = home(h);; i = (i + 1) & mask_) {
-      const Slot& slot = slots_[i];
+      Slot& slot = slots_[i];
       if (slot.used == 0) return nullptr;
       if (slot.hash == h) return &slot;
     }
@@ -227,17 +225,6 @@ class MissRatioSampler {
   // effect is a prefetch pure, and drops the call when it is not inlined before that.
   [[gnu::always_inline]] void prefetch(std::uint64_t h) const noexcept {
     if (sampled(h)) samples_.prefetch(h);
-  }
-  // Starts loading the tree cells access() of sample hash h will read and write, when its key
-  // is tracked. Reads its slot: call it once that has arrived (see prefetch()), for a batch
-  // of accesses before the first, so their cells load together. Always inlined (above).
-  [[gnu::always_inline]] void prefetch_reuse(std::uint64_t h) const noexcept {
-    if (!sampled(h)) return;
-    const SampleTable::Slot* const sample = samples_.find(h);
-    if (sample == nullptr) return;
-    const std::size_t from = std::size_t{sample->ts} + 1;
-    for (std::size_t n = from; n > 0; n -= n & (~n + 1)) __builtin_prefetch(&tree_[n - 1]);
-    for (std::size_t i = from; i <= tree_.size(); i += i & (~i + 1)) __builtin_prefetch(&tree_[i - 1], 1);
   }
   // Accesses to keys known not to be sampled (h >= the threshold, which never rises), counted
   // without looking at them: access() of each would only count them.
