@@ -768,11 +768,12 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
                 touch(e, now);
                 policy.on_access(e, note, context_of(s));
                 if (!s.sampler) return;
-                if (e->curve_sampled != 0) {
-                  sampled_hits[sampled++] = e;
-                } else {
-                  ++unsampled;
-                }
+                // Branch-free: whether a hit is sampled is as good as random, and a
+                // mispredicted branch each cost more than storing every entry.
+                const std::size_t is_sampled = e->curve_sampled;
+                sampled_hits[sampled] = e;
+                sampled += is_sampled;
+                unsampled += 1 - is_sampled;
               });
         });
         if (sampled != 0) record_sampled_hits(s, sampled_hits.data(), sampled);
