@@ -1,5 +1,5 @@
-// activate_skill decision time with 1,000 registered adapters (issue 5; target <= 10 us, the
-// original's bound was 100 us), against a baseline in the same run: the original engine's
+// activate_skill decision time with 1,000 registered adapters (target <= 10 us, a tenth of
+// the original's bound of 100 us), against a baseline in the same run: the original engine's
 // algorithm (its GenomePagingEngine) re-stated as plain maps with a linear victim scan
 // and no pool, no budget guards and no locking.
 //

@@ -1,5 +1,5 @@
-// Behaviour of PagedResourcePool: the original system's pool tests and the
-// additions of issue 2 (load_many, re-entrant loaders, clear() during a load, policies).
+// Behaviour of PagedResourcePool: the original system's pool tests and what the
+// pool adds to it (load_many, re-entrant loaders, clear() during a load, policies).
 
 #include <atomic>
 #include <cstring>
