@@ -152,7 +152,7 @@ TEST(SampleTable, AgreesWithASetThroughInsertsAndErasures) {
     ASSERT_EQ(table.size(), model.size());
   }
   std::size_t visited = 0;
-  table.for_each([&](const SampleTable::Slot& slot) {
+  table.for_each_indexed([&](std::uint32_t /*index*/, const SampleTable::Slot& slot) {
     ++visited;
     EXPECT_EQ(model.count(slot.hash), 1u);
   });

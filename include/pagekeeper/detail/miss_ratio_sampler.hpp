@@ -158,13 +158,6 @@ class SampleTable {
     }
   }
 
-  template <class Fn>
-  void for_each(Fn&& fn) noexcept {
-    for (Slot& slot : slots_) {
-      if (slot.used != 0) fn(slot);
-    }
-  }
-
   // Calls fn(index, slot) for every used slot; at(index) is that slot until the next insert
   // or erase.
   template <class Fn>
