@@ -23,6 +23,7 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "support/loopback_http_server.hpp"
 #include "support/patience.hpp"
 
 namespace pagekeeper {
@@ -60,26 +61,20 @@ class EmbeddingsServer {
   using Handler = std::function<void(int call, const httplib::Request&, httplib::Response&)>;
 
   explicit EmbeddingsServer(Handler handler, std::string path = "/v1/embeddings")
-      : handler_(std::move(handler)) {
-    server_.Post(path, [this](const httplib::Request& req, httplib::Response& res) {
-      const int call = calls_.fetch_add(1);
-      {
-        std::lock_guard lock(mutex_);
-        bodies_.push_back(req.body);
-        authorizations_.push_back(req.get_header_value("Authorization"));
-      }
-      handler_(call, req, res);
-    });
-    port_ = server_.bind_to_any_port("127.0.0.1");
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
-    while (!server_.is_running()) std::this_thread::sleep_for(1ms);
-  }
-  ~EmbeddingsServer() {
-    server_.stop();
-    thread_.join();
-  }
+      : handler_(std::move(handler)),
+        http_([this, &path](httplib::Server& server) {
+          server.Post(path, [this](const httplib::Request& req, httplib::Response& res) {
+            const int call = calls_.fetch_add(1);
+            {
+              std::lock_guard lock(mutex_);
+              bodies_.push_back(req.body);
+              authorizations_.push_back(req.get_header_value("Authorization"));
+            }
+            handler_(call, req, res);
+          });
+        }) {}
 
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(http_.port()); }
   int calls() const { return calls_.load(); }
   std::string body(std::size_t i) {
     std::lock_guard lock(mutex_);
@@ -92,13 +87,11 @@ class EmbeddingsServer {
 
  private:
   Handler handler_;
-  httplib::Server server_;
-  int port_ = 0;
-  std::thread thread_;
   std::atomic<int> calls_{0};
   std::mutex mutex_;
   std::vector<std::string> bodies_;
   std::vector<std::string> authorizations_;
+  test_support::LoopbackHttpServer http_;  // last: stops serving before what its route uses goes
 };
 
 // A server on 127.0.0.1 that accepts connections, reads nothing and never answers: a remote

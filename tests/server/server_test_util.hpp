@@ -28,6 +28,7 @@
 #include "pagekeeper/lexical_embedder.hpp"
 #include "pagekeeper/openai_embedder.hpp"
 #include "pagekeeper/server.hpp"
+#include "support/loopback_http_server.hpp"
 #include "support/patience.hpp"
 
 namespace pagekeeper::test {
@@ -154,27 +155,7 @@ inline std::string http_request(const std::string& method, const std::string& pa
 
 // A real OpenAI-compatible embeddings server on loopback that answers after `delay`, or with
 // HTTP 500 when `fail` is set. Its vectors are the lexical embedder's (dimensions 384).
-// An httplib server on a free loopback port: `install` adds its routes, then it listens on its
-// own thread until destruction.
-class LoopbackHttpServer {
- public:
-  explicit LoopbackHttpServer(const std::function<void(httplib::Server&)>& install) {
-    install(server_);
-    port_ = server_.bind_to_any_port("127.0.0.1");
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
-    while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  ~LoopbackHttpServer() {
-    server_.stop();
-    thread_.join();
-  }
-  int port() const { return port_; }
-
- private:
-  httplib::Server server_;
-  int port_ = 0;
-  std::thread thread_;
-};
+using test_support::LoopbackHttpServer;
 
 class Backend {
  public:
