@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <random>
 #include <string>
@@ -12,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "pagekeeper/detail/frequency_sketch.hpp"
+#include "pagekeeper/detail/window_trials.hpp"
 #include "pagekeeper/pool.hpp"
 
 namespace pagekeeper {
@@ -244,6 +246,58 @@ TEST(FrequencySketch, HugePageSketchCountsHalvesAndGrows) {
   EXPECT_EQ(sketch.frequency(7), 0u);
   sketch.increment(7);
   EXPECT_EQ(sketch.frequency(7), 1u);
+}
+
+// The trials' node table moves nodes when it grows and when a deletion shifts a probe run
+// back: every move must leave the nodes findable by hash and the lists they are linked in
+// intact. Random inserts, hits and removals against a std::map, with the list walked in
+// both directions after each step.
+TEST(TrialNodeTable, NodesStayFindableAndLinkedAcrossGrowthAndDeletion) {
+  pool_detail::TrialNodeTable table;
+  pool_detail::LinkList list;
+  std::map<std::uint64_t, std::uint64_t> reference;  // hash -> size
+  std::mt19937_64 rng(42);
+  const auto check = [&] {
+    ASSERT_EQ(table.size(), reference.size());
+    std::size_t forward = 0;
+    for (pool_detail::Link* l = list.front(); l != list.end(); l = l->next, ++forward) {
+      ASSERT_EQ(l->next->prev, l);
+      const auto* n = static_cast<const pool_detail::TrialNode*>(l);
+      ASSERT_EQ(reference.count(n->hash), 1u);
+      ASSERT_EQ(n->size, reference[n->hash]);
+    }
+    ASSERT_EQ(forward, reference.size());
+  };
+  for (int step = 0; step < 20'000; ++step) {
+    // Few distinct hashes (dense, long probe runs), all sharing their low bits as the
+    // sampled ones do; 60% inserts so the table grows several times.
+    const std::uint64_t h = (rng() % 3000) << 20;
+    pool_detail::TrialNode* found = table.find(h);
+    ASSERT_EQ(found != nullptr, reference.count(h) == 1);
+    if (found != nullptr && rng() % 5 < 2) {
+      pool_detail::LinkList::unlink(found);
+      table.erase(found);
+      reference.erase(h);
+    } else if (found != nullptr) {
+      list.move_to_front(found);
+    } else {
+      pool_detail::TrialNode& n = table.emplace(h);
+      n.size = h >> 20;
+      list.push_front(&n);
+      reference[h] = n.size;
+    }
+    if (step % 97 == 0) check();
+  }
+  check();
+  // Drain it from the list's tail, as evictions do.
+  while (!list.empty()) {
+    auto* n = static_cast<pool_detail::TrialNode*>(list.back());
+    reference.erase(n->hash);
+    pool_detail::LinkList::unlink(n);
+    table.erase(n);
+  }
+  check();
+  EXPECT_EQ(table.find(std::uint64_t{7} << 20), nullptr);
 }
 
 }  // namespace

@@ -38,7 +38,6 @@
 #include <memory>
 #include <new>
 #include <string>
-#include <unordered_map>
 
 #include "pagekeeper/detail/frequency_sketch.hpp"
 #include "pagekeeper/detail/link_list.hpp"
@@ -419,7 +418,7 @@ struct WindowTrials::Trial {
   Trial(double share, std::uint64_t seed)
       : policy(TinyLfuOptions{share, TinyLfuOptions::Adapt::kFixed, seed}) {}
   TinyLfuPolicy<Node> policy;
-  std::unordered_map<std::uint64_t, Node> nodes;  // by hash (a collision merges two keys)
+  TrialNodeTable nodes;
   std::uint64_t capacity = 0;
   std::uint64_t bytes = 0;
   std::uint64_t hits = 0;  // this period
@@ -445,9 +444,9 @@ inline bool WindowTrials::replay(std::uint64_t h, std::uint64_t size) noexcept {
   const Context cx;
   for (auto& t : trials_) {
     if (t->failed || size > t->capacity) continue;
-    if (auto it = t->nodes.find(h); it != t->nodes.end()) {
+    if (Node* n = t->nodes.find(h)) {
       ++t->hits;
-      t->policy.on_access(&it->second, h, cx);
+      t->policy.on_access(n, h, cx);
       continue;
     }
     while (t->bytes + size > t->capacity) {
@@ -455,11 +454,10 @@ inline bool WindowTrials::replay(std::uint64_t h, std::uint64_t size) noexcept {
       if (victim == nullptr) break;
       t->policy.on_remove(victim, cx);
       t->bytes -= victim->size;
-      t->nodes.erase(victim->hash);
+      t->nodes.erase(victim);
     }
     try {
-      Node& n = t->nodes[h];
-      n.hash = h;
+      Node& n = t->nodes.emplace(h);
       n.size = size;
       t->bytes += size;
       t->policy.on_insert(&n, cx);

@@ -19,7 +19,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <unordered_map>
+#include <utility>
 
 #include "pagekeeper/detail/link_list.hpp"
 
@@ -27,6 +27,102 @@ namespace pagekeeper::pool_detail {
 
 template <class Entry>
 class TinyLfuPolicy;
+
+// A key of a window trial: its place in the miniature policy's lists.
+struct TrialNode : Link {
+  std::uint64_t hash = 0;
+  std::uint64_t size = 0;
+  std::uint32_t policy_tag : 2 = 0;  // NOLINT(readability-magic-numbers)
+  std::uint32_t used : 1 = 0;        // a slot of TrialNodeTable that holds a node
+  std::uint32_t pins() const noexcept { return 0; }
+  std::int64_t last_access() const noexcept { return 0; }
+};
+
+// A window trial's nodes by hash (a collision merges two keys), stored in the table itself:
+// open addressing with linear probing and backward-shift deletion, so that a sampled request
+// reads a line or two of one array rather than a bucket, a heap node and the allocator's
+// state. Nodes move when the table grows or a deletion shifts them; each move re-points the
+// moved node's list neighbours at its new slot (so linked nodes may move one at a time, in
+// any order). Pointers from find() and emplace() last until the next emplace() or erase().
+// Not thread-safe: part of one WindowTrials.
+class TrialNodeTable {
+ public:
+  std::size_t size() const noexcept { return size_; }
+
+  TrialNode* find(std::uint64_t h) noexcept {
+    if (slots_ == 0) return nullptr;
+    for (std::size_t i = home(h);; i = (i + 1) & mask()) {
+      TrialNode& n = nodes_[i];
+      if (n.used == 0) return nullptr;
+      if (n.hash == h) return &n;
+    }
+  }
+
+  // A new unlinked node for h, which must not be in the table. Throws std::bad_alloc
+  // (the table is then unchanged).
+  TrialNode& emplace(std::uint64_t h) {
+    if (2 * (size_ + 1) > slots_) grow();
+    std::size_t i = home(h);
+    while (nodes_[i].used != 0) i = (i + 1) & mask();
+    TrialNode& n = nodes_[i];
+    n = TrialNode{};
+    n.hash = h;
+    n.used = 1;
+    ++size_;
+    return n;
+  }
+
+  // Removes n (a node of this table, already unlinked).
+  void erase(TrialNode* n) noexcept {
+    auto hole = static_cast<std::size_t>(n - nodes_.get());
+    nodes_[hole].used = 0;
+    --size_;
+    // Backward shift: a later node of the probe run moves into the hole unless its home
+    // lies cyclically in (hole, j].
+    for (std::size_t j = (hole + 1) & mask(); nodes_[j].used != 0; j = (j + 1) & mask()) {
+      const std::size_t k = home(nodes_[j].hash);
+      const bool stays = hole <= j ? (hole < k && k <= j) : (hole < k || k <= j);
+      if (stays) continue;
+      relocate(nodes_[j], nodes_[hole]);
+      hole = j;
+    }
+  }
+
+ private:
+  std::size_t mask() const noexcept { return slots_ - 1; }
+  // The sampled hashes share bits (see sampled()): remix before taking the slot.
+  std::size_t home(std::uint64_t h) const noexcept {
+    h = (h ^ (h >> 33)) * 0xff51afd7ed558ccdULL;
+    return static_cast<std::size_t>(h ^ (h >> 32)) & mask();
+  }
+
+  // Moves node `from` into the free slot `to`, re-pointing its list neighbours.
+  static void relocate(TrialNode& from, TrialNode& to) noexcept {
+    to = from;
+    from.used = 0;
+    if (to.prev != nullptr) {
+      to.prev->next = &to;
+      to.next->prev = &to;
+    }
+  }
+
+  void grow() {
+    const std::size_t slots = slots_ == 0 ? 64 : 2 * slots_;
+    auto fresh = std::make_unique<TrialNode[]>(slots);  // may throw: nothing changed yet
+    std::unique_ptr<TrialNode[]> old = std::exchange(nodes_, std::move(fresh));
+    const std::size_t old_slots = std::exchange(slots_, slots);
+    for (std::size_t i = 0; i < old_slots; ++i) {
+      if (old[i].used == 0) continue;
+      std::size_t j = home(old[i].hash);
+      while (nodes_[j].used != 0) j = (j + 1) & mask();
+      relocate(old[i], nodes_[j]);
+    }
+  }
+
+  std::unique_ptr<TrialNode[]> nodes_;
+  std::size_t slots_ = 0;  // a power of two, at most half full
+  std::size_t size_ = 0;
+};
 
 class WindowTrials {
  public:
@@ -52,13 +148,7 @@ class WindowTrials {
   double best_share() const noexcept { return kShares[best_]; }
 
  private:
-  struct Node : Link {
-    std::uint64_t hash = 0;
-    std::uint64_t size = 0;
-    std::uint32_t policy_tag : 2 = 0;  // NOLINT(readability-magic-numbers)
-    std::uint32_t pins() const noexcept { return 0; }
-    std::int64_t last_access() const noexcept { return 0; }
-  };
+  using Node = TrialNode;
   struct Context {
     std::uint64_t size(const Node* n) const noexcept { return n->size; }
     std::uint64_t hash(const Node* n) const noexcept { return n->hash; }
