@@ -624,6 +624,10 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
               std::max<std::size_t>(16, config.ghost_max_keys / shard_count));
         }
         build_policy(shards[i].policy);
+        const bool by_hash = std::visit(
+            [](const auto& p) { return std::remove_cvref_t<decltype(p)>::kReplaysByHash; },
+            shards[i].policy);
+        for (std::uint32_t k = 0; k <= stripe_count; ++k) shards[i].stripes[k].carries_hashes = by_hash;
       }
       orders_across_shards = std::visit(
           [](const auto& p) { return std::remove_cvref_t<decltype(p)>::kOrdersAcrossShards; },
@@ -741,11 +745,13 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
     void drain_reads(Shard& s) const noexcept PAGEKEEPER_REQUIRES(s.mutex) {
       std::int64_t now = 0;
       std::uint64_t unsampled = 0;  // replayed hits on keys outside the curve's sample
-      // A stripe's hits on sampled keys, in order. The sampler takes them after the policy
-      // has applied the whole stripe (see record_sampled_hits): by then their keys, which
-      // the second pass starts loading, have arrived (a key read there waited on the load,
-      // which was most of what sampling cost a hit).
+      // A stripe's hits on sampled keys, in order, with their key hashes where the stripe
+      // carries them. The sampler takes them after the policy has applied the whole stripe
+      // (see record_sampled_hits): by then their keys, which the second pass starts loading
+      // when it has no hash, have arrived (a key read there waited on the load, which was
+      // most of what sampling cost a hit).
       std::array<Entry*, kRingSize> sampled_hits;
+      std::array<std::uint64_t, kRingSize> sampled_hashes;
       for (std::uint32_t k = 0; k <= stripe_count; ++k) {
         ReadStripe& st = s.stripes[k];
         if (!pool_detail::has_undrained(st)) continue;
@@ -753,43 +759,50 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
         std::size_t sampled = 0;
         with_policy(s, [&](auto& policy) {
           pool_detail::drain_stripe(
-              st,
+              st, /*shared=*/k == stripe_count,
+              [&](std::uint64_t h) { policy.prefetch_access(h); },
               [](const Entry* e) {
                 return (e->state.load(std::memory_order_relaxed) & (kDetachedBit | kFreedBit)) == 0;
               },
-              [&](const Entry* e) {
+              [&](const Entry* e) { return hash_of(e->key()); },
+              [&](const Entry* e, std::uint64_t /*h*/) {
                 s.mutex.assert_held();  // runs inside this function
+                policy.prefetch_relink(e);
                 // curve_sampled is 0 without a sampler.
-                if (e->curve_sampled != 0) __builtin_prefetch(Arena::record_of(e));
-                return policy.prefetch_access(e, context_of(s));
+                if (e->curve_sampled != 0 && !st.carries_hashes) __builtin_prefetch(Arena::record_of(e));
               },
-              [&](Entry* e, std::uint64_t note) {
+              [&](Entry* e, std::uint64_t h) {
                 s.mutex.assert_held();  // runs inside this function
                 touch(e, now);
-                policy.on_access(e, note, context_of(s));
+                policy.on_access(e, h, context_of(s));
                 if (!s.sampler) return;
                 // Branch-free: whether a hit is sampled is as good as random, and a
                 // mispredicted branch each cost more than storing every entry.
                 const std::size_t is_sampled = e->curve_sampled;
                 sampled_hits[sampled] = e;
+                sampled_hashes[sampled] = h;
                 sampled += is_sampled;
                 unsampled += 1 - is_sampled;
               });
         });
-        if (sampled != 0) record_sampled_hits(s, sampled_hits.data(), sampled);
+        if (sampled != 0) {
+          record_sampled_hits(s, sampled_hits.data(), st.carries_hashes ? sampled_hashes.data() : nullptr,
+                              sampled);
+        }
       }
       if (unsampled != 0) s.sampler->count_unsampled(unsampled);
     }
 
     // Hands n hits on sampled keys (at most kRingSize) to the sampler, in order, having
-    // hashed all their keys and started loading all their slots first, so those loads
-    // overlap. (Prefetching their tree cells as well did not pay.) Requires: exclusive
-    // lock on s.
-    void record_sampled_hits(Shard& s, Entry* const* hits, std::size_t n) const noexcept
-        PAGEKEEPER_REQUIRES(s.mutex) {
+    // hashed all their keys (unless `hashes` has their key hashes already) and started
+    // loading all their slots first, so those loads overlap. (Prefetching their tree cells
+    // as well did not pay.) Requires: exclusive lock on s.
+    void record_sampled_hits(Shard& s, Entry* const* hits, const std::uint64_t* hashes,
+                             std::size_t n) const noexcept PAGEKEEPER_REQUIRES(s.mutex) {
       std::array<std::uint64_t, kRingSize> sample_hashes;
       for (std::size_t i = 0; i < n; ++i) {
-        sample_hashes[i] = pool_detail::MissRatioSampler::sample_hash(hash_of(hits[i]->key()));
+        const std::uint64_t h = hashes != nullptr ? hashes[i] : hash_of(hits[i]->key());
+        sample_hashes[i] = pool_detail::MissRatioSampler::sample_hash(h);
         s.sampler->prefetch(sample_hashes[i]);
       }
       for (std::size_t i = 0; i < n; ++i) {
@@ -873,7 +886,7 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
       return {s.stripes[stripe_count], false};
     }
 
-    static void bump(std::atomic<std::uint64_t>& counter, bool owned) noexcept {
+    [[gnu::always_inline]] static void bump(std::atomic<std::uint64_t>& counter, bool owned) noexcept {
       pool_detail::bump(counter, owned);
     }
 
@@ -963,19 +976,21 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
 
     // ----- operations -----
     // True when a hit on e falls inside the promotion delay (counted, not queued).
-    bool within_refresh(const Entry* e) const noexcept {
+    [[gnu::always_inline]] bool within_refresh(const Entry* e) const noexcept {
       return config.lru_refresh_ms != 0 &&
              now_ms() - e->last_access() < static_cast<std::int64_t>(config.lru_refresh_ms);
     }
 
-    // Counts the hit on e in this thread's stripe, queued for promotion unless it falls in
-    // the promotion delay. Returns true when the caller should try_drain() the shard.
-    bool record_hit(StripeRef st, Entry* e) const noexcept {
+    // Counts the hit on e, whose key has hash h, in this thread's stripe, queued for
+    // promotion unless it falls in the promotion delay. Returns true when the caller should
+    // try_drain() the shard. Always inlined, as within_refresh: GCC's budget left them out
+    // of the hit path.
+    [[gnu::always_inline]] bool record_hit(StripeRef st, Entry* e, std::uint64_t h) const noexcept {
       if (within_refresh(e)) {
         bump(st.stripe.unqueued_hits, st.owned);
         return false;
       }
-      return pool_detail::record_read(st, e);
+      return pool_detail::record_read(st, e, h);
     }
 
     // Drains s unless its lock is held: whoever holds it drains on release anyway, so a
@@ -1003,7 +1018,7 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
         if (const Record* r = s.find_racy(h, key, key_equal)) [[likely]] {
           const V value = r->racy_value();
           if (s.read_validate(version)) [[likely]] {
-            if (record_hit(stripe_of(s), entry_of(r))) [[unlikely]] try_drain(s);
+            if (record_hit(stripe_of(s), entry_of(r), h)) [[unlikely]] try_drain(s);
             return value;
           }
         }
@@ -1029,7 +1044,7 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
             bump(st.stripe.misses, st.owned);
             return std::nullopt;
           }
-          if (record_hit(st, entry_of(r))) try_drain(s);
+          if (record_hit(st, entry_of(r), h)) try_drain(s);
           return value;
         }
       }
@@ -1050,7 +1065,7 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
           return std::nullopt;
         }
         result.emplace(e->value());
-        if (!record_hit(st, e)) return result;
+        if (!record_hit(st, e, h)) return result;
       }
       try_drain(s);
       return result;

@@ -8,15 +8,20 @@
 // shard's exclusive lock and it orders that shard's entries. A policy is a class with:
 //   kOrdersAcrossShards        true when victims are ranked over the whole pool at once
 //                              (the pool then evicts through rank_all, not victim()).
+//   kReplaysByHash             true when on_access uses the key's hash: the read buffers
+//                              then carry each hit's hash (otherwise on_access gets 0).
 //   set_capacity(bytes)        the shard's share of the pool's budget (at construction and
 //                              whenever the budget changes).
 //   on_insert(e, cx)           e was added (it is unpinned and not yet accessed).
-//   prefetch_access(e, cx)     start loading what on_access will touch (drain batches);
-//                              returns a note that the drain hands to on_access.
+//   prefetch_access(h)         start loading what on_access of a key with hash h touches
+//                              by the hash alone (drain batches, before the entry's header
+//                              is read; only with kReplaysByHash).
+//   prefetch_relink(e)         start loading the entries on_access(e) will relink.
 //   prefetch_insert(h)         start loading what on_insert of a key with hash h will touch;
 //                              called without the shard's lock (it may read only atomics).
-//   on_access(e, note, cx)     a recorded hit on e, replayed by the drain (after the pool
-//                              stamped its recency and access count).
+//   on_access(e, h, cx)        a recorded hit on e, replayed by the drain (after the pool
+//                              stamped its recency and access count); h is its key's hash
+//                              with kReplaysByHash.
 //   on_pin(e, cx)              e was pinned (a pin refreshes recency but is not a hit).
 //   on_remove(e, cx)           e leaves the shard (evicted, erased, replaced or cleared).
 //   victim(limit, cx)          the next unpinned entry to evict, or nullptr when there is
@@ -49,6 +54,7 @@ template <class Entry>
 class LruPolicy {
  public:
   static constexpr bool kOrdersAcrossShards = false;
+  static constexpr bool kReplaysByHash = false;
 
   void set_capacity(std::uint64_t /*bytes*/) noexcept {}
 
@@ -58,14 +64,13 @@ class LruPolicy {
   }
   void prefetch_insert(std::uint64_t /*h*/) const noexcept {}
 
-  template <class Cx>
-  std::uint64_t prefetch_access(const Entry* e, const Cx& /*cx*/) const noexcept {
+  void prefetch_access(std::uint64_t /*h*/) const noexcept {}
+  void prefetch_relink(const Entry* e) const noexcept {
     __builtin_prefetch(e->prev, 1);
     __builtin_prefetch(e->next, 1);
-    return 0;
   }
   template <class Cx>
-  void on_access(Entry* e, std::uint64_t /*note*/, const Cx& /*cx*/) noexcept {
+  void on_access(Entry* e, std::uint64_t /*h*/, const Cx& /*cx*/) noexcept {
     if (!list_.is_front(e)) list_.move_to_front(e);
   }
   template <class Cx>

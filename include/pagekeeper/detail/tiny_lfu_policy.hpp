@@ -51,6 +51,7 @@ template <class Entry>
 class TinyLfuPolicy {
  public:
   static constexpr bool kOrdersAcrossShards = false;
+  static constexpr bool kReplaysByHash = true;  // the sketch counts every hit's key
 
   // `shards`: how many shards share the pool (they split the trials' memory).
   explicit TinyLfuPolicy(const TinyLfuOptions& params, std::uint32_t shards = 1) noexcept
@@ -96,14 +97,11 @@ class TinyLfuPolicy {
 
   void prefetch_insert(std::uint64_t h) const noexcept { sketch_.prefetch(h); }
 
-  // The note is e's hash, which on_access counts in the sketch.
-  template <class Cx>
-  std::uint64_t prefetch_access(const Entry* e, const Cx& cx) const noexcept {
+  // The block of the sketch that on_access counts h in.
+  void prefetch_access(std::uint64_t h) const noexcept { sketch_.prefetch(h); }
+  void prefetch_relink(const Entry* e) const noexcept {
     __builtin_prefetch(e->prev, 1);
     __builtin_prefetch(e->next, 1);
-    const std::uint64_t h = cx.hash(e);
-    sketch_.prefetch(h);
-    return h;
   }
 
   template <class Cx>
