@@ -40,7 +40,11 @@
 //     one fills and before every eviction, so a single thread sees exact LRU. Under
 //     concurrent reads a ring whose shard was busy when it filled is overwritten (lossy, as
 //     in Caffeine): order is then approximate, never the budget, the pins or the hit and
-//     miss counts.
+//     miss counts. While several threads read one shard (the drain finds hits of two or
+//     more stripes, twice running), its stripes queue one hit in 16 and only count the
+//     others, so that readers do not spend their time replaying each other's hits; the
+//     policy then sees a sample of the hits (recency and frequency approximate, hit ratio
+//     measured in docs/ARCHITECTURE.md). Not in pools that sample miss-ratio curves.
 //   - Writers (insert, eviction, pin, load completion) take one shard's lock exclusively; no
 //     code path holds two shard locks at once, except custom-policy eviction and
 //     verification, which take all of them in index order.
@@ -569,6 +573,8 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
     // The stripes' hit and miss totals at the last clear() (stats report the difference).
     std::uint64_t hits_at_clear PAGEKEEPER_GUARDED_BY(mutex) = 0;
     std::uint64_t misses_at_clear PAGEKEEPER_GUARDED_BY(mutex) = 0;
+    // Whether other threads read this shard at the same time (its stripes then sample).
+    pool_detail::ReaderConcurrency readers PAGEKEEPER_GUARDED_BY(mutex);
     // --- atomics ---
     std::atomic<std::uint64_t> pinned_entries{0};
     std::atomic<std::uint64_t> evictions{0};
@@ -740,9 +746,23 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
     std::int64_t now_ms() const { return config.clock ? config.clock() : monotonic_ms(); }
 
     // Replays the shard's read rings into its policy, stamping each entry's recency and
-    // access count. Requires: exclusive lock. Reads recorded while it runs are either
-    // replayed or left for the next drain.
+    // access count, and starts or stops the stripes' sampling by how many of them had hits
+    // to replay (see ReaderConcurrency; never with a curve sampler). Requires: exclusive
+    // lock. Reads recorded while it runs are either replayed or left for the next drain.
     void drain_reads(Shard& s) const noexcept PAGEKEEPER_REQUIRES(s.mutex) {
+      std::uint32_t active_stripes = 0;
+      for (std::uint32_t k = 0; k <= stripe_count; ++k) {
+        active_stripes += pool_detail::has_undrained(s.stripes[k]) ? 1 : 0;
+      }
+      if (active_stripes == 0) return;
+      // A shard that samples its miss-ratio curve replays every hit: the curve counts them.
+      if (!s.sampler) {
+        if (const auto mask = s.readers.drained(active_stripes)) {
+          for (std::uint32_t k = 0; k <= stripe_count; ++k) {
+            s.stripes[k].sample_mask.store(*mask, std::memory_order_relaxed);
+          }
+        }
+      }
       std::int64_t now = 0;
       std::uint64_t unsampled = 0;  // replayed hits on keys outside the curve's sample
       // A stripe's hits on sampled keys, in order, with their key hashes where the stripe

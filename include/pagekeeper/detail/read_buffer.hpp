@@ -10,12 +10,19 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 
 namespace pagekeeper::pool_detail {
 
 inline constexpr std::uint32_t kRingSize = 64;
+
+// While several threads read one shard, its stripes queue one hit in kSampledOneIn and only
+// count the others (see ReadStripe::sample_mask and ReaderConcurrency).
+inline constexpr std::uint32_t kSampledOneIn = 16;
+static_assert(std::has_single_bit(kSampledOneIn));
 
 // One thread stripe of a shard's read recording (Caffeine's striped read buffer): hits are
 // counted here and queued in a ring for promotion; the ring is replayed into the shard's
@@ -42,13 +49,23 @@ inline constexpr std::uint32_t kRingSize = 64;
 //   (torn), so it uses a hash only when no lap can have reached the cell while it read it
 //   (see drain_stripe), else it rehashes the entry's key; the shared stripe's hashes it never
 //   uses (two writers of one cell can interleave), and that stripe's writers store none.
+//   While other threads read the same shard, the drain sets sample_mask (see
+//   ReaderConcurrency) and the stripe queues only one hit in kSampledOneIn: the others are
+//   counted and dropped, as Caffeine's lossy read buffers drop reads when full. A dropped hit
+//   touches nothing but the stripe's first line: not the entry's header, which the drain
+//   relinks on whichever core holds the lock, and not the ring. The drain then replays a
+//   sixteenth of the hits, so two readers do not each pay for both readers' promotions.
 template <class Entry>
 struct alignas(64) ReadStripe {
   std::atomic<std::uint64_t> recorded{0};       // hits queued for promotion, ever
-  std::atomic<std::uint64_t> unqueued_hits{0};  // hits inside the promotion delay, ever
+  // Hits counted but not queued, ever: inside the promotion delay, or dropped while sampling.
+  std::atomic<std::uint64_t> unqueued_hits{0};
   std::atomic<std::uint64_t> misses{0};         // ever
   // Whether readers store key hashes. Set before the pool is shared, read-only after.
   bool carries_hashes = false;
+  // 0: every hit is queued; kSampledOneIn - 1: one in kSampledOneIn. Written by the drainer
+  // (under the shard's exclusive lock) only when it changes, so the owner's line stays put.
+  std::atomic<std::uint32_t> sample_mask{0};
   std::array<std::atomic<Entry*>, kRingSize> ring{};
   std::array<std::atomic<std::uint64_t>, kRingSize> hashes{};
   // Ring position replayed up to. Guarded by the shard's exclusive lock; on its own line
@@ -78,12 +95,23 @@ struct StripeRef {
 // Also starts loading e's header (for writing), which the drain will read and relink: the
 // lookup did not need it, and fetched now, while this thread goes on with other lookups, it
 // is in cache when the ring is replayed instead of a miss the drain waits on.
+// While the stripe samples, a hit that is not queued is only counted (in unqueued_hits):
+// hits advance recorded + unqueued_hits by one each, and the one that brings it to a multiple
+// of kSampledOneIn is queued (approximately so on the shared stripe, where counts race).
 // Always inlined: it is on every hit, and GCC's budget left it out of line.
 template <class Entry>
 [[gnu::always_inline]] inline bool record_read(StripeRef<Entry> ref, Entry* e, std::uint64_t h) noexcept {
+  ReadStripe<Entry>& st = ref.stripe;
+  if (const std::uint32_t mask = st.sample_mask.load(std::memory_order_relaxed); mask != 0) [[unlikely]] {
+    const std::uint64_t seen = st.recorded.load(std::memory_order_relaxed) +
+                               st.unqueued_hits.load(std::memory_order_relaxed);
+    if ((seen & mask) != 0) {
+      bump(st.unqueued_hits, ref.owned);
+      return false;
+    }
+  }
   __builtin_prefetch(e, 1);
   __builtin_prefetch(reinterpret_cast<const char*>(e) + sizeof(Entry) - 1, 1);
-  ReadStripe<Entry>& st = ref.stripe;
   std::uint64_t pos = 0;
   if (ref.owned) {
     // Sole writer: store the entry, then publish the position (release), so a drainer that
@@ -101,6 +129,36 @@ template <class Entry>
   }
   return (pos & (kRingSize - 1)) == kRingSize - 1;
 }
+
+// Whether other threads read a shard while one drains it, judged at each drain that finds
+// hits to replay: a drain that finds them in two or more stripes counts towards sampling,
+// one that finds them in a single stripe counts against. Sampling starts after kEnterAt
+// such drains in a row (so the leftovers of a thread that read the shard earlier, drained
+// once, never start it) and stops when the count falls back to zero. One thread alone
+// therefore never samples: its hits are all queued and replayed in order. Guarded by the
+// shard's exclusive lock.
+class ReaderConcurrency {
+ public:
+  // Counts one drain that found hits in `active_stripes` stripes (at least one). Returns
+  // the stripes' new sample_mask when sampling starts or stops, else nothing.
+  std::optional<std::uint32_t> drained(std::uint32_t active_stripes) noexcept {
+    if (active_stripes >= 2) {
+      score_ = std::min(score_ + 1, kMaxScore);
+    } else if (score_ > 0) {
+      --score_;
+    }
+    const bool sample = sampling_ ? score_ > 0 : score_ >= kEnterAt;
+    if (sample == sampling_) return std::nullopt;
+    sampling_ = sample;
+    return sample ? kSampledOneIn - 1 : 0;
+  }
+
+ private:
+  static constexpr std::uint32_t kEnterAt = 2;
+  static constexpr std::uint32_t kMaxScore = 4;
+  std::uint32_t score_ = 0;
+  bool sampling_ = false;
+};
 
 // True when st holds events not yet replayed. Requires: the shard's exclusive lock.
 template <class Entry>
