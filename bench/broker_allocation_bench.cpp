@@ -40,7 +40,7 @@
 #include "pagekeeper/budget_allocation.hpp"
 #include "pagekeeper/detail/miss_ratio_sampler.hpp"
 #include "pagekeeper/pool.hpp"
-#include "cli/trace.hpp"
+#include "arc_trace.hpp"
 
 namespace {
 
@@ -56,21 +56,9 @@ std::size_t request_cap() {
   return cap == 0 ? SIZE_MAX : cap;
 }
 
-// The keys of trace `name`, read once per process; empty without the trace.
+// The keys of trace `name`, capped by PAGEKEEPER_ALLOC_REQUESTS; empty without the trace.
 const std::vector<std::uint64_t>& trace_keys(const std::string& name) {
-  static std::map<std::string, std::vector<std::uint64_t>> loaded;
-  const auto [it, added] = loaded.try_emplace(name);
-  const char* dir = std::getenv("PAGEKEEPER_TRACE_DIR");
-  if (!added || dir == nullptr) return it->second;
-  const std::size_t cap = request_cap();
-  try {
-    auto reader = pagekeeper::TraceReader::open_file(std::string(dir) + "/" + name);
-    pagekeeper::TraceRequest r;
-    while (it->second.size() < cap && reader.next(r)) it->second.push_back(r.key);
-  } catch (const pagekeeper::TraceError&) {
-    it->second.clear();
-  }
-  return it->second;
+  return pagekeeper::bench::arc_trace_keys(name, request_cap());
 }
 
 std::unique_ptr<KeyPool> key_pool(std::uint64_t capacity, bool tiny_lfu) {
@@ -259,7 +247,7 @@ BENCHMARK(BM_PoolGetHitCurvesOn)
 // pagekeeperd sets it), with Arg curve_max_samples, against the same pool tracking every key
 // (twice the distinct keys: the exact LRU curve at the histogram's resolution). Counters: the mean and the largest
 // absolute difference of the two miss ratios at 65 cache sizes spaced evenly in log scale from
-// 16 keys to the trace's distinct keys. The trace: PAGEKEEPER_CURVE_TRACE in
+// 16 keys to the trace's distinct keys. The trace, whole: PAGEKEEPER_CURVE_TRACE in
 // PAGEKEEPER_TRACE_DIR (default OLTP.lis.zst); skipped without it.
 std::unique_ptr<KeyPool> curve_pool(std::uint32_t max_samples) {
   PoolConfig<std::uint64_t, std::uint64_t> c;
@@ -279,13 +267,14 @@ void replay_all(KeyPool& pool, const std::vector<std::uint64_t>& keys) {
 
 void BM_SampledCurveError(benchmark::State& state) {
   const char* trace_env = std::getenv("PAGEKEEPER_CURVE_TRACE");
-  const auto& keys = trace_keys(trace_env != nullptr ? trace_env : "OLTP.lis.zst");
+  const std::string trace = trace_env != nullptr ? trace_env : "OLTP.lis.zst";
+  const auto& keys = pagekeeper::bench::arc_trace_keys(trace);
   if (keys.empty()) {
     state.SkipWithError("set PAGEKEEPER_TRACE_DIR to the ARC traces");
     return;
   }
-  static std::map<const void*, std::pair<std::unique_ptr<KeyPool>, double>> exact_by_trace;
-  auto& [exact, distinct] = exact_by_trace[&keys];
+  static std::map<std::string, std::pair<std::unique_ptr<KeyPool>, double>> exact_by_trace;
+  auto& [exact, distinct] = exact_by_trace[trace];
   if (!exact) {
     distinct = static_cast<double>(std::set<std::uint64_t>(keys.begin(), keys.end()).size());
     exact = curve_pool(static_cast<std::uint32_t>(std::min<double>(distinct * 2 + 1024, 1u << 30)));

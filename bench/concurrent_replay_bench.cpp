@@ -9,41 +9,22 @@
 // The trace is OLTP from PAGEKEEPER_TRACE_DIR (the ARC traces); skipped without it.
 
 #include <cstdint>
-#include <cstdlib>
 #include <latch>
 #include <memory>
-#include <string>
 #include <thread>
 #include <vector>
 
 #include <benchmark/benchmark.h>
 
 #include "pagekeeper/pool.hpp"
-#include "cli/trace.hpp"
+#include "arc_trace.hpp"
 
 namespace {
 
 using ReplayPool = pagekeeper::PagedResourcePool<std::uint64_t, std::uint64_t>;
 
-// The keys of the OLTP trace, read once per process; empty without it.
-const std::vector<std::uint64_t>& oltp_keys() {
-  static const std::vector<std::uint64_t> keys = [] {
-    std::vector<std::uint64_t> out;
-    const char* dir = std::getenv("PAGEKEEPER_TRACE_DIR");
-    if (dir == nullptr) return out;
-    try {
-      auto reader = pagekeeper::TraceReader::open_file(std::string(dir) + "/OLTP.lis.zst");
-      for (pagekeeper::TraceRequest r; reader.next(r);) out.push_back(r.key);
-    } catch (const pagekeeper::TraceError&) {
-      out.clear();
-    }
-    return out;
-  }();
-  return keys;
-}
-
 void BM_PoolTraceReplayThreads(benchmark::State& state) {
-  const auto& keys = oltp_keys();
+  const auto& keys = pagekeeper::bench::arc_trace_keys("OLTP.lis.zst");
   if (keys.empty()) {
     state.SkipWithError("set PAGEKEEPER_TRACE_DIR to the ARC traces (OLTP)");
     return;
