@@ -27,9 +27,9 @@
 //   victim(limit, cx)          the next unpinned entry to evict, or nullptr when there is
 //                              none; `limit` bounds the entries it may step over. It may
 //                              reorder entries but does not remove the victim.
-//   prefetch_victim(pf)        calls pf(next, after) with the entry victim() would return
-//                              next and the one after it, so their lines load early; pf
-//                              returns next's hash.
+//   prefetch_victim(pf)        calls pf(next, after) with an entry victim() will return
+//                              soon (the next one, or one further ahead) and the one after
+//                              it, so their lines load early; pf returns next's hash.
 //   coldest_access()           last-access time of the shard's next victim (INT64_MAX when
 //                              empty): a hint for choosing which shard to evict from.
 //   for_each(fn)               every entry the policy holds.

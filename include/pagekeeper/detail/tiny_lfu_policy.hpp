@@ -170,8 +170,17 @@ class TinyLfuPolicy {
   void prefetch_victim(Prefetch&& pf) const noexcept {
     for (const LinkList* list : {&window_, &probation_}) {
       const Link* next = list->back();
-      // The next duel reads the sketch's counters of both contenders.
-      if (next != list->end()) sketch_.prefetch(pf(static_cast<const Entry*>(next), next->prev));
+      if (next == list->end()) continue;
+      // One duel further ahead: the contender after next, whose header and record the
+      // previous call started loading, and the one after it. By the time next's duel
+      // comes its lines have had a whole insert to arrive; the one after gets two.
+      const Link* after = next->prev;
+      if (after != list->end()) {
+        next = after;
+        after = after->prev;
+      }
+      // The duel reads the sketch's counters of both contenders.
+      sketch_.prefetch(pf(static_cast<const Entry*>(next), after));
     }
   }
 
