@@ -753,18 +753,6 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
     // lock. Reads recorded while it runs are either replayed or left for the next drain.
     void drain_reads(Shard& s) const noexcept PAGEKEEPER_REQUIRES(s.mutex) {
       std::uint32_t active_stripes = 0;
-      for (std::uint32_t k = 0; k <= stripe_count; ++k) {
-        active_stripes += pool_detail::has_undrained(s.stripes[k]) ? 1 : 0;
-      }
-      if (active_stripes == 0) return;
-      // A shard that samples its miss-ratio curve replays every hit: the curve counts them.
-      if (!s.sampler) {
-        if (const auto mask = s.readers.drained(active_stripes)) {
-          for (std::uint32_t k = 0; k <= stripe_count; ++k) {
-            s.stripes[k].sample_mask.store(*mask, std::memory_order_relaxed);
-          }
-        }
-      }
       std::int64_t now = 0;
       std::uint64_t unsampled = 0;  // replayed hits on keys outside the curve's sample
       // A stripe's hits on sampled keys, in order, with their key hashes where the stripe
@@ -777,6 +765,7 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
       for (std::uint32_t k = 0; k <= stripe_count; ++k) {
         ReadStripe& st = s.stripes[k];
         if (!pool_detail::has_undrained(st)) continue;
+        ++active_stripes;
         if (now == 0) now = now_ms();
         std::size_t sampled = 0;
         with_policy(s, [&](auto& policy) {
@@ -790,8 +779,13 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
               [&](const Entry* e, std::uint64_t /*h*/) {
                 s.mutex.assert_held();  // runs inside this function
                 policy.prefetch_relink(e);
-                // curve_sampled is 0 without a sampler.
-                if (e->curve_sampled != 0 && !st.carries_hashes) __builtin_prefetch(Arena::record_of(e));
+                // The key of a sampled hit, for record_sampled_hits. Branch-free (which hits
+                // are sampled is as good as random): an unsampled one prefetches its own
+                // header, already loaded.
+                if (s.sampler && !st.carries_hashes) {
+                  const void* key = e->curve_sampled != 0 ? Arena::record_of(e) : static_cast<const void*>(e);
+                  __builtin_prefetch(key);
+                }
               },
               [&](Entry* e, std::uint64_t h) {
                 s.mutex.assert_held();  // runs inside this function
@@ -812,7 +806,15 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
                               sampled);
         }
       }
-      if (unsampled != 0) s.sampler->count_unsampled(unsampled);
+      if (active_stripes == 0) return;
+      if (s.sampler) {
+        if (unsampled != 0) s.sampler->count_unsampled(unsampled);
+      } else if (const auto mask = s.readers.drained(active_stripes)) {
+        // Only without a curve sampler: the curve counts every hit, so all are replayed.
+        for (std::uint32_t k = 0; k <= stripe_count; ++k) {
+          s.stripes[k].sample_mask.store(*mask, std::memory_order_relaxed);
+        }
+      }
     }
 
     // Hands n hits on sampled keys (at most kRingSize) to the sampler, in order, having
@@ -829,7 +831,8 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
       }
       for (std::size_t i = 0; i < n; ++i) {
         // An earlier hit of the batch may have dropped this key: access() then only counts it.
-        hits[i]->curve_sampled = record_sample(s, sample_hashes[i], size_of(s, hits[i])) ? 1 : 0;
+        // The header is written only then (rarely).
+        if (!record_sample(s, sample_hashes[i], size_of(s, hits[i]))) [[unlikely]] hits[i]->curve_sampled = 0;
       }
     }
 
