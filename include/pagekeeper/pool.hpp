@@ -477,8 +477,7 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
   struct Entry : Link {
     Entry(std::uint32_t size_field, std::uint32_t loaded_s, std::int64_t now)
         : size_small(size_field), loaded_at_s(loaded_s), curve_sampled(0), policy_tag(0) {
-      raw_access().store(static_cast<std::int64_t>(static_cast<std::uint64_t>(now) & kAccessMask),
-                         std::memory_order_relaxed);
+      set_last_access(now);
     }
     // pins * kPinUnit | detached, or kFreedBit once destroyed. Detached entries are out of the
     // table and list; the last unpin of a detached entry frees it (exactly one party sees pins
@@ -496,12 +495,9 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
     std::uint32_t loaded_at_s : 29;
     std::uint32_t curve_sampled : 1;
     std::uint32_t policy_tag : 2;
-    // Monotonic ms of the last recorded access in the low 48 bits (sign-extended: a range
-    // of 4,000 years), and 16 bits the shard's policy keeps for itself in the top ones (see
-    // policy_bits()). Accessed only through atomic_ref (see last_access()), and without an
-    // initializer: the constructor's store is atomic, since a drainer may read a reused
-    // header's field racily (it skips freed ones), and a reader checks the recency of an
-    // entry without the lock while the drain writes either part.
+    // Monotonic ms of the last recorded access. Accessed only through atomic_ref (see
+    // last_access()), and without an initializer: the constructor's store is atomic, since
+    // a drainer may read a reused header's field racily (it skips freed ones).
     // NOLINTNEXTLINE(cppcoreguidelines-pro-type-member-init)
     std::int64_t last_access_raw;
 
@@ -511,33 +507,11 @@ class PagedResourcePool final : public ResourcePool, public PoolUtility {
 
     std::uint32_t pins() const noexcept { return state.load(std::memory_order_acquire) / kPinUnit; }
     std::int64_t last_access() const noexcept {
-      const auto raw = static_cast<std::uint64_t>(raw_access().load(std::memory_order_relaxed));
-      return static_cast<std::int64_t>(raw << kPolicyBits) >> kPolicyBits;
+      return std::atomic_ref<std::int64_t>(const_cast<std::int64_t&>(last_access_raw))
+          .load(std::memory_order_relaxed);
     }
-    // Requires: exclusive lock (keeps the policy's bits: a read-modify-write).
     void set_last_access(std::int64_t ms) noexcept {
-      const auto raw = static_cast<std::uint64_t>(raw_access().load(std::memory_order_relaxed));
-      const std::uint64_t access = static_cast<std::uint64_t>(ms) & kAccessMask;
-      raw_access().store(static_cast<std::int64_t>((raw & ~kAccessMask) | access), std::memory_order_relaxed);
-    }
-    // The policy's 16 bits (W-TinyLFU: the entry's hit count), 0 for a new entry.
-    // Written only under the shard's exclusive lock.
-    std::uint16_t policy_bits() const noexcept {
-      const auto raw = static_cast<std::uint64_t>(raw_access().load(std::memory_order_relaxed));
-      return static_cast<std::uint16_t>(raw >> (64 - kPolicyBits));
-    }
-    // Requires: exclusive lock (keeps the recency: a read-modify-write).
-    void set_policy_bits(std::uint16_t bits) noexcept {
-      const auto raw = static_cast<std::uint64_t>(raw_access().load(std::memory_order_relaxed));
-      const std::uint64_t policy = std::uint64_t{bits} << (64 - kPolicyBits);
-      raw_access().store(static_cast<std::int64_t>((raw & kAccessMask) | policy), std::memory_order_relaxed);
-    }
-
-   private:
-    static constexpr unsigned kPolicyBits = 16;
-    static constexpr std::uint64_t kAccessMask = (std::uint64_t{1} << (64 - kPolicyBits)) - 1;
-    std::atomic_ref<std::int64_t> raw_access() const noexcept {
-      return std::atomic_ref<std::int64_t>(const_cast<std::int64_t&>(last_access_raw));
+      std::atomic_ref<std::int64_t>(last_access_raw).store(ms, std::memory_order_relaxed);
     }
   };
 

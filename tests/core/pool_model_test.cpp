@@ -9,8 +9,6 @@
 // room is made), pinned entries met at a tail move to its front, an oversize value is
 // rejected and removes the stale one. stats() is called after every operation, which
 // flushes the pool's insert stage, so a replaced entry leaves right after its replacement.
-// W-TinyLFU's frequencies follow the policy's rule: the sketch counts inserts, each entry
-// counts its own hits (halved with the sketch) and adds them to the sketch when it leaves.
 
 #include <algorithm>
 #include <cstdint>
@@ -39,10 +37,6 @@ struct ModelEntry {
   std::uint64_t size;
   std::uint32_t pins = 0;
   int region = 0;  // W-TinyLFU: 0 window, 1 probation, 2 protected; LRU: always 0
-  // W-TinyLFU: the entry's hits since insert, and the sketch's halvings when they were
-  // last written.
-  unsigned hits = 0;
-  std::uint32_t generation = 0;
 };
 using Order = std::list<ModelEntry*>;  // front: most recent
 
@@ -157,16 +151,6 @@ class Model {
  private:
   static std::uint64_t hash(std::uint64_t key) { return pool_detail::mix64(std::hash<std::uint64_t>{}(key)); }
 
-  // An entry's hits halved once per halving of the sketch since they were written.
-  unsigned aged(const ModelEntry* e) const {
-    const std::uint32_t missed = sketch_.generation() - e->generation;
-    return missed >= 4 ? 0 : e->hits >> missed;
-  }
-  // The key's estimate and the entry's own hits.
-  unsigned count(const ModelEntry* e) const {
-    return std::min(15u, sketch_.frequency(hash(e->key)) + aged(e));
-  }
-
   Order& list(int region) { return region == 0 ? window_ : region == 1 ? probation_ : protected_; }
   void move_to_front(ModelEntry* e) {
     Order& l = list(e->region);
@@ -195,8 +179,8 @@ class Model {
     ModelEntry* main = unpinned_tail(probation_);
     if (main == nullptr) main = unpinned_tail(protected_);
     if (candidate == nullptr || main == nullptr) return candidate != nullptr ? candidate : main;
-    const unsigned cf = count(candidate);
-    bool admit = cf > count(main);
+    const unsigned cf = sketch_.frequency(hash(candidate->key));
+    bool admit = cf > sketch_.frequency(hash(main->key));
     if (!admit && cf >= 6) admit = (next_random() & 127) == 0;
     if (!admit) return candidate;
     window_.remove(candidate);
@@ -242,7 +226,6 @@ class Model {
       if (want > sketch_.capacity()) sketch_.ensure_capacity(want);
     }
     sketch_.increment(hash(e->key));
-    e->generation = sketch_.generation();
     e->region = 0;
     window_.push_front(e);
     window_bytes_ += e->size;
@@ -263,13 +246,7 @@ class Model {
       move_to_front(e);
       return;
     }
-    if (sketch_.capacity() != 0) {
-      if (const unsigned hits = aged(e); hits < 15) {
-        e->hits = hits + 1;
-        e->generation = sketch_.generation();
-      }
-      sketch_.count_addition();
-    }
+    sketch_.increment(hash(e->key));
     if (e->region != 1 || e->size > protected_max_) {
       move_to_front(e);
       return;
@@ -283,7 +260,6 @@ class Model {
 
   // Out of the order and the accounts; freed unless pinned.
   void detach(ModelEntry* e) {
-    if (tiny_) sketch_.add(hash(e->key), aged(e));
     list(e->region).remove(e);
     total_ -= e->size;
     if (e->region == 0) window_bytes_ -= tiny_ ? e->size : 0;

@@ -138,46 +138,6 @@ TEST(PoolTinyLfu, PinsHoldAgainstTheBudgetAndTheBroker) {
   EXPECT_EQ(pool->verify_invariants(), "");
 }
 
-// An entry's hit count shares a header word with its recency: counting hits (up to
-// saturation) and pinning must leave each intact, for any clock reading within 48 bits
-// (negative ones included), and a key read often keeps its place against newcomers.
-TEST(PoolTinyLfu, HitCountsInTheHeaderLeaveRecencyIntact) {
-  for (const std::int64_t start : {std::int64_t{-5'000}, std::int64_t{1} << 40}) {
-    std::int64_t now = start;
-    PoolConfig<std::uint64_t, std::uint64_t> c;
-    c.name = "clocked";
-    c.max_bytes = 64;
-    c.sizer = [](const std::uint64_t&) { return 1; };
-    TinyLfuOptions options;
-    options.adapt = TinyLfuOptions::Adapt::kFixed;
-    c.policy = EvictionPolicy<std::uint64_t>::tiny_lfu(options);
-    c.shards = 1;
-    c.clock = [&now] { return now; };
-    U64Pool pool(c);
-    for (std::uint64_t k = 200; k < 240; ++k) pool.insert(k, k);  // over half full: counted
-    pool.insert(7, 70);
-    for (int i = 0; i < 40; ++i) {
-      now += 3;
-      ASSERT_TRUE(pool.get(7));
-      (void)pool.snapshot();  // replays the hit: the count grows in the header
-    }
-    const auto last_access_of_7 = [&pool] {
-      for (const auto& v : pool.snapshot()) {
-        if (v.key == "7") return std::pair{v.last_access_at_ms, v.access_count};
-      }
-      return std::pair<std::int64_t, std::uint64_t>{0, 0};
-    };
-    EXPECT_EQ(last_access_of_7(), (std::pair<std::int64_t, std::uint64_t>{start + 120, 41}));
-    now -= 1'000;
-    { auto pinned = pool.pin(7); }
-    EXPECT_EQ(last_access_of_7().first, start - 880);
-    // A scan of keys read once: key 7's count (kept through the pin) keeps it resident.
-    for (std::uint64_t k = 100; k < 1'000; ++k) pool.insert(k, k);
-    EXPECT_TRUE(pool.get(7));
-    EXPECT_EQ(pool.verify_invariants(), "");
-  }
-}
-
 TEST(PoolTinyLfu, ShardsEachCountTheirOwnKeys) {
   auto pool = make_pool(8'000, EvictionPolicy<std::uint64_t>::tiny_lfu(), 8);
   // Keys 0..99 are read often; 100..49,999 once.
@@ -247,32 +207,6 @@ TEST(FrequencySketch, CountsSaturateAtFifteenAndHalveAfterTheSample) {
   while (sketch.frequency(hot) == 15) sketch.increment(k++ * 0x9e3779b97f4a7c15ULL);
   EXPECT_EQ(sketch.frequency(hot), 7u);
   EXPECT_LE(k, 10240u);
-}
-
-// What a W-TinyLFU shard uses for hits it counts outside the sketch: count_addition()
-// advances the sample (and halves, numbering the halving) without touching a counter;
-// add() raises a key's counters as that many increments would, saturating, and counts
-// no addition. Neither counts anything before the sketch is sized.
-TEST(FrequencySketch, AdditionsCountedElsewhereAdvanceTheSampleAndAddTheirHitsLater) {
-  pool_detail::FrequencySketch sketch;
-  sketch.count_addition();
-  sketch.add(42, 3);
-  EXPECT_EQ(sketch.frequency(42), 0u);
-  EXPECT_EQ(sketch.generation(), 0u);
-  sketch.ensure_capacity(512);
-  const std::uint64_t key = 0x1234567890abcdefULL;
-  sketch.increment(key);
-  sketch.add(key, 5);
-  EXPECT_EQ(sketch.frequency(key), 6u);
-  sketch.add(key, 30);  // saturates
-  EXPECT_EQ(sketch.frequency(key), 15u);
-  // add() counted no addition: the sample completes after sample_size() - 1 more.
-  for (std::uint64_t i = 1; i + 1 < sketch.sample_size(); ++i) sketch.count_addition();
-  EXPECT_EQ(sketch.generation(), 0u);
-  EXPECT_EQ(sketch.frequency(key), 15u);  // no counter touched
-  sketch.count_addition();
-  EXPECT_EQ(sketch.generation(), 1u);
-  EXPECT_EQ(sketch.frequency(key), 7u);
 }
 
 TEST(FrequencySketch, DistinctKeysRarelyShareAllFourCounters) {

@@ -3,13 +3,8 @@
 // FrequencySketch: how often keys were asked for lately, approximately, in 4-bit counters
 // (TinyLFU's count-min sketch, laid out as Caffeine's: a key's four counters lie in one
 // 64-byte block, so an increment or an estimate touches one cache line). Every counter
-// saturates at 15; once the sketch has counted `sample_size()` additions (twenty times its
+// saturates at 15; once the sketch has counted `sample_size()` increments (twenty times its
 // capacity) every counter is halved, so old popularity fades and recent counts weigh more.
-// A W-TinyLFU shard counts a key's arrival here (increment()), but not its hits while it is
-// resident: the entry counts those in its own header, which is what the drain writes for a
-// hit anyway, and tells the sketch only that an addition happened (count_addition()), so the
-// sample completes at the same pace; the hits reach the counters when the entry leaves
-// (add()), halved as often as the counters were meanwhile (generation()).
 //
 // Internal to PagedResourcePool (pagekeeper/pool.hpp): not part of the public API.
 // Not thread-safe: one sketch per shard, used under the shard's exclusive lock, except
@@ -92,29 +87,6 @@ class FrequencySketch {
     if (added != 0 && ++additions_ >= sample_size_) halve();
   }
 
-  // Counts one addition made elsewhere (a hit counted in a resident entry's header) without
-  // touching a counter: the sample advances, and may complete and halve every counter, as
-  // after an increment(). Counts nothing before ensure_capacity().
-  void count_addition() noexcept {
-    if (words_ != 0 && ++additions_ >= sample_size_) halve();
-  }
-
-  // Adds n to each of hash h's four counters, each saturating at 15, as n increment()s
-  // would, but counts no addition (count_addition() counted them as they happened).
-  // Nothing before ensure_capacity().
-  void add(std::uint64_t h, unsigned n) noexcept {
-    if (words_ == 0 || n == 0) return;
-    const std::uint64_t want = std::min(n, 15u);
-    for_each_counter(*this, h, [want](std::uint64_t& word, unsigned shift) {
-      const std::uint64_t have = (word >> shift) & 0xf;
-      word += (std::min<std::uint64_t>(15, have + want) - have) << shift;
-    });
-  }
-
-  // How many times the counters have been halved (wrapping): a count kept outside the sketch
-  // since generation g is to be halved (generation() - g) times to stay in step.
-  std::uint32_t generation() const noexcept { return generation_; }
-
  private:
   static constexpr std::size_t kWordsPerEntry = 2;
   static constexpr std::uint64_t kSamplePerEntry = 20;
@@ -155,7 +127,6 @@ class FrequencySketch {
       odd += (bytes * 0x0101010101010101ULL) >> 56;  // sum of the eight bytes, <= 128
     }
     additions_ = (additions_ - odd / 4) / 2;
-    ++generation_;
   }
 
   // One cache line: a key's four counters all lie in one block.
@@ -229,7 +200,6 @@ class FrequencySketch {
   std::uint64_t sized_for_ = 0;
   std::uint64_t sample_size_ = 0;
   std::uint64_t additions_ = 0;
-  std::uint32_t generation_ = 0;
 };
 
 }  // namespace pagekeeper::pool_detail

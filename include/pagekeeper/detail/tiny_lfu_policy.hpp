@@ -7,19 +7,12 @@
 //     those demoted from protected) and protected (probation entries read again, up to 75%
 //     of the main region; Caffeine has 80%, which measured lower on the frequency-biased ARC
 //     traces here, docs/PERFORMANCE.md);
-//   - how often each key was asked for lately (reads and inserts), in 4-bit counts halved
-//     periodically: a FrequencySketch counts every insert, and each resident entry counts
-//     its own hits in its header (Entry::policy_bits(): hits since its insert, halved
-//     whenever the sketch halves), which it adds to the sketch's counters when it leaves. A
-//     hit thus writes only the header the drain relinks anyway, never a random block of the
-//     sketch (which cost the hit path a cache miss, and the hit loop the cache room of the
-//     whole sketch); a key's count is the sketch's estimate plus its entry's hits, what the
-//     sketch alone would hold had it counted every hit. When room is needed the window's
-//     least recent entry (the candidate) meets probation's least recent (the victim): the
-//     candidate enters probation only if its count is higher, otherwise it is the one
-//     evicted. A candidate whose count is merely high enough (6 or more) gets in one time in
-//     128 regardless, so that an attacker who floods the sketch with a victim's hash cannot
-//     keep every newcomer out (Caffeine's defence);
+//   - a FrequencySketch of recent requests (reads and inserts). When room is needed the
+//     window's least recent entry (the candidate) meets probation's least recent (the
+//     victim): the candidate enters probation only if the sketch says it is asked for more
+//     often, otherwise it is the one evicted. A candidate whose count is merely high enough
+//     (6 or more) gets in one time in 128 regardless, so that an attacker who floods the
+//     sketch with a victim's hash cannot keep every newcomer out (Caffeine's defence);
 //   - the window's share of the capacity adapts, so that recency-biased traces are not lost
 //     to a small window, in one of two ways (TinyLfuOptions::adapt):
 //     trials (the default): miniature copies of the policy with fixed shares replay a sample
@@ -53,13 +46,12 @@
 
 namespace pagekeeper::pool_detail {
 
-// Entry derives from Link and has pins(), last_access(), a 2-bit policy_tag field and 16
-// policy bits (policy_bits(), set_policy_bits(); 0 in a new entry).
+// Entry derives from Link and has pins(), last_access() and a 2-bit policy_tag field.
 template <class Entry>
 class TinyLfuPolicy {
  public:
   static constexpr bool kOrdersAcrossShards = false;
-  static constexpr bool kReplaysByHash = false;  // a hit counts in the entry's header
+  static constexpr bool kReplaysByHash = true;  // the sketch counts every hit's key
 
   // `shards`: how many shards share the pool (they split the trials' memory).
   explicit TinyLfuPolicy(const TinyLfuOptions& params, std::uint32_t shards = 1) noexcept
@@ -84,13 +76,10 @@ class TinyLfuPolicy {
     const std::uint64_t size = cx.size(e);
     ++entries_;
     bytes_ += size;
-    size_sketch(cx);
-    const std::uint64_t h = cx.hash(e);
-    sketch_.increment(h);
-    const bool trial_sampled = trials_ && trials_->sampled(h);
-    e->set_policy_bits(pack(0, trial_sampled ? kTrialSampled : 0));
+    size_sketch();
+    sketch_.increment(cx.hash(e));
     ++misses_in_sample_;
-    if (trial_sampled && trials_->request(h, size)) adopt();
+    if (trials_ && trials_->request(cx.hash(e), size)) adopt();
     e->policy_tag = kWindow;
     window_.push_front(e);
     window_bytes_ += size;
@@ -108,28 +97,18 @@ class TinyLfuPolicy {
 
   void prefetch_insert(std::uint64_t h) const noexcept { sketch_.prefetch(h); }
 
-  // on_access touches nothing that a hash selects.
-  void prefetch_access(std::uint64_t /*h*/) const noexcept {}
+  // The block of the sketch that on_access counts h in.
+  void prefetch_access(std::uint64_t h) const noexcept { sketch_.prefetch(h); }
   void prefetch_relink(const Entry* e) const noexcept {
     __builtin_prefetch(e->prev, 1);
     __builtin_prefetch(e->next, 1);
   }
 
   template <class Cx>
-  void on_access(Entry* e, std::uint64_t /*hash*/, const Cx& cx) noexcept {
+  void on_access(Entry* e, std::uint64_t hash, const Cx& cx) noexcept {
     ++hits_in_sample_;
-    const std::uint16_t bits = e->policy_bits();
-    // Only the trials' sampled keys are hashed (their bit was set from the hash at insert).
-    if ((bits & kTrialSampled) != 0 && trials_ && trials_->request(cx.hash(e), cx.size(e))) adopt();
-    // Before the sketch is sized nothing is counted (as the sketch counts nothing then).
-    if (sketch_.capacity() != 0) {
-      if (const unsigned hits = aged_hits(bits); hits < kMaxCount) {
-        e->set_policy_bits(pack(hits + 1, bits & kTrialSampled));
-      }
-      // As an increment() would (the key's counters are rarely all saturated); after the
-      // header's write, so that a halving this completes halves the new count too.
-      sketch_.count_addition();
-    }
+    sketch_.increment(hash);
+    if (trials_ && trials_->request(hash, cx.size(e))) adopt();
     switch (e->policy_tag) {
       case kWindow:
         window_.move_to_front(e);
@@ -160,8 +139,6 @@ class TinyLfuPolicy {
 
   template <class Cx>
   void on_remove(Entry* e, const Cx& cx) noexcept {
-    // The hits counted in the header go to the sketch, which remembers the key from now on.
-    if (const unsigned hits = aged_hits(e->policy_bits()); hits != 0) sketch_.add(cx.hash(e), hits);
     LinkList::unlink(e);
     --entries_;
     bytes_ -= cx.size(e);
@@ -181,7 +158,7 @@ class TinyLfuPolicy {
     Entry* main = unpinned_tail(probation_, limit);
     if (main == nullptr) main = unpinned_tail(protected_, limit);
     if (candidate == nullptr || main == nullptr) return candidate != nullptr ? candidate : main;
-    if (!admit(count(candidate, cx), count(main, cx))) return candidate;
+    if (!admit(cx.hash(candidate), cx.hash(main))) return candidate;
     LinkList::unlink(candidate);
     window_bytes_ -= cx.size(candidate);
     candidate->policy_tag = kProbation;
@@ -259,32 +236,6 @@ class TinyLfuPolicy {
   static constexpr int kTransferLimit = 1000;       // entries one climbing step moves at most
   static constexpr std::uint64_t kClimbSamplePerEntry = 10;  // requests per climbing step, per entry
 
-  // An entry's policy bits: its hits since insert (bits 0-3, saturating), the sketch's
-  // generation when they were last written (bits 4-13), and whether the window trials
-  // replay the key (kTrialSampled). A count left untouched for 1,024 halvings may be taken
-  // for a younger one; it would have been halved to 0 a thousand halvings before.
-  static constexpr unsigned kMaxCount = 15;
-  static constexpr unsigned kGenerationShift = 4;
-  static constexpr std::uint32_t kGenerationMask = 0x3ff;
-  static constexpr std::uint16_t kTrialSampled = std::uint16_t{1} << 15;
-
-  std::uint32_t current_generation() const noexcept { return sketch_.generation() & kGenerationMask; }
-  // `hits` stamped with the current generation, and `flags`.
-  std::uint16_t pack(unsigned hits, std::uint16_t flags) const noexcept {
-    return static_cast<std::uint16_t>(hits | (current_generation() << kGenerationShift) | flags);
-  }
-  // The hits in `bits`, halved once per halving of the sketch since they were written.
-  unsigned aged_hits(std::uint16_t bits) const noexcept {
-    const std::uint32_t written = (bits >> kGenerationShift) & kGenerationMask;
-    const std::uint32_t missed = (current_generation() - written) & kGenerationMask;
-    return missed >= 4 ? 0 : (bits & kMaxCount) >> missed;
-  }
-  // How often e's key was asked for lately: the sketch's estimate and the entry's own hits.
-  template <class Cx>
-  unsigned count(const Entry* e, const Cx& cx) const noexcept {
-    return std::min(kMaxCount, sketch_.frequency(cx.hash(e)) + aged_hits(e->policy_bits()));
-  }
-
   LinkList& list_of(const Entry* e) noexcept {
     return e->policy_tag == kWindow ? window_ : e->policy_tag == kProbation ? probation_ : protected_;
   }
@@ -297,8 +248,7 @@ class TinyLfuPolicy {
   // Sizes the sketch once the shard is half full (as Caffeine does): for the number of
   // entries the capacity holds at the current mean entry size. Until then nothing is
   // evicted, so nothing needs counts; a sketch sized earlier would be regrown, losing them.
-  template <class Cx>
-  void size_sketch(const Cx& cx) noexcept {
+  void size_sketch() noexcept {
     if (capacity_ == 0 || bytes_ == 0 || 2 * bytes_ < capacity_) return;
     // Cheap test first (every insert comes here): entries * capacity / bytes > sketch size.
     using Wide = unsigned __int128;
@@ -313,19 +263,15 @@ class TinyLfuPolicy {
         // About 2,048 sampled entries per trial for the whole pool, at least 128 per shard.
         const std::size_t per_trial = std::max<std::size_t>(128, 2048 / shards_);
         trials_ = std::make_unique<WindowTrials>(capacity_, want, per_trial, random_);
-        // Once: mark the resident entries the trials sample (later ones are marked at insert).
-        for_each([&](Entry* e) {
-          if (trials_->sampled(cx.hash(e))) e->set_policy_bits(e->policy_bits() | kTrialSampled);
-        });
       }
     } catch (const std::bad_alloc&) {
       // Keep counting in the smaller sketch (less precise, never wrong about the budget).
     }
   }
 
-  // Whether the candidate, of count `candidate`, takes the place of a victim of count `victim`.
-  bool admit(unsigned candidate, unsigned victim) noexcept {
-    if (candidate > victim) return true;
+  bool admit(std::uint64_t candidate_hash, std::uint64_t victim_hash) noexcept {
+    const unsigned candidate = sketch_.frequency(candidate_hash);
+    if (candidate > sketch_.frequency(victim_hash)) return true;
     if (candidate < kJitterThreshold) return false;
     return (next_random() & 127) == 0;
   }

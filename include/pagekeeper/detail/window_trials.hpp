@@ -34,11 +34,8 @@ struct TrialNode : Link {
   std::uint64_t size = 0;
   std::uint32_t policy_tag : 2 = 0;  // NOLINT(readability-magic-numbers)
   std::uint32_t used : 1 = 0;        // a slot of TrialNodeTable that holds a node
-  std::uint16_t policy_state = 0;    // the miniature policy's own bits (its frequency)
   std::uint32_t pins() const noexcept { return 0; }
   std::int64_t last_access() const noexcept { return 0; }
-  std::uint16_t policy_bits() const noexcept { return policy_state; }
-  void set_policy_bits(std::uint16_t bits) noexcept { policy_state = bits; }
 };
 
 // A window trial's nodes by hash (a collision merges two keys), stored in the table itself:
@@ -150,11 +147,6 @@ class WindowTrials {
 
   double best_share() const noexcept { return kShares[best_]; }
 
-  // Whether requests for hash h are replayed (SHARDS' spatial sample: a fixed 1/rate of the
-  // hash space, rate a power of two). The policy asks once per entry, at its insert, and
-  // keeps the answer in the entry, so that a hit needs no hash to know.
-  bool sampled(std::uint64_t h) const noexcept { return (((h * 0x9e3779b97f4a7c15ULL) >> 40) & (rate_ - 1)) == 0; }
-
  private:
   using Node = TrialNode;
   struct Context {
@@ -165,6 +157,9 @@ class WindowTrials {
 
   // request() of a sampled hash.
   bool replay(std::uint64_t h, std::uint64_t size) noexcept;
+
+  // SHARDS' spatial sample: a fixed 1/rate of the hash space (rate a power of two).
+  bool sampled(std::uint64_t h) const noexcept { return (((h * 0x9e3779b97f4a7c15ULL) >> 40) & (rate_ - 1)) == 0; }
 
   std::uint64_t rate_ = 1;
   std::uint64_t requests_ = 0;
