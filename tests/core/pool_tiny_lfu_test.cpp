@@ -209,6 +209,48 @@ TEST(FrequencySketch, CountsSaturateAtFifteenAndHalveAfterTheSample) {
   EXPECT_LE(k, 10240u);
 }
 
+// increment_later() only moves the work: a sketch fed through it, with reads, growth and
+// halvings interleaved at random points (including runs longer than the pending queue), holds
+// exactly the counts of one fed through increment() at every read.
+TEST(FrequencySketch, DeferredIncrementsReadExactlyAsImmediateOnes) {
+  pool_detail::FrequencySketch now;
+  pool_detail::FrequencySketch later;
+  later.increment_later(5);  // before sizing: counts nothing, as increment() does
+  now.ensure_capacity(64);
+  later.ensure_capacity(64);
+  EXPECT_EQ(later.frequency(5), 0u);
+  std::mt19937_64 rng(7);
+  std::uint64_t reads = 0;
+  for (int step = 0; step < 200'000; ++step) {
+    const std::uint64_t key = (rng() % 300) * 0x9e3779b97f4a7c15ULL;
+    const std::uint64_t roll = rng() % 1000;
+    if (roll < 5) {
+      // A burst past the pending queue's bound before anything reads.
+      for (std::size_t i = 0; i < pool_detail::FrequencySketch::kMaxDeferred + 3; ++i) {
+        now.increment(key + i);
+        later.increment_later(key + i);
+      }
+    } else if (roll < 6 && step > 100'000 && now.capacity() < 1024) {
+      now.ensure_capacity(now.capacity() * 2);  // growth drops what was counted, pending too
+      later.ensure_capacity(later.capacity() * 2);
+    } else if (roll < 300) {
+      ++reads;
+      ASSERT_EQ(later.frequency(key), now.frequency(key)) << "step " << step;
+    } else if (roll < 500) {
+      now.increment(key);
+      later.increment(key);  // an immediate increment after deferred ones keeps their order
+    } else {
+      now.increment(key);
+      later.increment_later(key);
+    }
+  }
+  later.settle();
+  for (std::uint64_t k = 0; k < 400; ++k) {
+    ASSERT_EQ(later.frequency(k * 0x9e3779b97f4a7c15ULL), now.frequency(k * 0x9e3779b97f4a7c15ULL));
+  }
+  EXPECT_GT(reads, 50'000u);
+}
+
 TEST(FrequencySketch, DistinctKeysRarelyShareAllFourCounters) {
   pool_detail::FrequencySketch sketch;
   sketch.ensure_capacity(4096);

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <bit>
 #include <cstddef>
@@ -36,6 +37,7 @@ class FrequencySketch {
   void ensure_capacity(std::size_t entries) {
     const std::size_t want = kWordsPerEntry * std::bit_ceil(std::max<std::size_t>(entries, 4));
     if (words_ >= want) return;
+    settle();  // counted, then dropped with the rest: as if it had been counted at once
     BlockArray fresh(want / 8);  // zero
     // Published for prefetch() before the old array goes: a racing prefetch reads one or the
     // other (mask first, so that it never pairs a larger mask with the smaller array).
@@ -57,8 +59,9 @@ class FrequencySketch {
   std::uint64_t sized_for() const noexcept { return sized_for_; }
 
   // The estimated count of hash h, 0..15 (0 before ensure_capacity()).
-  unsigned frequency(std::uint64_t h) const noexcept {
+  unsigned frequency(std::uint64_t h) noexcept {
     if (words_ == 0) return 0;
+    if (deferred_count_ != 0) settle();
     std::uint64_t least = 15;
     for_each_counter(*this, h, [&least](const std::uint64_t& word, unsigned shift) {
       least = std::min<std::uint64_t>(least, (word >> shift) & 0xf);
@@ -78,6 +81,35 @@ class FrequencySketch {
   // Adds without a branch per counter: every drained read of a W-TinyLFU pool comes here.
   void increment(std::uint64_t h) noexcept {
     if (words_ == 0) return;
+    if (deferred_count_ != 0) [[unlikely]] settle();
+    add(h);
+  }
+
+  // increment(h), carried out later: when kMaxDeferred are pending, or at the next call that
+  // reads the counters or changes them otherwise (or settle()), in the order they came. Every
+  // read sees the counts it would have seen had increment(h) been called here. Meanwhile the
+  // load of h's block, which prefetch(h) started, arrives instead of stalling the caller: the
+  // shard's next insert, drain or duel comes a whole operation later, and in a large pool the
+  // block is a memory access.
+  void increment_later(std::uint64_t h) noexcept {
+    if (words_ == 0) return;
+    if (deferred_count_ == kMaxDeferred) settle();
+    deferred_[deferred_count_++] = h;
+  }
+
+  // Carries out the pending increment_later() calls. Out of line: the drain's increments
+  // come here only after an insert, and inlined it slowed them.
+  [[gnu::noinline]] void settle() noexcept {
+    for (std::size_t i = 0; i < deferred_count_; ++i) add(deferred_[i]);
+    deferred_count_ = 0;
+  }
+
+  // At most this many increments wait (a drain's worth of hits).
+  static constexpr std::size_t kMaxDeferred = 64;
+
+ private:
+  // The increment itself (no pending one may be left).
+  [[gnu::always_inline]] void add(std::uint64_t h) noexcept {
     std::uint64_t added = 0;
     for_each_counter(*this, h, [&added](std::uint64_t& word, unsigned shift) {
       const std::uint64_t room = ((word >> shift) & 0xf) != 0xf ? 1 : 0;
@@ -87,7 +119,6 @@ class FrequencySketch {
     if (added != 0 && ++additions_ >= sample_size_) halve();
   }
 
- private:
   static constexpr std::size_t kWordsPerEntry = 2;
   static constexpr std::uint64_t kSamplePerEntry = 20;
 
@@ -200,6 +231,8 @@ class FrequencySketch {
   std::uint64_t sized_for_ = 0;
   std::uint64_t sample_size_ = 0;
   std::uint64_t additions_ = 0;
+  std::array<std::uint64_t, kMaxDeferred> deferred_{};  // hashes of pending increment_later()s
+  std::size_t deferred_count_ = 0;
 };
 
 }  // namespace pagekeeper::pool_detail

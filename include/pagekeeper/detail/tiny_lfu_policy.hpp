@@ -77,7 +77,8 @@ class TinyLfuPolicy {
     ++entries_;
     bytes_ += size;
     size_sketch();
-    sketch_.increment(cx.hash(e));
+    // Its block was prefetched before the shard's lock was taken: left to arrive by the next use.
+    sketch_.increment_later(cx.hash(e));
     ++misses_in_sample_;
     if (trials_ && trials_->request(cx.hash(e), size)) adopt();
     e->policy_tag = kWindow;
