@@ -21,6 +21,8 @@
 #include <string>
 #include <vector>
 
+#include "pagekeeper/detail/aligned_mapping.hpp"
+
 namespace pagekeeper::pool_detail {
 
 // Open-addressing table of record pointers in chunks of one cache line (F14's layout): a
@@ -458,7 +460,10 @@ class ChunkedTable {
     const std::size_t bytes = kHeaderBytes + chunk_count * sizeof(Chunk);
     const bool mapped = bytes >= kMapBytes;
     void* memory = nullptr;
-    if (mapped) {
+    if (mapped && bytes >= kHugePageBytes) {
+      // Every probe and insert of a large table lands on a random line: on huge pages.
+      memory = map_aligned(bytes, kHugePageBytes, /*huge_pages=*/true);
+    } else if (mapped) {
       memory = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
       if (memory == MAP_FAILED) throw std::bad_alloc();
     } else {

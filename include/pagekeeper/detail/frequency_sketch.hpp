@@ -25,6 +25,8 @@
 
 #include <sys/mman.h>
 
+#include "pagekeeper/detail/aligned_mapping.hpp"
+
 namespace pagekeeper::pool_detail {
 
 class FrequencySketch {
@@ -181,18 +183,7 @@ class FrequencySketch {
         data_ = heap_.get();
         return;
       }
-      // Map one huge page more than needed and trim, so the array starts on a boundary.
-      void* raw = ::mmap(nullptr, bytes + kHugePageBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-      if (raw == MAP_FAILED) throw std::bad_alloc();
-      const auto start = reinterpret_cast<std::uintptr_t>(raw);
-      const std::uintptr_t aligned = (start + kHugePageBytes - 1) & ~std::uintptr_t{kHugePageBytes - 1};
-      if (aligned > start) ::munmap(raw, aligned - start);
-      if (const std::uintptr_t tail = start + kHugePageBytes - aligned; tail > 0) {
-        ::munmap(reinterpret_cast<void*>(aligned + bytes), tail);
-      }
-      // Advice only: without huge pages the array works the same, with more TLB misses.
-      ::madvise(reinterpret_cast<void*>(aligned), bytes, MADV_HUGEPAGE);
-      data_ = reinterpret_cast<Block*>(aligned);
+      data_ = static_cast<Block*>(map_aligned(bytes, kHugePageBytes, /*huge_pages=*/true));
       mapped_ = true;
     }
     BlockArray(BlockArray&& other) noexcept { swap(other); }
@@ -221,7 +212,6 @@ class FrequencySketch {
     std::size_t count_ = 0;
     bool mapped_ = false;
   };
-  static constexpr std::size_t kHugePageBytes = std::size_t{2} << 20;
 
   BlockArray blocks_;
   std::size_t words_ = 0;

@@ -15,6 +15,8 @@
 #include <new>
 #include <vector>
 
+#include "pagekeeper/detail/aligned_mapping.hpp"
+
 namespace pagekeeper::pool_detail {
 
 // Fixed-size allocator for pool entries stored as two parts: a record (what a lookup reads:
@@ -114,19 +116,12 @@ class SplitArena {
   void add_region() {
     const std::size_t blocks = regions_.empty() ? 1 : std::min<std::size_t>(regions_.back().blocks * 2, 32);
     const std::size_t bytes = blocks * kBlockBytes;
-    // Map one block more than needed and trim, so the region starts on a block boundary.
-    void* raw = ::mmap(nullptr, bytes + kBlockBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (raw == MAP_FAILED) throw std::bad_alloc();
-    const auto start = reinterpret_cast<std::uintptr_t>(raw);
-    const std::uintptr_t aligned = (start + kBlockBytes - 1) & ~std::uintptr_t{kBlockBytes - 1};
-    if (aligned > start) ::munmap(raw, aligned - start);
-    if (const std::uintptr_t tail = start + kBlockBytes - aligned; tail > 0) {
-      ::munmap(reinterpret_cast<void*>(aligned + bytes), tail);
-    }
+    // On a block boundary, so each part finds its partner by arithmetic.
+    void* memory = map_aligned(bytes, kBlockBytes, /*huge_pages=*/false);
     try {
-      regions_.push_back({reinterpret_cast<std::byte*>(aligned), blocks, 0});
+      regions_.push_back({static_cast<std::byte*>(memory), blocks, 0});
     } catch (...) {
-      ::munmap(reinterpret_cast<void*>(aligned), bytes);
+      ::munmap(memory, bytes);
       throw;
     }
   }
