@@ -100,13 +100,15 @@ class FrequencySketch {
   }
 
   // Carries out the pending increment_later() calls. Out of line: the drain's increments
-  // come here only after an insert, and inlined it slowed them.
+  // (every replayed hit) come here only for the insert before them, and inlined into them it
+  // slowed every hit.
   [[gnu::noinline]] void settle() noexcept {
     for (std::size_t i = 0; i < deferred_count_; ++i) add(deferred_[i]);
     deferred_count_ = 0;
   }
 
-  // At most this many increments wait (a drain's worth of hits).
+  // At most this many increments wait: inserts into a shard below its budget run no duel, so
+  // nothing reads the counts between them, and the queue is what bounds the wait.
   static constexpr std::size_t kMaxDeferred = 64;
 
  private:
